@@ -1,0 +1,171 @@
+package didit
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseEventFixtures(t *testing.T) {
+	cases := []struct {
+		file        string
+		session     string
+		webhookType WebhookType
+		status      Status
+		decision    bool
+		amlHits     int
+	}{
+		{"status-updated-in-progress.json", "9b2f4c1e-6d3a-4e8b-a5f0-1c7d2e9b8a64", WebhookStatusUpdated, StatusInProgress, false, 0},
+		{"status-updated-approved.json", "9b2f4c1e-6d3a-4e8b-a5f0-1c7d2e9b8a64", WebhookStatusUpdated, StatusApproved, true, 0},
+		{"data-updated.json", "9b2f4c1e-6d3a-4e8b-a5f0-1c7d2e9b8a64", WebhookDataUpdated, StatusApproved, true, 0},
+		{"status-updated-in-review.json", "e1c7a3d5-4b92-4f0e-8d61-3a5b9c2f7e18", WebhookStatusUpdated, StatusInReview, true, 1},
+		{"status-updated-declined-aml-hit.json", "e1c7a3d5-4b92-4f0e-8d61-3a5b9c2f7e18", WebhookStatusUpdated, StatusDeclined, true, 1},
+		{"status-updated-approved-unicode.json", "4a6d8e2f-1c3b-4f57-9e0d-b82a7c6f15e3", WebhookStatusUpdated, StatusApproved, true, 0},
+		{"status-updated-approved-unicode.reencoded.json", "4a6d8e2f-1c3b-4f57-9e0d-b82a7c6f15e3", WebhookStatusUpdated, StatusApproved, true, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			ev, err := ParseEvent(readFixture(t, c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.SessionID != c.session || ev.WebhookType != c.webhookType || ev.Status != c.status {
+				t.Fatalf("envelope = %s %s %q", ev.SessionID, ev.WebhookType, ev.Status)
+			}
+			if !ev.Status.Known() || !ev.WebhookType.Known() {
+				t.Fatal("fixture status or type not known")
+			}
+			if ev.Timestamp != fixtureTime || ev.CreatedAt == 0 || ev.CreatedAt > ev.Timestamp || ev.EventID == "" {
+				t.Fatalf("times/event id = %d %d %q", ev.Timestamp, ev.CreatedAt, ev.EventID)
+			}
+			if (ev.Decision != nil) != c.decision || ev.DecisionError != "" {
+				t.Fatalf("decision = %v (%s)", ev.Decision, ev.DecisionError)
+			}
+			if got := len(ev.Decision.AMLHits()); got != c.amlHits {
+				t.Fatalf("AML hits = %d, want %d", got, c.amlHits)
+			}
+			if c.decision && (ev.Decision.Status != c.status || len(ev.Decision.Features) != 5) {
+				t.Fatalf("decision status %q features %v", ev.Decision.Status, ev.Decision.Features)
+			}
+		})
+	}
+}
+
+func TestParseEventAMLDecision(t *testing.T) {
+	ev, err := ParseEvent(readFixture(t, "status-updated-declined-aml-hit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit := ev.Decision.AMLHits()[0]
+	if hit.ID == "" || hit.ReviewStatus != ReviewConfirmedMatch || *hit.MatchScore != 95 || *hit.RiskScore != 86 {
+		t.Fatalf("hit = %+v", hit)
+	}
+	if len(hit.Datasets) != 1 || hit.Datasets[0] != "PEP Level 2" {
+		t.Fatalf("datasets = %v", hit.Datasets)
+	}
+	if s := ev.Decision.AMLScreenings[0]; s.TotalHits != 1 || *s.Score != 86 || s.Status != "Declined" {
+		t.Fatalf("screening = %+v", s)
+	}
+	if r := ev.Decision.Reviews; len(r) != 1 || r[0].NewStatus != StatusDeclined {
+		t.Fatalf("reviews = %+v", r)
+	}
+	if ev.VendorData == "" || len(ev.Metadata) == 0 {
+		t.Fatal("vendor_data and metadata should be read")
+	}
+}
+
+func TestAMLHitsSkipFalsePositives(t *testing.T) {
+	d := &Decision{AMLScreenings: []AMLScreening{{Hits: []AMLHit{
+		{ID: "a", ReviewStatus: ReviewFalsePositive},
+		{ID: "b", ReviewStatus: ReviewUnreviewed},
+	}}, {Hits: []AMLHit{{ID: "c", ReviewStatus: ReviewInconclusive}}}}}
+	hits := d.AMLHits()
+	if len(hits) != 2 || hits[0].ID != "b" || hits[1].ID != "c" {
+		t.Fatalf("AMLHits = %+v", hits)
+	}
+}
+
+func TestContactEmail(t *testing.T) {
+	var none *Decision
+	if none.ContactEmail() != "" {
+		t.Fatal("nil decision has no email")
+	}
+	d := &Decision{EmailVerifications: []EmailVerification{{Status: "Declined", Email: "x@example.com"}, {Status: "Approved", Email: "v@example.com"}}}
+	if got := d.ContactEmail(); got != "v@example.com" {
+		t.Fatalf("verified email = %q", got)
+	}
+	d.ContactDetails = &ContactDetails{Email: "c@example.com"}
+	if got := d.ContactEmail(); got != "c@example.com" {
+		t.Fatalf("contact email = %q", got)
+	}
+}
+
+func TestParseEventKeepsEventWhenDecisionIsOdd(t *testing.T) {
+	body := `{"session_id":"s","webhook_type":"status.updated","status":"Approved","timestamp":1,"decision":{"aml_screenings":[{"total_hits":"many"}]}}`
+	ev, err := ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Decision != nil || ev.DecisionError == "" || ev.Status != StatusApproved {
+		t.Fatalf("event = %+v", ev)
+	}
+}
+
+func TestParseEventRejects(t *testing.T) {
+	for name, body := range map[string]string{
+		"not JSON":             `hello`,
+		"array":                `[{"session_id":"s"}]`,
+		"no session_id":        `{"webhook_type":"status.updated","timestamp":1}`,
+		"empty session_id":     `{"session_id":"","webhook_type":"status.updated"}`,
+		"no webhook_type":      `{"session_id":"s","timestamp":1}`,
+		"timestamp as string":  `{"session_id":"s","webhook_type":"status.updated","timestamp":"1"}`,
+		"session_id as number": `{"session_id":7,"webhook_type":"status.updated"}`,
+	} {
+		if _, err := ParseEvent([]byte(body)); !errors.Is(err, ErrNotDiditEvent) {
+			t.Errorf("%s: %v, want ErrNotDiditEvent", name, err)
+		}
+	}
+}
+
+func TestConstructEvent(t *testing.T) {
+	body, h := signedFixture(t)
+	ev, ver, err := fixtureVerifier().ConstructEvent(body, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Status != StatusApproved || ver.Scheme != SchemeRaw || ver.EnvelopeOnly {
+		t.Fatalf("ConstructEvent = %s %+v", ev.Status, ver)
+	}
+	if _, _, err := fixtureVerifier().ConstructEvent([]byte(strings.ToUpper(string(body))), h); !errors.Is(err, ErrSignatureMismatch) {
+		t.Fatalf("forged body: %v", err)
+	}
+}
+
+func TestStatusKnown(t *testing.T) {
+	if Status("KYC Expired").Known() {
+		t.Error(`"KYC Expired" is the UI label; the value is "Kyc Expired"`)
+	}
+	if !StatusKycExpired.Known() || StatusKycExpired != "Kyc Expired" {
+		t.Error("Kyc Expired")
+	}
+	if WebhookType("user.status.updated").Known() {
+		t.Error("entity webhooks are not handled")
+	}
+}
+
+func TestAuthenticatedDropsUnsignedFields(t *testing.T) {
+	ev, err := ParseEvent(readFixture(t, "status-updated-declined-aml-hit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full := ev.Authenticated(Verification{Scheme: SchemeRaw}); full.Decision == nil || full.EventID != ev.EventID {
+		t.Fatal("a full-body verification must keep the whole event")
+	}
+	env := ev.Authenticated(Verification{Scheme: SchemeSimple, EnvelopeOnly: true})
+	want := Event{WebhookType: ev.WebhookType, Timestamp: ev.Timestamp, CreatedAt: ev.Timestamp, SessionID: ev.SessionID, Status: ev.Status}
+	if env.Decision != nil || env.VendorData != "" || env.EventID != "" || len(env.Metadata) != 0 ||
+		env.WebhookType != want.WebhookType || env.Timestamp != want.Timestamp || env.CreatedAt != want.CreatedAt ||
+		env.SessionID != want.SessionID || env.Status != want.Status {
+		t.Fatalf("envelope-only event = %+v", env)
+	}
+}

@@ -1,0 +1,111 @@
+// Package config reads diditflow's own settings from the environment with
+// kelseyhightower/envconfig. The Temporal connection is configured separately,
+// by Temporal's own convention (see internal/temporalclient).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Receiver configures the webhook receiver (the starter).
+type Receiver struct {
+	// HTTPAddr is where the receiver listens.
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
+	// WebhookSecrets are Didit's webhook secrets; several during a rotation.
+	WebhookSecrets []string `envconfig:"DIDIT_WEBHOOK_SECRETS"`
+	// AllowSimpleSignature accepts X-Signature-Simple when no full-body
+	// signature verifies. Such events carry only their envelope.
+	AllowSimpleSignature bool `envconfig:"DIDIT_ALLOW_SIMPLE_SIGNATURE" default:"false"`
+	// TaskQueue is the Temporal task queue of the session workflows.
+	TaskQueue string `envconfig:"TEMPORAL_TASK_QUEUE" default:"diditflow"`
+	// MaxBodyBytes caps a delivery's body; larger ones get 413.
+	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// SignalTimeout bounds the Temporal call, well under Didit's 5 s timeout.
+	SignalTimeout time.Duration `envconfig:"SIGNAL_TIMEOUT" default:"3s"`
+	// ShutdownTimeout bounds how long in-flight requests may finish on exit.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+	Log             Log
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  slog.Level `envconfig:"LOG_LEVEL" default:"info"`
+	Format string     `envconfig:"LOG_FORMAT" default:"json"`
+}
+
+// LoadReceiver reads the receiver's settings and checks them.
+func LoadReceiver() (Receiver, error) {
+	var c Receiver
+	if err := envconfig.Process("", &c); err != nil {
+		return Receiver{}, fmt.Errorf("config: %w", err)
+	}
+	return c, c.validate()
+}
+
+func (c *Receiver) validate() error {
+	secrets := c.WebhookSecrets[:0]
+	for _, s := range c.WebhookSecrets {
+		if s = strings.TrimSpace(s); s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	c.WebhookSecrets = secrets
+	var errs []error
+	if len(c.WebhookSecrets) == 0 {
+		errs = append(errs, errors.New("DIDIT_WEBHOOK_SECRETS is not set: set it to the webhook secret shown in Didit's console "+
+			"(API & Webhooks); during a rotation give both, comma-separated"))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", c.MaxBodyBytes))
+	}
+	if c.SignalTimeout <= 0 || c.SignalTimeout >= 5*time.Second {
+		errs = append(errs, fmt.Errorf("SIGNAL_TIMEOUT must be above 0 and below Didit's 5s timeout, got %s", c.SignalTimeout))
+	}
+	if c.TaskQueue == "" {
+		errs = append(errs, errors.New("TEMPORAL_TASK_QUEUE must not be empty"))
+	}
+	errs = append(errs, c.Log.validate())
+	return errors.Join(errs...)
+}
+
+func (l Log) validate() error {
+	if l.Format != "json" && l.Format != "text" {
+		return fmt.Errorf("LOG_FORMAT must be json or text, got %q", l.Format)
+	}
+	return nil
+}
+
+// NewLogger builds the process's slog logger.
+func (l Log) NewLogger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.Level}
+	if l.Format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// Worker configures the Temporal worker.
+type Worker struct {
+	// TaskQueue is the Temporal task queue of the session workflows.
+	TaskQueue string `envconfig:"TEMPORAL_TASK_QUEUE" default:"diditflow"`
+	Log       Log
+}
+
+// LoadWorker reads the worker's settings and checks them.
+func LoadWorker() (Worker, error) {
+	var c Worker
+	if err := envconfig.Process("", &c); err != nil {
+		return Worker{}, fmt.Errorf("config: %w", err)
+	}
+	if c.TaskQueue == "" {
+		return Worker{}, errors.New("config: TEMPORAL_TASK_QUEUE must not be empty")
+	}
+	return c, c.Log.validate()
+}

@@ -1,0 +1,242 @@
+// Package receiver is the HTTP front door: it verifies Didit's webhook
+// deliveries and hands each one to its session's Temporal workflow.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/workflows"
+)
+
+// Temporal is what the receiver needs of a Temporal client.
+type Temporal interface {
+	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
+		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultSignalTimeout = 3 * time.Second
+	readyTimeout         = 2 * time.Second
+)
+
+// Config configures a Receiver.
+type Config struct {
+	Verifier      *didit.Verifier
+	TaskQueue     string
+	MaxBodyBytes  int64         // zero means DefaultMaxBodyBytes
+	SignalTimeout time.Duration // zero means DefaultSignalTimeout
+	Logger        *slog.Logger  // nil discards
+}
+
+// Receiver serves POST /webhooks/didit, GET /healthz and GET /readyz.
+type Receiver struct {
+	temporal Temporal
+	cfg      Config
+	log      *slog.Logger
+}
+
+// New returns a Receiver that signals workflows through t.
+func New(t Temporal, cfg Config) *Receiver {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.SignalTimeout <= 0 {
+		cfg.SignalTimeout = DefaultSignalTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Receiver{temporal: t, cfg: cfg, log: log}
+}
+
+// Handler returns the receiver's routes.
+func (r *Receiver) Handler() http.Handler {
+	engine := gin.New()
+	engine.HandleMethodNotAllowed = true
+	engine.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		r.log.Error("panic while handling request", "path", c.FullPath(), "panic", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	}))
+	engine.POST("/webhooks/didit", r.receive)
+	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	engine.GET("/readyz", r.ready)
+	return engine
+}
+
+// outcome is how one delivery ended: the HTTP answer and what to log.
+type outcome struct {
+	status int
+	body   gin.H
+	result string // accepted, test, ignored, unauthorized, bad_request, too_large, unavailable
+	err    error
+}
+
+func (r *Receiver) receive(c *gin.Context) {
+	start := time.Now()
+	ev, ver, out := r.handle(c)
+	attrs := []any{
+		"outcome", out.result,
+		"status_code", out.status,
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+	}
+	if ev.SessionID != "" {
+		// Didit's identifiers only: vendor_data and the decision may be
+		// personal data and are never logged.
+		attrs = append(attrs, "session_id", ev.SessionID, "event_id", ev.EventID,
+			"webhook_type", ev.WebhookType, "didit_status", ev.Status, "scheme", ver.Scheme)
+	}
+	if out.err != nil {
+		attrs = append(attrs, "reason", out.err.Error())
+	}
+	level := slog.LevelInfo
+	if out.status >= 500 {
+		level = slog.LevelError
+	} else if out.status >= 400 {
+		level = slog.LevelWarn
+	}
+	r.log.Log(c.Request.Context(), level, "didit delivery", attrs...)
+	c.JSON(out.status, out.body)
+}
+
+func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Verification, outcome) {
+	body, out, ok := r.readBody(c)
+	if !ok {
+		return didit.Event{}, didit.Verification{}, out
+	}
+	ev, ver, err := r.cfg.Verifier.ConstructEvent(body, didit.HeadersFrom(c.Request.Header))
+	switch {
+	case errors.Is(err, didit.ErrNotDiditEvent):
+		return ev, ver, outcome{http.StatusBadRequest, gin.H{"error": "not a Didit session event"}, "bad_request", err}
+	case err != nil:
+		// The reason is logged, never told: it would help a forger.
+		return ev, ver, outcome{http.StatusUnauthorized, gin.H{"error": "unauthorized"}, "unauthorized", err}
+	}
+	if c.GetHeader(didit.HeaderTestWebhook) == "true" {
+		// Console test deliveries name sessions that do not exist.
+		return ev, ver, outcome{http.StatusOK, gin.H{"status": "test delivery acknowledged"}, "test", nil}
+	}
+	if !ev.WebhookType.Known() {
+		return ev, ver, outcome{http.StatusOK, gin.H{"status": "ignored", "reason": "unhandled webhook_type"}, "ignored", nil}
+	}
+	run, err := r.signal(c.Request.Context(), ev, ver)
+	if err != nil {
+		return ev, ver, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
+	}
+	return ev, ver, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
+}
+
+// readBody reads at most MaxBodyBytes; ok is false when out is the answer.
+func (r *Receiver) readBody(c *gin.Context) (body []byte, out outcome, ok bool) {
+	limit := r.cfg.MaxBodyBytes
+	tooLarge := outcome{http.StatusRequestEntityTooLarge, gin.H{"error": "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}, "too_large", nil}
+	if c.Request.ContentLength > limit {
+		// Refused before reading a byte; net/http closes the connection
+		// rather than drain a large body.
+		return nil, tooLarge, false
+	}
+	// Trust Content-Length for sizing only up to a point: a forger could
+	// declare a megabyte and send ten bytes.
+	size := min(max(c.Request.ContentLength, 0), 64<<10)
+	body, err := readAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit), make([]byte, 0, size+1))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, tooLarge, false
+	case err != nil:
+		return nil, outcome{http.StatusBadRequest, gin.H{"error": "could not read body"}, "bad_request", err}, false
+	}
+	return body, outcome{}, true
+}
+
+// readAll is io.ReadAll into a buffer sized from Content-Length.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// signal hands the event to its session workflow, starting the workflow if
+// no run is open. Only its success lets the receiver answer 2xx.
+func (r *Receiver) signal(ctx context.Context, ev didit.Event, ver didit.Verification) (client.WorkflowRun, error) {
+	// Finish the call even if Didit hangs up: it will retry on its own, and
+	// a half-made call is harder to reason about than a finished one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.SignalTimeout)
+	defer cancel()
+
+	ev = ev.Authenticated(ver)
+	// The business's metadata may hold personal data and the workflow never
+	// needs it, so it stays out of Temporal's history.
+	ev.Metadata = nil
+	id := workflows.SessionWorkflowID(ev.SessionID)
+	return r.temporal.SignalWithStartWorkflow(ctx, id, workflows.EventSignal,
+		workflows.SessionEvent{Event: ev, Verification: ver, ReceivedAt: time.Now().UTC()},
+		client.StartWorkflowOptions{
+			ID:                       id,
+			TaskQueue:                r.cfg.TaskQueue,
+			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			// A closed session may be reopened (manual review, Kyc Expired),
+			// so a later event starts a new run.
+			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		},
+		workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
+}
+
+func (r *Receiver) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
+	defer cancel()
+	if _, err := r.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		r.log.Warn("not ready: temporal unreachable", "reason", err.Error())
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "temporal unreachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// Probe asks a receiver listening on addr (":8080", "host:port") whether it
+// is up, for container health checks.
+func Probe(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
+	}
+	return nil
+}

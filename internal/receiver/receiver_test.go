@@ -1,0 +1,381 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/testenv"
+	"github.com/diditflow/diditflow/workflows"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.StopTemporal()
+	os.Exit(code)
+}
+
+const (
+	fixtureSecret = "test-secret-do-not-use"
+	fixtureTime   = 1767225600
+)
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "..", "didit", "testdata", "fixtures", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func sign(t testing.TB, body []byte) didit.Headers {
+	t.Helper()
+	h, err := didit.Signer{Secret: fixtureSecret}.Sign(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// withSession returns the approved fixture re-signed for a fresh session, so
+// tests sharing one dev server never see each other's workflows.
+func withSession(t testing.TB, name, session string) []byte {
+	t.Helper()
+	var old struct {
+		SessionID string `json:"session_id"`
+	}
+	body := fixture(t, name)
+	if err := json.Unmarshal(body, &old); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.ReplaceAll(body, []byte(old.SessionID), []byte(session))
+}
+
+// countingTemporal passes calls to a real client and counts them, so tests
+// can prove that a rejected delivery never reached Temporal.
+type countingTemporal struct {
+	Temporal
+	signals atomic.Int64
+}
+
+func (c *countingTemporal) SignalWithStartWorkflow(ctx context.Context, id, signal string, arg any,
+	opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+	c.signals.Add(1)
+	return c.Temporal.SignalWithStartWorkflow(ctx, id, signal, arg, opts, wf, args...)
+}
+
+type harness struct {
+	url      string
+	temporal *countingTemporal
+}
+
+func newHarness(t testing.TB, tc Temporal, mutate func(*Config)) *harness {
+	t.Helper()
+	counting := &countingTemporal{Temporal: tc}
+	cfg := Config{
+		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
+		TaskQueue: "receiver-test",
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv := httptest.NewServer(New(counting, cfg).Handler())
+	t.Cleanup(srv.Close)
+	return &harness{url: srv.URL, temporal: counting}
+}
+
+type response struct {
+	code int
+	body map[string]string
+}
+
+func (h *harness) post(t testing.TB, body []byte, headers didit.Headers, extra ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+"/webhooks/didit", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "DiditWebhook/2.0 +https://didit.me")
+	headers.Set(req.Header)
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
+	return h.do(t, req)
+}
+
+func (h *harness) do(t testing.TB, req *http.Request) response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{code: resp.StatusCode}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (h *harness) get(t testing.TB, path string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, h.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.do(t, req)
+}
+
+func hexHMAC(body []byte) string {
+	m := hmac.New(sha256.New, []byte(fixtureSecret))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// deadTemporal is a real client pointed at a port where nothing listens.
+func deadTemporal(t testing.TB) client.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: testenv.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
+	h := newHarness(t, deadTemporal(t), func(c *Config) { c.MaxBodyBytes = 8 << 10 })
+	approved := fixture(t, "status-updated-approved.json")
+	good := sign(t, approved)
+	forged := good
+	forged.Signature = strings.Repeat("0", 64)
+	forged.SignatureV2 = strings.Repeat("0", 64)
+	large := fixture(t, "status-updated-declined-aml-hit.json") // 9 KiB, over the 8 KiB cap
+	notEvent := []byte(`{"timestamp":1767225600,"webhook_type":"status.updated"}`)
+	notJSON := []byte(`timestamp=1767225600`)
+	notJSONHeaders := didit.Headers{Signature: hexHMAC(notJSON), Timestamp: "1767225600"}
+	entity := []byte(`{"session_id":"u-1","status":"FLAGGED","timestamp":1767225600,"webhook_type":"user.status.updated"}`)
+
+	cases := []struct {
+		name    string
+		body    []byte
+		headers didit.Headers
+		extra   []string
+		code    int
+	}{
+		{"forged signatures", approved, forged, nil, http.StatusUnauthorized},
+		{"no signature headers", approved, didit.Headers{}, nil, http.StatusUnauthorized},
+		{"malformed signature", approved, didit.Headers{Signature: "sha256=abc", Timestamp: good.Timestamp}, nil, http.StatusUnauthorized},
+		{"stale timestamp", approved, didit.Headers{Signature: good.Signature, Timestamp: "1767225000"}, nil, http.StatusUnauthorized},
+		{"signed body that is not an event", notEvent, sign(t, notEvent), nil, http.StatusBadRequest},
+		{"signed body that is not JSON", notJSON, notJSONHeaders, nil, http.StatusBadRequest},
+		{"body over the cap", large, sign(t, large), nil, http.StatusRequestEntityTooLarge},
+		{"unknown webhook_type", entity, sign(t, entity), nil, http.StatusOK},
+		{"console test delivery", approved, good, []string{didit.HeaderTestWebhook, "true"}, http.StatusOK},
+		{"forged console test delivery", approved, forged, []string{didit.HeaderTestWebhook, "true"}, http.StatusUnauthorized},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := h.post(t, c.body, c.headers, c.extra...)
+			if got.code != c.code {
+				t.Fatalf("status = %d %v, want %d", got.code, got.body, c.code)
+			}
+			if c.code == http.StatusUnauthorized && (len(got.body) != 1 || got.body["error"] != "unauthorized") {
+				t.Fatalf("401 body %v must not say which check failed", got.body)
+			}
+		})
+	}
+	if n := h.temporal.signals.Load(); n != 0 {
+		t.Fatalf("%d deliveries reached Temporal; none should have", n)
+	}
+}
+
+func TestBodyOverCapWithoutContentLength(t *testing.T) {
+	h := newHarness(t, deadTemporal(t), func(c *Config) { c.MaxBodyBytes = 1024 })
+	body := fixture(t, "status-updated-approved.json")
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/didit", io.MultiReader(bytes.NewReader(body)))
+	req.ContentLength = -1 // chunked: the cap must hold while reading
+	sign(t, body).Set(req.Header)
+	if got := h.do(t, req); got.code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status = %d, want 413", got.code)
+	}
+}
+
+func TestTemporalUnreachableAnswers503(t *testing.T) {
+	h := newHarness(t, deadTemporal(t), func(c *Config) { c.SignalTimeout = 300 * time.Millisecond })
+	body := fixture(t, "status-updated-approved.json")
+	got := h.post(t, body, sign(t, body))
+	if got.code != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d %v, want 503 so that Didit retries", got.code, got.body)
+	}
+	if h.temporal.signals.Load() != 1 {
+		t.Fatal("the delivery should have been offered to Temporal")
+	}
+	if got := h.get(t, "/readyz"); got.code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d, want 503", got.code)
+	}
+	if got := h.get(t, "/healthz"); got.code != http.StatusOK {
+		t.Fatalf("/healthz = %d, want 200: the process is up", got.code)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	h := newHarness(t, deadTemporal(t), nil)
+	if got := h.get(t, "/webhooks/didit"); got.code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /webhooks/didit = %d, want 405", got.code)
+	}
+}
+
+func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
+	tc := testenv.Temporal(t)
+	h := newHarness(t, tc, nil)
+	session := "it-accepted-" + t.Name()
+	body := withSession(t, "status-updated-approved.json", session)
+
+	got := h.post(t, body, sign(t, body))
+	if got.code != http.StatusOK || got.body["status"] != "accepted" {
+		t.Fatalf("status = %d %v, want 200 accepted", got.code, got.body)
+	}
+	wantID := "didit-session-" + session
+	if got.body["workflow_id"] != wantID {
+		t.Fatalf("workflow_id = %q, want %q", got.body["workflow_id"], wantID)
+	}
+	if got := h.get(t, "/readyz"); got.code != http.StatusOK {
+		t.Fatalf("/readyz = %d with Temporal up", got.code)
+	}
+
+	ctx := context.Background()
+	desc, err := tc.DescribeWorkflowExecution(ctx, wantID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetType().GetName() != workflows.SessionWorkflow || info.GetTaskQueue() != "receiver-test" {
+		t.Fatalf("workflow type %q on %q", info.GetType().GetName(), info.GetTaskQueue())
+	}
+	signals := signalsOf(t, tc, wantID, got.body["run_id"])
+	if len(signals) != 1 {
+		t.Fatalf("history holds %d signals, want 1", len(signals))
+	}
+	ev := signals[0].Event
+	if ev.SessionID != session || ev.Status != didit.StatusApproved || ev.Decision == nil || signals[0].Verification.Scheme != didit.SchemeRaw {
+		t.Fatalf("signal = %+v", signals[0])
+	}
+	if len(ev.Metadata) != 0 {
+		t.Fatal("the business's metadata must not be copied into Temporal's history")
+	}
+}
+
+func TestSameDeliveryTwiceIsOneWorkflow(t *testing.T) {
+	tc := testenv.Temporal(t)
+	// A worker runs the workflow, so the run that holds both signals is live.
+	w := worker.New(tc, "receiver-test-worker", worker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.VerificationSession, workflow.RegisterOptions{Name: workflows.SessionWorkflow})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	h := newHarness(t, tc, func(c *Config) { c.TaskQueue = "receiver-test-worker" })
+	session := "it-twice-" + t.Name()
+	body := withSession(t, "status-updated-approved.json", session)
+	headers := sign(t, body)
+
+	first := h.post(t, body, headers)
+	second := h.post(t, body, headers)
+	if first.code != http.StatusOK || second.code != http.StatusOK {
+		t.Fatalf("statuses = %d, %d", first.code, second.code)
+	}
+	if first.body["run_id"] == "" || first.body["run_id"] != second.body["run_id"] {
+		t.Fatalf("run ids %q and %q: the second delivery must reach the same run", first.body["run_id"], second.body["run_id"])
+	}
+	id := "didit-session-" + session
+	var state workflows.SessionState
+	eventually(t, func() bool {
+		v, err := tc.QueryWorkflow(context.Background(), id, "", workflows.StateQuery)
+		if err != nil {
+			return false
+		}
+		return v.Get(&state) == nil && len(state.Events) == 2
+	})
+	if state.SessionID != session {
+		t.Fatalf("state = %+v", state)
+	}
+}
+
+func signalsOf(t testing.TB, tc client.Client, id, runID string) []workflows.SessionEvent {
+	t.Helper()
+	var out []workflows.SessionEvent
+	it := tc.GetWorkflowHistory(context.Background(), id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs := e.GetWorkflowExecutionSignaledEventAttributes()
+		if attrs == nil {
+			continue
+		}
+		if attrs.GetSignalName() != workflows.EventSignal {
+			t.Fatalf("signal name %q", attrs.GetSignalName())
+		}
+		var ev workflows.SessionEvent
+		if err := json.Unmarshal(attrs.GetInput().GetPayloads()[0].GetData(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// eventually polls cond until it holds or a generous limit passes; it bounds
+// a wait, it does not measure speed.
+func eventually(t testing.TB, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 30s")
+}
+
+func TestProbe(t *testing.T) {
+	h := newHarness(t, deadTemporal(t), nil)
+	addr := strings.TrimPrefix(h.url, "http://")
+	if err := Probe(addr); err != nil {
+		t.Fatalf("Probe(%s): %v", addr, err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if err := Probe(":" + port); err != nil {
+		t.Fatalf("Probe(:%s): %v", port, err)
+	}
+	if err := Probe("no-port"); err == nil {
+		t.Fatal("Probe accepted an address without a port")
+	}
+}
