@@ -4,8 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -57,7 +57,6 @@ func run() error {
 		Logger:        log,
 	})
 	srv := &http.Server{
-		Addr:              cfg.HTTPAddr,
 		Handler:           rcv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -66,25 +65,15 @@ func run() error {
 		MaxHeaderBytes:    64 << 10,
 	}
 
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("starter listening", "addr", cfg.HTTPAddr, "task_queue", cfg.TaskQueue,
+	log.Info("starter listening", "addr", l.Addr().String(), "task_queue", cfg.TaskQueue,
 		"secrets", len(cfg.WebhookSecrets), "simple_signature", cfg.AllowSimpleSignature)
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err := receiver.Serve(ctx, srv, l, cfg.ShutdownTimeout); err != nil {
 		return err
 	}
 	log.Info("starter stopped")

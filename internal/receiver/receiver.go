@@ -240,3 +240,25 @@ func Probe(addr string) error {
 	}
 	return nil
 }
+
+// Serve runs srv until ctx ends, then stops accepting connections and lets
+// in-flight requests finish for up to shutdownTimeout, so no delivery that
+// Temporal accepted goes unanswered.
+func Serve(ctx context.Context, srv *http.Server, l net.Listener, shutdownTimeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

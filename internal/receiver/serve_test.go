@@ -1,0 +1,121 @@
+package receiver
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/testenv"
+)
+
+// gatedTemporal holds each signal until released, so a test can shut the
+// server down while a delivery is in flight.
+type gatedTemporal struct {
+	Temporal
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedTemporal) SignalWithStartWorkflow(ctx context.Context, id, signal string, arg any,
+	opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Temporal.SignalWithStartWorkflow(ctx, id, signal, arg, opts, wf, args...)
+}
+
+func TestServeFinishesInFlightDeliveriesOnShutdown(t *testing.T) {
+	gate := &gatedTemporal{Temporal: testenv.Temporal(t), entered: make(chan struct{}), release: make(chan struct{})}
+	rcv := New(gate, Config{
+		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
+		TaskQueue: "receiver-test",
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, &http.Server{Handler: rcv.Handler()}, l, time.Minute) }()
+
+	body := withSession(t, "status-updated-approved.json", "it-shutdown")
+	answered := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+l.Addr().String()+"/webhooks/didit", strings.NewReader(string(body)))
+		sign(t, body).Set(req.Header)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+
+	<-gate.entered // the delivery is inside the handler
+	cancel()       // SIGTERM
+	// New connections are refused once shutdown has begun.
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(gate.release)
+	if code := <-answered; code != http.StatusOK {
+		t.Fatalf("in-flight delivery answered %d, want 200", code)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 10s")
+}
+
+// panicTemporal fails the benchmark if a forged delivery reaches Temporal.
+type panicTemporal struct{ Temporal }
+
+func (panicTemporal) SignalWithStartWorkflow(context.Context, string, string, any, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
+	panic("a forged delivery reached Temporal")
+}
+
+// BenchmarkForgedDelivery is the whole 401 path through the router: a fresh
+// timestamp and three well-formed wrong signatures, so every scheme runs.
+func BenchmarkForgedDelivery(b *testing.B) {
+	body := fixture(b, "status-updated-declined-aml-hit.json")
+	h := sign(b, body)
+	zero := strings.Repeat("0", 64)
+	h.Signature, h.SignatureV2, h.SignatureSimple = zero, zero, zero
+	handler := New(panicTemporal{}, Config{
+		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, AllowSimple: true, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
+		TaskQueue: "bench",
+	}).Handler()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/didit", strings.NewReader(string(body)))
+		h.Set(req.Header)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
+}
