@@ -53,6 +53,36 @@ func (s Status) Known() bool {
 	return false
 }
 
+// Rank orders statuses along a session's life, to break ties between events
+// Didit created in the same second: a later stage wins. Unknown statuses
+// rank lowest, so they never displace a known one in a tie.
+func (s Status) Rank() int {
+	switch s {
+	case StatusNotStarted:
+		return 1
+	case StatusInProgress, StatusAwaitingUser:
+		return 2
+	case StatusInReview, StatusResubmitted:
+		return 3
+	case StatusApproved, StatusDeclined, StatusExpired, StatusAbandoned:
+		return 4
+	case StatusKycExpired:
+		return 5
+	}
+	return 0
+}
+
+// Final reports whether the session has reached an outcome. Final statuses
+// can still change (manual review, KYC expiry), so this only means that no
+// further event is expected soon.
+func (s Status) Final() bool {
+	switch s {
+	case StatusApproved, StatusDeclined, StatusExpired, StatusKycExpired, StatusAbandoned:
+		return true
+	}
+	return false
+}
+
 // AML hit review statuses.
 const (
 	ReviewUnreviewed     = "Unreviewed"

@@ -1,0 +1,73 @@
+-- Times are unix seconds (UTC) in INTEGER columns, and booleans are 0/1, so that
+-- both dialects store the same values. STRICT makes SQLite reject a value of the
+-- wrong type instead of silently storing it.
+
+-- +goose Up
+CREATE TABLE verifications (
+    session_id         TEXT    NOT NULL PRIMARY KEY,
+    status             TEXT    NOT NULL,
+    -- Envelope created_at of the event that set the current status. It orders
+    -- events, so an older one can never overwrite a newer one.
+    event_created_at   INTEGER NOT NULL,
+    -- Precedence of status (didit.Status.Rank) breaks ties between events
+    -- of the same second: In Progress then Approved, never the reverse.
+    status_rank        INTEGER NOT NULL DEFAULT 0,
+    event_key          TEXT    NOT NULL,
+    vendor_data        TEXT    NOT NULL DEFAULT '',
+    webhook_type       TEXT    NOT NULL,
+    aml_hits           INTEGER NOT NULL DEFAULT 0,
+    aml_max_risk_score REAL,
+    needs_attention    INTEGER NOT NULL DEFAULT 0 CHECK (needs_attention IN (0, 1)),
+    first_seen_at      INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE verification_events (
+    id               INTEGER NOT NULL PRIMARY KEY,
+    -- Deferred because the event is inserted before the verification row it
+    -- may create, inside the same transaction.
+    session_id       TEXT    NOT NULL REFERENCES verifications (session_id) DEFERRABLE INITIALLY DEFERRED,
+    event_key        TEXT    NOT NULL UNIQUE,
+    webhook_type     TEXT    NOT NULL,
+    status           TEXT    NOT NULL,
+    event_created_at INTEGER NOT NULL,
+    received_at      INTEGER NOT NULL,
+    applied          INTEGER NOT NULL CHECK (applied IN (0, 1))
+) STRICT;
+
+CREATE INDEX verification_events_session ON verification_events (session_id, event_created_at, id);
+
+CREATE TABLE notifications (
+    session_id     TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    state          TEXT    NOT NULL CHECK (state IN ('claimed', 'sent', 'undeliverable')),
+    -- SHA-256 hex of the lowercased address: enough to tell recipients apart,
+    -- useless to anyone reading the table for addresses.
+    recipient_hash TEXT    NOT NULL,
+    attempts       INTEGER NOT NULL,
+    claimed_at     INTEGER NOT NULL,
+    sent_at        INTEGER,
+    detail         TEXT    NOT NULL DEFAULT '',
+    PRIMARY KEY (session_id, kind)
+) STRICT;
+
+CREATE TABLE aml_cases (
+    session_id     TEXT    NOT NULL PRIMARY KEY,
+    state          TEXT    NOT NULL CHECK (state IN ('open', 'resolved')),
+    opened_at      INTEGER NOT NULL,
+    -- JSON list of {id, datasets, match_score, risk_score, review_status}, and no names.
+    hits           TEXT    NOT NULL,
+    reminders_sent INTEGER NOT NULL DEFAULT 0,
+    escalated      INTEGER NOT NULL DEFAULT 0 CHECK (escalated IN (0, 1)),
+    resolution     TEXT    CHECK (resolution IN ('confirmed_match', 'false_positive', 'inconclusive')),
+    reviewer       TEXT    NOT NULL DEFAULT '',
+    note           TEXT    NOT NULL DEFAULT '',
+    resolved_at    INTEGER,
+    CHECK ((state = 'resolved') = (resolution IS NOT NULL AND resolved_at IS NOT NULL))
+) STRICT;
+
+-- +goose Down
+DROP TABLE aml_cases;
+DROP TABLE notifications;
+DROP TABLE verification_events;
+DROP TABLE verifications;

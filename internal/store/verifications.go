@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// EventRecord is one Didit webhook event, as handed to RecordEvent.
+type EventRecord struct {
+	SessionID string
+	// EventKey identifies the event across Didit's redeliveries. Recording a
+	// key a second time changes nothing.
+	EventKey    string
+	WebhookType string
+	Status      string
+	// StatusRank orders statuses of events from the same second.
+	StatusRank int
+	// EventCreatedAt is the envelope's created_at in unix seconds, kept as
+	// Didit sent it because it decides which event is newer.
+	EventCreatedAt  int64
+	VendorData      string
+	AMLHits         int
+	AMLMaxRiskScore *float64
+	// ReceivedAt is when diditflow received the webhook; zero means now.
+	ReceivedAt time.Time
+}
+
+// RecordResult reports what RecordEvent did with an event.
+type RecordResult struct {
+	// Duplicate is true when the event key was already recorded; nothing
+	// was written.
+	Duplicate bool
+	// Applied is true when the event became the verification's current
+	// state. An event no newer than the current one is logged but not applied.
+	Applied bool
+	// PreviousStatus is the record's status before the event ("" for a
+	// new session), so callers can tell a status change from a data edit.
+	PreviousStatus string
+}
+
+// Verification is the business's record of one Didit session, as of the
+// newest event applied to it.
+type Verification struct {
+	SessionID string
+	Status    string
+	// EventCreatedAt and EventKey identify the event that set Status.
+	EventCreatedAt  int64
+	EventKey        string
+	VendorData      string
+	WebhookType     string
+	AMLHits         int
+	AMLMaxRiskScore *float64
+	// NeedsAttention flags the session for an operator. Events leave it as
+	// it is; only SetNeedsAttention changes it.
+	NeedsAttention bool
+	FirstSeenAt    time.Time
+	UpdatedAt      time.Time
+}
+
+// Event is one entry of a session's append-only event log.
+type Event struct {
+	ID             int64
+	SessionID      string
+	EventKey       string
+	WebhookType    string
+	Status         string
+	EventCreatedAt int64
+	ReceivedAt     time.Time
+	// Applied reports whether the event changed the verification record.
+	Applied bool
+}
+
+// RecordEvent appends e to its session's event log and, if e is newer than
+// the event behind the current record, makes it the current state, all in
+// one transaction.
+//
+// Ordering is by EventCreatedAt, then StatusRank: an event that is not
+// strictly later by that order is logged but not applied, so redeliveries
+// and late arrivals never move a record backwards. The conditional upsert makes this
+// hold when several processes record events for one session at once.
+func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, error) {
+	if e.SessionID == "" || e.EventKey == "" {
+		return RecordResult{}, fmt.Errorf("record event %q: session id and event key are required: %w", e.EventKey, ErrInvalid)
+	}
+	now := s.clock().Unix()
+	receivedAt := s.unixOrNow(e.ReceivedAt)
+	var res RecordResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, s.q(`
+			INSERT INTO verification_events
+				(session_id, event_key, webhook_type, status, event_created_at, received_at, applied)
+			VALUES (?, ?, ?, ?, ?, ?, FALSE)
+			ON CONFLICT (event_key) DO NOTHING
+			RETURNING id`),
+			e.SessionID, e.EventKey, e.WebhookType, e.Status, e.EventCreatedAt, receivedAt,
+		).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			res.Duplicate = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+
+		// One workflow records a session's events one at a time; the lock
+		// only keeps PreviousStatus exact should two writers ever race.
+		lock := ""
+		if s.dialect == postgres {
+			lock = " FOR UPDATE"
+		}
+		err = tx.QueryRowContext(ctx, s.q(`SELECT status FROM verifications WHERE session_id = ?`+lock), e.SessionID).Scan(&res.PreviousStatus)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+
+		// vendor_data is the business's own reference for the user; an event
+		// that omits it must not erase it.
+		r, err := tx.ExecContext(ctx, s.q(`
+			INSERT INTO verifications
+				(session_id, status, status_rank, event_created_at, event_key, vendor_data, webhook_type,
+				 aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?)
+			ON CONFLICT (session_id) DO UPDATE SET
+				status             = excluded.status,
+				status_rank        = excluded.status_rank,
+				event_created_at   = excluded.event_created_at,
+				event_key          = excluded.event_key,
+				vendor_data        = CASE WHEN excluded.vendor_data = '' THEN verifications.vendor_data
+				                          ELSE excluded.vendor_data END,
+				webhook_type       = excluded.webhook_type,
+				aml_hits           = excluded.aml_hits,
+				aml_max_risk_score = excluded.aml_max_risk_score,
+				updated_at         = excluded.updated_at
+			WHERE excluded.event_created_at > verifications.event_created_at
+			   OR (excluded.event_created_at = verifications.event_created_at
+			       AND excluded.status_rank > verifications.status_rank)`),
+			e.SessionID, e.Status, e.StatusRank, e.EventCreatedAt, e.EventKey, e.VendorData, e.WebhookType,
+			e.AMLHits, e.AMLMaxRiskScore, now, now,
+		)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		res.Applied = true
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = TRUE WHERE id = ?`), id)
+		return err
+	})
+	if err != nil {
+		return RecordResult{}, fmt.Errorf("record event %s: %w", e.EventKey, err)
+	}
+	s.logger.DebugContext(ctx, "event recorded",
+		"session_id", e.SessionID, "event_key", e.EventKey,
+		"duplicate", res.Duplicate, "applied", res.Applied)
+	return res, nil
+}
+
+// Verification returns the record of a session, or ErrNotFound.
+func (s *Store) Verification(ctx context.Context, sessionID string) (Verification, error) {
+	var (
+		v          Verification
+		risk       sql.NullFloat64
+		first, upd int64
+	)
+	err := s.db.QueryRowContext(ctx, s.q(`
+		SELECT session_id, status, event_created_at, event_key, vendor_data, webhook_type,
+		       aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at
+		FROM verifications WHERE session_id = ?`), sessionID,
+	).Scan(&v.SessionID, &v.Status, &v.EventCreatedAt, &v.EventKey, &v.VendorData, &v.WebhookType,
+		&v.AMLHits, &risk, &v.NeedsAttention, &first, &upd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Verification{}, fmt.Errorf("get verification %s: %w", sessionID, ErrNotFound)
+	}
+	if err != nil {
+		return Verification{}, fmt.Errorf("get verification %s: %w", sessionID, err)
+	}
+	if risk.Valid {
+		v.AMLMaxRiskScore = &risk.Float64
+	}
+	v.FirstSeenAt, v.UpdatedAt = fromUnix(first), fromUnix(upd)
+	return v, nil
+}
+
+// Events returns a session's event log, oldest event first; events with the
+// same timestamp are in the order they were recorded. A session without
+// events yields an empty list.
+func (s *Store) Events(ctx context.Context, sessionID string) ([]Event, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`
+		SELECT id, session_id, event_key, webhook_type, status, event_created_at, received_at, applied
+		FROM verification_events WHERE session_id = ?
+		ORDER BY event_created_at, id`), sessionID)
+	if err != nil {
+		return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
+	}
+	defer rows.Close()
+	var events []Event
+	for rows.Next() {
+		var (
+			e        Event
+			received int64
+		)
+		if err := rows.Scan(&e.ID, &e.SessionID, &e.EventKey, &e.WebhookType, &e.Status,
+			&e.EventCreatedAt, &received, &e.Applied); err != nil {
+			return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
+		}
+		e.ReceivedAt = fromUnix(received)
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
+	}
+	return events, nil
+}
+
+// SetNeedsAttention flags or unflags a session for an operator. It returns
+// ErrNotFound when the session has no record yet.
+func (s *Store) SetNeedsAttention(ctx context.Context, sessionID string, v bool) error {
+	r, err := s.db.ExecContext(ctx, s.q(`
+		UPDATE verifications SET needs_attention = ?, updated_at = ? WHERE session_id = ?`),
+		v, s.clock().Unix(), sessionID)
+	if err != nil {
+		return fmt.Errorf("set needs attention on %s: %w", sessionID, err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("set needs attention on %s: %w", sessionID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("set needs attention on %s: %w", sessionID, ErrNotFound)
+	}
+	return nil
+}
