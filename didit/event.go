@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // ErrNotDiditEvent is returned for an authentic body that is not a Didit
@@ -282,4 +283,43 @@ func (e Event) Authenticated(ver Verification) Event {
 		SessionID:   e.SessionID,
 		Status:      e.Status,
 	}
+}
+
+// Key identifies the event across redeliveries: its event_id, or, when Didit
+// sent none (console tests, some retries), the session, type, status and
+// signing time, as SPEC §3.3 suggests.
+func (e Event) Key() string {
+	if e.EventID != "" {
+		return e.EventID
+	}
+	return e.SessionID + "|" + string(e.WebhookType) + "|" + string(e.Status) + "|" + strconv.FormatInt(e.Timestamp, 10)
+}
+
+// Steps names the parts of the verification the user must redo. Didit's
+// item shape is unverified: a string is taken as it is, an object by its
+// node_id or feature.
+func (r *ResubmitInfo) Steps() []string {
+	if r == nil {
+		return nil
+	}
+	var steps []string
+	for _, raw := range r.NodesToResubmit {
+		var s string
+		if json.Unmarshal(raw, &s) == nil && s != "" {
+			steps = append(steps, s)
+			continue
+		}
+		var node struct {
+			NodeID  string `json:"node_id"`
+			Feature string `json:"feature"`
+		}
+		if json.Unmarshal(raw, &node) == nil {
+			if node.Feature != "" {
+				steps = append(steps, node.Feature)
+			} else if node.NodeID != "" {
+				steps = append(steps, node.NodeID)
+			}
+		}
+	}
+	return steps
 }

@@ -1,6 +1,7 @@
 package didit
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -167,5 +168,57 @@ func TestAuthenticatedDropsUnsignedFields(t *testing.T) {
 		env.WebhookType != want.WebhookType || env.Timestamp != want.Timestamp || env.CreatedAt != want.CreatedAt ||
 		env.SessionID != want.SessionID || env.Status != want.Status {
 		t.Fatalf("envelope-only event = %+v", env)
+	}
+}
+
+func TestEventKey(t *testing.T) {
+	ev := Event{EventID: "e-1", SessionID: "s", WebhookType: WebhookStatusUpdated, Status: StatusApproved, Timestamp: 10}
+	if ev.Key() != "e-1" {
+		t.Fatalf("Key = %q, want the event_id", ev.Key())
+	}
+	ev.EventID = ""
+	other := ev
+	other.Timestamp = 11
+	if ev.Key() == "" || ev.Key() == other.Key() {
+		t.Fatalf("keys without event_id: %q, %q", ev.Key(), other.Key())
+	}
+}
+
+func TestResubmitSteps(t *testing.T) {
+	var info ResubmitInfo
+	body := `{"nodes_to_resubmit":["feature_ocr_1",{"node_id":"feature_liveness_1"},{"feature":"POA","node_id":"x"},{},7]}`
+	if err := json.Unmarshal([]byte(body), &info); err != nil {
+		t.Fatal(err)
+	}
+	got := info.Steps()
+	want := []string{"feature_ocr_1", "feature_liveness_1", "POA"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("Steps = %q, want %q", got, want)
+	}
+	var none *ResubmitInfo
+	if none.Steps() != nil {
+		t.Fatal("nil info has no steps")
+	}
+}
+
+func TestStatusRankAndFinal(t *testing.T) {
+	order := []Status{StatusNotStarted, StatusInProgress, StatusInReview, StatusApproved, StatusKycExpired}
+	for i := 1; i < len(order); i++ {
+		if order[i-1].Rank() >= order[i].Rank() {
+			t.Errorf("%q should rank below %q", order[i-1], order[i])
+		}
+	}
+	if Status("Something New").Rank() >= StatusNotStarted.Rank() {
+		t.Error("unknown statuses must rank lowest")
+	}
+	for _, s := range []Status{StatusApproved, StatusDeclined, StatusExpired, StatusKycExpired, StatusAbandoned} {
+		if !s.Final() {
+			t.Errorf("%q should be final", s)
+		}
+	}
+	for _, s := range []Status{StatusNotStarted, StatusInProgress, StatusAwaitingUser, StatusInReview, StatusResubmitted} {
+		if s.Final() {
+			t.Errorf("%q should not be final", s)
+		}
 	}
 }

@@ -7,11 +7,10 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/temporalclient"
-	"github.com/diditflow/diditflow/workflows"
+	"github.com/diditflow/diditflow/internal/workerapp"
 )
 
 func main() {
@@ -27,15 +26,23 @@ func run() error {
 		return err
 	}
 	log := cfg.Log.NewLogger()
-	tc, err := temporalclient.Dial(context.Background(), log)
+	ctx := context.Background()
+	tc, err := temporalclient.Dial(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	w.RegisterWorkflowWithOptions(workflows.VerificationSession, workflow.RegisterOptions{Name: workflows.SessionWorkflow})
+	w, err := workerapp.New(ctx, tc, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
 	log.Info("worker starting", "task_queue", cfg.TaskQueue)
 	// Run stops polling on SIGINT/SIGTERM and waits for running tasks.
-	return w.Run(worker.InterruptCh())
+	if err := w.Run(worker.InterruptCh()); err != nil {
+		return err
+	}
+	log.Info("worker stopped")
+	return nil
 }

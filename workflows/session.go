@@ -1,30 +1,355 @@
 package workflows
 
 import (
+	"cmp"
+	"slices"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
 )
 
-// StateQuery returns a SessionState.
-const StateQuery = "state"
-
-// SessionState is what a session workflow has received so far.
+// SessionState is what a session workflow knows; StateQuery returns it and
+// continue-as-new carries it to the next run.
 type SessionState struct {
-	SessionID string         `json:"session_id"`
-	Events    []SessionEvent `json:"events"`
+	SessionID  string       `json:"session_id"`
+	Status     didit.Status `json:"status,omitempty"`
+	VendorData string       `json:"vendor_data,omitempty"`
+	AMLHit     bool         `json:"aml_hit"`
+	AMLCase    bool         `json:"aml_case"`
+	// Seen holds the keys of every event handled, to drop redeliveries.
+	Seen []string `json:"seen"`
+	// History is every event in arrival order, applied or not.
+	History   []HandledEvent      `json:"history"`
+	Notified  []activities.Notice `json:"notified,omitempty"`
+	Attention []string            `json:"attention,omitempty"`
+	Parked    *ParkedStep         `json:"parked,omitempty"`
+	Decisions []OperatorDecision  `json:"decisions,omitempty"`
+	// Runs counts the runs this state has been carried through.
+	Runs int `json:"runs"`
+}
+
+// HandledEvent is one entry of a session's history.
+type HandledEvent struct {
+	Key         string            `json:"key"`
+	WebhookType didit.WebhookType `json:"webhook_type"`
+	Status      didit.Status      `json:"status"`
+	CreatedAt   int64             `json:"created_at"`
+	// Outcome is applied (the record moved forward), stale (older than the
+	// record), duplicate, or skipped (an operator skipped recording it).
+	Outcome string `json:"outcome"`
+}
+
+// Workflows are diditflow's workflow implementations, bound to the worker's
+// settings.
+type Workflows struct {
+	Settings Settings
+}
+
+// settings returns the worker's settings as recorded in this run's history,
+// so that replaying the run sees the values it first ran with.
+func (w *Workflows) settings(ctx workflow.Context) Settings {
+	var s Settings
+	_ = workflow.SideEffect(ctx, func(workflow.Context) any { return w.Settings }).Get(&s)
+	return s
+}
+
+type session struct {
+	ctx      workflow.Context
+	settings Settings
+	state    *SessionState
+	steps    *steps
+	// searched is what was last written to the search attributes.
+	searched searchAttributes
+	// handled counts the events this run has handled.
+	handled int
+}
+
+type searchAttributes struct {
+	status         didit.Status
+	amlHit         bool
+	needsAttention bool
+	vendorData     string
 }
 
 // VerificationSession runs one Didit verification session, fed by
-// EventSignal. For now it only keeps the events it receives, queryable with
-// StateQuery.
-func VerificationSession(ctx workflow.Context, in SessionInput) error {
-	state := SessionState{SessionID: in.SessionID}
-	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (SessionState, error) { return state, nil }); err != nil {
+// EventSignal: it dedupes events, records each one, and follows every status
+// change with its side effects (user notices, AML escalation). It completes
+// once the session is final and quiet for the idle window.
+func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) error {
+	s := &session{ctx: ctx, settings: w.settings(ctx), state: in.State}
+	if s.state == nil {
+		s.state = &SessionState{SessionID: in.SessionID}
+	}
+	s.state.Runs++
+	s.steps = &steps{
+		budget:    s.settings.StepBudget,
+		parked:    &s.state.Parked,
+		decisions: &s.state.Decisions,
+		attention: s.setAttention,
+	}
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
 		return err
 	}
+	s.upsertSearchAttributes()
+
 	events := workflow.GetSignalChannel(ctx, EventSignal)
+	pending := in.Pending
+	for {
+		pending = append(pending, drain(events)...)
+		if len(pending) == 0 {
+			ev, ok := s.next(events)
+			if !ok {
+				// Quiet for the idle window; drain once more so that an event
+				// that raced the timer is handled, not dropped.
+				if pending = drain(events); len(pending) == 0 {
+					workflow.GetLogger(ctx).Info("session complete", "status", s.state.Status)
+					return nil
+				}
+				continue
+			}
+			pending = append(pending, ev)
+		}
+		// Event time order within what has arrived; the record decides
+		// across batches.
+		slices.SortStableFunc(pending, func(a, b SessionEvent) int {
+			return compareEventTime(a.Event, b.Event)
+		})
+		for _, ev := range pending {
+			s.handle(ev)
+			s.handled++
+		}
+		pending = nil
+
+		if s.continueAsNew() {
+			next := SessionInput{SessionID: in.SessionID, State: s.state, Pending: drain(events)}
+			return workflow.NewContinueAsNewError(ctx, SessionWorkflow, next)
+		}
+	}
+}
+
+// next waits for an event. In a final status it waits at most the idle
+// window and reports false when none came.
+func (s *session) next(events workflow.ReceiveChannel) (SessionEvent, bool) {
+	var ev SessionEvent
+	if !s.state.Status.Final() {
+		events.Receive(s.ctx, &ev)
+		return ev, true
+	}
+	timerCtx, cancel := workflow.WithCancel(s.ctx)
+	defer cancel()
+	got := false
+	// When the timer and an event are both ready the timer may win; the
+	// caller drains the channel before completing, so the event still counts.
+	sel := workflow.NewSelector(s.ctx)
+	sel.AddFuture(workflow.NewTimer(timerCtx, s.settings.IdleWindow), func(workflow.Future) {})
+	sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { c.Receive(s.ctx, &ev); got = true })
+	sel.Select(s.ctx)
+	return ev, got
+}
+
+func drain(events workflow.ReceiveChannel) []SessionEvent {
+	var out []SessionEvent
 	for {
 		var ev SessionEvent
-		events.Receive(ctx, &ev)
-		state.Events = append(state.Events, ev)
+		if !events.ReceiveAsync(&ev) {
+			return out
+		}
+		out = append(out, ev)
 	}
+}
+
+func compareEventTime(a, b didit.Event) int {
+	if c := cmp.Compare(a.CreatedAt, b.CreatedAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Status.Rank(), b.Status.Rank())
+}
+
+func (s *session) continueAsNew() bool {
+	if workflow.GetInfo(s.ctx).GetContinueAsNewSuggested() {
+		return true
+	}
+	return s.settings.ContinueAsNewAfter > 0 && s.handled >= s.settings.ContinueAsNewAfter
+}
+
+func (s *session) handle(se SessionEvent) {
+	ev := se.Event
+	key := ev.Key()
+	logger := workflow.GetLogger(s.ctx)
+	entry := HandledEvent{Key: key, WebhookType: ev.WebhookType, Status: ev.Status, CreatedAt: ev.CreatedAt}
+	if slices.Contains(s.state.Seen, key) {
+		entry.Outcome = "duplicate"
+		s.state.History = append(s.state.History, entry)
+		logger.Info("duplicate event dropped", "event_key", key)
+		return
+	}
+	s.state.Seen = append(s.state.Seen, key)
+
+	hits := ev.Decision.AMLHits()
+	in := activities.RecordInput{
+		SessionID: ev.SessionID, EventKey: key, WebhookType: ev.WebhookType, Status: ev.Status,
+		EventCreatedAt: ev.CreatedAt, VendorData: ev.VendorData, AMLHits: len(hits), AMLMaxRisk: maxRisk(hits),
+	}
+	var res activities.RecordResult
+	if !s.steps.run(s.ctx, "record event "+key, acts.RecordVerification, in, &res) {
+		entry.Outcome = "skipped"
+		s.state.History = append(s.state.History, entry)
+		return
+	}
+	switch {
+	case res.Duplicate:
+		entry.Outcome = "duplicate"
+	case res.Applied:
+		entry.Outcome = "applied"
+	default:
+		entry.Outcome = "stale"
+	}
+	s.state.History = append(s.state.History, entry)
+	if res.Duplicate {
+		return
+	}
+	if res.Applied {
+		s.state.Status = ev.Status
+		if ev.VendorData != "" {
+			s.state.VendorData = ev.VendorData
+		}
+		if len(hits) > 0 {
+			s.state.AMLHit = true
+		}
+	} else if s.state.Status == "" {
+		s.state.Status = res.PreviousStatus
+	}
+	s.upsertSearchAttributes()
+	logger.Info("event recorded", "event_key", key, "webhook_type", ev.WebhookType,
+		"status", ev.Status, "outcome", entry.Outcome)
+	if !res.StatusChanged(ev.Status) {
+		return
+	}
+	s.effects(se, hits)
+}
+
+// effects are what a status change causes. They follow the record's status,
+// whichever event revealed it, so a data.updated that arrives before a late
+// status.updated still triggers the status's notice, once.
+func (s *session) effects(se SessionEvent, hits []didit.AMLHit) {
+	ev := se.Event
+	if se.Verification.EnvelopeOnly || ev.DecisionError != "" {
+		s.flag("decision of event " + ev.Key() + " is not usable (envelope-only signature or unreadable decision); check the session in Didit's console")
+	}
+	switch ev.Status {
+	case didit.StatusApproved:
+		s.notify(activities.NoticeApproved, ev)
+	case didit.StatusDeclined:
+		s.escalate(ev, hits)
+		s.notify(activities.NoticeDeclined, ev)
+	case didit.StatusInReview:
+		s.escalate(ev, hits)
+		s.notify(activities.NoticeInReview, ev)
+	case didit.StatusResubmitted:
+		s.notify(activities.NoticeResubmitted, ev)
+	case didit.StatusKycExpired:
+		s.notify(activities.NoticeKycExpired, ev)
+	}
+}
+
+func (s *session) notify(kind activities.Notice, ev didit.Event) {
+	if slices.Contains(s.state.Notified, kind) {
+		return
+	}
+	in := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Email: ev.Decision.ContactEmail(), Redo: ev.ResubmitInfo.Steps()}
+	var delivery activities.Delivery
+	if s.steps.run(s.ctx, "notify user: "+string(kind), acts.NotifyUser, in, &delivery) {
+		s.state.Notified = append(s.state.Notified, kind)
+	}
+}
+
+// escalate opens the session's AML case, once: the child workflow's ID is
+// fixed per session and never reused, so a case opened by an earlier run
+// (or a retry) is found instead of duplicated. The case outlives this run.
+func (s *session) escalate(ev didit.Event, hits []didit.AMLHit) {
+	if len(hits) == 0 || s.state.AMLCase {
+		return
+	}
+	ctx := workflow.WithChildOptions(s.ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            AMLCaseWorkflowID(ev.SessionID),
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			AMLHitKey.ValueSet(true), StatusKey.ValueSet(string(ev.Status)), VendorDataKey.ValueSet(ev.VendorData)),
+	})
+	in := AMLCaseInput{Case: activities.AMLCase{SessionID: ev.SessionID, Status: ev.Status, VendorData: ev.VendorData, Hits: hits}}
+	err := workflow.ExecuteChildWorkflow(ctx, AMLCaseWorkflow, in).GetChildWorkflowExecution().Get(ctx, nil)
+	switch {
+	case err == nil:
+		workflow.GetLogger(s.ctx).Info("AML case opened", "case", AMLCaseWorkflowID(ev.SessionID), "hits", len(hits))
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		workflow.GetLogger(s.ctx).Info("AML case already exists", "case", AMLCaseWorkflowID(ev.SessionID))
+	default:
+		// Starting a child fails only if the server refuses it; nothing an
+		// activity retry would fix, so it goes to ops directly.
+		s.flag("could not open AML case: " + err.Error())
+		return
+	}
+	s.state.AMLCase = true
+}
+
+// flag marks the session for an operator's attention without parking.
+func (s *session) flag(reason string) {
+	s.state.Attention = append(s.state.Attention, reason)
+	workflow.GetLogger(s.ctx).Warn("session needs attention", "reason", reason)
+	s.upsertSearchAttributes()
+}
+
+// setAttention is called when a step parks or is released.
+func (s *session) setAttention(ctx workflow.Context, on bool) {
+	s.upsertSearchAttributes()
+	// Mirror the flag onto the record, best effort: the search attribute is
+	// what ops watch, and the store may be the very thing that is down.
+	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	in := activities.AttentionInput{SessionID: s.state.SessionID, NeedsAttention: on || len(s.state.Attention) > 0}
+	_ = workflow.ExecuteActivity(opts, acts.SetNeedsAttention, in).Get(ctx, nil)
+}
+
+func (s *session) upsertSearchAttributes() {
+	now := searchAttributes{
+		status:         s.state.Status,
+		amlHit:         s.state.AMLHit,
+		needsAttention: s.state.Parked != nil || len(s.state.Attention) > 0,
+		vendorData:     s.state.VendorData,
+	}
+	if now == s.searched {
+		return
+	}
+	var updates []temporal.SearchAttributeUpdate
+	if now.status != "" {
+		updates = append(updates, StatusKey.ValueSet(string(now.status)))
+	}
+	if now.vendorData != "" {
+		updates = append(updates, VendorDataKey.ValueSet(now.vendorData))
+	}
+	updates = append(updates, AMLHitKey.ValueSet(now.amlHit), NeedsAttentionKey.ValueSet(now.needsAttention))
+	if err := workflow.UpsertTypedSearchAttributes(s.ctx, updates...); err != nil {
+		workflow.GetLogger(s.ctx).Error("upsert search attributes", "error", err)
+		return
+	}
+	s.searched = now
+}
+
+func maxRisk(hits []didit.AMLHit) *float64 {
+	var max *float64
+	for _, h := range hits {
+		if h.RiskScore != nil && (max == nil || *h.RiskScore > *max) {
+			v := *h.RiskScore
+			max = &v
+		}
+	}
+	return max
 }

@@ -91,11 +91,28 @@ func (l Log) NewLogger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
-// Worker configures the Temporal worker.
+// Worker configures the Temporal worker: where records and mail go, and the
+// workflows' timings.
 type Worker struct {
 	// TaskQueue is the Temporal task queue of the session workflows.
 	TaskQueue string `envconfig:"TEMPORAL_TASK_QUEUE" default:"diditflow"`
-	Log       Log
+	// DatabaseURL is postgres://... for PostgreSQL, otherwise a SQLite file.
+	DatabaseURL string `envconfig:"DATABASE_URL" default:".data/diditflow.db"`
+	// SMTPURL (smtp:// or smtps://) sends mail; empty writes .eml files to
+	// OutboxDir instead.
+	SMTPURL   string `envconfig:"SMTP_URL"`
+	OutboxDir string `envconfig:"OUTBOX_DIR" default:".data/outbox"`
+	MailFrom  string `envconfig:"MAIL_FROM" default:"diditflow <no-reply@diditflow.localhost>"`
+	// Compliance contacts for AML cases.
+	ComplianceEmail           string `envconfig:"COMPLIANCE_EMAIL" default:"compliance@diditflow.localhost"`
+	ComplianceEscalationEmail string `envconfig:"COMPLIANCE_ESCALATION_EMAIL"`
+	ComplianceWebhookURL      string `envconfig:"COMPLIANCE_WEBHOOK_URL"`
+	// Workflow timings (see workflows.Settings).
+	SessionIdleWindow   time.Duration `envconfig:"SESSION_IDLE_WINDOW" default:"1h"`
+	StepRetryBudget     time.Duration `envconfig:"STEP_RETRY_BUDGET" default:"1h"`
+	AMLReminderInterval time.Duration `envconfig:"AML_REMINDER_INTERVAL" default:"24h"`
+	AMLEscalateAfter    int           `envconfig:"AML_ESCALATE_AFTER" default:"3"`
+	Log                 Log
 }
 
 // LoadWorker reads the worker's settings and checks them.
@@ -104,8 +121,31 @@ func LoadWorker() (Worker, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return Worker{}, fmt.Errorf("config: %w", err)
 	}
+	return c, c.validate()
+}
+
+func (c Worker) validate() error {
+	var errs []error
 	if c.TaskQueue == "" {
-		return Worker{}, errors.New("config: TEMPORAL_TASK_QUEUE must not be empty")
+		errs = append(errs, errors.New("TEMPORAL_TASK_QUEUE must not be empty"))
 	}
-	return c, c.Log.validate()
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL must not be empty"))
+	}
+	if c.SMTPURL == "" && c.OutboxDir == "" {
+		errs = append(errs, errors.New("set SMTP_URL to send mail, or OUTBOX_DIR to write it to files"))
+	}
+	for name, d := range map[string]time.Duration{
+		"SESSION_IDLE_WINDOW": c.SessionIdleWindow, "STEP_RETRY_BUDGET": c.StepRetryBudget,
+		"AML_REMINDER_INTERVAL": c.AMLReminderInterval,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if c.AMLEscalateAfter < 1 {
+		errs = append(errs, fmt.Errorf("AML_ESCALATE_AFTER must be at least 1, got %d", c.AMLEscalateAfter))
+	}
+	errs = append(errs, c.Log.validate())
+	return errors.Join(errs...)
 }

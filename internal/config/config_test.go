@@ -49,3 +49,31 @@ func TestLoadReceiverRejectsBadValues(t *testing.T) {
 		t.Fatal("unparsable duration accepted")
 	}
 }
+
+func TestLoadWorkerDefaults(t *testing.T) {
+	c, err := LoadWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != ".data/diditflow.db" || c.OutboxDir != ".data/outbox" || c.SMTPURL != "" ||
+		c.SessionIdleWindow != time.Hour || c.AMLEscalateAfter != 3 || c.ComplianceEmail == "" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestLoadWorkerRejectsBadValues(t *testing.T) {
+	for name, value := range map[string]string{
+		"SESSION_IDLE_WINDOW":   "0s",
+		"STEP_RETRY_BUDGET":     "-1m",
+		"AML_REMINDER_INTERVAL": "0s",
+		"AML_ESCALATE_AFTER":    "0",
+		"DATABASE_URL":          "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, value)
+			if _, err := LoadWorker(); err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %v should name %s", err, name)
+			}
+		})
+	}
+}

@@ -1,0 +1,124 @@
+package activities
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/notify"
+)
+
+// userMessage is the notice a user receives. It names no personal data: the
+// user knows who they are, and the mail may sit in outboxes and logs.
+func userMessage(in UserNotice) (notify.Message, error) {
+	var subject, body string
+	switch in.Kind {
+	case NoticeApproved:
+		subject = "Your identity verification is approved"
+		body = "Good news: your identity verification is complete and approved. There is nothing more to do."
+	case NoticeDeclined:
+		subject = "Your identity verification was not approved"
+		body = "We could not approve your identity verification. If you think this is a mistake, reply to this message and we will look into it."
+	case NoticeInReview:
+		subject = "Your identity verification is under review"
+		body = "Thanks for verifying your identity. Your verification needs a manual review; we will write again when it is done."
+	case NoticeResubmitted:
+		subject = "Please redo part of your identity verification"
+		body = "Part of your identity verification needs to be done again. Please open your verification link and redo:\n"
+		for _, step := range in.Redo {
+			body += "  - " + stepName(step) + "\n"
+		}
+		if len(in.Redo) == 0 {
+			body += "  - the steps shown when you open the link\n"
+		}
+	case NoticeKycExpired:
+		subject = "Please verify your identity again"
+		body = "Your identity verification has expired. Please verify your identity again to keep your account active."
+	default:
+		return notify.Message{}, fmt.Errorf("unknown notice %q: %w", in.Kind, notify.ErrInvalidMessage)
+	}
+	return notify.Message{
+		ID:       in.SessionID + "/user/" + string(in.Kind),
+		To:       []string{in.Email},
+		Subject:  subject,
+		TextBody: body + "\n",
+	}, nil
+}
+
+// stepName turns Didit's node ids and feature names into words a user
+// understands; anything unrecognised is shown as it is.
+func stepName(step string) string {
+	s := strings.ToLower(step)
+	for _, n := range []struct{ key, name string }{
+		{"ocr", "your identity document"}, {"id_verification", "your identity document"},
+		{"liveness", "the selfie (liveness) check"}, {"face", "the face match"},
+		{"poa", "your proof of address"}, {"proof_of_address", "your proof of address"},
+		{"phone", "your phone number"}, {"email", "your email address"},
+		{"nfc", "the NFC chip scan of your document"}, {"questionnaire", "the questionnaire"},
+	} {
+		if strings.Contains(s, n.key) {
+			return n.name
+		}
+	}
+	return step
+}
+
+// complianceMessage tells compliance about a case: identifiers and scores
+// only, and the exact signal that resolves it.
+func complianceMessage(in ComplianceNotice, name string, to []string) notify.Message {
+	c := in.Case
+	subject := "AML case opened: session " + c.SessionID
+	if in.Reminder > 0 {
+		subject = fmt.Sprintf("AML case unresolved (reminder %d): session %s", in.Reminder, c.SessionID)
+		if in.Escalate {
+			subject = "ESCALATED " + subject
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Didit session %s (status %s, vendor reference %q) has %d AML hit(s) that need a compliance decision.\n\n",
+		c.SessionID, c.Status, c.VendorData, len(c.Hits))
+	for _, h := range c.Hits {
+		fmt.Fprintf(&b, "  - hit %s: datasets %s, match score %s, risk score %s, review status %s\n",
+			h.ID, strings.Join(h.Datasets, ", "), score(h.MatchScore), score(h.RiskScore), h.ReviewStatus)
+	}
+	fmt.Fprintf(&b, "\nReview the hits in Didit's console, then resolve the case:\n\n"+
+		"  temporal workflow signal --workflow-id aml-case-%s --name resolve \\\n"+
+		"    --input '{\"outcome\":\"false_positive\",\"reviewer\":\"you@example.com\",\"note\":\"why\"}'\n\n"+
+		"outcome is one of confirmed_match, false_positive, inconclusive.\n", c.SessionID)
+	return notify.Message{
+		ID:       c.SessionID + "/compliance/" + name,
+		To:       to,
+		Subject:  subject,
+		TextBody: b.String(),
+	}
+}
+
+func score(p *float64) string {
+	if p == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%g", *p)
+}
+
+// complianceDocument is the JSON posted to COMPLIANCE_WEBHOOK_URL.
+func complianceDocument(in ComplianceNotice, name string) map[string]any {
+	kind := "aml_case.opened"
+	if in.Reminder > 0 {
+		kind = "aml_case.reminder"
+	}
+	hits := in.Case.Hits
+	if hits == nil {
+		hits = []didit.AMLHit{}
+	}
+	return map[string]any{
+		"type":        kind,
+		"notice":      name,
+		"session_id":  in.Case.SessionID,
+		"status":      in.Case.Status,
+		"vendor_data": in.Case.VendorData,
+		"case_id":     "aml-case-" + in.Case.SessionID,
+		"reminder":    in.Reminder,
+		"escalated":   in.Escalate,
+		"hits":        hits,
+	}
+}

@@ -1,0 +1,151 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/notify"
+	"github.com/diditflow/diditflow/internal/store"
+)
+
+func amlCase(t *testing.T) AMLCaseInput {
+	ev := fixtureEvent(t, "status-updated-in-review.json").Event
+	return AMLCaseInput{Case: activities.AMLCase{SessionID: ev.SessionID, Status: ev.Status, VendorData: ev.VendorData, Hits: ev.Decision.AMLHits()}}
+}
+
+// complianceHook is a real HTTP endpoint that records what it receives.
+func complianceHook(t *testing.T) (*notify.Webhook, func() []map[string]any) {
+	var mu sync.Mutex
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var doc map[string]any
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Errorf("compliance webhook got %q: %v", body, err)
+		}
+		mu.Lock()
+		got = append(got, doc)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	hook, err := notify.NewWebhook(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hook, func() []map[string]any {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+func TestAMLCaseResolved(t *testing.T) {
+	h := newHarness(t, nil)
+	hook, posted := complianceHook(t)
+	h.acts.Compliance.Webhook = hook
+	in := amlCase(t)
+	h.signalAt(30*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.FalsePositive, Reviewer: "officer@example.com", Note: "different person"})
+	h.env.ExecuteWorkflow(AMLCaseWorkflow, in)
+
+	var res activities.Resolution
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != activities.FalsePositive || res.Reviewer != "officer@example.com" {
+		t.Fatalf("result = %+v", res)
+	}
+	c, err := h.store.AMLCase(context.Background(), in.Case.SessionID)
+	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Outcome != store.OutcomeFalsePositive || c.RemindersSent != 0 {
+		t.Fatalf("case = %+v, %v", c, err)
+	}
+	if got := h.subjects(); len(got) != 1 || got[0] != "AML case opened: session "+in.Case.SessionID {
+		t.Fatalf("mails = %q", got)
+	}
+	if m := h.mails()[0]; m.To != "<compliance@example.com>" {
+		t.Fatalf("opening notice went to %q", m.To)
+	}
+	docs := posted()
+	if len(docs) != 1 || docs[0]["type"] != "aml_case.opened" || docs[0]["case_id"] != "aml-case-"+in.Case.SessionID {
+		t.Fatalf("webhook documents = %v", docs)
+	}
+}
+
+func TestAMLCaseRemindsThenEscalates(t *testing.T) {
+	h := newHarness(t, nil) // reminders hourly, escalation from the 2nd
+	in := amlCase(t)
+	h.signalAt(3*time.Hour+30*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.ConfirmedMatch, Reviewer: "head@example.com"})
+	h.env.ExecuteWorkflow(AMLCaseWorkflow, in)
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var reminders []sentMail
+	for _, m := range h.mails() {
+		if strings.Contains(m.Subject, "reminder") {
+			reminders = append(reminders, m)
+		}
+	}
+	if len(reminders) != 3 {
+		t.Fatalf("reminders = %d, want 3 (after 1h, 2h, 3h)", len(reminders))
+	}
+	for _, m := range reminders {
+		escalated := strings.HasPrefix(m.Subject, "ESCALATED")
+		toHead := strings.Contains(m.To, "head-of-compliance@example.com")
+		first := strings.Contains(m.Subject, "reminder 1)")
+		if escalated == first || toHead == first {
+			t.Fatalf("reminder %q to %q: only reminders from the 2nd escalate", m.Subject, m.To)
+		}
+	}
+	c, err := h.store.AMLCase(context.Background(), in.Case.SessionID)
+	if err != nil || c.RemindersSent != 3 || !c.Escalated || c.State != store.AMLCaseResolved {
+		t.Fatalf("case = %+v, %v", c, err)
+	}
+}
+
+func TestAMLCaseIgnoresInvalidResolutions(t *testing.T) {
+	h := newHarness(t, nil)
+	in := amlCase(t)
+	h.signalAt(time.Minute, ResolveSignal, activities.Resolution{Outcome: "looks fine", Reviewer: "x@example.com"})
+	h.signalAt(2*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.Inconclusive})
+	var mid CaseState
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(StateQuery)
+		if err == nil {
+			_ = v.Get(&mid)
+		}
+	}, 3*time.Minute)
+	h.signalAt(4*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.Inconclusive, Reviewer: "x@example.com"})
+	h.env.ExecuteWorkflow(AMLCaseWorkflow, in)
+	var res activities.Resolution
+	if err := h.env.GetWorkflowResult(&res); err != nil || res.Outcome != activities.Inconclusive {
+		t.Fatalf("result = %+v, %v", res, err)
+	}
+	if len(mid.Rejected) != 2 || mid.Resolution != nil || !mid.Opened {
+		t.Fatalf("state before the valid signal = %+v", mid)
+	}
+}
+
+func TestAMLCaseHitsCarryNoNames(t *testing.T) {
+	in := amlCase(t)
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pii := range []string{"Daniel", "Navarro", "1968-02-23", "CBX482917"} {
+		if strings.Contains(string(raw), pii) {
+			t.Fatalf("AML case input carries %q: %s", pii, raw)
+		}
+	}
+	if len(in.Case.Hits) != 1 || in.Case.Hits[0].ID == "" || in.Case.Hits[0].ReviewStatus != didit.ReviewUnreviewed {
+		t.Fatalf("hits = %+v", in.Case.Hits)
+	}
+}
