@@ -128,6 +128,7 @@ func TestStore(t *testing.T) {
 		{"ConcurrentOpenOfFreshDatabase", testConcurrentOpenOfFreshDatabase},
 		{"TwoHandlesShareOneDatabase", testTwoHandlesShareOneDatabase},
 		{"DuplicateEventKey", testDuplicateEventKey},
+		{"SameKeyInAnotherSession", testSameKeyInAnotherSession},
 		{"EventsApplyInEventTimeOrder", testEventsApplyInEventTimeOrder},
 		{"ConcurrentEventsForOneSession", testConcurrentEventsForOneSession},
 		{"NeedsAttention", testNeedsAttention},
@@ -313,6 +314,20 @@ func testDuplicateEventKey(t *testing.T, dsn string) {
 	}
 	if len(events) != 1 || events[0].Status != "In Review" || !events[0].Applied {
 		t.Errorf("events = %+v, want the first delivery only, applied", events)
+	}
+}
+
+func testSameKeyInAnotherSession(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	for _, session := range []string{"s-1", "s-2"} {
+		res, err := s.RecordEvent(ctx, event(session, "shared-key", 100, "Approved"))
+		if err != nil {
+			t.Fatalf("RecordEvent %s: %v", session, err)
+		}
+		if !res.Applied || res.Duplicate {
+			t.Fatalf("%s: %+v: a key seen in another session is not a duplicate", session, res)
+		}
 	}
 }
 

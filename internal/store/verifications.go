@@ -94,7 +94,7 @@ func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, e
 			INSERT INTO verification_events
 				(session_id, event_key, webhook_type, status, event_created_at, received_at, applied)
 			VALUES (?, ?, ?, ?, ?, ?, FALSE)
-			ON CONFLICT (event_key) DO NOTHING
+			ON CONFLICT (session_id, event_key) DO NOTHING
 			RETURNING id`),
 			e.SessionID, e.EventKey, e.WebhookType, e.Status, e.EventCreatedAt, receivedAt,
 		).Scan(&id)

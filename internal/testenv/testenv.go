@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/diditflow/diditflow/workflows"
 )
 
 // TemporalCLI returns the path of the temporal CLI: $TEMPORAL_CLI, or bin/temporal
@@ -104,8 +106,10 @@ func startDevServer() (*testsuite.DevServer, error) {
 		ExistingPath:  cli,
 		ClientOptions: &client.Options{Logger: QuietLogger()},
 		LogLevel:      "warn",
-		Stdout:        logFile,
-		Stderr:        logFile,
+		// The workflows upsert these; an unregistered one fails their tasks.
+		SearchAttributes: workflows.SearchAttributes(),
+		Stdout:           logFile,
+		Stderr:           logFile,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start %s (log in %s): %w", cli, logFile.Name(), err)

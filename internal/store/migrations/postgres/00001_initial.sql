@@ -27,12 +27,16 @@ CREATE TABLE verification_events (
     -- Deferred because the event is inserted before the verification row it
     -- may create, inside the same transaction.
     session_id       TEXT    NOT NULL REFERENCES verifications (session_id) DEFERRABLE INITIALLY DEFERRED,
-    event_key        TEXT    NOT NULL UNIQUE,
+    -- Keys are unique per session: Didit's event_id is a UUID, but a
+    -- derived key (no event_id) or a reused fixture must not silence
+    -- another session's event.
+    event_key        TEXT    NOT NULL,
     webhook_type     TEXT    NOT NULL,
     status           TEXT    NOT NULL,
     event_created_at BIGINT  NOT NULL,
     received_at      BIGINT  NOT NULL,
-    applied          BOOLEAN NOT NULL
+    applied          BOOLEAN NOT NULL,
+    UNIQUE (session_id, event_key)
 );
 
 CREATE INDEX verification_events_session ON verification_events (session_id, event_created_at, id);
