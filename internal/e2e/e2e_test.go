@@ -1,0 +1,321 @@
+// Package e2e runs diditflow end to end on real components: a Temporal dev
+// server, the worker binary as a separate process, the receiver, SQLite and
+// an SMTP server.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/receiver"
+	"github.com/diditflow/diditflow/internal/store"
+	"github.com/diditflow/diditflow/internal/testenv"
+	"github.com/diditflow/diditflow/workflows"
+)
+
+var updateReplay = flag.Bool("update-replay", false, "write the runs' histories to workflows/testdata/replay")
+
+const (
+	secret    = "e2e-secret"
+	taskQueue = "e2e"
+	userEmail = "user@example.com"
+)
+
+var workerBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "diditflow-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workerBin = filepath.Join(dir, "worker")
+	build := exec.Command("go", "build", "-o", workerBin, "github.com/diditflow/diditflow/worker")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build worker:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testenv.StopTemporal()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stack is one diditflow deployment: receiver, worker process, records, mail.
+type stack struct {
+	t        *testing.T
+	temporal client.Client
+	address  string
+	receiver *httptest.Server
+	sink     *testenv.MailSink
+	dbPath   string
+	store    *store.Store
+	worker   *exec.Cmd
+	workers  int
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{t: t, temporal: testenv.Temporal(t), address: testenv.TemporalAddress(t), sink: testenv.StartSMTP(t)}
+	s.dbPath = filepath.Join(t.TempDir(), "records.db")
+	rcv := receiver.New(s.temporal, receiver.Config{Verifier: &didit.Verifier{Secrets: []string{secret}}, TaskQueue: taskQueue})
+	s.receiver = httptest.NewServer(rcv.Handler())
+	t.Cleanup(s.receiver.Close)
+	s.startWorker()
+	t.Cleanup(func() { s.stopWorker(syscall.SIGTERM) })
+	// The test reads the records through its own handle, as a second process would.
+	st, err := store.Open(context.Background(), s.dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s.store = st
+	return s
+}
+
+func (s *stack) startWorker() {
+	s.t.Helper()
+	s.workers++
+	logFile, err := os.Create(filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd := exec.Command(workerBin)
+	cmd.Env = append(os.Environ(),
+		"TEMPORAL_ADDRESS="+s.address,
+		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_TASK_QUEUE="+taskQueue,
+		"DATABASE_URL="+s.dbPath,
+		"SMTP_URL="+s.sink.URL(),
+		"COMPLIANCE_EMAIL=compliance@example.com",
+		"SESSION_IDLE_WINDOW=2s",
+		"STEP_RETRY_BUDGET=1m",
+		"LOG_FORMAT=text",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.worker = cmd
+}
+
+func (s *stack) stopWorker(sig syscall.Signal) {
+	if s.worker == nil {
+		return
+	}
+	_ = s.worker.Process.Signal(sig)
+	_ = s.worker.Wait()
+	s.worker = nil
+}
+
+// delivery builds a Didit delivery from a fixture for the given session,
+// signed now, as Didit would send it.
+func delivery(t *testing.T, fixture, session string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "didit", "testdata", "fixtures", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var body map[string]any
+	if err := dec.Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	body["session_id"] = session
+	body["event_id"] = session + "/" + fixture
+	body["timestamp"] = json.Number(strconv.FormatInt(time.Now().Unix(), 10))
+	if d, ok := body["decision"].(map[string]any); ok {
+		d["session_id"] = session
+		d["contact_details"] = map[string]any{"email": userEmail}
+	}
+	js, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := didit.Wire(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire
+}
+
+func (s *stack) deliver(body []byte) {
+	s.t.Helper()
+	h, err := didit.Signer{Secret: secret}.Sign(body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.receiver.URL+"/webhooks/didit", bytes.NewReader(body))
+	h.Set(req.Header)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("delivery answered %d", resp.StatusCode)
+	}
+}
+
+// waitFor polls cond; the limit bounds a wait, it does not measure speed.
+func (s *stack) waitFor(what string, cond func() bool) {
+	s.t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	s.t.Fatalf("timed out waiting for %s", what)
+}
+
+func (s *stack) completed(workflowID string) bool {
+	d, err := s.temporal.DescribeWorkflowExecution(context.Background(), workflowID, "")
+	return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
+}
+
+func (s *stack) status(session string) string {
+	v, err := s.store.Verification(context.Background(), session)
+	if err != nil {
+		return ""
+	}
+	return v.Status
+}
+
+func (s *stack) sent(session, kind string) bool {
+	n, err := s.store.Notification(context.Background(), session, kind)
+	return err == nil && n.State == store.NotificationSent
+}
+
+func (s *stack) saveHistory(workflowID, name string) {
+	s.t.Helper()
+	if !*updateReplay {
+		return
+	}
+	if err := testenv.WriteHistory(s.temporal, workflowID, filepath.Join("..", "..", "workflows", "testdata", "replay", name)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func TestApprovedSessionEndToEnd(t *testing.T) {
+	s := newStack(t)
+	session := "e2e-approved-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	for _, f := range []string{"status-updated-in-progress.json", "status-updated-approved.json", "data-updated.json"} {
+		s.deliver(delivery(t, f, session))
+	}
+	id := workflows.SessionWorkflowID(session)
+	s.waitFor("the session to complete", func() bool { return s.completed(id) })
+
+	if got := s.status(session); got != "Approved" {
+		t.Fatalf("record status = %q", got)
+	}
+	if n := s.sink.Count("approved"); n != 1 || len(s.sink.Mails()) != 1 {
+		t.Fatalf("mails = %+v, want exactly one approval", s.sink.Mails())
+	}
+	if to := s.sink.Mails()[0].To; len(to) != 1 || to[0] != userEmail {
+		t.Fatalf("approval sent to %v", to)
+	}
+	s.saveHistory(id, "approved.json")
+}
+
+func TestAMLSessionWithDuplicatesAndDisorder(t *testing.T) {
+	s := newStack(t)
+	session := "e2e-aml-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	inReview := delivery(t, "status-updated-in-review.json", session)
+	declined := delivery(t, "status-updated-declined-aml-hit.json", session)
+	for _, body := range [][]byte{declined, declined, inReview, declined, inReview} {
+		s.deliver(body)
+	}
+	id := workflows.SessionWorkflowID(session)
+	s.waitFor("the session to complete", func() bool { return s.completed(id) })
+
+	if got := s.status(session); got != "Declined" {
+		t.Fatalf("record status = %q, want Declined", got)
+	}
+	s.checkAMLOutcome(session)
+	s.saveHistory(id, "aml-disorder.json")
+	s.resolve(session)
+	s.saveHistory(workflows.AMLCaseWorkflowID(session), "aml-case.json")
+}
+
+func TestWorkerKilledMidwayEndToEnd(t *testing.T) {
+	s := newStack(t)
+	session := "e2e-kill-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s.deliver(delivery(t, "status-updated-in-review.json", session))
+	s.waitFor("the review to be handled", func() bool {
+		return s.sent(session, "user:in_review") && s.sent(session, "compliance:opened:email")
+	})
+
+	s.stopWorker(syscall.SIGKILL)
+	// Didit keeps delivering while no worker runs; Temporal holds the events.
+	declined := delivery(t, "status-updated-declined-aml-hit.json", session)
+	s.deliver(declined)
+	s.deliver(declined)
+	s.deliver(delivery(t, "status-updated-in-review.json", session))
+	s.startWorker()
+
+	id := workflows.SessionWorkflowID(session)
+	s.waitFor("the session to complete", func() bool { return s.completed(id) })
+	if got := s.status(session); got != "Declined" {
+		t.Fatalf("record status = %q, want Declined", got)
+	}
+	if n := s.sink.Count("under review"); n != 1 {
+		t.Fatalf("%d review notices, want 1", n)
+	}
+	s.checkAMLOutcome(session)
+}
+
+func (s *stack) checkAMLOutcome(session string) {
+	s.t.Helper()
+	if n := s.sink.Count("AML case opened"); n != 1 {
+		s.t.Fatalf("%d compliance notices, want 1", n)
+	}
+	if n := s.sink.Count("was not approved"); n != 1 {
+		s.t.Fatalf("%d decline notices, want 1", n)
+	}
+	if n := s.sink.Count("under review"); n > 1 {
+		s.t.Fatalf("%d review notices, want at most 1", n)
+	}
+	c, err := s.store.AMLCase(context.Background(), session)
+	if err != nil || c.State != store.AMLCaseOpen || len(c.Hits) != 1 {
+		s.t.Fatalf("AML case = %+v, %v", c, err)
+	}
+	d, err := s.temporal.DescribeWorkflowExecution(context.Background(), workflows.AMLCaseWorkflowID(session), "")
+	if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		s.t.Fatalf("AML case workflow: %v, %v", d.GetWorkflowExecutionInfo().GetStatus(), err)
+	}
+}
+
+// resolve sends the signal an operator sends from the UI or the CLI.
+func (s *stack) resolve(session string) {
+	s.t.Helper()
+	res := activities.Resolution{Outcome: activities.ConfirmedMatch, Reviewer: "officer@example.com", Note: "confirmed PEP"}
+	if err := s.temporal.SignalWorkflow(context.Background(), workflows.AMLCaseWorkflowID(session), "", workflows.ResolveSignal, res); err != nil {
+		s.t.Fatal(err)
+	}
+	s.waitFor("the case to be resolved", func() bool {
+		c, err := s.store.AMLCase(context.Background(), session)
+		return err == nil && c.State == store.AMLCaseResolved && strings.Contains(c.Resolution.Reviewer, "officer")
+	})
+	s.waitFor("the case workflow to complete", func() bool { return s.completed(workflows.AMLCaseWorkflowID(session)) })
+}

@@ -1,0 +1,31 @@
+package workflows
+
+import (
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+)
+
+// TestReplayRecordedHistories replays histories recorded from real runs
+// (go test ./internal/e2e -args -update-replay). A change to the workflow
+// code that would break running workflows fails here; such a change needs
+// workflow.GetVersion, not a re-recording.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "replay", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded histories: %v", err)
+	}
+	logger := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			(&Workflows{Settings: DefaultSettings()}).Register(r)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(logger, f); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+		})
+	}
+}
