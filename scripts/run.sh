@@ -13,14 +13,16 @@ export DIDIT_WEBHOOK_SECRETS="${DIDIT_WEBHOOK_SECRETS:-dev-secret-change-me}"
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
 export LOG_FORMAT="${LOG_FORMAT:-text}"
 export TEMPORAL_TASK_QUEUE="${TEMPORAL_TASK_QUEUE:-diditflow}"
+export DATABASE_URL="${DATABASE_URL:-$DATA/diditflow.db}"
+export OUTBOX_DIR="${OUTBOX_DIR:-$DATA/outbox}"
 
 pids=()
 stop() {
   local code=${1:-0}
   trap - INT TERM EXIT
   echo "[run] stopping…"
-  # Starter first so no delivery is accepted that nobody will process, then
-  # the worker, then Temporal.
+  # Last started first: the starter, so no delivery is accepted that nobody
+  # will process, then the worker, then Temporal.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -TERM "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
@@ -31,15 +33,20 @@ stop() {
 trap 'stop 0' INT TERM
 trap 'stop $?' EXIT
 
-# start NAME CMD...: runs CMD with its output prefixed by [NAME].
+# start NAME CMD...: runs CMD with its output prefixed by [NAME]. Each runs
+# in its own session, so Ctrl-C reaches only this script, which then stops
+# them in order; the prefixing sed ignores it and ends with its input.
 start() {
   local name=$1
   shift
-  "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
-  pids=("$!" "${pids[@]}")
+  setsid "$@" > >(trap '' INT TERM; exec sed -u "s/^/[$name] /") 2>&1 &
+  pids+=("$!")
 }
 
 healthy() { "$BIN/temporal" operator cluster health --address "$1" >/dev/null 2>&1; }
+
+# The workflows upsert these; Temporal refuses unregistered ones.
+SEARCH_ATTRIBUTES=(DiditStatus=Keyword DiditAMLHit=Bool DiditNeedsAttention=Bool DiditVendorData=Keyword)
 
 if [[ -n "${TEMPORAL_ADDRESS:-}" ]] && healthy "$TEMPORAL_ADDRESS"; then
   echo "[run] using the Temporal server at $TEMPORAL_ADDRESS"
@@ -55,6 +62,11 @@ else
   done
   healthy "$TEMPORAL_ADDRESS" || { echo "[run] Temporal did not become healthy"; exit 1; }
 fi
+for sa in "${SEARCH_ATTRIBUTES[@]}"; do
+  # Fails harmlessly when the attribute exists already.
+  "$BIN/temporal" operator search-attribute create --address "$TEMPORAL_ADDRESS" \
+    --namespace "${TEMPORAL_NAMESPACE:-default}" --name "${sa%%=*}" --type "${sa##*=}" >/dev/null 2>&1 || true
+done
 
 go build -o "$BIN/" ./starter ./worker
 start worker "$BIN/worker"
@@ -65,6 +77,8 @@ cat <<MSG
 [run]   webhook endpoint  http://$HTTP_ADDR/webhooks/didit
 [run]   webhook secret    $DIDIT_WEBHOOK_SECRETS
 [run]   Temporal UI       http://localhost:8233  (workflow IDs: didit-session-<session_id>)
+[run]   records           $DATABASE_URL
+[run]   mail              $OUTBOX_DIR  (SMTP_URL unset: one .eml file per message)
 [run] Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" || true
