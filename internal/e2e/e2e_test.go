@@ -26,6 +26,7 @@ import (
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/receiver"
+	"github.com/diditflow/diditflow/internal/smtptest"
 	"github.com/diditflow/diditflow/internal/store"
 	"github.com/diditflow/diditflow/internal/testenv"
 	"github.com/diditflow/diditflow/workflows"
@@ -67,7 +68,7 @@ type stack struct {
 	temporal client.Client
 	address  string
 	receiver *httptest.Server
-	sink     *testenv.MailSink
+	sink     *smtptest.Server
 	dbPath   string
 	store    *store.Store
 	worker   *exec.Cmd
@@ -76,7 +77,7 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{t: t, temporal: testenv.Temporal(t), address: testenv.TemporalAddress(t), sink: testenv.StartSMTP(t)}
+	s := &stack{t: t, temporal: testenv.Temporal(t), address: testenv.TemporalAddress(t), sink: smtptest.NewServer(t)}
 	s.dbPath = filepath.Join(t.TempDir(), "records.db")
 	rcv := receiver.New(s.temporal, receiver.Config{Verifier: &didit.Verifier{Secrets: []string{secret}}, TaskQueue: taskQueue})
 	s.receiver = httptest.NewServer(rcv.Handler())

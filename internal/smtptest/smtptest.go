@@ -1,4 +1,6 @@
-package testenv
+// Package smtptest runs a real SMTP server in-process for tests, as
+// net/http/httptest does for HTTP.
+package smtptest
 
 import (
 	"io"
@@ -21,22 +23,22 @@ type Mail struct {
 	Data    []byte
 }
 
-// MailSink is a real SMTP server on 127.0.0.1 that keeps what it receives.
-type MailSink struct {
+// Server is a real SMTP server on 127.0.0.1 that keeps what it receives.
+type Server struct {
 	Addr   string
 	server *smtp.Server
 	mu     sync.Mutex
 	mails  []Mail
 }
 
-// StartSMTP starts a MailSink for the test; it stops at cleanup.
-func StartSMTP(t testing.TB) *MailSink {
+// NewServer starts a Server for the test; it stops at cleanup.
+func NewServer(t testing.TB) *Server {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &MailSink{Addr: l.Addr().String()}
+	sink := &Server{Addr: l.Addr().String()}
 	sink.server = smtp.NewServer(sink)
 	sink.server.Domain = "localhost"
 	sink.server.AllowInsecureAuth = true
@@ -46,17 +48,17 @@ func StartSMTP(t testing.TB) *MailSink {
 }
 
 // URL is the sink's address as an SMTP_URL.
-func (s *MailSink) URL() string { return "smtp://" + s.Addr + "?starttls=off" }
+func (s *Server) URL() string { return "smtp://" + s.Addr + "?starttls=off" }
 
 // Mails returns what the sink has accepted so far.
-func (s *MailSink) Mails() []Mail {
+func (s *Server) Mails() []Mail {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Mail(nil), s.mails...)
 }
 
 // Count returns how many accepted mails have a subject containing substr.
-func (s *MailSink) Count(substr string) int {
+func (s *Server) Count(substr string) int {
 	n := 0
 	for _, m := range s.Mails() {
 		if strings.Contains(m.Subject, substr) {
@@ -67,12 +69,12 @@ func (s *MailSink) Count(substr string) int {
 }
 
 // NewSession implements smtp.Backend.
-func (s *MailSink) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) {
 	return &sinkSession{sink: s}, nil
 }
 
 type sinkSession struct {
-	sink *MailSink
+	sink *Server
 	from string
 	to   []string
 }
