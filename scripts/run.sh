@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN="$PWD/bin"
-DATA="$PWD/.data"
+DATA="${DIDITFLOW_DATA:-$PWD/.data}"
+UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 mkdir -p "$DATA"
 
 export DIDIT_WEBHOOK_SECRETS="${DIDIT_WEBHOOK_SECRETS:-dev-secret-change-me}"
@@ -54,7 +55,7 @@ else
   export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
   port="${TEMPORAL_ADDRESS##*:}"
   start temporal "$BIN/temporal" server start-dev \
-    --ip 127.0.0.1 --port "$port" --ui-port 8233 \
+    --ip 127.0.0.1 --port "$port" --ui-port "$UI_PORT" \
     --db-filename "$DATA/temporal.db" --log-level warn
   for _ in $(seq 1 120); do
     healthy "$TEMPORAL_ADDRESS" && break
@@ -72,13 +73,20 @@ go build -o "$BIN/" ./starter ./worker
 start worker "$BIN/worker"
 start starter "$BIN/starter"
 
+for _ in $(seq 1 100); do
+  "$BIN/starter" -healthcheck 2>/dev/null && break
+  sleep 0.2
+done
+
 cat <<MSG
 [run] diditflow is up
 [run]   webhook endpoint  http://$HTTP_ADDR/webhooks/didit
 [run]   webhook secret    $DIDIT_WEBHOOK_SECRETS
-[run]   Temporal UI       http://localhost:8233  (workflow IDs: didit-session-<session_id>)
+[run]   Temporal UI       http://localhost:$UI_PORT  (workflow IDs: didit-session-<session_id>)
 [run]   records           $DATABASE_URL
 [run]   mail              $OUTBOX_DIR  (SMTP_URL unset: one .eml file per message)
+[run] next: send a verification, then look at the UI, the records and the mail:
+[run]   go run ./cmd/didit-sim -scenario approved        (or declined-aml, in-review-then-approved, …)
 [run] Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" || true

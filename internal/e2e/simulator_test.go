@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/diditflow/diditflow/internal/simulator"
+	"github.com/diditflow/diditflow/workflows"
+)
+
+// TestSimulatorScenarios plays every simulator scenario against the real
+// stack and checks the record, the mail and the workflows each ends with.
+func TestSimulatorScenarios(t *testing.T) {
+	cases := []struct {
+		scenario string
+		status   string
+		mails    []string // subject fragments, one mail each
+		amlCase  bool
+		closes   bool // the session reaches a final status and its run completes
+	}{
+		{"approved", "Approved", []string{"is approved"}, false, true},
+		{"declined-aml", "Declined", []string{"under review", "was not approved", "AML case opened"}, true, true},
+		{"in-review-then-approved", "Approved", []string{"under review", "is approved", "AML case opened"}, true, true},
+		{"resubmitted", "Resubmitted", []string{"redo part"}, false, false},
+		{"abandoned", "Abandoned", nil, false, true},
+		{"kyc-expired", "Kyc Expired", []string{"is approved", "verify your identity again"}, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.scenario, func(t *testing.T) {
+			s := newStack(t)
+			ds, err := simulator.Build(c.scenario, simulator.Options{Email: userEmail})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sender := &simulator.Sender{URL: s.receiver.URL + "/webhooks/didit", Secret: secret, RetryDelays: []time.Duration{}, Log: io.Discard}
+			res, err := sender.Run(context.Background(), simulator.Plan{}, func() ([]simulator.Delivery, error) { return ds, nil })
+			if err != nil || res.ByStatus[200] != len(ds) {
+				t.Fatalf("deliveries: %+v, %v", res.ByStatus, err)
+			}
+			session := ds[0].SessionID
+			id := workflows.SessionWorkflowID(session)
+			s.waitFor("the record and the mail", func() bool {
+				return s.status(session) == c.status && len(s.sink.Mails()) >= len(c.mails)
+			})
+			if c.closes {
+				s.waitFor("the session run to complete", func() bool { return s.completed(id) })
+			} else if d, err := s.temporal.DescribeWorkflowExecution(context.Background(), id, ""); err != nil ||
+				d.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				t.Fatalf("an open session's workflow must keep running: %v", err)
+			}
+			for _, m := range c.mails {
+				if n := s.sink.Count(m); n != 1 {
+					t.Errorf("%d mails about %q, want 1", n, m)
+				}
+			}
+			if n := len(s.sink.Mails()); n != len(c.mails) {
+				t.Errorf("%d mails, want %d", n, len(c.mails))
+			}
+			_, err = s.store.AMLCase(context.Background(), session)
+			if (err == nil) != c.amlCase {
+				t.Errorf("AML case present = %v, want %v", err == nil, c.amlCase)
+			}
+		})
+	}
+}

@@ -1,0 +1,391 @@
+// Package simulator plays Didit: it builds realistic session webhooks from
+// the shapes of Didit's real deliveries, signs them with the didit package's
+// Signer and sends them the way Didit does, retries included.
+package simulator
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/diditflow/diditflow/didit"
+)
+
+//go:embed templates/*.json
+var templates embed.FS
+
+// step is one delivery of a scenario: a template, the status it reports and
+// how long after the session's start Didit created the event.
+type step struct {
+	template string
+	status   didit.Status
+	after    time.Duration
+	// resubmit adds resubmit_info, as Didit does for Resubmitted.
+	resubmit bool
+}
+
+var scenarios = map[string][]step{
+	"approved": {
+		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
+		{template: "status-updated-approved.json", status: didit.StatusApproved, after: time.Minute},
+	},
+	"declined-aml": {
+		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
+		{template: "status-updated-in-review.json", status: didit.StatusInReview, after: time.Minute},
+		{template: "status-updated-declined-aml-hit.json", status: didit.StatusDeclined, after: 10 * time.Minute},
+	},
+	"in-review-then-approved": {
+		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
+		{template: "status-updated-in-review.json", status: didit.StatusInReview, after: time.Minute},
+		{template: "status-updated-approved.json", status: didit.StatusApproved, after: 10 * time.Minute},
+	},
+	"resubmitted": {
+		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
+		{template: "status-updated-approved.json", status: didit.StatusResubmitted, after: time.Minute, resubmit: true},
+	},
+	"abandoned": {
+		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
+		{template: "status-updated-in-progress.json", status: didit.StatusAbandoned, after: 30 * time.Minute},
+	},
+	"kyc-expired": {
+		{template: "status-updated-approved.json", status: didit.StatusApproved},
+		{template: "status-updated-approved.json", status: didit.StatusKycExpired, after: 24 * time.Hour},
+	},
+}
+
+// Scenarios lists the scenario names.
+func Scenarios() []string {
+	names := make([]string, 0, len(scenarios))
+	for n := range scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Delivery is one webhook of one session. Its body is re-stamped with the
+// sending time at every attempt, as a fresh signature needs.
+type Delivery struct {
+	SessionID string
+	Name      string
+	Status    didit.Status
+	body      map[string]any
+}
+
+// Options shape the deliveries.
+type Options struct {
+	// Email is put in each decision's contact details; empty leaves none.
+	Email string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Build returns the deliveries of a scenario for a new session, in the
+// order Didit creates them.
+func Build(scenario string, opts Options) ([]Delivery, error) {
+	steps, ok := scenarios[scenario]
+	if !ok {
+		return nil, fmt.Errorf("unknown scenario %q (one of %v)", scenario, Scenarios())
+	}
+	session := newUUID()
+	vendor := "user_" + newUUID()[:8]
+	// The session started long enough ago for its last event to be now.
+	start := opts.now().Add(-steps[len(steps)-1].after)
+	var out []Delivery
+	for i, st := range steps {
+		raw, err := templates.ReadFile("templates/" + st.template)
+		if err != nil {
+			return nil, err
+		}
+		body, err := decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		body["status"] = string(st.status)
+		body["vendor_data"] = vendor
+		body["created_at"] = json.Number(strconv.FormatInt(start.Add(st.after).Unix(), 10))
+		if st.status == didit.StatusAbandoned {
+			delete(body, "decision")
+		}
+		if d, ok := body["decision"].(map[string]any); ok {
+			d["status"] = string(st.status)
+			d["vendor_data"] = vendor
+		}
+		if st.resubmit {
+			body["resubmit_info"] = map[string]any{
+				"nodes_to_resubmit": []any{"feature_liveness_1"},
+				"reasons":           map[string]any{"feature_liveness_1": "LOW_LIVENESS_SCORE"},
+			}
+		}
+		d := newDelivery(body, session, opts)
+		d.Name = fmt.Sprintf("%s %d/%d %s", scenario, i+1, len(steps), st.status)
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// FromFile turns one event body (such as a Didit fixture) into a delivery
+// for a new session.
+func FromFile(raw []byte, opts Options) (Delivery, error) {
+	body, err := decode(raw)
+	if err != nil {
+		return Delivery{}, err
+	}
+	d := newDelivery(body, newUUID(), opts)
+	d.Name = fmt.Sprintf("%v %v", body["webhook_type"], body["status"])
+	return d, nil
+}
+
+func newDelivery(body map[string]any, session string, opts Options) Delivery {
+	body["session_id"] = session
+	body["event_id"] = newUUID()
+	if d, ok := body["decision"].(map[string]any); ok {
+		d["session_id"] = session
+		if opts.Email != "" {
+			d["contact_details"] = map[string]any{"email": opts.Email, "send_notification_emails": false}
+		}
+	}
+	status, _ := body["status"].(string)
+	return Delivery{SessionID: session, Status: didit.Status(status), body: body}
+}
+
+func decode(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var body map[string]any
+	if err := dec.Decode(&body); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	return body, nil
+}
+
+// Body returns the delivery as Didit puts it on the wire, signed at ts.
+func (d Delivery) Body(ts time.Time) ([]byte, error) {
+	body := make(map[string]any, len(d.body))
+	for k, v := range d.body {
+		body[k] = v
+	}
+	body["timestamp"] = json.Number(strconv.FormatInt(ts.Unix(), 10))
+	js, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return didit.Wire(js)
+}
+
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// DiditRetryDelays is Didit's schedule after a failed attempt (SPEC §3.1):
+// about a minute, then about four more.
+var DiditRetryDelays = []time.Duration{time.Minute, 4 * time.Minute}
+
+// Sender posts deliveries to a receiver.
+type Sender struct {
+	URL    string
+	Secret string
+	Client *http.Client
+	// RetryDelays are the waits before each retry of a 5xx, 404 or
+	// connection failure; nil means DiditRetryDelays.
+	RetryDelays []time.Duration
+	// Log receives one line per attempt; nil discards.
+	Log io.Writer
+	Now func() time.Time
+
+	mu sync.Mutex
+}
+
+// Attempt is one HTTP attempt of a delivery.
+type Attempt struct {
+	Status int
+	Err    error
+}
+
+func (s *Sender) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Send delivers d, retrying like Didit, and returns every attempt.
+func (s *Sender) Send(ctx context.Context, d Delivery) []Attempt {
+	delays := s.RetryDelays
+	if delays == nil {
+		delays = DiditRetryDelays
+	}
+	var attempts []Attempt
+	for i := 0; ; i++ {
+		a := s.attempt(ctx, d)
+		attempts = append(attempts, a)
+		s.logf("%s  session %s  attempt %d  → %s\n", d.Name, d.SessionID, i+1, describe(a))
+		if !retryable(a) || i >= len(delays) {
+			return attempts
+		}
+		select {
+		case <-ctx.Done():
+			return attempts
+		case <-time.After(delays[i]):
+		}
+	}
+}
+
+func (s *Sender) attempt(ctx context.Context, d Delivery) Attempt {
+	body, err := d.Body(s.now())
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	h, err := didit.Signer{Secret: s.Secret}.Sign(body)
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	h.Set(req.Header)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "DiditWebhook/2.0 +https://didit.me")
+	client := s.Client
+	if client == nil {
+		// Didit gives up on a delivery after five seconds.
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return Attempt{Status: resp.StatusCode}
+}
+
+// retryable is Didit's rule: 5xx, 404 and failures to connect or answer.
+func retryable(a Attempt) bool {
+	return a.Err != nil || a.Status >= 500 || a.Status == http.StatusNotFound
+}
+
+func describe(a Attempt) string {
+	if a.Err != nil {
+		return "error: " + a.Err.Error()
+	}
+	return fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status))
+}
+
+func (s *Sender) logf(format string, args ...any) {
+	if s.Log == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.Log, format, args...)
+}
+
+// Plan says how a run shapes and paces its deliveries.
+type Plan struct {
+	// Duplicate sends every delivery this many times (1 = once).
+	Duplicate int
+	// Reorder sends a session's deliveries newest first.
+	Reorder bool
+	// Delay waits between a session's deliveries.
+	Delay time.Duration
+	// Sessions is how many sessions to run; Rate how many start per second
+	// (0 = all at once).
+	Sessions int
+	Rate     float64
+}
+
+// Order applies Duplicate and Reorder to a session's deliveries.
+func (p Plan) Order(ds []Delivery) []Delivery {
+	ds = slices.Clone(ds)
+	if p.Reorder {
+		slices.Reverse(ds)
+	}
+	var out []Delivery
+	for _, d := range ds {
+		for range max(p.Duplicate, 1) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Result counts the outcome of a run.
+type Result struct {
+	Sessions   []string
+	Deliveries int
+	// ByStatus counts final answers by HTTP status; 0 counts errors.
+	ByStatus map[int]int
+}
+
+// Run sends plan.Sessions sessions built by build, at plan.Rate.
+func (s *Sender) Run(ctx context.Context, plan Plan, build func() ([]Delivery, error)) (Result, error) {
+	res := Result{ByStatus: map[int]int{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var interval time.Duration
+	if plan.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / plan.Rate)
+	}
+	for i := 0; i < max(plan.Sessions, 1); i++ {
+		if i > 0 && interval > 0 {
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return res, ctx.Err()
+			case <-time.After(interval):
+			}
+		}
+		ds, err := build()
+		if err != nil {
+			wg.Wait()
+			return res, err
+		}
+		mu.Lock()
+		res.Sessions = append(res.Sessions, ds[0].SessionID)
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j, d := range plan.Order(ds) {
+				if j > 0 && plan.Delay > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(plan.Delay):
+					}
+				}
+				attempts := s.Send(ctx, d)
+				last := attempts[len(attempts)-1]
+				mu.Lock()
+				res.Deliveries++
+				res.ByStatus[last.Status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return res, nil
+}
