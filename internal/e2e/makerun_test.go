@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/diditflow/diditflow/internal/simulator"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// processesWith lists the processes whose environment holds entry.
+func processesWith(entry string) []string {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var pids []string
+	for _, d := range dirs {
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if string(kv) == entry {
+				cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+				pids = append(pids, filepath.Base(d)+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// TestMakeRun runs `make run` as a newcomer would: it starts, a scenario is
+// processed into a record and a mail, Ctrl-C stops it, nothing is left behind.
+func TestMakeRun(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	data := t.TempDir()
+	temporalPort, uiPort, httpPort := freePort(t), freePort(t), freePort(t)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "DATABASE_URL=") &&
+			!strings.HasPrefix(kv, "SMTP_URL=") && !strings.HasPrefix(kv, "OUTBOX_DIR=") {
+			env = append(env, kv)
+		}
+	}
+	marker := "DIDITFLOW_DATA=" + data
+	env = append(env, marker,
+		"TEMPORAL_ADDRESS=127.0.0.1:"+temporalPort, "TEMPORAL_UI_PORT="+uiPort,
+		"HTTP_ADDR=127.0.0.1:"+httpPort, "DIDIT_WEBHOOK_SECRETS="+secret,
+		"TEMPORAL_CLI="+os.Getenv("TEMPORAL_CLI"))
+
+	logPath := filepath.Join(t.TempDir(), "make-run.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("make", "--no-print-directory", "run")
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group, as a terminal gives a foreground job.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		for _, p := range processesWith(marker) {
+			if f := strings.Fields(p); len(f) > 0 {
+				if pid, err := strconv.Atoi(f[0]); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("make run output:\n%s", out)
+		}
+	}()
+
+	base := "http://127.0.0.1:" + httpPort
+	waitUntil(t, "the starter to be ready", 4*time.Minute, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	ds, err := simulator.Build("approved", simulator.Options{Email: userEmail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := &simulator.Sender{URL: base + "/webhooks/didit", Secret: secret, RetryDelays: []time.Duration{}, Log: io.Discard}
+	res, err := sender.Run(context.Background(), simulator.Plan{}, func() ([]simulator.Delivery, error) { return ds, nil })
+	if err != nil || res.ByStatus[200] != len(ds) {
+		t.Fatalf("deliveries: %+v, %v", res.ByStatus, err)
+	}
+	waitUntil(t, "the approval mail in the outbox", time.Minute, func() bool {
+		files, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+		return len(files) == 1
+	})
+	if _, err := os.Stat(filepath.Join(data, "diditflow.db")); err != nil {
+		t.Fatalf("no records database under the data directory: %v", err)
+	}
+
+	// Ctrl-C.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("make run did not stop within a minute of Ctrl-C")
+	}
+	out, _ := os.ReadFile(logPath)
+	for _, want := range []string{"[run] diditflow is up", "[starter]", "[worker]", "[temporal]", "[run] stopped"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if left := processesWith(marker); len(left) > 0 {
+		t.Fatalf("processes left behind: %v", left)
+	}
+	for _, port := range []string{temporalPort, uiPort, httpPort} {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			t.Errorf("port %s still listening", port)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
