@@ -1,5 +1,5 @@
-// Package smtptest runs a real SMTP server in-process for tests, as
-// net/http/httptest does for HTTP.
+// Package smtptest runs a real SMTP server in-process, for tests (as
+// net/http/httptest does for HTTP) and for cmd/mailsink.
 package smtptest
 
 import (
@@ -23,29 +23,43 @@ type Mail struct {
 	Data    []byte
 }
 
-// Server is a real SMTP server on 127.0.0.1 that keeps what it receives.
+// Server is a real SMTP server that keeps what it receives.
 type Server struct {
-	Addr   string
+	Addr string
+	// OnMail, if set, is called with every accepted message.
+	OnMail func(Mail)
 	server *smtp.Server
 	mu     sync.Mutex
 	mails  []Mail
 }
 
-// NewServer starts a Server for the test; it stops at cleanup.
+// NewServer starts a Server on 127.0.0.1 for the test; it stops at cleanup.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &Server{Addr: l.Addr().String()}
-	sink.server = smtp.NewServer(sink)
-	sink.server.Domain = "localhost"
-	sink.server.AllowInsecureAuth = true
-	go func() { _ = sink.server.Serve(l) }()
-	t.Cleanup(func() { _ = sink.server.Close() })
-	return sink
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
+
+// Start listens on addr and serves until Close.
+func Start(addr string) (*Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: l.Addr().String()}
+	s.server = smtp.NewServer(s)
+	s.server.Domain = "localhost"
+	s.server.AllowInsecureAuth = true
+	go func() { _ = s.server.Serve(l) }()
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() error { return s.server.Close() }
 
 // URL is the sink's address as an SMTP_URL.
 func (s *Server) URL() string { return "smtp://" + s.Addr + "?starttls=off" }
@@ -103,6 +117,9 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	ss.sink.mu.Lock()
 	ss.sink.mails = append(ss.sink.mails, m)
 	ss.sink.mu.Unlock()
+	if ss.sink.OnMail != nil {
+		ss.sink.OnMail(m)
+	}
 	return nil
 }
 

@@ -129,6 +129,7 @@ func TestStore(t *testing.T) {
 		{"TwoHandlesShareOneDatabase", testTwoHandlesShareOneDatabase},
 		{"DuplicateEventKey", testDuplicateEventKey},
 		{"SameKeyInAnotherSession", testSameKeyInAnotherSession},
+		{"RecentVerifications", testRecentVerifications},
 		{"EventsApplyInEventTimeOrder", testEventsApplyInEventTimeOrder},
 		{"ConcurrentEventsForOneSession", testConcurrentEventsForOneSession},
 		{"NeedsAttention", testNeedsAttention},
@@ -328,6 +329,23 @@ func testSameKeyInAnotherSession(t *testing.T, dsn string) {
 		if !res.Applied || res.Duplicate {
 			t.Fatalf("%s: %+v: a key seen in another session is not a duplicate", session, res)
 		}
+	}
+}
+
+func testRecentVerifications(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	for i, session := range []string{"s-1", "s-2", "s-3"} {
+		if _, err := s.RecordEvent(ctx, event(session, session+"-k", int64(100+i), "Approved")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RecentVerifications(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Status != "Approved" {
+		t.Fatalf("RecentVerifications = %+v", got)
 	}
 }
 

@@ -166,22 +166,51 @@ func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, e
 
 // Verification returns the record of a session, or ErrNotFound.
 func (s *Store) Verification(ctx context.Context, sessionID string) (Verification, error) {
-	var (
-		v          Verification
-		risk       sql.NullFloat64
-		first, upd int64
-	)
-	err := s.db.QueryRowContext(ctx, s.q(`
-		SELECT session_id, status, event_created_at, event_key, vendor_data, webhook_type,
-		       aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at
-		FROM verifications WHERE session_id = ?`), sessionID,
-	).Scan(&v.SessionID, &v.Status, &v.EventCreatedAt, &v.EventKey, &v.VendorData, &v.WebhookType,
-		&v.AMLHits, &risk, &v.NeedsAttention, &first, &upd)
+	v, err := scanVerification(s.db.QueryRowContext(ctx, s.q(`
+		SELECT `+verificationColumns+` FROM verifications WHERE session_id = ?`), sessionID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Verification{}, fmt.Errorf("get verification %s: %w", sessionID, ErrNotFound)
 	}
 	if err != nil {
 		return Verification{}, fmt.Errorf("get verification %s: %w", sessionID, err)
+	}
+	return v, nil
+}
+
+// RecentVerifications returns up to limit records, most recently updated first.
+func (s *Store) RecentVerifications(ctx context.Context, limit int) ([]Verification, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`
+		SELECT `+verificationColumns+` FROM verifications ORDER BY updated_at DESC, session_id LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list verifications: %w", err)
+	}
+	defer rows.Close()
+	var out []Verification
+	for rows.Next() {
+		v, err := scanVerification(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list verifications: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list verifications: %w", err)
+	}
+	return out, nil
+}
+
+const verificationColumns = `session_id, status, event_created_at, event_key, vendor_data, webhook_type,
+		       aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at`
+
+func scanVerification(row interface{ Scan(...any) error }) (Verification, error) {
+	var (
+		v          Verification
+		risk       sql.NullFloat64
+		first, upd int64
+	)
+	if err := row.Scan(&v.SessionID, &v.Status, &v.EventCreatedAt, &v.EventKey, &v.VendorData, &v.WebhookType,
+		&v.AMLHits, &risk, &v.NeedsAttention, &first, &upd); err != nil {
+		return Verification{}, err
 	}
 	if risk.Valid {
 		v.AMLMaxRiskScore = &risk.Float64
