@@ -87,7 +87,8 @@ func (a *Activities) RecordVerification(ctx context.Context, in RecordInput) (Re
 	if err != nil {
 		return RecordResult{}, classify("record verification", err)
 	}
-	return RecordResult{Duplicate: res.Duplicate, Applied: res.Applied, PreviousStatus: didit.Status(res.PreviousStatus)}, nil
+	return RecordResult{Duplicate: res.Duplicate, Applied: res.Applied,
+		PreviousStatus: didit.Status(res.PreviousStatus), CurrentStatus: didit.Status(res.CurrentStatus)}, nil
 }
 
 // SetNeedsAttention mirrors a workflow's needs-attention flag onto the record.
@@ -118,6 +119,14 @@ func (a *Activities) deliver(ctx context.Context, sessionID, kind, recipient str
 		return AlreadySent, nil
 	}
 	if err := send(ctx); err != nil {
+		if notify.IsRecipientRejected(err) {
+			// The address is wrong, not the server: parking would hold the
+			// session up for nothing an operator can fix here.
+			if err := a.Store.MarkNotificationUndeliverable(ctx, sessionID, kind, "recipient rejected: "+err.Error()); err != nil {
+				return "", classify("mark notification "+kind+" undeliverable", err)
+			}
+			return Undeliverable, nil
+		}
 		return "", classify("send notification "+kind, err)
 	}
 	if err := a.Store.MarkNotificationSent(ctx, sessionID, kind); err != nil {
@@ -250,7 +259,8 @@ func classify(op string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrConflict), notify.IsPermanent(err):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound),
+		notify.IsPermanent(err):
 		return temporal.NewNonRetryableApplicationError(msg, "Permanent", nil)
 	default:
 		return temporal.NewApplicationError(msg, "Transient")

@@ -159,3 +159,18 @@ func TestOpenAndResolveAMLCase(t *testing.T) {
 		t.Fatalf("case = %+v, %v", got, err)
 	}
 }
+
+func TestRejectedRecipientIsUndeliverableNotParked(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.RejectRecipient = func(to string) bool { return to == "gone@example.com" }
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	got, err := a.NotifyUser(ctx, UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "gone@example.com"})
+	if err != nil || got != Undeliverable {
+		t.Fatalf("NotifyUser = %q, %v; want undeliverable, no error to park on", got, err)
+	}
+	n, err := st.Notification(ctx, "s-1", "user:approved")
+	if err != nil || n.State != store.NotificationUndeliverable || strings.Contains(n.Detail, "gone@") {
+		t.Fatalf("notification = %+v, %v", n, err)
+	}
+}

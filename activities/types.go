@@ -21,18 +21,22 @@ type RecordInput struct {
 
 // RecordResult says what recording an event did to the session's record.
 type RecordResult struct {
-	// Duplicate: the event key was recorded before; nothing changed.
+	// Duplicate: the event key was recorded before and nothing changed now;
+	// Applied and PreviousStatus then describe that first recording, so an
+	// attempt that committed but was never acknowledged is not lost.
 	Duplicate bool `json:"duplicate"`
-	// Applied: the event is newer than the record's and now defines it.
+	// Applied: the event is newer than the record's and defines it.
 	Applied bool `json:"applied"`
 	// PreviousStatus is the record's status before the event.
 	PreviousStatus didit.Status `json:"previous_status,omitempty"`
+	// CurrentStatus is the record's status now.
+	CurrentStatus didit.Status `json:"current_status,omitempty"`
 }
 
-// StatusChanged reports whether the event moved the record to a new status,
-// which is what user notifications and escalations follow.
+// StatusChanged reports whether the event moved the record to a new status
+// that is still current: what user notifications and escalations follow.
 func (r RecordResult) StatusChanged(status didit.Status) bool {
-	return r.Applied && r.PreviousStatus != status
+	return r.Applied && r.PreviousStatus != status && r.CurrentStatus == status
 }
 
 // Notice is a kind of user notification; each is sent at most once per

@@ -104,7 +104,7 @@ type Event struct {
 	SessionID       string      `json:"session_id"`
 	Status          Status      `json:"status"`
 	WorkflowID      string      `json:"workflow_id,omitempty"`
-	WorkflowVersion int         `json:"workflow_version,omitempty"`
+	WorkflowVersion int64       `json:"workflow_version,omitempty"`
 	VendorData      string      `json:"vendor_data,omitempty"`
 	// Metadata is the business's own JSON from session creation. It may hold
 	// personal data, so nothing downstream should copy it around.
@@ -119,36 +119,27 @@ type Event struct {
 	// of an unexpected type). The event is still delivered so nothing is
 	// lost; the decision should then be fetched from Didit's API.
 	DecisionError string `json:"decision_error,omitempty"`
+	// Warnings name envelope fields that were present but not of the
+	// documented type, and were left empty rather than refuse the event.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Decision is the part of Didit's decision object (SPEC §2.4) that diditflow
 // acts on. It deliberately leaves out names, document numbers, dates of birth,
-// addresses and media URLs, so they never reach workflow histories or logs.
+// addresses, media URLs, reviewers and their comments, so they never reach
+// workflow histories or logs. The one piece of personal data it keeps is the
+// address the user asked to be notified at.
 type Decision struct {
-	SessionID          string              `json:"session_id,omitempty"`
-	SessionKind        string              `json:"session_kind,omitempty"`
-	Status             Status              `json:"status"`
-	Features           []string            `json:"features,omitempty"`
-	VendorData         string              `json:"vendor_data,omitempty"`
-	ContactDetails     *ContactDetails     `json:"contact_details,omitempty"`
-	EmailVerifications []EmailVerification `json:"email_verifications,omitempty"`
-	AMLScreenings      []AMLScreening      `json:"aml_screenings,omitempty"`
-	Reviews            []Review            `json:"reviews,omitempty"`
-	CreatedAt          string              `json:"created_at,omitempty"`
-	ExpiresAt          string              `json:"expires_at,omitempty"`
-}
-
-// ContactDetails is how the user asked to be contacted.
-type ContactDetails struct {
-	Email                  string `json:"email,omitempty"`
-	EmailLang              string `json:"email_lang,omitempty"`
-	SendNotificationEmails *bool  `json:"send_notification_emails,omitempty"`
-}
-
-// EmailVerification is the result of the email-verification feature.
-type EmailVerification struct {
-	Status string `json:"status,omitempty"`
-	Email  string `json:"email,omitempty"`
+	SessionID     string         `json:"session_id,omitempty"`
+	SessionKind   string         `json:"session_kind,omitempty"`
+	Status        Status         `json:"status"`
+	Features      []string       `json:"features,omitempty"`
+	VendorData    string         `json:"vendor_data,omitempty"`
+	Email         string         `json:"contact_email,omitempty"`
+	AMLScreenings []AMLScreening `json:"aml_screenings,omitempty"`
+	Reviews       []Review       `json:"reviews,omitempty"`
+	CreatedAt     string         `json:"created_at,omitempty"`
+	ExpiresAt     string         `json:"expires_at,omitempty"`
 }
 
 // AMLScreening is one AML (sanctions, PEP, adverse media) screening.
@@ -172,19 +163,18 @@ type AMLHit struct {
 	ReviewStatus string   `json:"review_status,omitempty"`
 }
 
-// Review is one manual review of the session.
+// Review is one manual review of the session: the status it set and when.
+// Who reviewed and their comment stay in Didit.
 type Review struct {
-	User      string `json:"user,omitempty"`
 	NewStatus Status `json:"new_status,omitempty"`
-	Comment   string `json:"comment,omitempty"`
 	CreatedAt string `json:"created_at,omitempty"`
 }
 
 // ResubmitInfo lists what the user must redo after a Resubmitted status.
-// Didit's exact item shape is unverified, so the reasons stay raw JSON.
+// Didit's exact item shape is unverified, so the items stay raw JSON; the
+// reasons, free text about the user, are not kept.
 type ResubmitInfo struct {
 	NodesToResubmit []json.RawMessage `json:"nodes_to_resubmit,omitempty"`
-	Reasons         json.RawMessage   `json:"reasons,omitempty"`
 }
 
 // AMLHits returns every hit that is not a false positive, across screenings.
@@ -208,47 +198,135 @@ func (d *Decision) ContactEmail() string {
 	if d == nil {
 		return ""
 	}
-	if d.ContactDetails != nil && d.ContactDetails.Email != "" {
-		return d.ContactDetails.Email
-	}
-	for _, v := range d.EmailVerifications {
-		if v.Email != "" && v.Status == string(StatusApproved) {
-			return v.Email
-		}
-	}
-	return ""
+	return d.Email
 }
 
-// envelope is Event with the decision left raw, so a decision that does not
-// fit the model never makes the whole event unreadable.
-type envelope struct {
-	Event
-	Decision json.RawMessage `json:"decision,omitempty"`
+// decisionWire is how a decision arrives; it is reduced to a Decision.
+type decisionWire struct {
+	Decision
+	ContactDetails *struct {
+		Email string `json:"email"`
+	} `json:"contact_details"`
+	EmailVerifications []struct {
+		Status string `json:"status"`
+		Email  string `json:"email"`
+	} `json:"email_verifications"`
+}
+
+func parseDecision(raw json.RawMessage) (*Decision, error) {
+	var w decisionWire
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return nil, err
+	}
+	d := w.Decision
+	// The address from session creation, else one the user verified.
+	if w.ContactDetails != nil && w.ContactDetails.Email != "" {
+		d.Email = w.ContactDetails.Email
+	} else {
+		for _, v := range w.EmailVerifications {
+			if v.Email != "" && v.Status == string(StatusApproved) {
+				d.Email = v.Email
+				break
+			}
+		}
+	}
+	return &d, nil
 }
 
 // ParseEvent reads a session webhook body. It does not verify it; use
 // Verifier.ConstructEvent for deliveries from the network.
+//
+// Members are matched by their exact names (encoding/json would also take
+// "Status" for "status", which a signature over "status" does not cover).
+// Only session_id and webhook_type must be well-formed: an authentic event
+// with some other odd field is still delivered, with a warning, rather than
+// refused with a 400 that Didit would never retry.
 func ParseEvent(body []byte) (Event, error) {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
 		return Event{}, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
 	}
-	ev := env.Event
-	switch {
-	case ev.SessionID == "":
-		return Event{}, fmt.Errorf("%w: no session_id", ErrNotDiditEvent)
-	case ev.WebhookType == "":
-		return Event{}, fmt.Errorf("%w: no webhook_type", ErrNotDiditEvent)
+	var ev Event
+	p := fieldParser{fields: fields, ev: &ev}
+	sessionID, ok := p.string("session_id")
+	if !ok || sessionID == "" {
+		return Event{}, fmt.Errorf("%w: no session_id string", ErrNotDiditEvent)
 	}
-	if len(env.Decision) > 0 && string(env.Decision) != "null" {
-		var d Decision
-		if err := json.Unmarshal(env.Decision, &d); err != nil {
+	webhookType, ok := p.string("webhook_type")
+	if !ok || webhookType == "" {
+		return Event{}, fmt.Errorf("%w: no webhook_type string", ErrNotDiditEvent)
+	}
+	ev.SessionID, ev.WebhookType = sessionID, WebhookType(webhookType)
+	status, _ := p.string("status")
+	ev.Status = Status(status)
+	ev.EventID, _ = p.string("event_id")
+	ev.ApplicationID, _ = p.string("application_id")
+	ev.Environment, _ = p.string("environment")
+	ev.WorkflowID, _ = p.string("workflow_id")
+	ev.VendorData, _ = p.string("vendor_data")
+	ev.SessionKind, _ = p.string("session_kind")
+	ev.BusinessSessionID, _ = p.string("business_session_id")
+	ev.VendorBusinessID, _ = p.string("vendor_business_id")
+	ev.Timestamp, _ = p.int("timestamp")
+	ev.WorkflowVersion, _ = p.int("workflow_version")
+	if ev.CreatedAt, ok = p.int("created_at"); !ok {
+		// The event's own time is unknown; the signing time is the best
+		// bound, and never earlier than the real one.
+		ev.CreatedAt = ev.Timestamp
+	}
+	if raw, ok := fields["metadata"]; ok && string(raw) != "null" {
+		ev.Metadata = raw
+	}
+	if raw, ok := fields["decision"]; ok && string(raw) != "null" {
+		d, err := parseDecision(raw)
+		if err != nil {
 			ev.DecisionError = err.Error()
 		} else {
-			ev.Decision = &d
+			ev.Decision = d
+		}
+	}
+	if raw, ok := fields["resubmit_info"]; ok && string(raw) != "null" {
+		var r ResubmitInfo
+		if err := json.Unmarshal(raw, &r); err != nil {
+			ev.Warnings = append(ev.Warnings, "resubmit_info: "+err.Error())
+		} else {
+			ev.ResubmitInfo = &r
 		}
 	}
 	return ev, nil
+}
+
+// fieldParser reads typed members of a JSON object, noting the ones of an
+// unexpected type as warnings.
+type fieldParser struct {
+	fields map[string]json.RawMessage
+	ev     *Event
+}
+
+func (p fieldParser) string(name string) (string, bool) {
+	raw, ok := p.fields[name]
+	if !ok || string(raw) == "null" {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		p.ev.Warnings = append(p.ev.Warnings, name+": not a string")
+		return "", false
+	}
+	return s, true
+}
+
+func (p fieldParser) int(name string) (int64, bool) {
+	raw, ok := p.fields[name]
+	if !ok || string(raw) == "null" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		p.ev.Warnings = append(p.ev.Warnings, name+": not an integer")
+		return 0, false
+	}
+	return n, true
 }
 
 // ConstructEvent verifies a delivery and parses its body. Verification
@@ -270,8 +348,9 @@ func (v *Verifier) ConstructEvent(body []byte, h Headers) (Event, Verification, 
 // full-body scheme that is everything; after X-Signature-Simple alone only
 // timestamp, session_id, status and webhook_type are signed, so the rest is
 // dropped rather than left for someone downstream to trust by mistake.
-// created_at is not signed either; the signed timestamp, which is never
-// earlier, stands in for it.
+// created_at is not signed either, and the signing time cannot stand in for
+// it (a resent old event is signed anew), so it is zero: such an event never
+// outranks a signed one.
 func (e Event) Authenticated(ver Verification) Event {
 	if !ver.EnvelopeOnly {
 		return e
@@ -279,7 +358,6 @@ func (e Event) Authenticated(ver Verification) Event {
 	return Event{
 		WebhookType: e.WebhookType,
 		Timestamp:   e.Timestamp,
-		CreatedAt:   e.Timestamp,
 		SessionID:   e.SessionID,
 		Status:      e.Status,
 	}

@@ -67,7 +67,7 @@ func TestParseEventAMLDecision(t *testing.T) {
 	if s := ev.Decision.AMLScreenings[0]; s.TotalHits != 1 || *s.Score != 86 || s.Status != "Declined" {
 		t.Fatalf("screening = %+v", s)
 	}
-	if r := ev.Decision.Reviews; len(r) != 1 || r[0].NewStatus != StatusDeclined {
+	if r := ev.Decision.Reviews; len(r) != 1 || r[0].NewStatus != StatusDeclined || r[0].CreatedAt == "" {
 		t.Fatalf("reviews = %+v", r)
 	}
 	if ev.VendorData == "" || len(ev.Metadata) == 0 {
@@ -91,13 +91,66 @@ func TestContactEmail(t *testing.T) {
 	if none.ContactEmail() != "" {
 		t.Fatal("nil decision has no email")
 	}
-	d := &Decision{EmailVerifications: []EmailVerification{{Status: "Declined", Email: "x@example.com"}, {Status: "Approved", Email: "v@example.com"}}}
-	if got := d.ContactEmail(); got != "v@example.com" {
-		t.Fatalf("verified email = %q", got)
+	for body, want := range map[string]string{
+		`{"email_verifications":[{"status":"Declined","email":"x@example.com"},{"status":"Approved","email":"v@example.com"}]}`: "v@example.com",
+		`{"contact_details":{"email":"c@example.com"},"email_verifications":[{"status":"Approved","email":"v@example.com"}]}`: "c@example.com",
+		`{"contact_details":null}`: "",
+	} {
+		d, err := parseDecision([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.ContactEmail(); got != want {
+			t.Errorf("%s: ContactEmail = %q, want %q", body, got, want)
+		}
 	}
-	d.ContactDetails = &ContactDetails{Email: "c@example.com"}
-	if got := d.ContactEmail(); got != "c@example.com" {
-		t.Fatalf("contact email = %q", got)
+}
+
+// TestDecisionCarriesNoPersonalData: what travels into workflow histories
+// holds none of the personal data in the fixtures.
+func TestDecisionCarriesNoPersonalData(t *testing.T) {
+	for _, f := range []string{"status-updated-declined-aml-hit.json", "status-updated-approved-unicode.json", "data-updated.json"} {
+		ev, err := ParseEvent(readFixture(t, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Metadata = nil
+		js, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pii := range []string{"Daniel", "Navarro", "CBX482917", "1968-02-23", "José", "Müller", "Königstraße",
+			"compliance.officer@example.com", "AML hit confirmed", "media.example.com", "Leeds", "passport", "Passport"} {
+			if strings.Contains(string(js), pii) {
+				t.Errorf("%s: parsed event carries %q", f, pii)
+			}
+		}
+	}
+}
+
+func TestParseEventMatchesExactNames(t *testing.T) {
+	// encoding/json alone would let "Status" override "status"; a signature
+	// over "status" does not cover "Status".
+	body := `{"session_id":"s","webhook_type":"status.updated","status":"In Review","timestamp":5,` +
+		`"Status":"Approved","Session_ID":"victim","Timestamp":9999999999}`
+	ev, err := ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.SessionID != "s" || ev.Status != StatusInReview || ev.Timestamp != 5 || ev.CreatedAt != 5 {
+		t.Fatalf("event = %+v", ev)
+	}
+}
+
+func TestParseEventToleratesOddFields(t *testing.T) {
+	body := `{"session_id":"s","webhook_type":"status.updated","status":"Approved","timestamp":7,` +
+		`"created_at":"yesterday","workflow_version":"3","resubmit_info":["x"],"vendor_data":42}`
+	ev, err := ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatalf("an authentic event with odd fields must still be delivered: %v", err)
+	}
+	if ev.Status != StatusApproved || ev.CreatedAt != 7 || len(ev.Warnings) != 4 {
+		t.Fatalf("event = %+v", ev)
 	}
 }
 
@@ -119,7 +172,6 @@ func TestParseEventRejects(t *testing.T) {
 		"no session_id":        `{"webhook_type":"status.updated","timestamp":1}`,
 		"empty session_id":     `{"session_id":"","webhook_type":"status.updated"}`,
 		"no webhook_type":      `{"session_id":"s","timestamp":1}`,
-		"timestamp as string":  `{"session_id":"s","webhook_type":"status.updated","timestamp":"1"}`,
 		"session_id as number": `{"session_id":7,"webhook_type":"status.updated"}`,
 	} {
 		if _, err := ParseEvent([]byte(body)); !errors.Is(err, ErrNotDiditEvent) {
@@ -163,7 +215,7 @@ func TestAuthenticatedDropsUnsignedFields(t *testing.T) {
 		t.Fatal("a full-body verification must keep the whole event")
 	}
 	env := ev.Authenticated(Verification{Scheme: SchemeSimple, EnvelopeOnly: true})
-	want := Event{WebhookType: ev.WebhookType, Timestamp: ev.Timestamp, CreatedAt: ev.Timestamp, SessionID: ev.SessionID, Status: ev.Status}
+	want := Event{WebhookType: ev.WebhookType, Timestamp: ev.Timestamp, SessionID: ev.SessionID, Status: ev.Status}
 	if env.Decision != nil || env.VendorData != "" || env.EventID != "" || len(env.Metadata) != 0 ||
 		env.WebhookType != want.WebhookType || env.Timestamp != want.Timestamp || env.CreatedAt != want.CreatedAt ||
 		env.SessionID != want.SessionID || env.Status != want.Status {

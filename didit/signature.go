@@ -147,7 +147,7 @@ type Verifier struct {
 // A verified body that is not a JSON object yields an error wrapping
 // ErrNotDiditEvent rather than a verification error.
 func (v *Verifier) Verify(body []byte, h Headers) (Verification, error) {
-	if len(v.Secrets) == 0 {
+	if !v.hasSecret() {
 		return Verification{}, ErrNoSecret
 	}
 	ts, err := v.checkTimestamp(h.Timestamp)
@@ -256,9 +256,23 @@ func parseSignatures(h Headers, allowSimple bool) (signatures, error) {
 	return s, nil
 }
 
+// hasSecret reports whether any secret is usable. An empty secret is never
+// one: anybody can sign with it.
+func (v *Verifier) hasSecret() bool {
+	for _, s := range v.Secrets {
+		if s != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func (v *Verifier) matches(want [sha256.Size]byte, msg []byte) bool {
 	ok := false
 	for _, secret := range v.Secrets {
+		if secret == "" {
+			continue
+		}
 		// Every secret is tried, so the time taken does not reveal which one
 		// (or whether any) matched.
 		if hmac.Equal(want[:], sum(secret, msg)) {

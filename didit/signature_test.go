@@ -182,6 +182,7 @@ func TestVerifyRejects(t *testing.T) {
 			Headers{SignatureSimple: good.SignatureSimple, Timestamp: good.Timestamp}, ErrSignatureMismatch},
 		{"wrong secret", fixtureVerifier(), body, other, ErrSignatureMismatch},
 		{"no secrets", &Verifier{Now: fixedClock(fixtureTime)}, body, good, ErrNoSecret},
+		{"only an empty secret", &Verifier{Secrets: []string{""}, Now: fixedClock(fixtureTime)}, body, good, ErrNoSecret},
 		{"stale", &Verifier{Secrets: []string{fixtureSecret}, Now: fixedClock(fixtureTime + 301)}, body, good, ErrTimestampTooOld},
 		{"future", &Verifier{Secrets: []string{fixtureSecret}, Now: fixedClock(fixtureTime - 301)}, body, good, ErrTimestampInFuture},
 		{"edge of window, old", &Verifier{Secrets: []string{fixtureSecret}, Now: fixedClock(fixtureTime + 300)}, body, good, nil},

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"encoding/json"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
@@ -15,7 +17,7 @@ type CaseState struct {
 	Resolution *activities.Resolution `json:"resolution,omitempty"`
 	// Rejected lists resolve signals that were ignored, and why.
 	Rejected  []string           `json:"rejected,omitempty"`
-	Parked    *ParkedStep        `json:"parked,omitempty"`
+	Parked    []ParkedStep       `json:"parked,omitempty"`
 	Decisions []OperatorDecision `json:"decisions,omitempty"`
 }
 
@@ -26,14 +28,9 @@ type CaseState struct {
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (activities.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
-	st := &steps{
-		budget:    settings.StepBudget,
-		parked:    &state.Parked,
-		decisions: &state.Decisions,
-		attention: func(ctx workflow.Context, on bool) {
-			_ = workflow.UpsertTypedSearchAttributes(ctx, NeedsAttentionKey.ValueSet(on))
-		},
-	}
+	st := newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, func(ctx workflow.Context) {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, NeedsAttentionKey.ValueSet(len(state.Parked) > 0))
+	})
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
 		return activities.Resolution{}, err
 	}
@@ -72,13 +69,22 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (activities.R
 func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, settings Settings) (activities.Resolution, bool) {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	var res activities.Resolution
+	var raw json.RawMessage
 	got := false
 	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(resolve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &res); got = true })
+	sel.AddReceive(resolve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); got = true })
 	sel.AddFuture(workflow.NewTimer(timerCtx, settings.AMLReminderInterval), func(workflow.Future) {})
 	sel.Select(ctx)
-	return res, got
+	if !got {
+		return activities.Resolution{}, false
+	}
+	// Decoded here rather than by the SDK, which would drop a malformed
+	// signal with only a log line; this way it lands in Rejected.
+	var res activities.Resolution
+	if err := json.Unmarshal(raw, &res); err != nil {
+		res = activities.Resolution{Outcome: activities.Outcome("malformed input: " + err.Error())}
+	}
+	return res, true
 }
 
 func invalidResolution(r activities.Resolution) string {

@@ -116,6 +116,7 @@ func TestAMLCaseIgnoresInvalidResolutions(t *testing.T) {
 	in := amlCase(t)
 	h.signalAt(time.Minute, ResolveSignal, activities.Resolution{Outcome: "looks fine", Reviewer: "x@example.com"})
 	h.signalAt(2*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.Inconclusive})
+	h.signalAt(150*time.Second, ResolveSignal, map[string]any{"outcome": 7})
 	var mid CaseState
 	h.env.RegisterDelayedCallback(func() {
 		v, err := h.env.QueryWorkflow(StateQuery)
@@ -129,7 +130,7 @@ func TestAMLCaseIgnoresInvalidResolutions(t *testing.T) {
 	if err := h.env.GetWorkflowResult(&res); err != nil || res.Outcome != activities.Inconclusive {
 		t.Fatalf("result = %+v, %v", res, err)
 	}
-	if len(mid.Rejected) != 2 || mid.Resolution != nil || !mid.Opened {
+	if len(mid.Rejected) != 3 || mid.Resolution != nil || !mid.Opened {
 		t.Fatalf("state before the valid signal = %+v", mid)
 	}
 }

@@ -73,9 +73,11 @@ type SessionEvent struct {
 	ReceivedAt time.Time `json:"received_at"`
 }
 
-// OperatorAction is the payload of RetrySignal and SkipSignal; both fields
-// are optional and only recorded.
+// OperatorAction is the optional payload of RetrySignal and SkipSignal. Step
+// names the parked step to release (as the state query shows it); empty
+// releases every parked step. Operator and Note are only recorded.
 type OperatorAction struct {
+	Step     string `json:"step,omitempty"`
 	Operator string `json:"operator,omitempty"`
 	Note     string `json:"note,omitempty"`
 }

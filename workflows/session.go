@@ -27,7 +27,7 @@ type SessionState struct {
 	History   []HandledEvent      `json:"history"`
 	Notified  []activities.Notice `json:"notified,omitempty"`
 	Attention []string            `json:"attention,omitempty"`
-	Parked    *ParkedStep         `json:"parked,omitempty"`
+	Parked    []ParkedStep        `json:"parked,omitempty"`
 	Decisions []OperatorDecision  `json:"decisions,omitempty"`
 	// Runs counts the runs this state has been carried through.
 	Runs int `json:"runs"`
@@ -67,6 +67,16 @@ type session struct {
 	searched searchAttributes
 	// handled counts the events this run has handled.
 	handled int
+	// effects are status changes whose side effects are still to run, in
+	// order; busy is set while one runs. They run apart from recording, so a
+	// parked notice never holds up the record of later events.
+	effects []effect
+	busy    bool
+}
+
+type effect struct {
+	event didit.Event
+	hits  []didit.AMLHit
 }
 
 type searchAttributes struct {
@@ -86,33 +96,28 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 		s.state = &SessionState{SessionID: in.SessionID}
 	}
 	s.state.Runs++
-	s.steps = &steps{
-		budget:    s.settings.StepBudget,
-		parked:    &s.state.Parked,
-		decisions: &s.state.Decisions,
-		attention: s.setAttention,
-	}
+	s.steps = newSteps(ctx, s.settings.StepBudget, &s.state.Parked, &s.state.Decisions, s.setAttention)
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
 		return err
 	}
 	s.upsertSearchAttributes()
+
+	workflow.Go(ctx, s.runEffects)
 
 	events := workflow.GetSignalChannel(ctx, EventSignal)
 	pending := in.Pending
 	for {
 		pending = append(pending, drain(events)...)
 		if len(pending) == 0 {
-			ev, ok := s.next(events)
-			if !ok {
-				// Quiet for the idle window; drain once more so that an event
-				// that raced the timer is handled, not dropped.
+			if !s.wait(events) {
+				// Quiet for the idle window. Drain once more: an event that
+				// came with the timer is handled, not completed over.
 				if pending = drain(events); len(pending) == 0 {
 					workflow.GetLogger(ctx).Info("session complete", "status", s.state.Status)
 					return nil
 				}
-				continue
 			}
-			pending = append(pending, ev)
+			continue
 		}
 		// Event time order within what has arrived; the record decides
 		// across batches.
@@ -126,30 +131,40 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 		pending = nil
 
 		if s.continueAsNew() {
+			// Side effects in flight finish in this run; only then is the
+			// state complete enough to carry over.
+			_ = workflow.Await(ctx, s.effectsIdle)
 			next := SessionInput{SessionID: in.SessionID, State: s.state, Pending: drain(events)}
 			return workflow.NewContinueAsNewError(ctx, SessionWorkflow, next)
 		}
 	}
 }
 
-// next waits for an event. In a final status it waits at most the idle
-// window and reports false when none came.
-func (s *session) next(events workflow.ReceiveChannel) (SessionEvent, bool) {
-	var ev SessionEvent
-	if !s.state.Status.Final() {
-		events.Receive(s.ctx, &ev)
-		return ev, true
+func (s *session) effectsIdle() bool { return len(s.effects) == 0 && !s.busy }
+
+// wait blocks until an event arrives (true) or, once the session is final
+// and its side effects are done, until the idle window passes without one
+// (false).
+func (s *session) wait(events workflow.ReceiveChannel) bool {
+	closable := func() bool { return s.state.Status.Final() && s.effectsIdle() }
+	_ = workflow.Await(s.ctx, func() bool { return events.Len() > 0 || closable() })
+	if events.Len() > 0 {
+		return true
 	}
-	timerCtx, cancel := workflow.WithCancel(s.ctx)
-	defer cancel()
-	got := false
-	// When the timer and an event are both ready the timer may win; the
-	// caller drains the channel before completing, so the event still counts.
-	sel := workflow.NewSelector(s.ctx)
-	sel.AddFuture(workflow.NewTimer(timerCtx, s.settings.IdleWindow), func(workflow.Future) {})
-	sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { c.Receive(s.ctx, &ev); got = true })
-	sel.Select(s.ctx)
-	return ev, got
+	got, _ := workflow.AwaitWithTimeout(s.ctx, s.settings.IdleWindow, func() bool { return events.Len() > 0 })
+	return got
+}
+
+// runEffects runs queued side effects one at a time, for the whole run.
+func (s *session) runEffects(ctx workflow.Context) {
+	for {
+		_ = workflow.Await(ctx, func() bool { return len(s.effects) > 0 })
+		job := s.effects[0]
+		s.busy = true
+		s.runEffect(ctx, job)
+		s.effects = s.effects[1:]
+		s.busy = false
+	}
 }
 
 func drain(events workflow.ReceiveChannel) []SessionEvent {
@@ -203,6 +218,8 @@ func (s *session) handle(se SessionEvent) {
 	}
 	switch {
 	case res.Duplicate:
+		// Recorded before: by an attempt whose answer was lost, or by an
+		// earlier run. What it did then still counts below.
 		entry.Outcome = "duplicate"
 	case res.Applied:
 		entry.Outcome = "applied"
@@ -210,60 +227,67 @@ func (s *session) handle(se SessionEvent) {
 		entry.Outcome = "stale"
 	}
 	s.state.History = append(s.state.History, entry)
-	if res.Duplicate {
-		return
+	if res.CurrentStatus != "" {
+		s.state.Status = res.CurrentStatus
 	}
-	if res.Applied {
-		s.state.Status = ev.Status
+	if res.Applied && res.CurrentStatus == ev.Status {
 		if ev.VendorData != "" {
 			s.state.VendorData = ev.VendorData
 		}
 		if len(hits) > 0 {
 			s.state.AMLHit = true
 		}
-	} else if s.state.Status == "" {
-		s.state.Status = res.PreviousStatus
 	}
-	s.upsertSearchAttributes()
 	logger.Info("event recorded", "event_key", key, "webhook_type", ev.WebhookType,
 		"status", ev.Status, "outcome", entry.Outcome)
-	if !res.StatusChanged(ev.Status) {
+	if se.Verification.EnvelopeOnly || ev.DecisionError != "" {
+		// Without a trustworthy decision there is no address to notify and
+		// no AML result to act on: ops re-check the session in Didit.
+		s.flag("decision of event " + key + " is unusable (" + unusableReason(se) + "); check the session in Didit's console")
 		return
 	}
-	s.effects(se, hits)
+	s.upsertSearchAttributes()
+	if res.StatusChanged(ev.Status) {
+		s.effects = append(s.effects, effect{event: ev, hits: hits})
+	}
 }
 
-// effects are what a status change causes. They follow the record's status,
-// whichever event revealed it, so a data.updated that arrives before a late
-// status.updated still triggers the status's notice, once.
-func (s *session) effects(se SessionEvent, hits []didit.AMLHit) {
-	ev := se.Event
-	if se.Verification.EnvelopeOnly || ev.DecisionError != "" {
-		s.flag("decision of event " + ev.Key() + " is not usable (envelope-only signature or unreadable decision); check the session in Didit's console")
+func unusableReason(se SessionEvent) string {
+	if se.Verification.EnvelopeOnly {
+		return "only X-Signature-Simple verified"
 	}
+	return "unreadable decision"
+}
+
+// runEffect does what a status change calls for. Effects follow the
+// record's status, whichever event revealed it, so a data.updated that
+// arrives before a late status.updated still triggers the status's notice,
+// once.
+func (s *session) runEffect(ctx workflow.Context, job effect) {
+	ev := job.event
 	switch ev.Status {
 	case didit.StatusApproved:
-		s.notify(activities.NoticeApproved, ev)
+		s.notify(ctx, activities.NoticeApproved, ev)
 	case didit.StatusDeclined:
-		s.escalate(ev, hits)
-		s.notify(activities.NoticeDeclined, ev)
+		s.escalate(ctx, ev, job.hits)
+		s.notify(ctx, activities.NoticeDeclined, ev)
 	case didit.StatusInReview:
-		s.escalate(ev, hits)
-		s.notify(activities.NoticeInReview, ev)
+		s.escalate(ctx, ev, job.hits)
+		s.notify(ctx, activities.NoticeInReview, ev)
 	case didit.StatusResubmitted:
-		s.notify(activities.NoticeResubmitted, ev)
+		s.notify(ctx, activities.NoticeResubmitted, ev)
 	case didit.StatusKycExpired:
-		s.notify(activities.NoticeKycExpired, ev)
+		s.notify(ctx, activities.NoticeKycExpired, ev)
 	}
 }
 
-func (s *session) notify(kind activities.Notice, ev didit.Event) {
+func (s *session) notify(ctx workflow.Context, kind activities.Notice, ev didit.Event) {
 	if slices.Contains(s.state.Notified, kind) {
 		return
 	}
 	in := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Email: ev.Decision.ContactEmail(), Redo: ev.ResubmitInfo.Steps()}
 	var delivery activities.Delivery
-	if s.steps.run(s.ctx, "notify user: "+string(kind), acts.NotifyUser, in, &delivery) {
+	if s.steps.run(ctx, "notify user: "+string(kind), acts.NotifyUser, in, &delivery) {
 		s.state.Notified = append(s.state.Notified, kind)
 	}
 }
@@ -271,11 +295,11 @@ func (s *session) notify(kind activities.Notice, ev didit.Event) {
 // escalate opens the session's AML case, once: the child workflow's ID is
 // fixed per session and never reused, so a case opened by an earlier run
 // (or a retry) is found instead of duplicated. The case outlives this run.
-func (s *session) escalate(ev didit.Event, hits []didit.AMLHit) {
+func (s *session) escalate(ctx workflow.Context, ev didit.Event, hits []didit.AMLHit) {
 	if len(hits) == 0 || s.state.AMLCase {
 		return
 	}
-	ctx := workflow.WithChildOptions(s.ctx, workflow.ChildWorkflowOptions{
+	ctx = workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            AMLCaseWorkflowID(ev.SessionID),
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
@@ -306,7 +330,7 @@ func (s *session) flag(reason string) {
 }
 
 // setAttention is called when a step parks or is released.
-func (s *session) setAttention(ctx workflow.Context, on bool) {
+func (s *session) setAttention(ctx workflow.Context) {
 	s.upsertSearchAttributes()
 	// Mirror the flag onto the record, best effort: the search attribute is
 	// what ops watch, and the store may be the very thing that is down.
@@ -314,15 +338,19 @@ func (s *session) setAttention(ctx workflow.Context, on bool) {
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
-	in := activities.AttentionInput{SessionID: s.state.SessionID, NeedsAttention: on || len(s.state.Attention) > 0}
+	in := activities.AttentionInput{SessionID: s.state.SessionID, NeedsAttention: s.needsAttention()}
 	_ = workflow.ExecuteActivity(opts, acts.SetNeedsAttention, in).Get(ctx, nil)
+}
+
+func (s *session) needsAttention() bool {
+	return len(s.state.Parked) > 0 || len(s.state.Attention) > 0
 }
 
 func (s *session) upsertSearchAttributes() {
 	now := searchAttributes{
 		status:         s.state.Status,
 		amlHit:         s.state.AMLHit,
-		needsAttention: s.state.Parked != nil || len(s.state.Attention) > 0,
+		needsAttention: s.needsAttention(),
 		vendorData:     s.state.VendorData,
 	}
 	if now == s.searched {

@@ -53,7 +53,7 @@ func fixtureEvent(t testing.TB, name string) SessionEvent {
 	}
 	ev.Metadata = nil
 	if ev.Decision != nil {
-		ev.Decision.ContactDetails = &didit.ContactDetails{Email: userEmail}
+		ev.Decision.Email = userEmail
 	}
 	return SessionEvent{Event: ev, Verification: didit.Verification{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}}
 }
@@ -434,7 +434,7 @@ func TestDataUpdatedIsRecordOnly(t *testing.T) {
 func TestNoContactEmailIsUndeliverableNotParked(t *testing.T) {
 	h := newHarness(t, nil)
 	ev := fixtureEvent(t, "status-updated-approved.json")
-	ev.Event.Decision.ContactDetails = nil
+	ev.Event.Decision.Email = ""
 	h.deliverAt(time.Second, ev)
 	h.run(s1)
 	if len(h.mails()) != 0 {
@@ -455,12 +455,88 @@ func TestEnvelopeOnlyEventNeedsAttention(t *testing.T) {
 	ev.Verification = didit.Verification{Scheme: didit.SchemeSimple, EnvelopeOnly: true}
 	ev.Event = ev.Event.Authenticated(ev.Verification)
 	h.deliverAt(time.Second, ev)
+	// A signed, older In Review still applies: the unsigned event has no
+	// trustworthy time, so it never outranks a signed one.
+	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-in-progress.json"))
+	h.deliverAt(time.Hour, fixtureEvent(t, "status-updated-approved.json"))
 	h.run(s1)
 	if v, _ := h.searchBool(NeedsAttentionKey); !v {
 		t.Fatal("DiditNeedsAttention should be set for an envelope-only decision")
 	}
-	if st := h.state(); len(st.Attention) != 1 || st.Status != didit.StatusApproved {
+	st := h.state()
+	if len(st.Attention) != 1 || st.Status != didit.StatusApproved {
 		t.Fatalf("state = %+v", st)
+	}
+	if got := outcomes(st); !slices.Equal(got, []string{"Approved:applied", "In Progress:applied", "Approved:applied"}) {
+		t.Fatalf("history = %v", got)
+	}
+	// Only the signed approval tells the user.
+	if got := h.subjects(); len(got) != 1 {
+		t.Fatalf("mails = %q", got)
+	}
+}
+
+func TestRecordCommittedButUnacknowledgedStillNotifies(t *testing.T) {
+	h := newHarness(t, nil)
+	lost := temporal.NewApplicationError("connection reset after commit", "Transient")
+	calls := 0
+	h.env.OnActivity(h.acts.RecordVerification, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.RecordInput) (activities.RecordResult, error) {
+			res, err := h.acts.RecordVerification(ctx, in)
+			if calls++; calls == 1 && err == nil {
+				return activities.RecordResult{}, lost // the write is in, the answer is not
+			}
+			return res, err
+		})
+	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
+	h.run(s1)
+	if got := h.subjects(); len(got) != 1 {
+		t.Fatalf("mails = %q, want the approval", got)
+	}
+	if st := h.state(); st.Status != didit.StatusApproved {
+		t.Fatalf("status = %q", st.Status)
+	}
+}
+
+func TestParkedNoticeDoesNotHoldUpRecords(t *testing.T) {
+	h := newHarness(t, nil)
+	permanent := temporal.NewNonRetryableApplicationError("smtp AUTH rejected: 535", "Permanent", nil)
+	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(failing(1, permanent, h.acts.NotifyUser))
+	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-review.json"))
+	h.deliverAt(time.Minute, fixtureEvent(t, "status-updated-declined-aml-hit.json"))
+	var whileParked string
+	var parked []ParkedStep
+	h.env.RegisterDelayedCallback(func() {
+		whileParked = h.record(s2).Status
+		parked = h.state().Parked
+	}, 2*time.Minute)
+	h.signalAt(3*time.Minute, RetrySignal, OperatorAction{Step: "notify user: in_review"})
+	h.resolveCaseAt(5*time.Minute, s2)
+	h.run(s2)
+	if len(parked) != 1 || whileParked != "Declined" {
+		t.Fatalf("while the review notice was parked: record %q, parked %+v", whileParked, parked)
+	}
+	want := []string{"AML case opened: session " + s2, "Your identity verification is under review", "Your identity verification was not approved"}
+	if got := h.subjects(); !slices.Equal(got, want) {
+		t.Fatalf("mails = %q, want %q", got, want)
+	}
+}
+
+func TestRetryNamingAnotherStepReleasesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	permanent := temporal.NewNonRetryableApplicationError("boom", "Permanent", nil)
+	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(failing(1, permanent, h.acts.NotifyUser))
+	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
+	h.signalAt(time.Minute, SkipSignal, OperatorAction{Step: "record event nope"})
+	var still int
+	h.env.RegisterDelayedCallback(func() { still = len(h.state().Parked) }, 2*time.Minute)
+	h.signalAt(3*time.Minute, RetrySignal, nil)
+	h.run(s1)
+	if still != 1 {
+		t.Fatalf("a signal naming another step released the parked one")
+	}
+	if got := h.subjects(); len(got) != 1 {
+		t.Fatalf("mails = %q", got)
 	}
 }
 
@@ -492,14 +568,14 @@ func TestParkedStepRetriedByOperator(t *testing.T) {
 	h.signalAt(time.Minute+time.Second, RetrySignal, OperatorAction{Operator: "ops@example.com", Note: "mailbox fixed"})
 	h.run(s1)
 
-	if parked.Parked == nil || parked.Parked.Step != "notify user: approved" || !strings.Contains(parked.Parked.Error, "550") {
+	if len(parked.Parked) != 1 || parked.Parked[0].Step != "notify user: approved" || !strings.Contains(parked.Parked[0].Error, "550") {
 		t.Fatalf("while parked, state = %+v", parked.Parked)
 	}
 	if got := h.subjects(); len(got) != 1 {
 		t.Fatalf("mails = %q, want the approval once, after the retry", got)
 	}
 	st := h.state()
-	if st.Parked != nil || len(st.Decisions) != 1 || st.Decisions[0].Action != RetrySignal || st.Decisions[0].Operator != "ops@example.com" {
+	if len(st.Parked) != 0 || len(st.Decisions) != 1 || st.Decisions[0].Action != RetrySignal || st.Decisions[0].Operator != "ops@example.com" {
 		t.Fatalf("state = %+v", st)
 	}
 	if v, _ := h.searchBool(NeedsAttentionKey); v {
@@ -558,7 +634,7 @@ func TestTransientFailureParksAfterTheRetryBudget(t *testing.T) {
 	if attempts < 4 {
 		t.Fatalf("%d attempts: transient failures should be retried with backoff", attempts)
 	}
-	if parked.Parked == nil || !strings.Contains(parked.Parked.Error, "connection refused") {
+	if len(parked.Parked) != 1 || !strings.Contains(parked.Parked[0].Error, "connection refused") {
 		t.Fatalf("parked = %+v", parked.Parked)
 	}
 }

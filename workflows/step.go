@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -10,13 +12,14 @@ import (
 	"github.com/diditflow/diditflow/activities"
 )
 
-// activities is referenced through a nil pointer: only its method values are
+// acts is referenced through a nil pointer: only its method values are
 // needed to name the activities.
 var acts *activities.Activities
 
 // ParkedStep is a step that failed for good and waits for an operator. It is
 // diditflow's dead-letter entry; a RetrySignal or SkipSignal is its replay.
 type ParkedStep struct {
+	ID    int       `json:"id"`
 	Step  string    `json:"step"`
 	Error string    `json:"error"`
 	Since time.Time `json:"since"`
@@ -35,10 +38,66 @@ type OperatorDecision struct {
 // that cannot succeed, instead of failing the run.
 type steps struct {
 	budget    time.Duration
-	parked    **ParkedStep
+	parked    *[]ParkedStep
 	decisions *[]OperatorDecision
-	// attention is called when a step parks (true) or is released (false).
-	attention func(ctx workflow.Context, on bool)
+	// attention is called after a step parks or is released.
+	attention func(ctx workflow.Context)
+	nextID    int
+	answers   map[int]string
+}
+
+// newSteps starts the coroutine that hands operator signals to parked steps.
+// A signal applies to the parked steps whose name it gives, or to all of
+// them; one that finds nothing parked is ignored, so it cannot release a
+// step that parks later.
+func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, decisions *[]OperatorDecision,
+	attention func(workflow.Context)) *steps {
+	s := &steps{budget: budget, parked: parked, decisions: decisions, attention: attention, answers: map[int]string{}}
+	for _, p := range *parked {
+		s.nextID = max(s.nextID, p.ID)
+	}
+	retry := workflow.GetSignalChannel(ctx, RetrySignal)
+	skip := workflow.GetSignalChannel(ctx, SkipSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var raw json.RawMessage
+			var signal string
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = RetrySignal })
+			sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = SkipSignal })
+			sel.Select(ctx)
+			s.answer(ctx, signal, raw)
+		}
+	})
+	return s
+}
+
+func (s *steps) answer(ctx workflow.Context, signal string, raw json.RawMessage) {
+	logger := workflow.GetLogger(ctx)
+	var action OperatorAction
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &action); err != nil {
+			logger.Warn("operator signal ignored: input is not {\"step\",\"operator\",\"note\"}", "signal", signal, "error", err)
+			return
+		}
+	}
+	released := 0
+	for _, p := range *s.parked {
+		if action.Step != "" && action.Step != p.Step {
+			continue
+		}
+		if _, answered := s.answers[p.ID]; answered {
+			continue
+		}
+		s.answers[p.ID] = signal
+		*s.decisions = append(*s.decisions, OperatorDecision{
+			Step: p.Step, Action: signal, Operator: action.Operator, Note: action.Note, At: workflow.Now(ctx),
+		})
+		released++
+	}
+	if released == 0 {
+		logger.Warn("operator signal ignored: no matching step is parked", "signal", signal, "step", action.Step)
+	}
 }
 
 // activityOptions: exponential backoff from 1 s, doubling, capped at 5 min,
@@ -77,49 +136,38 @@ func (s *steps) run(ctx workflow.Context, name string, activity, in, out any) bo
 // park records the failure, flags the workflow for ops and waits for an
 // operator's retry or skip.
 func (s *steps) park(ctx workflow.Context, name string, cause error) string {
-	logger := workflow.GetLogger(ctx)
-	retry := workflow.GetSignalChannel(ctx, RetrySignal)
-	skip := workflow.GetSignalChannel(ctx, SkipSignal)
-	// Signals sent while nothing was parked answer nothing; they must not
-	// release this step.
-	for _, ch := range []workflow.ReceiveChannel{retry, skip} {
-		var stale OperatorAction
-		for ch.ReceiveAsync(&stale) {
-			logger.Warn("operator signal ignored: no step was parked", "signal", ch.Name())
-		}
-	}
+	s.nextID++
+	id := s.nextID
+	p := ParkedStep{ID: id, Step: name, Error: failureMessage(cause), Since: workflow.Now(ctx)}
+	*s.parked = append(*s.parked, p)
+	s.attention(ctx)
+	workflow.GetLogger(ctx).Error("step parked: waiting for an operator's retry or skip signal",
+		"step", name, "error", p.Error)
 
-	*s.parked = &ParkedStep{Step: name, Error: failureMessage(cause), Since: workflow.Now(ctx)}
-	s.attention(ctx, true)
-	logger.Error("step parked: waiting for an operator's retry or skip signal",
-		"step", name, "error", (*s.parked).Error)
-
-	var action OperatorAction
-	var signal string
-	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &action); signal = RetrySignal })
-	sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &action); signal = SkipSignal })
-	sel.Select(ctx)
-
-	*s.decisions = append(*s.decisions, OperatorDecision{
-		Step: name, Action: signal, Operator: action.Operator, Note: action.Note, At: workflow.Now(ctx),
-	})
-	*s.parked = nil
-	s.attention(ctx, false)
-	logger.Info("parked step released", "step", name, "action", signal)
-	return signal
+	_ = workflow.Await(ctx, func() bool { _, ok := s.answers[id]; return ok })
+	action := s.answers[id]
+	delete(s.answers, id)
+	*s.parked = slices.DeleteFunc(*s.parked, func(q ParkedStep) bool { return q.ID == id })
+	s.attention(ctx)
+	workflow.GetLogger(ctx).Info("parked step released", "step", name, "action", action)
+	return action
 }
 
 // failureMessage is the innermost message of an activity failure: the
 // activity's own words, without the SDK's wrapping.
 func failureMessage(err error) string {
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		msg := "retry budget exhausted"
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			msg += "; last error: " + app.Error()
+		}
+		return msg
+	}
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		return app.Error()
-	}
-	var timeout *temporal.TimeoutError
-	if errors.As(err, &timeout) {
-		return "retry budget exhausted: " + timeout.Error()
 	}
 	return err.Error()
 }

@@ -46,7 +46,9 @@ func LoadReceiver() (Receiver, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return Receiver{}, fmt.Errorf("config: %w", err)
 	}
-	return c, c.validate()
+	// validate trims the secrets, so it must run before c is returned.
+	err := c.validate()
+	return c, err
 }
 
 func (c *Receiver) validate() error {

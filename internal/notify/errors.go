@@ -108,3 +108,11 @@ func (e *StatusError) Is(target error) bool {
 func transientStatus(code int) bool {
 	return code == 408 || code == 429 || code >= 500
 }
+
+// IsRecipientRejected reports whether a mail server refused a recipient for
+// good (a 5xx answer to RCPT: unknown user, mailbox disabled). Retrying or
+// waiting for an operator cannot help; the message is undeliverable.
+func IsRecipientRejected(err error) bool {
+	var reply *ReplyError
+	return errors.As(err, &reply) && reply.Command == "RCPT" && reply.Code >= 500 && reply.Code < 600
+}

@@ -28,6 +28,8 @@ type Server struct {
 	Addr string
 	// OnMail, if set, is called with every accepted message.
 	OnMail func(Mail)
+	// RejectRecipient, if set, answers 550 to the recipients it reports.
+	RejectRecipient func(to string) bool
 	server *smtp.Server
 	mu     sync.Mutex
 	mails  []Mail
@@ -99,6 +101,9 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.sink.RejectRecipient != nil && ss.sink.RejectRecipient(to) {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+	}
 	ss.to = append(ss.to, to)
 	return nil
 }

@@ -31,7 +31,8 @@ type EventRecord struct {
 // RecordResult reports what RecordEvent did with an event.
 type RecordResult struct {
 	// Duplicate is true when the event key was already recorded; nothing
-	// was written.
+	// was written, and Applied and PreviousStatus are those of the first
+	// recording.
 	Duplicate bool
 	// Applied is true when the event became the verification's current
 	// state. An event no newer than the current one is logged but not applied.
@@ -39,6 +40,8 @@ type RecordResult struct {
 	// PreviousStatus is the record's status before the event ("" for a
 	// new session), so callers can tell a status change from a data edit.
 	PreviousStatus string
+	// CurrentStatus is the record's status after the call.
+	CurrentStatus string
 }
 
 // Verification is the business's record of one Didit session, as of the
@@ -99,8 +102,14 @@ func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, e
 			e.SessionID, e.EventKey, e.WebhookType, e.Status, e.EventCreatedAt, receivedAt,
 		).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
+			// Report what the first recording did, so a caller whose first
+			// attempt committed but never heard back still learns it.
 			res.Duplicate = true
-			return nil
+			return tx.QueryRowContext(ctx, s.q(`
+				SELECT e.applied, e.previous_status, v.status
+				FROM verification_events e JOIN verifications v ON v.session_id = e.session_id
+				WHERE e.session_id = ? AND e.event_key = ?`), e.SessionID, e.EventKey,
+			).Scan(&res.Applied, &res.PreviousStatus, &res.CurrentStatus)
 		}
 		if err != nil {
 			return err
@@ -148,11 +157,13 @@ func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, e
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return nil
+		res.CurrentStatus = res.PreviousStatus
+		if n > 0 {
+			res.Applied = true
+			res.CurrentStatus = e.Status
 		}
-		res.Applied = true
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = TRUE WHERE id = ?`), id)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = ?, previous_status = ? WHERE id = ?`),
+			res.Applied, res.PreviousStatus, id)
 		return err
 	})
 	if err != nil {

@@ -36,6 +36,8 @@ CREATE TABLE verification_events (
     event_created_at BIGINT  NOT NULL,
     received_at      BIGINT  NOT NULL,
     applied          BOOLEAN NOT NULL,
+    -- The record's status before this event, for answering a redelivery.
+    previous_status  TEXT    NOT NULL DEFAULT '',
     UNIQUE (session_id, event_key)
 );
 

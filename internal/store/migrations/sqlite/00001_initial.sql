@@ -36,6 +36,8 @@ CREATE TABLE verification_events (
     event_created_at INTEGER NOT NULL,
     received_at      INTEGER NOT NULL,
     applied          INTEGER NOT NULL CHECK (applied IN (0, 1)),
+    -- The record's status before this event, for answering a redelivery.
+    previous_status  TEXT    NOT NULL DEFAULT '',
     UNIQUE (session_id, event_key)
 ) STRICT;
 
