@@ -93,7 +93,7 @@ func TestContactEmail(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		`{"email_verifications":[{"status":"Declined","email":"x@example.com"},{"status":"Approved","email":"v@example.com"}]}`: "v@example.com",
-		`{"contact_details":{"email":"c@example.com"},"email_verifications":[{"status":"Approved","email":"v@example.com"}]}`: "c@example.com",
+		`{"contact_details":{"email":"c@example.com"},"email_verifications":[{"status":"Approved","email":"v@example.com"}]}`:   "c@example.com",
 		`{"contact_details":null}`: "",
 	} {
 		d, err := parseDecision([]byte(body))

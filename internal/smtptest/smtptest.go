@@ -30,9 +30,9 @@ type Server struct {
 	OnMail func(Mail)
 	// RejectRecipient, if set, answers 550 to the recipients it reports.
 	RejectRecipient func(to string) bool
-	server *smtp.Server
-	mu     sync.Mutex
-	mails  []Mail
+	server          *smtp.Server
+	mu              sync.Mutex
+	mails           []Mail
 }
 
 // NewServer starts a Server on 127.0.0.1 for the test; it stops at cleanup.
