@@ -2,6 +2,7 @@
 # runs every test. Both build the pinned Temporal CLI into ./bin first.
 
 TEMPORAL_CLI_VERSION := v1.5.1
+STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN                  := $(CURDIR)/bin
 TEMPORAL             := $(BIN)/temporal
 TEMPORAL_STAMP       := $(BIN)/.temporal-$(TEMPORAL_CLI_VERSION)
@@ -10,7 +11,7 @@ export TEMPORAL_CLI := $(TEMPORAL)
 
 .PHONY: test vet unit fuzz-seeds build run clean-bin
 
-## test: vet, then every test (unit, fuzz seed corpora, integration against the dev server)
+## test: gofmt, go vet, staticcheck, then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
 	go test -race -count=1 ./...
 
@@ -18,6 +19,7 @@ vet:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	go run $(STATICCHECK) ./...
 
 build:
 	go build -o $(BIN)/ ./starter ./worker

@@ -269,13 +269,12 @@ func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	desc, err := tc.DescribeWorkflowExecution(ctx, wantID, "")
+	desc, err := tc.DescribeWorkflow(ctx, wantID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	if info.GetType().GetName() != workflows.SessionWorkflow || info.GetTaskQueue() != "receiver-test" {
-		t.Fatalf("workflow type %q on %q", info.GetType().GetName(), info.GetTaskQueue())
+	if desc.WorkflowType.Name != workflows.SessionWorkflow || desc.TaskQueueName != "receiver-test" {
+		t.Fatalf("workflow type %q on %q", desc.WorkflowType.Name, desc.TaskQueueName)
 	}
 	signals := signalsOf(t, tc, wantID, got.body["run_id"])
 	if len(signals) != 1 {
@@ -334,31 +333,4 @@ func signalsOf(t testing.TB, tc client.Client, id, runID string) []workflows.Ses
 		out = append(out, ev)
 	}
 	return out
-}
-
-// eventually polls cond until it holds or a generous limit passes; it bounds
-// a wait, it does not measure speed.
-func eventually(t testing.TB, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("condition not met within 30s")
-}
-
-func TestProbe(t *testing.T) {
-	h := newHarness(t, deadTemporal(t), nil)
-	addr := strings.TrimPrefix(h.url, "http://")
-	if err := Probe(addr); err != nil {
-		t.Fatalf("Probe(%s): %v", addr, err)
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	if err := Probe(":" + port); err != nil {
-		t.Fatalf("Probe(:%s): %v", port, err)
-	}
-	if err := Probe("no-port"); err == nil {
-		t.Fatal("Probe accepted an address without a port")
-	}
 }

@@ -177,9 +177,7 @@ func sqlitePath(dsn string) (string, error) {
 	case strings.HasPrefix(path, "file:"):
 		path = strings.TrimPrefix(path, "file:")
 		// file:///abs/path has an empty authority before the path.
-		if strings.HasPrefix(path, "//") {
-			path = path[2:]
-		}
+		path = strings.TrimPrefix(path, "//")
 	}
 	if path == "" {
 		return "", fmt.Errorf("open sqlite: empty path: %w", ErrInvalid)
