@@ -9,7 +9,7 @@ TEMPORAL_STAMP       := $(BIN)/.temporal-$(TEMPORAL_CLI_VERSION)
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: test vet unit fuzz-seeds build run clean-bin
+.PHONY: test vet build run chaos clean-bin
 
 ## test: gofmt, go vet, staticcheck, then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
@@ -40,3 +40,7 @@ clean-bin:
 ## run: Temporal dev server (state in .data/), worker and starter, logs prefixed
 run: $(TEMPORAL_STAMP)
 	./scripts/run.sh
+
+## chaos: the full fault-injection run and its figures table (several minutes)
+chaos: $(TEMPORAL_STAMP)
+	go run ./cmd/chaos

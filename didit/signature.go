@@ -182,6 +182,9 @@ func (v *Verifier) Verify(body []byte, h Headers) (Verification, error) {
 		return Verification{}, ErrSignatureMismatch
 	}
 
+	if doc != nil && doc.nodes[0].kind != kindObject {
+		return Verification{}, fmt.Errorf("%w: not a JSON object", ErrNotDiditEvent)
+	}
 	var bodyTS []byte
 	var found bool
 	if doc != nil {

@@ -269,3 +269,15 @@ func TestSchemeText(t *testing.T) {
 		t.Error("unknown scheme accepted")
 	}
 }
+
+func TestVerifiedNonObjectIsNotAnEvent(t *testing.T) {
+	body := []byte(`[1767225600]`)
+	canonical, err := Canonical(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Headers{SignatureV2: hex.EncodeToString(sum(fixtureSecret, canonical)), Timestamp: "1767225600"}
+	if _, err := fixtureVerifier().Verify(body, h); !errors.Is(err, ErrNotDiditEvent) {
+		t.Fatalf("V2-verified array: %v, want ErrNotDiditEvent", err)
+	}
+}

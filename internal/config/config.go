@@ -105,6 +105,10 @@ type Worker struct {
 	SMTPURL   string `envconfig:"SMTP_URL"`
 	OutboxDir string `envconfig:"OUTBOX_DIR" default:".data/outbox"`
 	MailFrom  string `envconfig:"MAIL_FROM" default:"diditflow <no-reply@diditflow.localhost>"`
+	// MailBreakerOpenTimeout is how long the circuit breaker in front of the
+	// mail server and the compliance webhook stays open after repeated
+	// failures, before it lets a trial call through.
+	MailBreakerOpenTimeout time.Duration `envconfig:"MAIL_BREAKER_OPEN_TIMEOUT" default:"30s"`
 	// Compliance contacts for AML cases.
 	ComplianceEmail           string `envconfig:"COMPLIANCE_EMAIL" default:"compliance@diditflow.localhost"`
 	ComplianceEscalationEmail string `envconfig:"COMPLIANCE_ESCALATION_EMAIL"`
@@ -139,7 +143,7 @@ func (c Worker) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"SESSION_IDLE_WINDOW": c.SessionIdleWindow, "STEP_RETRY_BUDGET": c.StepRetryBudget,
-		"AML_REMINDER_INTERVAL": c.AMLReminderInterval,
+		"AML_REMINDER_INTERVAL": c.AMLReminderInterval, "MAIL_BREAKER_OPEN_TIMEOUT": c.MailBreakerOpenTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))

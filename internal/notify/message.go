@@ -91,7 +91,7 @@ func (m Message) render(from *mail.Address, date time.Time) ([]byte, []string, e
 	header("From", from.String())
 	header("To", foldList(to))
 	header("Subject", encodeSubject(m.Subject))
-	header("Message-ID", messageID(m.ID, from.Address))
+	header("Message-ID", MessageID(m.ID, from.Address))
 	header("MIME-Version", "1.0")
 	header("Content-Type", "text/plain; charset=utf-8")
 	header("Content-Transfer-Encoding", "quoted-printable")
@@ -117,7 +117,9 @@ func (m Message) render(from *mail.Address, date time.Time) ([]byte, []string, e
 // messageID derives the Message-ID from the notification ID alone, so every
 // retry of one notification carries the same Message-ID and receiving systems
 // can drop duplicates.
-func messageID(id, fromAddress string) string {
+// MessageID is the Message-ID header of the message with the given ID sent
+// from fromAddress: the same on every attempt, so duplicates can be told.
+func MessageID(id, fromAddress string) string {
 	sum := sha256.Sum256([]byte(id))
 	domain := fromAddress[strings.LastIndexByte(fromAddress, '@')+1:]
 	return "<" + hex.EncodeToString(sum[:16]) + "@" + domain + ">"

@@ -70,11 +70,15 @@ func New(t Temporal, cfg Config) *Receiver {
 func (r *Receiver) Handler() http.Handler {
 	engine := gin.New()
 	engine.HandleMethodNotAllowed = true
+	// Didit follows no redirect, so a URL configured with a trailing slash
+	// is served, not redirected (gin would answer 307).
+	engine.RedirectTrailingSlash = false
 	engine.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
 		r.log.Error("panic while handling request", "path", c.FullPath(), "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
 	engine.POST("/webhooks/didit", r.receive)
+	engine.POST("/webhooks/didit/", r.receive)
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", r.ready)
 	return engine

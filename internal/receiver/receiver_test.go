@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -27,6 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
 	code := m.Run()
 	testenv.StopTemporal()
 	os.Exit(code)

@@ -176,6 +176,12 @@ func decode(raw []byte) (map[string]any, error) {
 	return body, nil
 }
 
+// EventID is the delivery's event_id.
+func (d Delivery) EventID() string {
+	id, _ := d.body["event_id"].(string)
+	return id
+}
+
 // Body returns the delivery as Didit puts it on the wire, signed at ts.
 func (d Delivery) Body(ts time.Time) ([]byte, error) {
 	body := make(map[string]any, len(d.body))

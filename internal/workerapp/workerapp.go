@@ -48,7 +48,8 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("COMPLIANCE_WEBHOOK_URL: %w", err), st.Close())
 		}
-		compliance.Webhook = notify.WithPosterBreaker(hook, "compliance-webhook", notify.BreakerLogger(log))
+		compliance.Webhook = notify.WithPosterBreaker(hook, "compliance-webhook",
+			notify.BreakerLogger(log), notify.BreakerOpenTimeout(cfg.MailBreakerOpenTimeout))
 	}
 
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
@@ -86,5 +87,5 @@ func newMailer(cfg config.Worker, log *slog.Logger) (notify.Mailer, error) {
 		}
 		m = o
 	}
-	return notify.WithBreaker(m, "mail", notify.BreakerLogger(log)), nil
+	return notify.WithBreaker(m, "mail", notify.BreakerLogger(log), notify.BreakerOpenTimeout(cfg.MailBreakerOpenTimeout)), nil
 }

@@ -1,0 +1,424 @@
+// Package chaos runs diditflow's whole stack as separate processes (Temporal
+// dev server, worker, starter) with a real SMTP server and database, injects
+// faults, and checks that every verified Didit event ends in the right
+// record and the right notifications, exactly once per effect.
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/diditflow/diditflow/internal/smtptest"
+	"github.com/diditflow/diditflow/internal/store"
+	"github.com/diditflow/diditflow/workflows"
+
+	_ "modernc.org/sqlite" // for locking the SQLite file from outside
+)
+
+// Config describes the stack to run.
+type Config struct {
+	// Dir holds the binaries, the database, Temporal's state and the logs.
+	Dir string
+	// Repo is the module root, for building the binaries.
+	Repo        string
+	TemporalCLI string
+	// DatabaseURL is a postgres:// URL; empty means SQLite in Dir.
+	DatabaseURL string
+	Secret      string
+	// StepBudget and IdleWindow tune the worker (STEP_RETRY_BUDGET,
+	// SESSION_IDLE_WINDOW).
+	StepBudget time.Duration
+	IdleWindow time.Duration
+	// Log receives the harness's progress lines.
+	Log io.Writer
+}
+
+// Stack is a running diditflow deployment under test.
+type Stack struct {
+	cfg                                    Config
+	dbURL                                  string
+	temporalPort, uiPort, httpPort, smtpAt string
+	temporal, worker, starter              *proc
+	smtp                                   *smtptest.Server
+	Client                                 client.Client
+	Store                                  *store.Store
+
+	mu          sync.Mutex
+	mails       []smtptest.Mail
+	peakStarter int64
+	peakWorker  int64
+	secrets     string
+}
+
+// Start builds the binaries and starts every component.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	s := &Stack{cfg: cfg, secrets: cfg.Secret}
+	for _, p := range []*string{&s.temporalPort, &s.uiPort, &s.httpPort, &s.smtpAt} {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		*p = port
+	}
+	s.dbURL = cfg.DatabaseURL
+	if s.dbURL == "" {
+		s.dbURL = filepath.Join(cfg.Dir, "records.db")
+	}
+	s.logf("building worker and starter")
+	build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Dir+string(os.PathSeparator), "./worker", "./starter")
+	build.Dir = cfg.Repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build: %v: %s", err, out)
+	}
+	if err := s.StartSMTP(); err != nil {
+		return nil, err
+	}
+	if err := s.StartTemporal(ctx); err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(client.Options{HostPort: s.TemporalAddress(), Logger: quietLogger{}})
+	if err != nil {
+		return nil, err
+	}
+	s.Client = c
+	if err := s.StartWorker(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.StartStarter(ctx, cfg.Secret); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, s.dbURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.Store = st
+	return s, nil
+}
+
+// TemporalAddress is the dev server's frontend.
+func (s *Stack) TemporalAddress() string { return "127.0.0.1:" + s.temporalPort }
+
+// BaseURL is the starter's address.
+func (s *Stack) BaseURL() string { return "http://127.0.0.1:" + s.httpPort }
+
+// WebhookURL is the starter's webhook endpoint.
+func (s *Stack) WebhookURL() string { return s.BaseURL() + "/webhooks/didit" }
+
+func (s *Stack) logf(format string, args ...any) {
+	if s.cfg.Log != nil {
+		fmt.Fprintf(s.cfg.Log, "chaos: "+format+"\n", args...)
+	}
+}
+
+// StartTemporal starts the dev server on its fixed port and state file, and
+// waits until it serves.
+func (s *Stack) StartTemporal(ctx context.Context) error {
+	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", s.temporalPort, "--ui-port", s.uiPort,
+		"--db-filename", filepath.Join(s.cfg.Dir, "temporal.db"), "--log-level", "error", "--headless"}
+	for sa := range workflows.SearchAttributes().GetUntypedValues() {
+		args = append(args, "--search-attribute", sa.GetName()+"="+sa.GetValueType().String())
+	}
+	p, err := startProc(s.cfg.TemporalCLI, args, nil, filepath.Join(s.cfg.Dir, "temporal.log"))
+	if err != nil {
+		return err
+	}
+	s.temporal = p
+	return waitFor(ctx, 2*time.Minute, "temporal", func() bool {
+		c, err := net.Dial("tcp", s.TemporalAddress())
+		if err != nil {
+			return false
+		}
+		c.Close()
+		if s.Client == nil {
+			return true
+		}
+		_, err = s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err == nil
+	})
+}
+
+// StopTemporal stops the dev server (its state survives on disk).
+func (s *Stack) StopTemporal() { s.temporal.stop(syscall.SIGTERM) }
+
+func (s *Stack) workerEnv() []string {
+	return []string{
+		"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_NAMESPACE=default", "TEMPORAL_TASK_QUEUE=chaos",
+		"DATABASE_URL=" + s.dbURL, "SMTP_URL=smtp://127.0.0.1:" + s.smtpAt + "?starttls=off",
+		"COMPLIANCE_EMAIL=compliance@example.com", "LOG_FORMAT=json", "LOG_LEVEL=warn",
+		"SESSION_IDLE_WINDOW=" + s.cfg.IdleWindow.String(), "STEP_RETRY_BUDGET=" + s.cfg.StepBudget.String(),
+		// Short next to the step budget, so a brief outage is retried, not parked.
+		"MAIL_BREAKER_OPEN_TIMEOUT=3s",
+	}
+}
+
+// StartWorker starts a worker process.
+func (s *Stack) StartWorker(ctx context.Context) error {
+	p, err := startProc(filepath.Join(s.cfg.Dir, "worker"), nil, s.workerEnv(), filepath.Join(s.cfg.Dir, "worker.log"))
+	if err != nil {
+		return err
+	}
+	s.worker = p
+	return nil
+}
+
+// KillWorker SIGKILLs the worker, as a crash or an OOM kill would.
+func (s *Stack) KillWorker() {
+	s.notePeak()
+	s.worker.stop(syscall.SIGKILL)
+}
+
+// StartStarter starts the receiver with the given DIDIT_WEBHOOK_SECRETS and
+// waits until it is ready.
+func (s *Stack) StartStarter(ctx context.Context, secrets string) error {
+	env := []string{"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_TASK_QUEUE=chaos", "HTTP_ADDR=127.0.0.1:" + s.httpPort,
+		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s"}
+	p, err := startProc(filepath.Join(s.cfg.Dir, "starter"), nil, env, filepath.Join(s.cfg.Dir, "starter.log"))
+	if err != nil {
+		return err
+	}
+	s.starter = p
+	s.secrets = secrets
+	return waitFor(ctx, time.Minute, "starter", func() bool {
+		resp, err := http.Get(s.BaseURL() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// RestartStarter replaces the starter with one holding other secrets.
+func (s *Stack) RestartStarter(ctx context.Context, secrets string) error {
+	s.notePeak()
+	s.starter.stop(syscall.SIGTERM)
+	return s.StartStarter(ctx, secrets)
+}
+
+// StartSMTP (re)starts the mail server on its fixed port.
+func (s *Stack) StartSMTP() error {
+	srv, err := smtptest.Start("127.0.0.1:" + s.smtpAt)
+	if err != nil {
+		return err
+	}
+	srv.OnMail = func(m smtptest.Mail) {
+		s.mu.Lock()
+		s.mails = append(s.mails, m)
+		s.mu.Unlock()
+	}
+	s.smtp = srv
+	return nil
+}
+
+// StopSMTP takes the mail server down.
+func (s *Stack) StopSMTP() { _ = s.smtp.Close() }
+
+// Mails is every message the mail server accepted, across restarts.
+func (s *Stack) Mails() []smtptest.Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]smtptest.Mail(nil), s.mails...)
+}
+
+// BlockDatabase makes the database unavailable for d: for SQLite another
+// connection holds an exclusive lock; for PostgreSQL the cluster is stopped.
+func (s *Stack) BlockDatabase(ctx context.Context, d time.Duration) error {
+	if strings.HasPrefix(s.dbURL, "postgres") {
+		return s.stopPostgres(ctx, d)
+	}
+	db, err := sql.Open("sqlite", "file:"+s.dbURL+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		return fmt.Errorf("lock sqlite: %w", err)
+	}
+	s.logf("database locked for %s", d)
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	_, err = conn.ExecContext(context.Background(), "ROLLBACK")
+	s.logf("database unlocked")
+	return err
+}
+
+func (s *Stack) stopPostgres(ctx context.Context, d time.Duration) error {
+	versions, err := filepath.Glob("/etc/postgresql/*")
+	if err != nil || len(versions) == 0 {
+		return fmt.Errorf("no PostgreSQL cluster to stop: %v", err)
+	}
+	version := filepath.Base(versions[0])
+	ctl := func(action string) error {
+		out, err := exec.CommandContext(ctx, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("pg_ctlcluster %s: %v: %s", action, err, out)
+		}
+		return nil
+	}
+	if err := ctl("stop"); err != nil {
+		return err
+	}
+	s.logf("PostgreSQL stopped for %s", d)
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	err = ctl("start")
+	s.logf("PostgreSQL started")
+	return err
+}
+
+// notePeak samples the peak resident memory of the starter and the worker.
+func (s *Stack) notePeak() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.starter != nil {
+		s.peakStarter = max(s.peakStarter, s.starter.peakKB())
+	}
+	if s.worker != nil {
+		s.peakWorker = max(s.peakWorker, s.worker.peakKB())
+	}
+}
+
+// Peaks returns the highest resident memory (KiB) seen of starter and worker.
+func (s *Stack) Peaks() (starter, worker int64) {
+	s.notePeak()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peakStarter, s.peakWorker
+}
+
+// Close stops everything.
+func (s *Stack) Close() {
+	s.notePeak()
+	for _, p := range []*proc{s.starter, s.worker, s.temporal} {
+		if p != nil {
+			p.stop(syscall.SIGTERM)
+		}
+	}
+	if s.smtp != nil {
+		s.StopSMTP()
+	}
+	if s.Store != nil {
+		s.Store.Close()
+	}
+	if s.Client != nil {
+		s.Client.Close()
+	}
+}
+
+// proc is a child process with its output in a log file.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(bin string, args, env []string, logPath string) (*proc, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// stop signals the process group and waits; SIGKILL after 30 s.
+func (p *proc) stop(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// peakKB reads the process's peak resident set size (VmHWM).
+func (p *proc) peakKB() int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// waitFor polls cond until it holds or limit passes.
+func waitFor(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// quietLogger drops the SDK's retries-while-down noise.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}
