@@ -21,6 +21,8 @@ type Store interface {
 	RecordEvent(ctx context.Context, e store.EventRecord) (store.RecordResult, error)
 	SetNeedsAttention(ctx context.Context, sessionID string, v bool) error
 	ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (store.Notification, bool, error)
+	MarkNotificationSending(ctx context.Context, sessionID, kind string) error
+	MarkNotificationInDoubt(ctx context.Context, sessionID, kind string) error
 	MarkNotificationSent(ctx context.Context, sessionID, kind string) error
 	MarkNotificationUndeliverable(ctx context.Context, sessionID, kind, detail string) error
 	OpenAMLCase(ctx context.Context, c store.AMLCase) (bool, error)
@@ -106,19 +108,31 @@ func (a *Activities) SetNeedsAttention(ctx context.Context, in AttentionInput) e
 // deliver sends one message at most once per (session, kind): claim, send,
 // mark sent. A claim that is already sent or undeliverable skips the send.
 //
-// A crash (or lost connection) between the send and the mark leaves the
-// claim open, and the retry sends again: the recipient may get one
-// duplicate, never zero messages. That is the at-least-once end of the
-// trade-off, chosen because a lost KYC outcome is worse than a repeated one.
-func (a *Activities) deliver(ctx context.Context, sessionID, kind, recipient string, send func(context.Context) error) (Delivery, error) {
-	_, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, notify.RecipientHash(recipient))
+// Mail cannot be handed over and recorded in one step, so a worker that dies
+// in between leaves doubt. send marks the notification sending at the last
+// moment before the server acknowledges (Message.Commit): a retry that finds
+// it claimed knows nothing went out and sends; one that finds it sending
+// does not send again and settles it as in doubt (almost certainly
+// delivered). No message is ever sent twice; the rare one in doubt is
+// reported for a person to check. The compliance webhook has no such hook:
+// a lost answer to its POST means one more POST with the same case_id.
+func (a *Activities) deliver(ctx context.Context, sessionID, kind, recipient string, send func(context.Context, func() error) error) (Delivery, error) {
+	n, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, notify.RecipientHash(recipient))
 	if err != nil {
 		return "", classify("claim notification "+kind, err)
 	}
 	if !claimed {
-		return AlreadySent, nil
+		if n.State != store.NotificationSending {
+			return AlreadySent, nil
+		}
+		if err := a.Store.MarkNotificationInDoubt(ctx, sessionID, kind); err != nil {
+			return "", classify("mark notification "+kind+" in doubt", err)
+		}
+		a.log().WarnContext(ctx, "notification in doubt: an earlier attempt stopped after handing it over", "session_id", sessionID, "kind", kind)
+		return InDoubt, nil
 	}
-	if err := send(ctx); err != nil {
+	commit := func() error { return a.Store.MarkNotificationSending(ctx, sessionID, kind) }
+	if err := send(ctx, commit); err != nil {
 		if notify.IsRecipientRejected(err) {
 			// The address is wrong, not the server: parking would hold the
 			// session up for nothing an operator can fix here.
@@ -162,7 +176,10 @@ func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (Delivery, e
 	if err != nil {
 		return "", classify("compose notification "+kind, err)
 	}
-	d, err := a.deliver(ctx, in.SessionID, kind, in.Email, func(ctx context.Context) error { return a.Mailer.Send(ctx, msg) })
+	d, err := a.deliver(ctx, in.SessionID, kind, in.Email, func(ctx context.Context, commit func() error) error {
+		msg.Commit = commit
+		return a.Mailer.Send(ctx, msg)
+	})
 	if err == nil {
 		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind, "delivery", d)
 	}
@@ -187,7 +204,10 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 	if len(to) > 0 {
 		msg := complianceMessage(in, name, to)
 		d, err := a.deliver(ctx, in.Case.SessionID, "compliance:"+name+":email", strings.Join(to, ","),
-			func(ctx context.Context) error { return a.Mailer.Send(ctx, msg) })
+			func(ctx context.Context, commit func() error) error {
+				msg.Commit = commit
+				return a.Mailer.Send(ctx, msg)
+			})
 		if err != nil {
 			return "", err
 		}
@@ -195,7 +215,9 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 	}
 	if a.Compliance.Webhook != nil {
 		d, err := a.deliver(ctx, in.Case.SessionID, "compliance:"+name+":webhook", "compliance-webhook",
-			func(ctx context.Context) error { return a.Compliance.Webhook.Post(ctx, complianceDocument(in, name)) })
+			func(ctx context.Context, _ func() error) error {
+				return a.Compliance.Webhook.Post(ctx, complianceDocument(in, name))
+			})
 		if err != nil {
 			return "", err
 		}

@@ -174,3 +174,52 @@ func TestRejectedRecipientIsUndeliverableNotParked(t *testing.T) {
 		t.Fatalf("notification = %+v, %v", n, err)
 	}
 }
+
+// droppingMailer hands the message over (Commit) and then loses the
+// acknowledgement, as a worker killed at that moment would.
+type droppingMailer struct{ sends int }
+
+func (m *droppingMailer) Send(_ context.Context, msg notify.Message) error {
+	m.sends++
+	if err := msg.Commit(); err != nil {
+		return err
+	}
+	return errors.New("connection reset after the final dot")
+}
+
+func TestHandedOverButUnacknowledgedIsNeverSentTwice(t *testing.T) {
+	mailer := &droppingMailer{}
+	a, st := newActivities(t, mailer)
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
+	if _, err := a.NotifyUser(ctx, in); err == nil {
+		t.Fatal("the lost acknowledgement should fail the attempt")
+	}
+	got, err := a.NotifyUser(ctx, in)
+	if err != nil || got != InDoubt {
+		t.Fatalf("retry = %q, %v; want in doubt", got, err)
+	}
+	if mailer.sends != 1 {
+		t.Fatalf("%d sends, want 1: a message handed over is not sent again", mailer.sends)
+	}
+	n, err := st.Notification(ctx, "s-1", "user:approved")
+	if err != nil || n.State != store.NotificationSent || !strings.Contains(n.Detail, "in doubt") {
+		t.Fatalf("notification = %+v, %v", n, err)
+	}
+	if got, _ := a.NotifyUser(ctx, in); got != AlreadySent {
+		t.Fatalf("third call = %q, want already sent", got)
+	}
+}
+
+func TestCommitFailureCallsTheSendOff(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	m := smtpMailer(t, sink.URL())
+	err := m.Send(context.Background(), notify.Message{ID: "x", To: []string{"user@example.com"}, Subject: "s", TextBody: "b",
+		Commit: func() error { return errors.New("database down") }})
+	if err == nil {
+		t.Fatal("a failed commit must fail the send")
+	}
+	if n := len(sink.Mails()); n != 0 {
+		t.Fatalf("the server kept %d messages; without the final dot it must discard it", n)
+	}
+}

@@ -71,6 +71,9 @@ const (
 	Sent          Delivery = "sent"
 	AlreadySent   Delivery = "already_sent"
 	Undeliverable Delivery = "undeliverable"
+	// InDoubt: an earlier attempt handed the message to the mail server and
+	// stopped before the acknowledgement was recorded; it is not sent again.
+	InDoubt Delivery = "in_doubt"
 	NotConfigured Delivery = "not_configured"
 )
 

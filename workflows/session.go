@@ -290,6 +290,9 @@ func (s *session) notify(ctx workflow.Context, kind activities.Notice, ev didit.
 	if s.steps.run(ctx, "notify user: "+string(kind), acts.NotifyUser, in, &delivery) {
 		s.state.Notified = append(s.state.Notified, kind)
 	}
+	if delivery == activities.InDoubt {
+		s.flag("the " + string(kind) + " notice was handed to the mail server but its acknowledgement was lost; check it arrived")
+	}
 }
 
 // escalate opens the session's AML case, once: the child workflow's ID is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,6 +115,9 @@ type Report struct {
 	LostEvents, DuplicateEffects                int
 	ParkedSteps                                 int
 	Parked                                      []string
+	// InDoubt counts notices whose worker died after handing them to the
+	// mail server and before recording it: not resent, flagged for a person.
+	InDoubt int
 	PeakStarterKB, PeakWorkerKB                 int64
 	Problems                                    []string
 }
@@ -218,6 +222,12 @@ func (l *Ledger) Verify(ctx context.Context, s *Stack, limit time.Duration) Repo
 		if hasCase {
 			r.AMLCases++
 			r.MailsExpected++
+		}
+		notices, _ := s.Store.Notifications(ctx, ss.id)
+		for _, n := range notices {
+			if strings.HasPrefix(n.Detail, "in doubt") {
+				r.InDoubt++
+			}
 		}
 		opened := count("compliance/opened")
 		r.DuplicateEffects += max(opened-1, 0)

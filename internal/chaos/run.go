@@ -353,6 +353,7 @@ func (r Result) Print(w io.Writer) {
 	row("lost events", r.LostEvents, "must be 0")
 	row("duplicate effects", r.DuplicateEffects, "must be 0")
 	row("parked steps", r.ParkedSteps, "released with a retry signal")
+	row("notices in doubt", r.InDoubt, "worker killed between handover and record: not resent, flagged")
 	bad := 0
 	for _, b := range r.BadInputs {
 		if b.Got == b.Want {

@@ -35,6 +35,12 @@ type Message struct {
 	To       []string // RFC 5322 addresses, with or without display names
 	Subject  string
 	TextBody string
+	// Commit, if set, is called when the whole message is with the server
+	// and only its acknowledgement is outstanding: the last moment at which
+	// the delivery can still be called off. An error calls it off. Callers
+	// record "handed over" there, so that a crash leaves a message in doubt
+	// rather than sent twice.
+	Commit func() error `json:"-"`
 }
 
 // Render returns the message as RFC 5322 bytes with CRLF line endings, sent

@@ -44,6 +44,11 @@ func (o *Outbox) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("outbox %s: %w", m.ID, err)
 	}
+	if m.Commit != nil {
+		if err := m.Commit(); err != nil {
+			return fmt.Errorf("outbox %s: commit: %w", m.ID, err)
+		}
+	}
 	if err := writeFileAtomic(o.dir, outboxFileName(m.ID), raw); err != nil {
 		return fmt.Errorf("outbox %s: %w", m.ID, err)
 	}

@@ -161,7 +161,7 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := s.deliver(ctx, raw, rcpts); err != nil {
+	if err := s.deliver(ctx, raw, rcpts, m.Commit); err != nil {
 		// Network errors caused by the deadline or a cancellation say only
 		// "i/o timeout"; wrapping the context error lets callers and the
 		// breaker tell a caller's cancellation from a slow server.
@@ -174,7 +174,7 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	return nil
 }
 
-func (s *SMTP) deliver(ctx context.Context, raw []byte, rcpts []string) error {
+func (s *SMTP) deliver(ctx context.Context, raw []byte, rcpts []string, commit func() error) error {
 	conn, err := s.dial(ctx, "tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
@@ -245,6 +245,12 @@ func (s *SMTP) deliver(ctx context.Context, raw []byte, rcpts []string) error {
 	}
 	if _, err := w.Write(raw); err != nil {
 		return fmt.Errorf("write message: %w", err)
+	}
+	if commit != nil {
+		// Without the final "." the server discards what it has.
+		if err := commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		return replyError("DATA", err)

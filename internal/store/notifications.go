@@ -15,9 +15,12 @@ import (
 // NotificationState is where a notification stands.
 type NotificationState string
 
-// A notification is claimed before it is sent and ends sent or undeliverable.
+// A notification is claimed before it is sent, is sending from the moment
+// the message is with the mail server but not yet acknowledged, and ends
+// sent or undeliverable.
 const (
 	NotificationClaimed       NotificationState = "claimed"
+	NotificationSending       NotificationState = "sending"
 	NotificationSent          NotificationState = "sent"
 	NotificationUndeliverable NotificationState = "undeliverable"
 )
@@ -48,12 +51,13 @@ func HashRecipient(address string) string {
 // ClaimNotification claims the kind notification of a session for sending
 // and reports whether the caller should send it now.
 //
-// claimed is false once the notification is sent or undeliverable, so the
-// caller skips it. It is true for a new notification and for one still
-// claimed by an earlier attempt that stopped before marking it; every claim
-// counts an attempt. Delivery is therefore at least once: a crash between
-// sending and MarkNotificationSent sends one duplicate message on retry,
-// which is better than never sending it.
+// claimed is false once the notification is sending, sent or undeliverable,
+// so the caller does not send it. It is true for a new notification and for
+// one still claimed by an earlier attempt that stopped before handing the
+// message over; every claim counts an attempt. A notification left sending
+// was handed to the mail server by an attempt that stopped before hearing
+// back: it was most likely delivered, and sending it again could duplicate
+// it, so the caller should settle it with MarkNotificationInDoubt.
 //
 // recipientHash must be HashRecipient of the address (64 hex digits), so a
 // raw address is refused rather than stored.
@@ -100,6 +104,36 @@ func (s *Store) ClaimNotification(ctx context.Context, sessionID, kind, recipien
 	return n, claimed, nil
 }
 
+// MarkNotificationSending records that a claimed notification's message is
+// with the mail server and only its acknowledgement is outstanding. Marking
+// it again is a no-op.
+func (s *Store) MarkNotificationSending(ctx context.Context, sessionID, kind string) error {
+	r, err := s.db.ExecContext(ctx, s.q(`
+		UPDATE notifications SET state = 'sending' WHERE session_id = ? AND kind = ? AND state IN ('claimed', 'sending')`),
+		sessionID, kind)
+	if err == nil {
+		var n int64
+		if n, err = r.RowsAffected(); err == nil && n == 0 {
+			err = ErrConflict
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mark notification %s/%s sending: %w", sessionID, kind, err)
+	}
+	return nil
+}
+
+// MarkNotificationInDoubt settles a notification left sending as sent, with
+// a detail saying its delivery was not confirmed.
+func (s *Store) MarkNotificationInDoubt(ctx context.Context, sessionID, kind string) error {
+	err := s.finishNotification(ctx, sessionID, kind, NotificationSent,
+		"in doubt: handed to the mail server, acknowledgement not recorded")
+	if err != nil {
+		return fmt.Errorf("mark notification %s/%s in doubt: %w", sessionID, kind, err)
+	}
+	return nil
+}
+
 // MarkNotificationSent records that a claimed notification was sent. Marking
 // a sent notification again is a no-op; marking an undeliverable one returns
 // ErrConflict, and an unclaimed one ErrNotFound.
@@ -126,7 +160,8 @@ func (s *Store) MarkNotificationUndeliverable(ctx context.Context, sessionID, ki
 	return nil
 }
 
-// finishNotification moves a claimed notification to the final state to.
+// finishNotification moves a claimed or sending notification to the final
+// state to.
 func (s *Store) finishNotification(ctx context.Context, sessionID, kind string, to NotificationState, detail string) error {
 	var sentAt sql.NullInt64
 	if to == NotificationSent {
@@ -135,7 +170,7 @@ func (s *Store) finishNotification(ctx context.Context, sessionID, kind string, 
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, s.q(`
 			UPDATE notifications SET state = ?, sent_at = ?, detail = ?
-			WHERE session_id = ? AND kind = ? AND state = 'claimed'`),
+			WHERE session_id = ? AND kind = ? AND state IN ('claimed', 'sending')`),
 			string(to), sentAt, detail, sessionID, kind)
 		if err != nil {
 			return err

@@ -130,6 +130,7 @@ func TestStore(t *testing.T) {
 		{"DuplicateEventKey", testDuplicateEventKey},
 		{"SameKeyInAnotherSession", testSameKeyInAnotherSession},
 		{"RecentVerifications", testRecentVerifications},
+		{"NotificationInDoubt", testNotificationInDoubt},
 		{"EventsApplyInEventTimeOrder", testEventsApplyInEventTimeOrder},
 		{"ConcurrentEventsForOneSession", testConcurrentEventsForOneSession},
 		{"NeedsAttention", testNeedsAttention},
@@ -348,6 +349,33 @@ func testRecentVerifications(t *testing.T, dsn string) {
 	}
 	if len(got) != 2 || got[0].Status != "Approved" {
 		t.Fatalf("RecentVerifications = %+v", got)
+	}
+}
+
+func testNotificationInDoubt(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	hash := HashRecipient("user@example.com")
+	if _, claimed, err := s.ClaimNotification(ctx, "s-1", "approved", hash); err != nil || !claimed {
+		t.Fatalf("claim: %v, %v", claimed, err)
+	}
+	for range 2 {
+		if err := s.MarkNotificationSending(ctx, "s-1", "approved"); err != nil {
+			t.Fatalf("MarkNotificationSending: %v", err)
+		}
+	}
+	n, claimed, err := s.ClaimNotification(ctx, "s-1", "approved", hash)
+	if err != nil || claimed || n.State != NotificationSending {
+		t.Fatalf("claim after handover = %+v, %v, %v; want not claimed, sending", n, claimed, err)
+	}
+	if err := s.MarkNotificationInDoubt(ctx, "s-1", "approved"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Notification(ctx, "s-1", "approved"); n.State != NotificationSent || n.Detail == "" {
+		t.Fatalf("settled = %+v", n)
+	}
+	if err := s.MarkNotificationSending(ctx, "s-1", "approved"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("sending after sent: %v, want ErrConflict", err)
 	}
 }
 

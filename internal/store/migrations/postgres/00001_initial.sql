@@ -46,7 +46,7 @@ CREATE INDEX verification_events_session ON verification_events (session_id, eve
 CREATE TABLE notifications (
     session_id     TEXT    NOT NULL,
     kind           TEXT    NOT NULL,
-    state          TEXT    NOT NULL CHECK (state IN ('claimed', 'sent', 'undeliverable')),
+    state          TEXT    NOT NULL CHECK (state IN ('claimed', 'sending', 'sent', 'undeliverable')),
     -- SHA-256 hex of the lowercased address: enough to tell recipients apart,
     -- useless to anyone reading the table for addresses.
     recipient_hash TEXT    NOT NULL,
