@@ -73,7 +73,7 @@ const (
 	Undeliverable Delivery = "undeliverable"
 	// InDoubt: an earlier attempt handed the message to the mail server and
 	// stopped before the acknowledgement was recorded; it is not sent again.
-	InDoubt Delivery = "in_doubt"
+	InDoubt       Delivery = "in_doubt"
 	NotConfigured Delivery = "not_configured"
 )
 

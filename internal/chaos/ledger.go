@@ -117,9 +117,9 @@ type Report struct {
 	Parked                                      []string
 	// InDoubt counts notices whose worker died after handing them to the
 	// mail server and before recording it: not resent, flagged for a person.
-	InDoubt int
-	PeakStarterKB, PeakWorkerKB                 int64
-	Problems                                    []string
+	InDoubt                     int
+	PeakStarterKB, PeakWorkerKB int64
+	Problems                    []string
 }
 
 // OK reports whether nothing was lost, duplicated or left wrong.
