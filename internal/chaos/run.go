@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -363,8 +364,19 @@ func (r Result) Print(w io.Writer) {
 	row("bad inputs answered as expected", fmt.Sprintf("%d / %d", bad, len(r.BadInputs)), "")
 	row("peak memory starter / worker", fmt.Sprintf("%.1f MiB / %.1f MiB", float64(r.PeakStarterKB)/1024, float64(r.PeakWorkerKB)/1024), "VmHWM")
 	tw.Flush()
+	// Parked steps, grouped by step and cause.
+	counts := map[string]int{}
+	var keys []string
 	for _, p := range r.Parked {
-		fmt.Fprintln(w, "parked:", p)
+		k := parkedKind(p)
+		if counts[k] == 0 {
+			keys = append(keys, k)
+		}
+		counts[k]++
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "parked %3d× %s\n", counts[k], k)
 	}
 	for i, p := range r.Problems {
 		if i == 20 {
@@ -373,4 +385,21 @@ func (r Result) Print(w io.Writer) {
 		}
 		fmt.Fprintln(w, "problem:", p)
 	}
+}
+
+// parkedKind reduces a parked step to its step name and kind of cause.
+func parkedKind(p string) string {
+	step, cause, _ := strings.Cut(p, ": ")
+	if strings.HasPrefix(step, "record event") {
+		step = "record event"
+	}
+	switch {
+	case strings.Contains(cause, "circuit open"):
+		cause = "mail circuit breaker open"
+	case strings.Contains(cause, "connection refused"):
+		cause = "mail server refused the connection"
+	case strings.Contains(cause, "budget exhausted"):
+		cause = "retry budget exhausted"
+	}
+	return step + " (" + cause + ")"
 }
