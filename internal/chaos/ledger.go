@@ -266,7 +266,7 @@ func (l *Ledger) releaseParked(ctx context.Context, s *Stack, sessions []*sessio
 					key := fmt.Sprintf("%s/%d", id, p.ID)
 					if !l.parked[key] {
 						l.parked[key] = true
-						l.parkedSteps = append(l.parkedSteps, p.Step+": "+p.Error)
+						l.parkedSteps = append(l.parkedSteps, p.Step+"\x00"+p.Error)
 					}
 				}
 				l.mu.Unlock()

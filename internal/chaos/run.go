@@ -389,7 +389,7 @@ func (r Result) Print(w io.Writer) {
 
 // parkedKind reduces a parked step to its step name and kind of cause.
 func parkedKind(p string) string {
-	step, cause, _ := strings.Cut(p, ": ")
+	step, cause, _ := strings.Cut(p, "\x00")
 	if strings.HasPrefix(step, "record event") {
 		step = "record event"
 	}
