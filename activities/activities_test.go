@@ -162,7 +162,7 @@ func TestOpenAndResolveAMLCase(t *testing.T) {
 
 func TestRejectedRecipientIsUndeliverableNotParked(t *testing.T) {
 	sink := smtptest.NewServer(t)
-	sink.RejectRecipient = func(to string) bool { return to == "gone@example.com" }
+	sink.RejectRecipient(func(to string) bool { return to == "gone@example.com" })
 	a, st := newActivities(t, smtpMailer(t, sink.URL()))
 	ctx := context.Background()
 	got, err := a.NotifyUser(ctx, UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "gone@example.com"})

@@ -33,7 +33,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mailsink:", err)
 		os.Exit(1)
 	}
-	srv.OnMail = func(m smtptest.Mail) {
+	srv.OnMail(func(m smtptest.Mail) {
 		sum := sha256.Sum256(m.Data)
 		name := filepath.Join(*dir, hex.EncodeToString(sum[:8])+".eml")
 		if err := os.WriteFile(name, m.Data, 0o640); err != nil {
@@ -41,7 +41,7 @@ func main() {
 			return
 		}
 		fmt.Printf("mailsink: %q to %v → %s\n", m.Subject, m.To, name)
-	}
+	})
 	fmt.Printf("mailsink: listening on smtp://%s, writing to %s (Ctrl-C stops)\n", srv.Addr, *dir)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

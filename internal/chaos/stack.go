@@ -216,11 +216,11 @@ func (s *Stack) StartSMTP() error {
 	if err != nil {
 		return err
 	}
-	srv.OnMail = func(m smtptest.Mail) {
+	srv.OnMail(func(m smtptest.Mail) {
 		s.mu.Lock()
 		s.mails = append(s.mails, m)
 		s.mu.Unlock()
-	}
+	})
 	s.smtp = srv
 	return nil
 }

@@ -25,14 +25,26 @@ type Mail struct {
 
 // Server is a real SMTP server that keeps what it receives.
 type Server struct {
-	Addr string
-	// OnMail, if set, is called with every accepted message.
-	OnMail func(Mail)
-	// RejectRecipient, if set, answers 550 to the recipients it reports.
-	RejectRecipient func(to string) bool
-	server          *smtp.Server
-	mu              sync.Mutex
-	mails           []Mail
+	Addr   string
+	server *smtp.Server
+	mu     sync.Mutex
+	mails  []Mail
+	onMail func(Mail)
+	reject func(to string) bool
+}
+
+// OnMail sets a function called with every accepted message.
+func (s *Server) OnMail(f func(Mail)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onMail = f
+}
+
+// RejectRecipient sets a function that picks the recipients to answer 550.
+func (s *Server) RejectRecipient(f func(to string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = f
 }
 
 // NewServer starts a Server on 127.0.0.1 for the test; it stops at cleanup.
@@ -101,7 +113,10 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if ss.sink.RejectRecipient != nil && ss.sink.RejectRecipient(to) {
+	ss.sink.mu.Lock()
+	reject := ss.sink.reject
+	ss.sink.mu.Unlock()
+	if reject != nil && reject(to) {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
 	}
 	ss.to = append(ss.to, to)
@@ -121,9 +136,10 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	}
 	ss.sink.mu.Lock()
 	ss.sink.mails = append(ss.sink.mails, m)
+	onMail := ss.sink.onMail
 	ss.sink.mu.Unlock()
-	if ss.sink.OnMail != nil {
-		ss.sink.OnMail(m)
+	if onMail != nil {
+		onMail(m)
 	}
 	return nil
 }
