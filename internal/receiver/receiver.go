@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
@@ -42,6 +44,9 @@ type Config struct {
 	MaxBodyBytes  int64         // zero means DefaultMaxBodyBytes
 	SignalTimeout time.Duration // zero means DefaultSignalTimeout
 	Logger        *slog.Logger  // nil discards
+	// Registry receives the receiver's metrics and is served on /metrics;
+	// nil means a new one from NewRegistry.
+	Registry *prometheus.Registry
 }
 
 // Receiver serves POST /webhooks/didit, GET /healthz and GET /readyz.
@@ -49,6 +54,7 @@ type Receiver struct {
 	temporal Temporal
 	cfg      Config
 	log      *slog.Logger
+	metrics  *metrics
 }
 
 // New returns a Receiver that signals workflows through t.
@@ -63,7 +69,10 @@ func New(t Temporal, cfg Config) *Receiver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{temporal: t, cfg: cfg, log: log}
+	if cfg.Registry == nil {
+		cfg.Registry = NewRegistry()
+	}
+	return &Receiver{temporal: t, cfg: cfg, log: log, metrics: newMetrics(cfg.Registry)}
 }
 
 // Handler returns the receiver's routes.
@@ -81,6 +90,7 @@ func (r *Receiver) Handler() http.Handler {
 	engine.POST("/webhooks/didit/", r.receive)
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", r.ready)
+	engine.GET("/metrics", gin.WrapH(promhttp.HandlerFor(r.cfg.Registry, promhttp.HandlerOpts{})))
 	return engine
 }
 
@@ -94,7 +104,11 @@ type outcome struct {
 
 func (r *Receiver) receive(c *gin.Context) {
 	start := time.Now()
+	r.metrics.inFlight.Inc()
+	defer r.metrics.inFlight.Dec()
 	ev, ver, out := r.handle(c)
+	r.metrics.deliveries.WithLabelValues(out.result, reasonLabel(out)).Inc()
+	r.metrics.duration.WithLabelValues(out.result).Observe(time.Since(start).Seconds())
 	attrs := []any{
 		"outcome", out.result,
 		"status_code", out.status,
@@ -166,6 +180,7 @@ func (r *Receiver) readBody(c *gin.Context) (body []byte, out outcome, ok bool) 
 	case err != nil:
 		return nil, outcome{http.StatusBadRequest, gin.H{"error": "could not read body"}, "bad_request", err}, false
 	}
+	r.metrics.bodyBytes.Observe(float64(len(body)))
 	return body, outcome{}, true
 }
 
@@ -199,7 +214,8 @@ func (r *Receiver) signal(ctx context.Context, ev didit.Event, ver didit.Verific
 	// needs it, so it stays out of Temporal's history.
 	ev.Metadata = nil
 	id := workflows.SessionWorkflowID(ev.SessionID)
-	return r.temporal.SignalWithStartWorkflow(ctx, id, workflows.EventSignal,
+	start := time.Now()
+	run, err := r.temporal.SignalWithStartWorkflow(ctx, id, workflows.EventSignal,
 		workflows.SessionEvent{Event: ev, Verification: ver, ReceivedAt: time.Now().UTC()},
 		client.StartWorkflowOptions{
 			ID:                       id,
@@ -210,6 +226,12 @@ func (r *Receiver) signal(ctx context.Context, ev didit.Event, ver didit.Verific
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		},
 		workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.metrics.signal.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	return run, err
 }
 
 func (r *Receiver) ready(c *gin.Context) {

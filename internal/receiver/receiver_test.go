@@ -214,6 +214,36 @@ func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 	if n := h.temporal.signals.Load(); n != 0 {
 		t.Fatalf("%d deliveries reached Temporal; none should have", n)
 	}
+
+	metrics := h.scrape(t)
+	for _, want := range []string{
+		`diditflow_webhook_deliveries_total{outcome="unauthorized",reason="signature_mismatch"} 2`,
+		`diditflow_webhook_deliveries_total{outcome="unauthorized",reason="timestamp_too_old"} 1`,
+		`diditflow_webhook_deliveries_total{outcome="bad_request",reason="not_an_event"} 2`,
+		`diditflow_webhook_deliveries_total{outcome="too_large",reason=""} 1`,
+		`diditflow_webhook_deliveries_total{outcome="ignored",reason=""} 1`,
+		`diditflow_webhook_deliveries_total{outcome="test",reason=""} 1`,
+		`diditflow_webhook_requests_in_flight 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, "9b2f4c1e") || strings.Contains(metrics, "user_01") {
+		t.Error("/metrics must not name sessions or users")
+	}
+}
+
+func (h *harness) scrape(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return string(raw)
 }
 
 func TestBodyOverCapWithoutContentLength(t *testing.T) {
@@ -242,6 +272,15 @@ func TestTemporalUnreachableAnswers503(t *testing.T) {
 	}
 	if got := h.get(t, "/healthz"); got.code != http.StatusOK {
 		t.Fatalf("/healthz = %d, want 200: the process is up", got.code)
+	}
+	metrics := h.scrape(t)
+	for _, want := range []string{
+		`diditflow_webhook_deliveries_total{outcome="unavailable",reason="temporal"} 1`,
+		`diditflow_temporal_signal_with_start_duration_seconds_count{result="error"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

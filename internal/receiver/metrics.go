@@ -1,0 +1,94 @@
+package receiver
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/diditflow/diditflow/didit"
+)
+
+// metrics are the receiver's Prometheus metrics. Labels take a few fixed
+// values each; no session, event or user ever becomes a label.
+type metrics struct {
+	deliveries *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	signal     *prometheus.HistogramVec
+	inFlight   prometheus.Gauge
+	bodyBytes  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_webhook_deliveries_total",
+			Help: "Didit deliveries by outcome (accepted, test, ignored, unauthorized, bad_request, too_large, unavailable) and reason.",
+		}, []string{"outcome", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diditflow_webhook_request_duration_seconds",
+			Help:    "Time from a delivery's arrival to its answer, by outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"outcome"}),
+		signal: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diditflow_temporal_signal_with_start_duration_seconds",
+			Help:    "Latency of SignalWithStartWorkflow calls, by result (ok, error).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"result"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "diditflow_webhook_requests_in_flight",
+			Help: "Deliveries being handled now.",
+		}),
+		bodyBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "diditflow_webhook_body_bytes",
+			Help:    "Size of delivery bodies read (capped at the body limit).",
+			Buckets: prometheus.ExponentialBuckets(256, 4, 8),
+		}),
+	}
+	reg.MustRegister(m.deliveries, m.duration, m.signal, m.inFlight, m.bodyBytes)
+	return m
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors,
+// for the receiver's metrics to join.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// reasons names every verification failure with a fixed label value.
+var reasons = []struct {
+	err   error
+	label string
+}{
+	{didit.ErrNoSecret, "no_secret"},
+	{didit.ErrMissingTimestamp, "missing_timestamp"},
+	{didit.ErrInvalidTimestamp, "invalid_timestamp"},
+	{didit.ErrTimestampTooOld, "timestamp_too_old"},
+	{didit.ErrTimestampInFuture, "timestamp_in_future"},
+	{didit.ErrTimestampMismatch, "timestamp_mismatch"},
+	{didit.ErrNoSignature, "no_signature"},
+	{didit.ErrMalformedSignature, "malformed_signature"},
+	{didit.ErrSignatureMismatch, "signature_mismatch"},
+	{didit.ErrNotDiditEvent, "not_an_event"},
+}
+
+// reasonLabel maps an outcome's error to its label; "" when there is none.
+func reasonLabel(out outcome) string {
+	if out.err == nil {
+		return ""
+	}
+	for _, r := range reasons {
+		if errors.Is(out.err, r.err) {
+			return r.label
+		}
+	}
+	switch out.result {
+	case "unavailable":
+		return "temporal"
+	case "bad_request":
+		return "unreadable_body"
+	}
+	return "other"
+}
