@@ -54,6 +54,8 @@ type Activities struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics, if set, count outcomes.
+	Metrics *Metrics
 }
 
 func (a *Activities) now() time.Time {
@@ -89,8 +91,10 @@ func (a *Activities) RecordVerification(ctx context.Context, in RecordInput) (Re
 	if err != nil {
 		return RecordResult{}, classify("record verification", err)
 	}
-	return RecordResult{Duplicate: res.Duplicate, Applied: res.Applied,
-		PreviousStatus: didit.Status(res.PreviousStatus), CurrentStatus: didit.Status(res.CurrentStatus)}, nil
+	out := RecordResult{Duplicate: res.Duplicate, Applied: res.Applied,
+		PreviousStatus: didit.Status(res.PreviousStatus), CurrentStatus: didit.Status(res.CurrentStatus)}
+	a.Metrics.recorded(out)
+	return out, nil
 }
 
 // SetNeedsAttention mirrors a workflow's needs-attention flag onto the record.
@@ -168,6 +172,15 @@ func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail 
 // NotifyUser tells the verified user about their session, once per kind.
 // Without an address the notice is recorded as undeliverable.
 func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (Delivery, error) {
+	d, err := a.notifyUser(ctx, in)
+	if err == nil {
+		a.Metrics.notified("user", d)
+		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind, "delivery", d)
+	}
+	return d, err
+}
+
+func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (Delivery, error) {
 	kind := "user:" + string(in.Kind)
 	if in.Email == "" {
 		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision")
@@ -176,14 +189,10 @@ func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (Delivery, e
 	if err != nil {
 		return "", classify("compose notification "+kind, err)
 	}
-	d, err := a.deliver(ctx, in.SessionID, kind, in.Email, func(ctx context.Context, commit func() error) error {
+	return a.deliver(ctx, in.SessionID, kind, in.Email, func(ctx context.Context, commit func() error) error {
 		msg.Commit = commit
 		return a.Mailer.Send(ctx, msg)
 	})
-	if err == nil {
-		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind, "delivery", d)
-	}
-	return d, err
 }
 
 // NotifyCompliance reports an AML case to compliance: by email and, when
@@ -223,6 +232,7 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 		}
 		result = d
 	}
+	a.Metrics.notified("compliance", result)
 	a.log().InfoContext(ctx, "compliance notified", "session_id", in.Case.SessionID, "notice", name,
 		"escalated", in.Escalate, "delivery", result)
 	return result, nil

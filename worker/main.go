@@ -26,18 +26,29 @@ func run() error {
 		return err
 	}
 	log := cfg.Log.NewLogger()
-	ctx := context.Background()
-	tc, err := temporalclient.Dial(ctx, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	metrics, metricsHandler := workerapp.NewMetrics(log)
+	defer metrics.Close()
+	tc, err := temporalclient.Dial(ctx, log, metricsHandler)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	w, err := workerapp.New(ctx, tc, cfg, log)
+	w, err := workerapp.New(ctx, tc, cfg, log, metrics)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	if cfg.MetricsAddr != "" {
+		go func() {
+			// Without metrics the worker still does its job; say so loudly.
+			if err := metrics.Serve(ctx, cfg.MetricsAddr, log); err != nil {
+				log.Error("worker metrics unavailable", "addr", cfg.MetricsAddr, "error", err)
+			}
+		}()
+	}
 	log.Info("worker starting", "task_queue", cfg.TaskQueue)
 	// Run stops polling on SIGINT/SIGTERM and waits for running tasks.
 	if err := w.Run(worker.InterruptCh()); err != nil {

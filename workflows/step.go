@@ -141,6 +141,7 @@ func (s *steps) park(ctx workflow.Context, name string, cause error) string {
 	p := ParkedStep{ID: id, Step: name, Error: failureMessage(cause), Since: workflow.Now(ctx)}
 	*s.parked = append(*s.parked, p)
 	s.attention(ctx)
+	workflow.GetMetricsHandler(ctx).Counter("diditflow_steps_parked").Inc(1)
 	workflow.GetLogger(ctx).Error("step parked: waiting for an operator's retry or skip signal",
 		"step", name, "error", p.Error)
 
@@ -149,6 +150,7 @@ func (s *steps) park(ctx workflow.Context, name string, cause error) string {
 	delete(s.answers, id)
 	*s.parked = slices.DeleteFunc(*s.parked, func(q ParkedStep) bool { return q.ID == id })
 	s.attention(ctx)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"action": action}).Counter("diditflow_steps_released").Inc(1)
 	workflow.GetLogger(ctx).Info("parked step released", "step", name, "action", action)
 	return action
 }

@@ -163,6 +163,7 @@ func (s *Stack) workerEnv() []string {
 		"SESSION_IDLE_WINDOW=" + s.cfg.IdleWindow.String(), "STEP_RETRY_BUDGET=" + s.cfg.StepBudget.String(),
 		// Short next to the step budget, so a brief outage is retried, not parked.
 		"MAIL_BREAKER_OPEN_TIMEOUT=3s",
+		"METRICS_ADDR=127.0.0.1:0",
 	}
 }
 

@@ -113,6 +113,8 @@ type Worker struct {
 	ComplianceEmail           string `envconfig:"COMPLIANCE_EMAIL" default:"compliance@diditflow.localhost"`
 	ComplianceEscalationEmail string `envconfig:"COMPLIANCE_ESCALATION_EMAIL"`
 	ComplianceWebhookURL      string `envconfig:"COMPLIANCE_WEBHOOK_URL"`
+	// MetricsAddr serves the worker's /metrics; empty turns it off.
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090"`
 	// Workflow timings (see workflows.Settings).
 	SessionIdleWindow   time.Duration `envconfig:"SESSION_IDLE_WINDOW" default:"1h"`
 	StepRetryBudget     time.Duration `envconfig:"STEP_RETRY_BUDGET" default:"1h"`

@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"encoding/json"
 	"flag"
@@ -73,11 +74,14 @@ type stack struct {
 	store    *store.Store
 	worker   *exec.Cmd
 	workers  int
+	// metricsAddr is where the worker serves /metrics.
+	metricsAddr string
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{t: t, temporal: testenv.Temporal(t), address: testenv.TemporalAddress(t), sink: smtptest.NewServer(t)}
+	s.metricsAddr = "127.0.0.1:" + freePort(t)
 	s.dbPath = filepath.Join(t.TempDir(), "records.db")
 	rcv := receiver.New(s.temporal, receiver.Config{Verifier: &didit.Verifier{Secrets: []string{secret}}, TaskQueue: taskQueue})
 	s.receiver = httptest.NewServer(rcv.Handler())
@@ -112,6 +116,7 @@ func (s *stack) startWorker() {
 		"SESSION_IDLE_WINDOW=2s",
 		"STEP_RETRY_BUDGET=1m",
 		"LOG_FORMAT=text",
+		"METRICS_ADDR="+s.metricsAddr,
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -242,6 +247,28 @@ func TestApprovedSessionEndToEnd(t *testing.T) {
 	}
 	if to := s.sink.Mails()[0].To; len(to) != 1 || to[0] != userEmail {
 		t.Fatalf("approval sent to %v", to)
+	}
+	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(raw)
+	for _, want := range []string{
+		`diditflow_events_recorded_total{outcome="applied"} 3`,
+		`diditflow_notifications_total{audience="user",delivery="sent"} 1`,
+		`diditflow_aml_cases_open 0`,
+		`diditflow_sessions_needing_attention 0`,
+		`temporal_activity_execution_latency`,
+		`temporal_workflow_completed`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("worker /metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, session) || strings.Contains(metrics, userEmail) {
+		t.Error("worker /metrics names a session or a person")
 	}
 	s.saveHistory(id, "approved.json")
 }

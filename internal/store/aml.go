@@ -203,3 +203,21 @@ func (s *Store) ResolveAMLCase(ctx context.Context, sessionID string, res Resolu
 	}
 	return nil
 }
+
+// Gauges are counts for monitoring.
+type Gauges struct {
+	OpenAMLCases   int
+	NeedsAttention int
+}
+
+// Gauges counts open AML cases and sessions flagged for an operator.
+func (s *Store) Gauges(ctx context.Context) (Gauges, error) {
+	var g Gauges
+	err := s.db.QueryRowContext(ctx, `
+		SELECT (SELECT COUNT(*) FROM aml_cases WHERE state = 'open'),
+		       (SELECT COUNT(*) FROM verifications WHERE needs_attention)`).Scan(&g.OpenAMLCases, &g.NeedsAttention)
+	if err != nil {
+		return Gauges{}, fmt.Errorf("count gauges: %w", err)
+	}
+	return g, nil
+}

@@ -131,6 +131,7 @@ func TestStore(t *testing.T) {
 		{"SameKeyInAnotherSession", testSameKeyInAnotherSession},
 		{"RecentVerifications", testRecentVerifications},
 		{"NotificationInDoubt", testNotificationInDoubt},
+		{"Gauges", testGauges},
 		{"EventsApplyInEventTimeOrder", testEventsApplyInEventTimeOrder},
 		{"ConcurrentEventsForOneSession", testConcurrentEventsForOneSession},
 		{"NeedsAttention", testNeedsAttention},
@@ -376,6 +377,24 @@ func testNotificationInDoubt(t *testing.T, dsn string) {
 	}
 	if err := s.MarkNotificationSending(ctx, "s-1", "approved"); !errors.Is(err, ErrConflict) {
 		t.Fatalf("sending after sent: %v, want ErrConflict", err)
+	}
+}
+
+func testGauges(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	if _, err := s.RecordEvent(ctx, event("s-1", "k", 1, "In Review")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNeedsAttention(ctx, "s-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1"}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Gauges(ctx)
+	if err != nil || g != (Gauges{OpenAMLCases: 1, NeedsAttention: 1}) {
+		t.Fatalf("Gauges = %+v, %v", g, err)
 	}
 }
 

@@ -30,10 +30,14 @@ func Options(logger *slog.Logger) (client.Options, error) {
 }
 
 // Dial connects now and fails if Temporal is unreachable; workers use it.
-func Dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+// metrics, if not nil, receives the SDK's metrics.
+func Dial(ctx context.Context, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	opts, err := Options(logger)
 	if err != nil {
 		return nil, err
+	}
+	if metrics != nil {
+		opts.MetricsHandler = metrics
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

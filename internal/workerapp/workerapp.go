@@ -32,8 +32,9 @@ func (w *Worker) Close() error {
 	return w.Store.Close()
 }
 
-// New opens the store (applying migrations) and builds the worker.
-func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Logger) (*Worker, error) {
+// New opens the store (applying migrations) and builds the worker. metrics,
+// if not nil, receives the activities' outcomes and the store's gauges.
+func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Logger, metrics *Metrics) (*Worker, error) {
 	st, err := store.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return nil, err
@@ -55,7 +56,12 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
 	wf := &workflows.Workflows{Settings: Settings(cfg)}
 	wf.Register(w)
-	w.RegisterActivity(&activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log})
+	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log}
+	if metrics != nil {
+		acts.Metrics = activities.NewMetrics(metrics.Registry)
+		metrics.watchStore(st)
+	}
+	w.RegisterActivity(acts)
 	return &Worker{Worker: w, Store: st}, nil
 }
 

@@ -1,0 +1,47 @@
+package activities
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics count what the activities did, by outcome. Labels take a few fixed
+// values; no session or person becomes a label.
+type Metrics struct {
+	events  *prometheus.CounterVec
+	notices *prometheus.CounterVec
+}
+
+// NewMetrics registers the activities' metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_events_recorded_total",
+			Help: "Didit events recorded, by outcome: applied (moved the record), stale (older than the record), duplicate.",
+		}, []string{"outcome"}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_notifications_total",
+			Help: "Notifications by audience (user, compliance) and delivery (sent, already_sent, undeliverable, in_doubt, not_configured).",
+		}, []string{"audience", "delivery"}),
+	}
+	reg.MustRegister(m.events, m.notices)
+	return m
+}
+
+func (m *Metrics) recorded(r RecordResult) {
+	if m == nil {
+		return
+	}
+	outcome := "stale"
+	switch {
+	case r.Duplicate:
+		outcome = "duplicate"
+	case r.Applied:
+		outcome = "applied"
+	}
+	m.events.WithLabelValues(outcome).Inc()
+}
+
+func (m *Metrics) notified(audience string, d Delivery) {
+	if m == nil {
+		return
+	}
+	m.notices.WithLabelValues(audience, string(d)).Inc()
+}
