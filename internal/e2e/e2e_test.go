@@ -5,11 +5,11 @@ package e2e
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
