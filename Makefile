@@ -9,7 +9,7 @@ TEMPORAL_STAMP       := $(BIN)/.temporal-$(TEMPORAL_CLI_VERSION)
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: test vet build run chaos clean-bin
+.PHONY: test vet build run chaos bench clean-bin
 
 ## test: gofmt, go vet, staticcheck, then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
@@ -44,3 +44,7 @@ run: $(TEMPORAL_STAMP)
 ## chaos: the full fault-injection run and its figures table (several minutes)
 chaos: $(TEMPORAL_STAMP)
 	go run ./cmd/chaos
+
+## bench: the webhook path against raw SignalWithStart, forged-request rate, end to end (writes docs/BENCHMARKS.md)
+bench: $(TEMPORAL_STAMP)
+	go run ./cmd/bench -write

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -37,12 +38,30 @@ func Wire(body []byte) ([]byte, error) {
 }
 
 func encode(body []byte, asciiOnly bool) ([]byte, error) {
-	var d document
+	d := newDocument()
+	defer d.release()
 	if err := d.parse(body); err != nil {
 		return nil, err
 	}
 	out := make([]byte, 0, len(body))
 	return d.write(out, 0, asciiOnly), nil
+}
+
+// documents are reused: a forged delivery costs a parse and a canonical
+// write, and at thousands a second their garbage would cost more than both.
+var documents = sync.Pool{New: func() any { return new(document) }}
+
+func newDocument() *document { return documents.Get().(*document) }
+
+// release returns d to the pool; nothing parsed from it may be used after.
+func (d *document) release() {
+	if cap(d.nodes) > 1<<16 {
+		return // a rare huge body: let it go rather than hold its arrays
+	}
+	clear(d.nodes)
+	d.nodes, d.kids, d.pending, d.scratch, d.out = d.nodes[:0], d.kids[:0], d.pending[:0], d.scratch[:0], d.out[:0]
+	d.src = nil
+	documents.Put(d)
 }
 
 type kind uint8
@@ -76,12 +95,17 @@ type document struct {
 	kids    []int32
 	pending []int32 // children of the containers still open, innermost last
 	scratch []byte  // decoded strings that needed unescaping
+	out     []byte  // reusable output buffer for callers that only hash it
 }
 
 func (d *document) parse(src []byte) error {
 	d.src, d.pos = src, 0
-	d.nodes = make([]node, 0, len(src)/16+1)
-	d.scratch = make([]byte, 0, len(src)/4)
+	if want := len(src)/16 + 1; cap(d.nodes) < want {
+		d.nodes = make([]node, 0, want)
+	}
+	if want := len(src) / 4; cap(d.scratch) < want {
+		d.scratch = make([]byte, 0, want)
+	}
 	d.skipSpace()
 	if _, err := d.value(0); err != nil {
 		return err

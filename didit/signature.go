@@ -165,13 +165,17 @@ func (v *Verifier) Verify(body []byte, h Headers) (Verification, error) {
 		scheme = SchemeRaw
 	}
 	if scheme == 0 && (sigs.has[SchemeV2] || sigs.has[SchemeSimple]) {
-		doc = new(document)
+		doc = newDocument()
+		defer doc.release()
 		if doc.parse(body) != nil {
 			doc = nil
 		}
 	}
-	if scheme == 0 && doc != nil && sigs.has[SchemeV2] && v.matches(sigs.mac[SchemeV2], doc.write(make([]byte, 0, len(body)), 0, false)) {
-		scheme = SchemeV2
+	if scheme == 0 && doc != nil && sigs.has[SchemeV2] {
+		doc.out = doc.write(doc.out[:0], 0, false)
+		if v.matches(sigs.mac[SchemeV2], doc.out) {
+			scheme = SchemeV2
+		}
 	}
 	if scheme == 0 && doc != nil && sigs.has[SchemeSimple] {
 		if msg, ok := doc.simpleMessage(); ok && v.matches(sigs.mac[SchemeSimple], msg) {

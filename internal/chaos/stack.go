@@ -58,6 +58,10 @@ type Stack struct {
 	Client                                 client.Client
 	Store                                  *store.Store
 
+	// StarterQueue is the task queue the starter signals ("chaos", the
+	// worker's, unless changed before a RestartStarter).
+	StarterQueue string
+
 	mu          sync.Mutex
 	mails       []smtptest.Mail
 	peakStarter int64
@@ -67,7 +71,7 @@ type Stack struct {
 
 // Start builds the binaries and starts every component.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
-	s := &Stack{cfg: cfg, secrets: cfg.Secret}
+	s := &Stack{cfg: cfg, secrets: cfg.Secret, StarterQueue: "chaos"}
 	for _, p := range []*string{&s.temporalPort, &s.uiPort, &s.httpPort, &s.smtpAt} {
 		port, err := freePort()
 		if err != nil {
@@ -186,7 +190,7 @@ func (s *Stack) KillWorker() {
 // StartStarter starts the receiver with the given DIDIT_WEBHOOK_SECRETS and
 // waits until it is ready.
 func (s *Stack) StartStarter(ctx context.Context, secrets string) error {
-	env := []string{"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_TASK_QUEUE=chaos", "HTTP_ADDR=127.0.0.1:" + s.httpPort,
+	env := []string{"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_TASK_QUEUE=" + s.StarterQueue, "HTTP_ADDR=127.0.0.1:" + s.httpPort,
 		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s"}
 	p, err := startProc(filepath.Join(s.cfg.Dir, "starter"), nil, env, filepath.Join(s.cfg.Dir, "starter.log"))
 	if err != nil {

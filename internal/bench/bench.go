@@ -1,0 +1,333 @@
+// Package bench measures diditflow's webhook path side by side with the
+// limit it cannot beat: the raw Temporal SignalWithStart round trip, against
+// the same dev server in the same run.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/chaos"
+	"github.com/diditflow/diditflow/internal/simulator"
+	"github.com/diditflow/diditflow/workflows"
+)
+
+// Options size a run.
+type Options struct {
+	Repo        string
+	Concurrency []int
+	Step        time.Duration // how long each load level runs
+	E2ESessions int
+	Log         io.Writer
+}
+
+// fixture is the approved delivery, the shape most deliveries have.
+type fixture struct {
+	body      []byte
+	session   string
+	timestamp string
+}
+
+func loadFixture(repo string) (fixture, error) {
+	body, err := os.ReadFile(filepath.Join(repo, "didit", "testdata", "fixtures", "status-updated-approved.json"))
+	if err != nil {
+		return fixture{}, err
+	}
+	ev, err := didit.ParseEvent(body)
+	if err != nil {
+		return fixture{}, err
+	}
+	return fixture{body: body, session: ev.SessionID, timestamp: strconv.FormatInt(ev.Timestamp, 10)}, nil
+}
+
+// delivery is the fixture for a fresh session, signed now (X-Signature only,
+// as cheap for the load generator as possible; the receiver does the same
+// work whichever full-body scheme matches first).
+func (f fixture) delivery(secret string, n int64) ([]byte, didit.Headers) {
+	session := fmt.Sprintf("%s-%012d", f.session[:23], n) // same length as a UUID
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	body := bytes.Replace(bytes.ReplaceAll(f.body, []byte(f.session), []byte(session)),
+		[]byte(`"timestamp":`+f.timestamp), []byte(`"timestamp":`+ts), 1)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return body, didit.Headers{Signature: hex.EncodeToString(m.Sum(nil)), Timestamp: ts}
+}
+
+// Level is one load level's figures.
+type Level struct {
+	Concurrency int
+	PerSecond   float64
+	P50, P99    time.Duration
+	Errors      int
+}
+
+// load runs op from c goroutines for d and reports throughput and latency.
+func load(c int, d time.Duration, op func(n int64) error) Level {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      int
+		counter   atomic.Int64
+	)
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			bad := 0
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := op(counter.Add(1)); err != nil {
+					bad++
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			errs += bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(latencies)
+	l := Level{Concurrency: c, Errors: errs, PerSecond: float64(len(latencies)) / elapsed.Seconds()}
+	if len(latencies) > 0 {
+		l.P50 = latencies[len(latencies)*50/100]
+		l.P99 = latencies[min(len(latencies)*99/100, len(latencies)-1)]
+	}
+	return l
+}
+
+// Result is a whole run.
+type Result struct {
+	Schemes      []SchemeResult
+	Raw, Ingest  []Level
+	Forged       Level
+	StarterRSSKB [2]int64 // before and after the forged load
+	E2E          struct {
+		Sessions  int
+		Elapsed   time.Duration
+		PerSecond float64
+	}
+}
+
+// SchemeResult is one verification benchmark.
+type SchemeResult struct {
+	Name               string
+	NsPerOp            int64
+	BytesPerOp, Allocs int64
+}
+
+// Run measures everything against a stack started for the purpose.
+func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Result, error) {
+	var res Result
+	f, err := loadFixture(opts.Repo)
+	if err != nil {
+		return res, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(opts.Log, "bench: "+format+"\n", args...) }
+
+	logf("verification benchmarks")
+	res.Schemes = verifyBenchmarks(opts.Repo, secret)
+
+	// The webhook path is measured against a task queue no worker polls, so
+	// workflow processing does not compete for the two cores; the worker
+	// comes back for the end-to-end part.
+	s.StarterQueue = "bench-ingest"
+	if err := s.RestartStarter(ctx, secret); err != nil {
+		return res, err
+	}
+	template, err := didit.ParseEvent(f.body)
+	if err != nil {
+		return res, err
+	}
+	template.Metadata = nil
+
+	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 10 * time.Second}
+	post := func(body []byte, h didit.Headers) error {
+		req, err := http.NewRequest(http.MethodPost, s.WebhookURL(), bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		h.Set(req.Header)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if h.Signature == forgedSignature && resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("forged delivery answered %d", resp.StatusCode)
+		}
+		return nil
+	}
+
+	// Raw and ingest alternate per level, so both see the same server state.
+	var runID atomic.Int64
+	base := time.Now().UnixNano()
+	for _, c := range opts.Concurrency {
+		logf("raw SignalWithStart, concurrency %d", c)
+		res.Raw = append(res.Raw, load(c, opts.Step, func(n int64) error {
+			ev := template
+			ev.SessionID = fmt.Sprintf("%s-%012d", f.session[:23], base+runID.Add(1))
+			id := workflows.SessionWorkflowID(ev.SessionID)
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := s.Client.SignalWithStartWorkflow(cctx, id, workflows.EventSignal,
+				workflows.SessionEvent{Event: ev, Verification: didit.Verification{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}, ReceivedAt: time.Now()},
+				client.StartWorkflowOptions{ID: id, TaskQueue: "bench-ingest",
+					WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+					WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
+				workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
+			return err
+		}))
+		logf("ingest through the starter, concurrency %d", c)
+		res.Ingest = append(res.Ingest, load(c, opts.Step, func(n int64) error {
+			body, h := f.delivery(secret, base+runID.Add(1))
+			return post(body, h)
+		}))
+	}
+
+	logf("forged deliveries")
+	res.StarterRSSKB[0], _ = s.Peaks()
+	forgedBody, _ := f.delivery(secret, 0)
+	forged := didit.Headers{Signature: forgedSignature, SignatureV2: forgedSignature, Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
+	res.Forged = load(slices.Max(opts.Concurrency), opts.Step, func(int64) error { return post(forgedBody, forged) })
+	res.StarterRSSKB[1], _ = s.Peaks()
+
+	s.StarterQueue = "chaos"
+	if err := s.RestartStarter(ctx, secret); err != nil {
+		return res, err
+	}
+	logf("end to end: %d approved sessions to record and mail", opts.E2ESessions)
+	sender := &simulator.Sender{URL: s.WebhookURL(), Secret: secret, RetryDelays: []time.Duration{}, Client: httpClient}
+	mailsBefore := len(s.Mails())
+	start := time.Now()
+	var sessions []string
+	var mu sync.Mutex
+	sr, err := sender.Run(ctx, simulator.Plan{Sessions: opts.E2ESessions}, func() ([]simulator.Delivery, error) {
+		ds, err := simulator.Build("approved", simulator.Options{Email: "user@example.com"})
+		if err == nil {
+			mu.Lock()
+			sessions = append(sessions, ds[0].SessionID)
+			mu.Unlock()
+		}
+		return ds, err
+	})
+	if err != nil {
+		return res, err
+	}
+	if sr.ByStatus[http.StatusOK] != sr.Deliveries {
+		return res, fmt.Errorf("end to end: deliveries answered %v", sr.ByStatus)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for len(s.Mails())-mailsBefore < opts.E2ESessions && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.E2E.Elapsed = time.Since(start)
+	approved := 0
+	for _, id := range sessions {
+		if v, err := s.Store.Verification(ctx, id); err == nil && v.Status == "Approved" {
+			approved++
+		}
+	}
+	if approved != opts.E2ESessions || len(s.Mails())-mailsBefore != opts.E2ESessions {
+		return res, fmt.Errorf("end to end: %d approved records and %d mails for %d sessions", approved, len(s.Mails())-mailsBefore, opts.E2ESessions)
+	}
+	res.E2E.Sessions = opts.E2ESessions
+	res.E2E.PerSecond = float64(opts.E2ESessions) / res.E2E.Elapsed.Seconds()
+	return res, nil
+}
+
+const forgedSignature = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// verifyBenchmarks runs the verification of each scheme on the largest
+// fixture with the testing package's benchmark driver.
+func verifyBenchmarks(repo, secret string) []SchemeResult {
+	body, err := os.ReadFile(filepath.Join(repo, "didit", "testdata", "fixtures", "status-updated-declined-aml-hit.json"))
+	if err != nil {
+		return nil
+	}
+	h, _ := didit.Signer{Secret: secret}.Sign(body)
+	ts, _ := strconv.ParseInt(h.Timestamp, 10, 64)
+	v := &didit.Verifier{Secrets: []string{secret}, AllowSimple: true, Now: func() time.Time { return time.Unix(ts, 0) }}
+	var out []SchemeResult
+	for _, c := range []struct {
+		name string
+		h    didit.Headers
+	}{
+		{"X-Signature (raw)", didit.Headers{Signature: h.Signature, Timestamp: h.Timestamp}},
+		{"X-Signature-V2", didit.Headers{SignatureV2: h.SignatureV2, Timestamp: h.Timestamp}},
+		{"X-Signature-Simple", didit.Headers{SignatureSimple: h.SignatureSimple, Timestamp: h.Timestamp}},
+		{"forged (all three computed)", didit.Headers{Signature: forgedSignature, SignatureV2: forgedSignature, SignatureSimple: forgedSignature, Timestamp: h.Timestamp}},
+	} {
+		r := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = v.Verify(body, c.h)
+			}
+		})
+		out = append(out, SchemeResult{Name: c.name, NsPerOp: r.NsPerOp(), BytesPerOp: r.AllocedBytesPerOp(), Allocs: r.AllocsPerOp()})
+	}
+	return out
+}
+
+// Print writes the table.
+func (r Result) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "verification (largest fixture, 9.3 KB)\tns/op\tB/op\tallocs/op")
+	for _, s := range r.Schemes {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s.Name, s.NsPerOp, s.BytesPerOp, s.Allocs)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "concurrency\traw SWS/s\traw p50\traw p99\tingest/s\tingest p50\tingest p99\tratio\terrors")
+	peak := 0
+	for i := range r.Raw {
+		if r.Raw[i].PerSecond > r.Raw[peak].PerSecond {
+			peak = i
+		}
+	}
+	for i := range r.Raw {
+		raw, in := r.Raw[i], r.Ingest[i]
+		mark := ""
+		if i == peak {
+			mark = " ← raw peak"
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%.0f\t%s\t%s\t%.2f%s\t%d/%d\n", raw.Concurrency, raw.PerSecond, ms(raw.P50), ms(raw.P99),
+			in.PerSecond, ms(in.P50), ms(in.P99), in.PerSecond/max(raw.PerSecond, 1), mark, raw.Errors, in.Errors)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "forged deliveries rejected\t%.0f/s at concurrency %d (p99 %s, errors %d)\n", r.Forged.PerSecond, r.Forged.Concurrency, ms(r.Forged.P99), r.Forged.Errors)
+	fmt.Fprintf(tw, "starter peak memory\t%.1f MiB before, %.1f MiB after the forged load\n", float64(r.StarterRSSKB[0])/1024, float64(r.StarterRSSKB[1])/1024)
+	fmt.Fprintf(tw, "end to end\t%d sessions (2 deliveries each) to record and mail in %s: %.1f sessions/s\n", r.E2E.Sessions, r.E2E.Elapsed.Round(time.Millisecond), r.E2E.PerSecond)
+	tw.Flush()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
