@@ -80,13 +80,19 @@ type Level struct {
 	Errors      int
 }
 
-// load runs op from c goroutines for d and reports throughput and latency.
-func load(c int, d time.Duration, op func(n int64) error) Level {
+// sample is one load run's raw measurements.
+type sample struct {
+	latencies []time.Duration
+	errors    int
+	elapsed   time.Duration
+}
+
+// load runs op from c goroutines for d.
+func load(c int, d time.Duration, op func(n int64) error) sample {
 	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		errs      int
-		counter   atomic.Int64
+		mu      sync.Mutex
+		out     sample
+		counter atomic.Int64
 	)
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -106,18 +112,31 @@ func load(c int, d time.Duration, op func(n int64) error) Level {
 				local = append(local, time.Since(t0))
 			}
 			mu.Lock()
-			latencies = append(latencies, local...)
-			errs += bad
+			out.latencies = append(out.latencies, local...)
+			out.errors += bad
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(latencies)
-	l := Level{Concurrency: c, Errors: errs, PerSecond: float64(len(latencies)) / elapsed.Seconds()}
-	if len(latencies) > 0 {
-		l.P50 = latencies[len(latencies)*50/100]
-		l.P99 = latencies[min(len(latencies)*99/100, len(latencies)-1)]
+	out.elapsed = time.Since(start)
+	return out
+}
+
+// level merges samples into one level's figures.
+func level(c int, samples ...sample) Level {
+	var all []time.Duration
+	var elapsed time.Duration
+	l := Level{Concurrency: c}
+	for _, s := range samples {
+		all = append(all, s.latencies...)
+		elapsed += s.elapsed
+		l.Errors += s.errors
+	}
+	slices.Sort(all)
+	l.PerSecond = float64(len(all)) / elapsed.Seconds()
+	if len(all) > 0 {
+		l.P50 = all[len(all)*50/100]
+		l.P99 = all[min(len(all)*99/100, len(all)-1)]
 	}
 	return l
 }
@@ -189,37 +208,46 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 		return nil
 	}
 
-	// Raw and ingest alternate per level, so both see the same server state.
+	// Raw and ingest alternate within each level, A B B A, so that the
+	// server's drift (its database grows with every workflow started) falls
+	// on both alike.
 	var runID atomic.Int64
 	base := time.Now().UnixNano()
+	raw := func(int64) error {
+		ev := template
+		ev.SessionID = fmt.Sprintf("%s-%012d", f.session[:23], base+runID.Add(1))
+		id := workflows.SessionWorkflowID(ev.SessionID)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := s.Client.SignalWithStartWorkflow(cctx, id, workflows.EventSignal,
+			workflows.SessionEvent{Event: ev, Verification: didit.Verification{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}, ReceivedAt: time.Now()},
+			client.StartWorkflowOptions{ID: id, TaskQueue: "bench-ingest",
+				WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+				WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
+			workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
+		return err
+	}
+	ingest := func(int64) error {
+		body, h := f.delivery(secret, base+runID.Add(1))
+		return post(body, h)
+	}
 	for _, c := range opts.Concurrency {
-		logf("raw SignalWithStart, concurrency %d", c)
-		res.Raw = append(res.Raw, load(c, opts.Step, func(n int64) error {
-			ev := template
-			ev.SessionID = fmt.Sprintf("%s-%012d", f.session[:23], base+runID.Add(1))
-			id := workflows.SessionWorkflowID(ev.SessionID)
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			_, err := s.Client.SignalWithStartWorkflow(cctx, id, workflows.EventSignal,
-				workflows.SessionEvent{Event: ev, Verification: didit.Verification{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}, ReceivedAt: time.Now()},
-				client.StartWorkflowOptions{ID: id, TaskQueue: "bench-ingest",
-					WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-					WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
-				workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
-			return err
-		}))
-		logf("ingest through the starter, concurrency %d", c)
-		res.Ingest = append(res.Ingest, load(c, opts.Step, func(n int64) error {
-			body, h := f.delivery(secret, base+runID.Add(1))
-			return post(body, h)
-		}))
+		logf("raw SignalWithStart and ingest through the starter, concurrency %d", c)
+		half := opts.Step / 2
+		a1 := load(c, half, raw)
+		b1 := load(c, half, ingest)
+		b2 := load(c, half, ingest)
+		a2 := load(c, half, raw)
+		res.Raw = append(res.Raw, level(c, a1, a2))
+		res.Ingest = append(res.Ingest, level(c, b1, b2))
 	}
 
 	logf("forged deliveries")
 	res.StarterRSSKB[0], _ = s.Peaks()
 	forgedBody, _ := f.delivery(secret, 0)
 	forged := didit.Headers{Signature: forgedSignature, SignatureV2: forgedSignature, Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
-	res.Forged = load(slices.Max(opts.Concurrency), opts.Step, func(int64) error { return post(forgedBody, forged) })
+	c := slices.Max(opts.Concurrency)
+	res.Forged = level(c, load(c, opts.Step, func(int64) error { return post(forgedBody, forged) }))
 	res.StarterRSSKB[1], _ = s.Peaks()
 
 	s.StarterQueue = "chaos"
@@ -227,7 +255,9 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 		return res, err
 	}
 	logf("end to end: %d approved sessions to record and mail", opts.E2ESessions)
-	sender := &simulator.Sender{URL: s.WebhookURL(), Secret: secret, RetryDelays: []time.Duration{}, Client: httpClient}
+	// All sessions start at once, so some deliveries meet a busy server and
+	// get 503: they are retried, as Didit would (faster, to keep the run short).
+	sender := &simulator.Sender{URL: s.WebhookURL(), Secret: secret, RetryDelays: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, Client: httpClient}
 	mailsBefore := len(s.Mails())
 	start := time.Now()
 	var sessions []string

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -107,12 +108,34 @@ func (r *Receiver) receive(c *gin.Context) {
 	r.metrics.inFlight.Inc()
 	defer r.metrics.inFlight.Dec()
 	ev, ver, out := r.handle(c)
+	elapsed := time.Since(start)
 	r.metrics.deliveries.WithLabelValues(out.result, reasonLabel(out)).Inc()
-	r.metrics.duration.WithLabelValues(out.result).Observe(time.Since(start).Seconds())
+	r.metrics.duration.WithLabelValues(out.result).Observe(elapsed.Seconds())
+	r.logDelivery(c.Request.Context(), ev, ver, out, elapsed)
+	if out.status == http.StatusUnauthorized {
+		// The answer to every forged request: rendered once, not per request.
+		c.Data(out.status, "application/json; charset=utf-8", unauthorizedBody)
+		return
+	}
+	c.JSON(out.status, out.body)
+}
+
+var unauthorizedBody = []byte(`{"error":"unauthorized"}`)
+
+func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, ver didit.Verification, out outcome, elapsed time.Duration) {
+	level := slog.LevelInfo
+	if out.status >= 500 {
+		level = slog.LevelError
+	} else if out.status >= 400 {
+		level = slog.LevelWarn
+	}
+	if !r.log.Enabled(ctx, level) {
+		return
+	}
 	attrs := []any{
 		"outcome", out.result,
 		"status_code", out.status,
-		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+		"duration_ms", float64(elapsed.Microseconds()) / 1000,
 	}
 	if ev.SessionID != "" {
 		// Didit's identifiers only: vendor_data and the decision may be
@@ -123,14 +146,7 @@ func (r *Receiver) receive(c *gin.Context) {
 	if out.err != nil {
 		attrs = append(attrs, "reason", out.err.Error())
 	}
-	level := slog.LevelInfo
-	if out.status >= 500 {
-		level = slog.LevelError
-	} else if out.status >= 400 {
-		level = slog.LevelWarn
-	}
-	r.log.Log(c.Request.Context(), level, "didit delivery", attrs...)
-	c.JSON(out.status, out.body)
+	r.log.Log(ctx, level, "didit delivery", attrs...)
 }
 
 func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Verification, outcome) {
@@ -138,6 +154,9 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Verification, outc
 	if !ok {
 		return didit.Event{}, didit.Verification{}, out
 	}
+	// Everything kept from the body is copied out of it (the parsed event
+	// holds its own strings), so its buffer is reused once handled.
+	defer putBody(body)
 	ev, ver, err := r.cfg.Verifier.ConstructEvent(body, didit.HeadersFrom(c.Request.Header))
 	switch {
 	case errors.Is(err, didit.ErrNotDiditEvent):
@@ -169,10 +188,7 @@ func (r *Receiver) readBody(c *gin.Context) (body []byte, out outcome, ok bool) 
 		// rather than drain a large body.
 		return nil, tooLarge, false
 	}
-	// Trust Content-Length for sizing only up to a point: a forger could
-	// declare a megabyte and send ten bytes.
-	size := min(max(c.Request.ContentLength, 0), 64<<10)
-	body, err := readAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit), make([]byte, 0, size+1))
+	body, err := readAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit), getBody())
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
@@ -184,7 +200,19 @@ func (r *Receiver) readBody(c *gin.Context) (body []byte, out outcome, ok bool) 
 	return body, outcome{}, true
 }
 
-// readAll is io.ReadAll into a buffer sized from Content-Length.
+// bodies recycles request buffers. Buffers that grew past 64 KiB (rare,
+// hostile or huge) are dropped rather than kept.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func getBody() []byte { return (*bodies.Get().(*[]byte))[:0] }
+
+func putBody(b []byte) {
+	if cap(b) <= 64<<10 {
+		bodies.Put(&b)
+	}
+}
+
+// readAll is io.ReadAll into b.
 func readAll(r io.Reader, b []byte) ([]byte, error) {
 	for {
 		if len(b) == cap(b) {

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -115,6 +116,30 @@ func BenchmarkForgedDelivery(b *testing.B) {
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
 		if rec.Code != http.StatusUnauthorized {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
+}
+
+// BenchmarkAcceptedDelivery is the whole 200 path through the router against
+// the real dev server: verification, parsing and SignalWithStart. Profile it
+// with -cpuprofile to see the receiver's own share next to Temporal's.
+func BenchmarkAcceptedDelivery(b *testing.B) {
+	tc := testenv.Temporal(b)
+	handler := New(tc, Config{
+		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
+		TaskQueue: "bench-accepted",
+	}).Handler()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		body := withSession(b, "status-updated-approved.json", fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i))
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/didit", strings.NewReader(string(body)))
+		sign(b, body).Set(req.Header)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d", rec.Code)
 		}
 	}
