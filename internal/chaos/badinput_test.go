@@ -33,29 +33,13 @@ func (c *badCountingTemporal) SignalWithStartWorkflow(ctx context.Context, id, s
 }
 
 // badDeadTemporal is a real lazy client pointed at a port where nothing
-// listens: a delivery that wrongly gets through answers 503.
-func badDeadTemporal(t *testing.T) client.Client {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: testenv.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 func TestBadInputsGetTheirPinnedAnswers(t *testing.T) {
 	gin.SetMode(gin.TestMode) // no route dump on stdout
 	const secret = "chaos-badinput-secret"
 	// The receiver's clock is fixed, so the ±301 s cases cannot drift.
 	now := time.Unix(1767225600, 0)
-	temporal := &badCountingTemporal{Temporal: badDeadTemporal(t)}
+	temporal := &badCountingTemporal{Temporal: testenv.UnreachableTemporal(t)}
 	rcv := receiver.New(temporal, receiver.Config{
 		Verifier:  &didit.Verifier{Secrets: []string{secret}, Now: func() time.Time { return now }},
 		TaskQueue: "badinput",

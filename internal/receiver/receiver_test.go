@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -152,25 +151,9 @@ func hexHMAC(body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// deadTemporal is a real client pointed at a port where nothing listens.
-func deadTemporal(t testing.TB) client.Client {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: testenv.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
-	h := newHarness(t, deadTemporal(t), func(c *Config) { c.MaxBodyBytes = 8 << 10 })
+	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 8 << 10 })
 	approved := fixture(t, "status-updated-approved.json")
 	good := sign(t, approved)
 	forged := good
@@ -247,7 +230,7 @@ func (h *harness) scrape(t testing.TB) string {
 }
 
 func TestBodyOverCapWithoutContentLength(t *testing.T) {
-	h := newHarness(t, deadTemporal(t), func(c *Config) { c.MaxBodyBytes = 1024 })
+	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 1024 })
 	body := fixture(t, "status-updated-approved.json")
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/didit", io.MultiReader(bytes.NewReader(body)))
 	req.ContentLength = -1 // chunked: the cap must hold while reading
@@ -258,7 +241,7 @@ func TestBodyOverCapWithoutContentLength(t *testing.T) {
 }
 
 func TestTemporalUnreachableAnswers503(t *testing.T) {
-	h := newHarness(t, deadTemporal(t), func(c *Config) { c.SignalTimeout = 300 * time.Millisecond })
+	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.SignalTimeout = 300 * time.Millisecond })
 	body := fixture(t, "status-updated-approved.json")
 	got := h.post(t, body, sign(t, body))
 	if got.code != http.StatusServiceUnavailable {
@@ -285,7 +268,7 @@ func TestTemporalUnreachableAnswers503(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	h := newHarness(t, deadTemporal(t), nil)
+	h := newHarness(t, testenv.UnreachableTemporal(t), nil)
 	if got := h.get(t, "/webhooks/didit"); got.code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /webhooks/didit = %d, want 405", got.code)
 	}

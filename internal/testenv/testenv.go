@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -115,4 +116,22 @@ func startDevServer() (*testsuite.DevServer, error) {
 		return nil, fmt.Errorf("start %s (log in %s): %w", cli, logFile.Name(), err)
 	}
 	return srv, nil
+}
+
+// UnreachableTemporal is a real lazy client pointed at a port where nothing
+// listens: every call fails as it would with Temporal down.
+func UnreachableTemporal(t testing.TB) client.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
