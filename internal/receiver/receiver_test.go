@@ -151,7 +151,6 @@ func hexHMAC(body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-
 func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 8 << 10 })
 	approved := fixture(t, "status-updated-approved.json")
