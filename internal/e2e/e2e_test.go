@@ -76,12 +76,18 @@ type stack struct {
 	workers  int
 	// metricsAddr is where the worker serves /metrics.
 	metricsAddr string
+	// stepBudget is the worker's STEP_RETRY_BUDGET.
+	stepBudget string
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, opts ...func(*stack)) *stack {
 	t.Helper()
 	s := &stack{t: t, temporal: testenv.Temporal(t), address: testenv.TemporalAddress(t), sink: smtptest.NewServer(t)}
 	s.metricsAddr = "127.0.0.1:" + freePort(t)
+	s.stepBudget = "1m"
+	for _, o := range opts {
+		o(s)
+	}
 	s.dbPath = filepath.Join(t.TempDir(), "records.db")
 	rcv := receiver.New(s.temporal, receiver.Config{Verifier: &didit.Verifier{Secrets: []string{secret}}, TaskQueue: taskQueue})
 	s.receiver = httptest.NewServer(rcv.Handler())
@@ -114,7 +120,7 @@ func (s *stack) startWorker() {
 		"SMTP_URL="+s.sink.URL(),
 		"COMPLIANCE_EMAIL=compliance@example.com",
 		"SESSION_IDLE_WINDOW=2s",
-		"STEP_RETRY_BUDGET=1m",
+		"STEP_RETRY_BUDGET="+s.stepBudget,
 		"LOG_FORMAT=text",
 		"METRICS_ADDR="+s.metricsAddr,
 	)
@@ -352,4 +358,49 @@ func (s *stack) resolve(session string) {
 		return err == nil && c.State == store.AMLCaseResolved && strings.Contains(c.Resolution.Reviewer, "officer")
 	})
 	s.waitFor("the case workflow to complete", func() bool { return s.completed(workflows.AMLCaseWorkflowID(session)) })
+}
+
+// TestParkedNoticeReleasedByRetry: the mail server is down past the retry
+// budget, the notice parks and the session is flagged; an operator's retry
+// after recovery delivers it once.
+func TestParkedNoticeReleasedByRetry(t *testing.T) {
+	s := newStack(t, func(s *stack) { s.stepBudget = "3s" })
+	addr := s.sink.Addr
+	if err := s.sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	session := "e2e-parked-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s.deliver(delivery(t, "status-updated-approved.json", session))
+	id := workflows.SessionWorkflowID(session)
+	var state workflows.SessionState
+	s.waitFor("the notice to park", func() bool {
+		v, err := s.temporal.QueryWorkflow(context.Background(), id, "", workflows.StateQuery)
+		return err == nil && v.Get(&state) == nil && len(state.Parked) == 1
+	})
+	if state.Parked[0].Step != "notify user: approved" {
+		t.Fatalf("parked = %+v", state.Parked)
+	}
+	d, err := s.temporal.DescribeWorkflow(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := d.TypedSearchAttributes.GetBool(workflows.NeedsAttentionKey); !ok || !v {
+		t.Fatal("DiditNeedsAttention should be true while the notice is parked")
+	}
+
+	sink, err := smtptest.Start(addr) // the mail server is back
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	// The signal an operator sends from the UI or the CLI.
+	if err := s.temporal.SignalWorkflow(context.Background(), id, "", workflows.RetrySignal,
+		workflows.OperatorAction{Operator: "ops@example.com", Note: "SMTP is back"}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the session to complete", func() bool { return s.completed(id) })
+	if n := len(sink.Mails()); n != 1 || sink.Count("is approved") != 1 {
+		t.Fatalf("%d mails after the retry, want the approval once", n)
+	}
+	s.saveHistory(id, "parked-retry.json")
 }
