@@ -18,6 +18,7 @@ import (
 
 	"github.com/diditflow/diditflow/internal/bench"
 	"github.com/diditflow/diditflow/internal/chaos"
+	"github.com/diditflow/diditflow/internal/testenv"
 )
 
 func main() {
@@ -47,9 +48,9 @@ func run(step time.Duration, levels string, sessions int, write bool) error {
 	}
 	defer os.RemoveAll(dir)
 	repo, _ := os.Getwd()
-	cli := os.Getenv("TEMPORAL_CLI")
-	if cli == "" {
-		cli = filepath.Join(repo, "bin", "temporal")
+	cli, err := testenv.TemporalCLI()
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

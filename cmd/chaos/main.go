@@ -15,10 +15,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"time"
 
 	"github.com/diditflow/diditflow/internal/chaos"
+	"github.com/diditflow/diditflow/internal/testenv"
 )
 
 func main() {
@@ -52,9 +52,10 @@ func run(plan chaos.Plan, dbURL string, keep bool) int {
 		defer os.RemoveAll(dir)
 	}
 	repo, _ := os.Getwd()
-	cli := os.Getenv("TEMPORAL_CLI")
-	if cli == "" {
-		cli = filepath.Join(repo, "bin", "temporal")
+	cli, err := testenv.TemporalCLI()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
