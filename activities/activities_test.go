@@ -11,8 +11,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
-	"github.com/diditflow/diditflow/internal/smtptest"
 	"github.com/diditflow/diditflow/internal/store"
 )
 
@@ -145,11 +146,11 @@ func TestOpenAndResolveAMLCase(t *testing.T) {
 			t.Fatalf("open %d = %v, %v", i, created, err)
 		}
 	}
-	res := ResolveInput{SessionID: "s-1", Resolution: Resolution{Outcome: FalsePositive, Reviewer: "officer"}}
+	res := ResolveInput{SessionID: "s-1", Resolution: contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer"}}
 	if err := a.ResolveAMLCase(ctx, res); err != nil {
 		t.Fatal(err)
 	}
-	res.Resolution.Outcome = ConfirmedMatch
+	res.Resolution.Outcome = contract.ConfirmedMatch
 	var app *temporal.ApplicationError
 	if err := a.ResolveAMLCase(ctx, res); !errors.As(err, &app) || !app.NonRetryable() {
 		t.Fatalf("a conflicting resolution must not be retried: %v", err)

@@ -5,6 +5,7 @@ package activities
 
 import (
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // RecordInput is one event to record against its session.
@@ -95,32 +96,10 @@ type ComplianceNotice struct {
 	Escalate bool `json:"escalate"`
 }
 
-// Outcome is compliance's verdict on an AML case.
-type Outcome string
-
-// Outcomes an operator may give in a resolve signal.
-const (
-	ConfirmedMatch Outcome = "confirmed_match"
-	FalsePositive  Outcome = "false_positive"
-	Inconclusive   Outcome = "inconclusive"
-)
-
-// Valid reports whether o is one of the three outcomes.
-func (o Outcome) Valid() bool {
-	return o == ConfirmedMatch || o == FalsePositive || o == Inconclusive
-}
-
-// Resolution closes an AML case.
-type Resolution struct {
-	Outcome  Outcome `json:"outcome"`
-	Reviewer string  `json:"reviewer"`
-	Note     string  `json:"note,omitempty"`
-}
-
 // ResolveInput records a case's resolution.
 type ResolveInput struct {
-	SessionID  string     `json:"session_id"`
-	Resolution Resolution `json:"resolution"`
+	SessionID  string              `json:"session_id"`
+	Resolution contract.Resolution `json:"resolution"`
 }
 
 // ReminderInput records a sent reminder.

@@ -332,14 +332,14 @@ func (p fieldParser) int(name string) (int64, bool) {
 // ConstructEvent verifies a delivery and parses its body. Verification
 // failures wrap the Err* values of Verify; an authentic body that is not a
 // session event wraps ErrNotDiditEvent.
-func (v *Verifier) ConstructEvent(body []byte, h Headers) (Event, Verification, error) {
+func (v *Verifier) ConstructEvent(body []byte, h Headers) (Event, Proof, error) {
 	ver, err := v.Verify(body, h)
 	if err != nil {
-		return Event{}, Verification{}, err
+		return Event{}, Proof{}, err
 	}
 	ev, err := ParseEvent(body)
 	if err != nil {
-		return Event{}, Verification{}, err
+		return Event{}, Proof{}, err
 	}
 	return ev, ver, nil
 }
@@ -351,8 +351,8 @@ func (v *Verifier) ConstructEvent(body []byte, h Headers) (Event, Verification, 
 // created_at is not signed either, and the signing time cannot stand in for
 // it (a resent old event is signed anew), so it is zero: such an event never
 // outranks a signed one.
-func (e Event) Authenticated(ver Verification) Event {
-	if !ver.EnvelopeOnly {
+func (e Event) Authenticated(p Proof) Event {
+	if !p.EnvelopeOnly {
 		return e
 	}
 	return Event{

@@ -211,10 +211,10 @@ func TestAuthenticatedDropsUnsignedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full := ev.Authenticated(Verification{Scheme: SchemeRaw}); full.Decision == nil || full.EventID != ev.EventID {
+	if full := ev.Authenticated(Proof{Scheme: SchemeRaw}); full.Decision == nil || full.EventID != ev.EventID {
 		t.Fatal("a full-body verification must keep the whole event")
 	}
-	env := ev.Authenticated(Verification{Scheme: SchemeSimple, EnvelopeOnly: true})
+	env := ev.Authenticated(Proof{Scheme: SchemeSimple, EnvelopeOnly: true})
 	want := Event{WebhookType: ev.WebhookType, Timestamp: ev.Timestamp, SessionID: ev.SessionID, Status: ev.Status}
 	if env.Decision != nil || env.VendorData != "" || env.EventID != "" || len(env.Metadata) != 0 ||
 		env.WebhookType != want.WebhookType || env.Timestamp != want.Timestamp || env.CreatedAt != want.CreatedAt ||

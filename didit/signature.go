@@ -109,8 +109,8 @@ func (hs Headers) Set(h http.Header) {
 	}
 }
 
-// Verification is what a successful Verify proved.
-type Verification struct {
+// Proof is what a successful Verify established about a delivery.
+type Proof struct {
 	// Scheme is the first scheme that verified.
 	Scheme Scheme `json:"scheme"`
 	// Timestamp is the signed Unix time (X-Timestamp, equal to the body's).
@@ -146,17 +146,17 @@ type Verifier struct {
 //
 // A verified body that is not a JSON object yields an error wrapping
 // ErrNotDiditEvent rather than a verification error.
-func (v *Verifier) Verify(body []byte, h Headers) (Verification, error) {
+func (v *Verifier) Verify(body []byte, h Headers) (Proof, error) {
 	if !v.hasSecret() {
-		return Verification{}, ErrNoSecret
+		return Proof{}, ErrNoSecret
 	}
 	ts, err := v.checkTimestamp(h.Timestamp)
 	if err != nil {
-		return Verification{}, err
+		return Proof{}, err
 	}
 	sigs, err := parseSignatures(h, v.AllowSimple)
 	if err != nil {
-		return Verification{}, err
+		return Proof{}, err
 	}
 
 	scheme := Scheme(0)
@@ -183,23 +183,23 @@ func (v *Verifier) Verify(body []byte, h Headers) (Verification, error) {
 		}
 	}
 	if scheme == 0 {
-		return Verification{}, ErrSignatureMismatch
+		return Proof{}, ErrSignatureMismatch
 	}
 
 	if doc != nil && doc.nodes[0].kind != kindObject {
-		return Verification{}, fmt.Errorf("%w: not a JSON object", ErrNotDiditEvent)
+		return Proof{}, fmt.Errorf("%w: not a JSON object", ErrNotDiditEvent)
 	}
 	var bodyTS []byte
 	var found bool
 	if doc != nil {
 		bodyTS, found = doc.numberMember("timestamp")
 	} else if bodyTS, found, err = scanNumber(body, "timestamp"); err != nil {
-		return Verification{}, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
+		return Proof{}, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
 	}
 	if !found || string(bodyTS) != strconv.FormatInt(ts, 10) {
-		return Verification{}, ErrTimestampMismatch
+		return Proof{}, ErrTimestampMismatch
 	}
-	return Verification{Scheme: scheme, Timestamp: ts, EnvelopeOnly: scheme == SchemeSimple}, nil
+	return Proof{Scheme: scheme, Timestamp: ts, EnvelopeOnly: scheme == SchemeSimple}, nil
 }
 
 func (v *Verifier) checkTimestamp(header string) (int64, error) {

@@ -6,15 +6,16 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
-// CaseState is what an AMLCase knows; StateQuery returns it.
+// CaseState is what an AMLCase knows; contract.StateQuery returns it.
 type CaseState struct {
-	Case       activities.AMLCase     `json:"case"`
-	Opened     bool                   `json:"opened"`
-	Reminders  int                    `json:"reminders"`
-	Escalated  bool                   `json:"escalated"`
-	Resolution *activities.Resolution `json:"resolution,omitempty"`
+	Case       activities.AMLCase   `json:"case"`
+	Opened     bool                 `json:"opened"`
+	Reminders  int                  `json:"reminders"`
+	Escalated  bool                 `json:"escalated"`
+	Resolution *contract.Resolution `json:"resolution,omitempty"`
 	// Rejected lists resolve signals that were ignored, and why.
 	Rejected  []string           `json:"rejected,omitempty"`
 	Parked    []ParkedStep       `json:"parked,omitempty"`
@@ -22,24 +23,24 @@ type CaseState struct {
 }
 
 // AMLCase is a compliance case for a session's AML hits: it records the
-// case, notifies compliance, then waits for a ResolveSignal, re-notifying
+// case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
 // every reminder interval and adding the escalation contact after
 // AMLEscalateAfter reminders. It returns the resolution.
-func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (activities.Resolution, error) {
+func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
 	st := newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, func(ctx workflow.Context) {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, NeedsAttentionKey.ValueSet(len(state.Parked) > 0))
+		_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(len(state.Parked) > 0))
 	})
-	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
-		return activities.Resolution{}, err
+	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
+		return contract.Resolution{}, err
 	}
 	logger := workflow.GetLogger(ctx)
 
 	state.Opened = st.run(ctx, "open AML case", acts.OpenAMLCase, in.Case, nil)
 	st.run(ctx, "notify compliance", acts.NotifyCompliance, activities.ComplianceNotice{Case: in.Case}, nil)
 
-	resolve := workflow.GetSignalChannel(ctx, ResolveSignal)
+	resolve := workflow.GetSignalChannel(ctx, contract.ResolveSignal)
 	for {
 		res, ok := awaitResolution(ctx, resolve, settings)
 		if !ok {
@@ -66,7 +67,7 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (activities.R
 
 // awaitResolution waits for a resolve signal for one reminder interval; ok
 // is false when the interval passed first.
-func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, settings Settings) (activities.Resolution, bool) {
+func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, settings Settings) (contract.Resolution, bool) {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	var raw json.RawMessage
@@ -76,18 +77,18 @@ func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, sett
 	sel.AddFuture(workflow.NewTimer(timerCtx, settings.AMLReminderInterval), func(workflow.Future) {})
 	sel.Select(ctx)
 	if !got {
-		return activities.Resolution{}, false
+		return contract.Resolution{}, false
 	}
 	// Decoded here rather than by the SDK, which would drop a malformed
 	// signal with only a log line; this way it lands in Rejected.
-	var res activities.Resolution
+	var res contract.Resolution
 	if err := json.Unmarshal(raw, &res); err != nil {
-		res = activities.Resolution{Outcome: activities.Outcome("malformed input: " + err.Error())}
+		res = contract.Resolution{Outcome: contract.Outcome("malformed input: " + err.Error())}
 	}
 	return res, true
 }
 
-func invalidResolution(r activities.Resolution) string {
+func invalidResolution(r contract.Resolution) string {
 	switch {
 	case !r.Outcome.Valid():
 		return "outcome must be confirmed_match, false_positive or inconclusive, got " + string(r.Outcome)
@@ -101,6 +102,6 @@ func invalidResolution(r activities.Resolution) string {
 func (w *Workflows) Register(r interface {
 	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
 }) {
-	r.RegisterWorkflowWithOptions(w.VerificationSession, workflow.RegisterOptions{Name: SessionWorkflow})
-	r.RegisterWorkflowWithOptions(w.AMLCase, workflow.RegisterOptions{Name: AMLCaseWorkflow})
+	r.RegisterWorkflowWithOptions(w.VerificationSession, workflow.RegisterOptions{Name: contract.SessionWorkflowType})
+	r.RegisterWorkflowWithOptions(w.AMLCase, workflow.RegisterOptions{Name: contract.AMLCaseWorkflowType})
 }

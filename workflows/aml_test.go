@@ -14,6 +14,7 @@ import (
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
 )
@@ -54,14 +55,14 @@ func TestAMLCaseResolved(t *testing.T) {
 	hook, posted := complianceHook(t)
 	h.acts.Compliance.Webhook = hook
 	in := amlCase(t)
-	h.signalAt(30*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.FalsePositive, Reviewer: "officer@example.com", Note: "different person"})
-	h.env.ExecuteWorkflow(AMLCaseWorkflow, in)
+	h.signalAt(30*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com", Note: "different person"})
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
 
-	var res activities.Resolution
+	var res contract.Resolution
 	if err := h.env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != activities.FalsePositive || res.Reviewer != "officer@example.com" {
+	if res.Outcome != contract.FalsePositive || res.Reviewer != "officer@example.com" {
 		t.Fatalf("result = %+v", res)
 	}
 	c, err := h.store.AMLCase(context.Background(), in.Case.SessionID)
@@ -83,8 +84,8 @@ func TestAMLCaseResolved(t *testing.T) {
 func TestAMLCaseRemindsThenEscalates(t *testing.T) {
 	h := newHarness(t, nil) // reminders hourly, escalation from the 2nd
 	in := amlCase(t)
-	h.signalAt(3*time.Hour+30*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.ConfirmedMatch, Reviewer: "head@example.com"})
-	h.env.ExecuteWorkflow(AMLCaseWorkflow, in)
+	h.signalAt(3*time.Hour+30*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "head@example.com"})
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
 	if err := h.env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,20 +115,20 @@ func TestAMLCaseRemindsThenEscalates(t *testing.T) {
 func TestAMLCaseIgnoresInvalidResolutions(t *testing.T) {
 	h := newHarness(t, nil)
 	in := amlCase(t)
-	h.signalAt(time.Minute, ResolveSignal, activities.Resolution{Outcome: "looks fine", Reviewer: "x@example.com"})
-	h.signalAt(2*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.Inconclusive})
-	h.signalAt(150*time.Second, ResolveSignal, map[string]any{"outcome": 7})
+	h.signalAt(time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: "looks fine", Reviewer: "x@example.com"})
+	h.signalAt(2*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.Inconclusive})
+	h.signalAt(150*time.Second, contract.ResolveSignal, map[string]any{"outcome": 7})
 	var mid CaseState
 	h.env.RegisterDelayedCallback(func() {
-		v, err := h.env.QueryWorkflow(StateQuery)
+		v, err := h.env.QueryWorkflow(contract.StateQuery)
 		if err == nil {
 			_ = v.Get(&mid)
 		}
 	}, 3*time.Minute)
-	h.signalAt(4*time.Minute, ResolveSignal, activities.Resolution{Outcome: activities.Inconclusive, Reviewer: "x@example.com"})
-	h.env.ExecuteWorkflow(AMLCaseWorkflow, in)
-	var res activities.Resolution
-	if err := h.env.GetWorkflowResult(&res); err != nil || res.Outcome != activities.Inconclusive {
+	h.signalAt(4*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.Inconclusive, Reviewer: "x@example.com"})
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
+	var res contract.Resolution
+	if err := h.env.GetWorkflowResult(&res); err != nil || res.Outcome != contract.Inconclusive {
 		t.Fatalf("result = %+v, %v", res, err)
 	}
 	if len(mid.Rejected) != 3 || mid.Resolution != nil || !mid.Opened {

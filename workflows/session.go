@@ -11,9 +11,10 @@ import (
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
-// SessionState is what a session workflow knows; StateQuery returns it and
+// SessionState is what a session workflow knows; contract.StateQuery returns it and
 // continue-as-new carries it to the next run.
 type SessionState struct {
 	SessionID  string       `json:"session_id"`
@@ -87,7 +88,7 @@ type searchAttributes struct {
 }
 
 // VerificationSession runs one Didit verification session, fed by
-// EventSignal: it dedupes events, records each one, and follows every status
+// contract.EventSignal: it dedupes events, records each one, and follows every status
 // change with its side effects (user notices, AML escalation). It completes
 // once the session is final and quiet for the idle window.
 func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) error {
@@ -97,14 +98,14 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 	}
 	s.state.Runs++
 	s.steps = newSteps(ctx, s.settings.StepBudget, &s.state.Parked, &s.state.Decisions, s.setAttention)
-	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
 		return err
 	}
 	s.upsertSearchAttributes()
 
 	workflow.Go(ctx, s.runEffects)
 
-	events := workflow.GetSignalChannel(ctx, EventSignal)
+	events := workflow.GetSignalChannel(ctx, contract.EventSignal)
 	pending := in.Pending
 	for {
 		pending = append(pending, drain(events)...)
@@ -121,7 +122,7 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 		}
 		// Event time order within what has arrived; the record decides
 		// across batches.
-		slices.SortStableFunc(pending, func(a, b SessionEvent) int {
+		slices.SortStableFunc(pending, func(a, b contract.SessionEvent) int {
 			return compareEventTime(a.Event, b.Event)
 		})
 		for _, ev := range pending {
@@ -134,8 +135,8 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 			// Side effects in flight finish in this run; only then is the
 			// state complete enough to carry over.
 			_ = workflow.Await(ctx, s.effectsIdle)
-			next := SessionInput{SessionID: in.SessionID, State: s.state, Pending: drain(events)}
-			return workflow.NewContinueAsNewError(ctx, SessionWorkflow, next)
+			next := SessionInput{SessionStart: in.SessionStart, State: s.state, Pending: drain(events)}
+			return workflow.NewContinueAsNewError(ctx, contract.SessionWorkflowType, next)
 		}
 	}
 }
@@ -167,10 +168,10 @@ func (s *session) runEffects(ctx workflow.Context) {
 	}
 }
 
-func drain(events workflow.ReceiveChannel) []SessionEvent {
-	var out []SessionEvent
+func drain(events workflow.ReceiveChannel) []contract.SessionEvent {
+	var out []contract.SessionEvent
 	for {
-		var ev SessionEvent
+		var ev contract.SessionEvent
 		if !events.ReceiveAsync(&ev) {
 			return out
 		}
@@ -192,7 +193,7 @@ func (s *session) continueAsNew() bool {
 	return s.settings.ContinueAsNewAfter > 0 && s.handled >= s.settings.ContinueAsNewAfter
 }
 
-func (s *session) handle(se SessionEvent) {
+func (s *session) handle(se contract.SessionEvent) {
 	ev := se.Event
 	key := ev.Key()
 	logger := workflow.GetLogger(s.ctx)
@@ -240,7 +241,7 @@ func (s *session) handle(se SessionEvent) {
 	}
 	logger.Info("event recorded", "event_key", key, "webhook_type", ev.WebhookType,
 		"status", ev.Status, "outcome", entry.Outcome)
-	if se.Verification.EnvelopeOnly || ev.DecisionError != "" {
+	if se.Proof.EnvelopeOnly || ev.DecisionError != "" {
 		// Without a trustworthy decision there is no address to notify and
 		// no AML result to act on: ops re-check the session in Didit.
 		s.flag("decision of event " + key + " is unusable (" + unusableReason(se) + "); check the session in Didit's console")
@@ -252,8 +253,8 @@ func (s *session) handle(se SessionEvent) {
 	}
 }
 
-func unusableReason(se SessionEvent) string {
-	if se.Verification.EnvelopeOnly {
+func unusableReason(se contract.SessionEvent) string {
+	if se.Proof.EnvelopeOnly {
 		return "only X-Signature-Simple verified"
 	}
 	return "unreadable decision"
@@ -303,19 +304,19 @@ func (s *session) escalate(ctx workflow.Context, ev didit.Event, hits []didit.AM
 		return
 	}
 	ctx = workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            AMLCaseWorkflowID(ev.SessionID),
+		WorkflowID:            contract.AMLCaseWorkflowID(ev.SessionID),
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			AMLHitKey.ValueSet(true), StatusKey.ValueSet(string(ev.Status)), VendorDataKey.ValueSet(ev.VendorData)),
+			contract.AMLHitKey.ValueSet(true), contract.StatusKey.ValueSet(string(ev.Status)), contract.VendorDataKey.ValueSet(ev.VendorData)),
 	})
 	in := AMLCaseInput{Case: activities.AMLCase{SessionID: ev.SessionID, Status: ev.Status, VendorData: ev.VendorData, Hits: hits}}
-	err := workflow.ExecuteChildWorkflow(ctx, AMLCaseWorkflow, in).GetChildWorkflowExecution().Get(ctx, nil)
+	err := workflow.ExecuteChildWorkflow(ctx, contract.AMLCaseWorkflowType, in).GetChildWorkflowExecution().Get(ctx, nil)
 	switch {
 	case err == nil:
-		workflow.GetLogger(s.ctx).Info("AML case opened", "case", AMLCaseWorkflowID(ev.SessionID), "hits", len(hits))
+		workflow.GetLogger(s.ctx).Info("AML case opened", "case", contract.AMLCaseWorkflowID(ev.SessionID), "hits", len(hits))
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
-		workflow.GetLogger(s.ctx).Info("AML case already exists", "case", AMLCaseWorkflowID(ev.SessionID))
+		workflow.GetLogger(s.ctx).Info("AML case already exists", "case", contract.AMLCaseWorkflowID(ev.SessionID))
 	default:
 		// Starting a child fails only if the server refuses it; nothing an
 		// activity retry would fix, so it goes to ops directly.
@@ -361,12 +362,12 @@ func (s *session) upsertSearchAttributes() {
 	}
 	var updates []temporal.SearchAttributeUpdate
 	if now.status != "" {
-		updates = append(updates, StatusKey.ValueSet(string(now.status)))
+		updates = append(updates, contract.StatusKey.ValueSet(string(now.status)))
 	}
 	if now.vendorData != "" {
-		updates = append(updates, VendorDataKey.ValueSet(now.vendorData))
+		updates = append(updates, contract.VendorDataKey.ValueSet(now.vendorData))
 	}
-	updates = append(updates, AMLHitKey.ValueSet(now.amlHit), NeedsAttentionKey.ValueSet(now.needsAttention))
+	updates = append(updates, contract.AMLHitKey.ValueSet(now.amlHit), contract.NeedsAttentionKey.ValueSet(now.needsAttention))
 	if err := workflow.UpsertTypedSearchAttributes(s.ctx, updates...); err != nil {
 		workflow.GetLogger(s.ctx).Error("upsert search attributes", "error", err)
 		return

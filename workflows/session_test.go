@@ -24,6 +24,7 @@ import (
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
 )
@@ -41,7 +42,7 @@ func testSettings() Settings {
 
 // fixtureEvent reads a Didit fixture as the receiver would hand it over,
 // with a contact address so that user mail has somewhere to go.
-func fixtureEvent(t testing.TB, name string) SessionEvent {
+func fixtureEvent(t testing.TB, name string) contract.SessionEvent {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "didit", "testdata", "fixtures", name))
 	if err != nil {
@@ -55,11 +56,11 @@ func fixtureEvent(t testing.TB, name string) SessionEvent {
 	if ev.Decision != nil {
 		ev.Decision.Email = userEmail
 	}
-	return SessionEvent{Event: ev, Verification: didit.Verification{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}}
+	return contract.SessionEvent{Event: ev, Proof: didit.Proof{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}}
 }
 
 // statusEvent derives an event of another status from a fixture.
-func statusEvent(t testing.TB, base string, status didit.Status, createdAt int64) SessionEvent {
+func statusEvent(t testing.TB, base string, status didit.Status, createdAt int64) contract.SessionEvent {
 	se := fixtureEvent(t, base)
 	se.Event.EventID = "evt-" + strings.ReplaceAll(string(status), " ", "-")
 	se.Event.Status = status
@@ -122,9 +123,9 @@ func (h *harness) signalAt(at time.Duration, name string, arg any) {
 	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(name, arg) }, at)
 }
 
-func (h *harness) deliverAt(at time.Duration, evs ...SessionEvent) {
+func (h *harness) deliverAt(at time.Duration, evs ...contract.SessionEvent) {
 	for _, ev := range evs {
-		h.signalAt(at, EventSignal, ev)
+		h.signalAt(at, contract.EventSignal, ev)
 	}
 }
 
@@ -132,8 +133,8 @@ func (h *harness) deliverAt(at time.Duration, evs ...SessionEvent) {
 // until every workflow it started is done, and a case waits for compliance.
 func (h *harness) resolveCaseAt(at time.Duration, sessionID string) {
 	h.env.RegisterDelayedCallback(func() {
-		err := h.env.SignalWorkflowByID(AMLCaseWorkflowID(sessionID), ResolveSignal,
-			activities.Resolution{Outcome: activities.ConfirmedMatch, Reviewer: "officer@example.com"})
+		err := h.env.SignalWorkflowByID(contract.AMLCaseWorkflowID(sessionID), contract.ResolveSignal,
+			contract.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer@example.com"})
 		if err != nil {
 			h.t.Errorf("resolve: %v", err)
 		}
@@ -142,7 +143,7 @@ func (h *harness) resolveCaseAt(at time.Duration, sessionID string) {
 
 func (h *harness) run(sessionID string) {
 	h.t.Helper()
-	h.env.ExecuteWorkflow(SessionWorkflow, SessionInput{SessionID: sessionID})
+	h.env.ExecuteWorkflow(contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: sessionID}})
 	if !h.env.IsWorkflowCompleted() {
 		h.t.Fatal("workflow did not complete")
 	}
@@ -150,7 +151,7 @@ func (h *harness) run(sessionID string) {
 
 func (h *harness) state() SessionState {
 	h.t.Helper()
-	v, err := h.env.QueryWorkflow(StateQuery)
+	v, err := h.env.QueryWorkflow(contract.StateQuery)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func lastSearch[T any](h *harness, key interface {
 }
 
 func (h *harness) searchStatus() string {
-	v, _ := lastSearch(h, StatusKey, func(sa temporal.SearchAttributes) (string, bool) { return sa.GetKeyword(StatusKey) })
+	v, _ := lastSearch(h, contract.StatusKey, func(sa temporal.SearchAttributes) (string, bool) { return sa.GetKeyword(contract.StatusKey) })
 	return v
 }
 
@@ -276,7 +277,7 @@ func TestApprovedSession(t *testing.T) {
 	if h.searchStatus() != "Approved" {
 		t.Fatalf("DiditStatus = %q", h.searchStatus())
 	}
-	if v, _ := h.searchBool(AMLHitKey); v {
+	if v, _ := h.searchBool(contract.AMLHitKey); v {
 		t.Fatal("DiditAMLHit should be false")
 	}
 }
@@ -307,7 +308,7 @@ func TestDeclinedAfterAMLReview(t *testing.T) {
 	if !st.AMLCase || !st.AMLHit || st.Status != didit.StatusDeclined {
 		t.Fatalf("state = %+v", st)
 	}
-	if v, _ := h.searchBool(AMLHitKey); !v {
+	if v, _ := h.searchBool(contract.AMLHitKey); !v {
 		t.Fatal("DiditAMLHit should be true")
 	}
 	compliance := h.mails()[0]
@@ -452,15 +453,15 @@ func TestNoContactEmailIsUndeliverableNotParked(t *testing.T) {
 func TestEnvelopeOnlyEventNeedsAttention(t *testing.T) {
 	h := newHarness(t, nil)
 	ev := fixtureEvent(t, "status-updated-approved.json")
-	ev.Verification = didit.Verification{Scheme: didit.SchemeSimple, EnvelopeOnly: true}
-	ev.Event = ev.Event.Authenticated(ev.Verification)
+	ev.Proof = didit.Proof{Scheme: didit.SchemeSimple, EnvelopeOnly: true}
+	ev.Event = ev.Event.Authenticated(ev.Proof)
 	h.deliverAt(time.Second, ev)
 	// A signed, older In Review still applies: the unsigned event has no
 	// trustworthy time, so it never outranks a signed one.
 	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-in-progress.json"))
 	h.deliverAt(time.Hour, fixtureEvent(t, "status-updated-approved.json"))
 	h.run(s1)
-	if v, _ := h.searchBool(NeedsAttentionKey); !v {
+	if v, _ := h.searchBool(contract.NeedsAttentionKey); !v {
 		t.Fatal("DiditNeedsAttention should be set for an envelope-only decision")
 	}
 	st := h.state()
@@ -510,7 +511,7 @@ func TestParkedNoticeDoesNotHoldUpRecords(t *testing.T) {
 		whileParked = h.record(s2).Status
 		parked = h.state().Parked
 	}, 2*time.Minute)
-	h.signalAt(3*time.Minute, RetrySignal, OperatorAction{Step: "notify user: in_review"})
+	h.signalAt(3*time.Minute, contract.RetrySignal, contract.OperatorAction{Step: "notify user: in_review"})
 	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
 	if len(parked) != 1 || whileParked != "Declined" {
@@ -527,10 +528,10 @@ func TestRetryNamingAnotherStepReleasesNothing(t *testing.T) {
 	permanent := temporal.NewNonRetryableApplicationError("boom", "Permanent", nil)
 	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(failing(1, permanent, h.acts.NotifyUser))
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
-	h.signalAt(time.Minute, SkipSignal, OperatorAction{Step: "record event nope"})
+	h.signalAt(time.Minute, contract.SkipSignal, contract.OperatorAction{Step: "record event nope"})
 	var still int
 	h.env.RegisterDelayedCallback(func() { still = len(h.state().Parked) }, 2*time.Minute)
-	h.signalAt(3*time.Minute, RetrySignal, nil)
+	h.signalAt(3*time.Minute, contract.RetrySignal, nil)
 	h.run(s1)
 	if still != 1 {
 		t.Fatalf("a signal naming another step released the parked one")
@@ -565,7 +566,7 @@ func TestParkedStepRetriedByOperator(t *testing.T) {
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
 	var parked SessionState
 	h.env.RegisterDelayedCallback(func() { parked = h.state() }, time.Minute)
-	h.signalAt(time.Minute+time.Second, RetrySignal, OperatorAction{Operator: "ops@example.com", Note: "mailbox fixed"})
+	h.signalAt(time.Minute+time.Second, contract.RetrySignal, contract.OperatorAction{Operator: "ops@example.com", Note: "mailbox fixed"})
 	h.run(s1)
 
 	if len(parked.Parked) != 1 || parked.Parked[0].Step != "notify user: approved" || !strings.Contains(parked.Parked[0].Error, "550") {
@@ -575,15 +576,15 @@ func TestParkedStepRetriedByOperator(t *testing.T) {
 		t.Fatalf("mails = %q, want the approval once, after the retry", got)
 	}
 	st := h.state()
-	if len(st.Parked) != 0 || len(st.Decisions) != 1 || st.Decisions[0].Action != RetrySignal || st.Decisions[0].Operator != "ops@example.com" {
+	if len(st.Parked) != 0 || len(st.Decisions) != 1 || st.Decisions[0].Action != contract.RetrySignal || st.Decisions[0].Operator != "ops@example.com" {
 		t.Fatalf("state = %+v", st)
 	}
-	if v, _ := h.searchBool(NeedsAttentionKey); v {
+	if v, _ := h.searchBool(contract.NeedsAttentionKey); v {
 		t.Fatal("DiditNeedsAttention should be cleared after the retry")
 	}
 	attention := false
 	for _, sa := range h.searched {
-		if v, ok := sa.GetBool(NeedsAttentionKey); ok && v {
+		if v, ok := sa.GetBool(contract.NeedsAttentionKey); ok && v {
 			attention = true
 		}
 	}
@@ -597,12 +598,12 @@ func TestParkedStepSkippedByOperator(t *testing.T) {
 	permanent := temporal.NewNonRetryableApplicationError("invalid address", "Permanent", nil)
 	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(failing(-1, permanent, h.acts.NotifyUser))
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
-	h.signalAt(time.Minute, RetrySignal, OperatorAction{}) // fails again: parks again
-	h.signalAt(2*time.Minute, SkipSignal, OperatorAction{Operator: "ops@example.com"})
+	h.signalAt(time.Minute, contract.RetrySignal, contract.OperatorAction{}) // fails again: parks again
+	h.signalAt(2*time.Minute, contract.SkipSignal, contract.OperatorAction{Operator: "ops@example.com"})
 	h.run(s1)
 
 	st := h.state()
-	if len(st.Decisions) != 2 || st.Decisions[0].Action != RetrySignal || st.Decisions[1].Action != SkipSignal {
+	if len(st.Decisions) != 2 || st.Decisions[0].Action != contract.RetrySignal || st.Decisions[1].Action != contract.SkipSignal {
 		t.Fatalf("decisions = %+v", st.Decisions)
 	}
 	if len(h.mails()) != 0 || slices.Contains(st.Notified, activities.NoticeApproved) {
@@ -628,7 +629,7 @@ func TestTransientFailureParksAfterTheRetryBudget(t *testing.T) {
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
 	var parked SessionState
 	h.env.RegisterDelayedCallback(func() { parked = h.state() }, time.Hour)
-	h.signalAt(time.Hour+time.Second, SkipSignal, OperatorAction{})
+	h.signalAt(time.Hour+time.Second, contract.SkipSignal, contract.OperatorAction{})
 	h.run(s1)
 
 	if attempts < 4 {
@@ -641,11 +642,11 @@ func TestTransientFailureParksAfterTheRetryBudget(t *testing.T) {
 
 func TestOperatorSignalWithNothingParkedIsIgnored(t *testing.T) {
 	h := newHarness(t, nil)
-	h.signalAt(time.Second, SkipSignal, OperatorAction{})
+	h.signalAt(time.Second, contract.SkipSignal, contract.OperatorAction{})
 	permanent := temporal.NewNonRetryableApplicationError("boom", "Permanent", nil)
 	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(failing(1, permanent, h.acts.NotifyUser))
 	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-approved.json"))
-	h.signalAt(time.Minute, RetrySignal, OperatorAction{})
+	h.signalAt(time.Minute, contract.RetrySignal, contract.OperatorAction{})
 	h.run(s1)
 	if got := h.subjects(); len(got) != 1 {
 		t.Fatalf("mails = %q: the stale skip must not have skipped the parked step", got)
@@ -661,7 +662,7 @@ func TestEventAtEndOfIdleWindowIsHandled(t *testing.T) {
 	h := newHarness(t, nil)
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
 	h.env.RegisterDelayedCallback(func() {
-		h.env.SignalWorkflowSkippingWorkflowTask(EventSignal, fixtureEvent(t, "data-updated.json"))
+		h.env.SignalWorkflowSkippingWorkflowTask(contract.EventSignal, fixtureEvent(t, "data-updated.json"))
 	}, time.Second+testSettings().IdleWindow-time.Millisecond)
 	h.run(s1)
 	if got := outcomes(h.state()); !slices.Equal(got, []string{"Approved:applied", "Approved:applied"}) {
@@ -686,7 +687,7 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 	h := newHarness(t, func(s *Settings) { s.ContinueAsNewAfter = 2 })
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-progress.json"))
 	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-approved.json"))
-	h.env.ExecuteWorkflow(SessionWorkflow, SessionInput{SessionID: s1})
+	h.env.ExecuteWorkflow(contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: s1}})
 
 	var can *workflow.ContinueAsNewError
 	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
@@ -705,7 +706,7 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 	h2.store, h2.acts.Store = h.store, h.store
 	h2.outbox = h.outbox
 	h2.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-progress.json"))
-	h2.env.ExecuteWorkflow(SessionWorkflow, next)
+	h2.env.ExecuteWorkflow(contract.SessionWorkflowType, next)
 	if err := h2.env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // acts is referenced through a nil pointer: only its method values are
@@ -17,7 +18,7 @@ import (
 var acts *activities.Activities
 
 // ParkedStep is a step that failed for good and waits for an operator. It is
-// diditflow's dead-letter entry; a RetrySignal or SkipSignal is its replay.
+// diditflow's dead-letter entry; a contract.RetrySignal or contract.SkipSignal is its replay.
 type ParkedStep struct {
 	ID    int       `json:"id"`
 	Step  string    `json:"step"`
@@ -56,15 +57,15 @@ func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, 
 	for _, p := range *parked {
 		s.nextID = max(s.nextID, p.ID)
 	}
-	retry := workflow.GetSignalChannel(ctx, RetrySignal)
-	skip := workflow.GetSignalChannel(ctx, SkipSignal)
+	retry := workflow.GetSignalChannel(ctx, contract.RetrySignal)
+	skip := workflow.GetSignalChannel(ctx, contract.SkipSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var raw json.RawMessage
 			var signal string
 			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = RetrySignal })
-			sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = SkipSignal })
+			sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.RetrySignal })
+			sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.SkipSignal })
 			sel.Select(ctx)
 			s.answer(ctx, signal, raw)
 		}
@@ -74,7 +75,7 @@ func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, 
 
 func (s *steps) answer(ctx workflow.Context, signal string, raw json.RawMessage) {
 	logger := workflow.GetLogger(ctx)
-	var action OperatorAction
+	var action contract.OperatorAction
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &action); err != nil {
 			logger.Warn("operator signal ignored: input is not {\"step\",\"operator\",\"note\"}", "signal", signal, "error", err)
@@ -127,7 +128,7 @@ func (s *steps) run(ctx workflow.Context, name string, activity, in, out any) bo
 			// The run itself is being cancelled; nothing to park.
 			return false
 		}
-		if s.park(ctx, name, err) == SkipSignal {
+		if s.park(ctx, name, err) == contract.SkipSignal {
 			return false
 		}
 	}

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diditflow/diditflow/internal/bench"
-	"github.com/diditflow/diditflow/internal/chaos"
-	"github.com/diditflow/diditflow/internal/testenv"
+	"github.com/diditflow/diditflow/internal/harness/bench"
+	"github.com/diditflow/diditflow/internal/harness/chaos"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 func main() {
@@ -47,15 +47,17 @@ func run(step time.Duration, levels string, sessions int, write bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	repo, _ := os.Getwd()
-	cli, err := testenv.TemporalCLI()
+	if _, err := launch.TemporalCLI(); err != nil {
+		return err
+	}
+	repo, err := launch.RepoRoot()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	const secret = "bench-secret"
-	s, err := chaos.Start(ctx, chaos.Config{Dir: dir, Repo: repo, TemporalCLI: cli, Secret: secret,
+	s, err := chaos.Start(ctx, chaos.Config{Dir: dir, Secret: secret,
 		StepBudget: time.Minute, IdleWindow: 3 * time.Second, Log: os.Stderr})
 	if err != nil {
 		return err

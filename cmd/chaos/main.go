@@ -17,8 +17,8 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/diditflow/diditflow/internal/chaos"
-	"github.com/diditflow/diditflow/internal/testenv"
+	"github.com/diditflow/diditflow/internal/harness/chaos"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 func main() {
@@ -51,9 +51,7 @@ func run(plan chaos.Plan, dbURL string, keep bool) int {
 	if !keep {
 		defer os.RemoveAll(dir)
 	}
-	repo, _ := os.Getwd()
-	cli, err := testenv.TemporalCLI()
-	if err != nil {
+	if _, err := launch.TemporalCLI(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 2
 	}
@@ -61,7 +59,7 @@ func run(plan chaos.Plan, dbURL string, keep bool) int {
 	defer stop()
 	start := time.Now()
 	s, err := chaos.Start(ctx, chaos.Config{
-		Dir: dir, Repo: repo, TemporalCLI: cli, DatabaseURL: dbURL, Secret: "chaos-secret",
+		Dir: dir, DatabaseURL: dbURL, Secret: "chaos-secret",
 		StepBudget: 20 * time.Second, IdleWindow: 3 * time.Second, Log: os.Stderr,
 	})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diditflow/diditflow/internal/simulator"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 func main() {

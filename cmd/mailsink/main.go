@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/diditflow/diditflow/internal/smtptest"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 )
 
 func main() {

@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
-	"github.com/diditflow/diditflow/workflows"
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // Temporal is what the receiver needs of a Temporal client.
@@ -107,11 +107,11 @@ func (r *Receiver) receive(c *gin.Context) {
 	start := time.Now()
 	r.metrics.inFlight.Inc()
 	defer r.metrics.inFlight.Dec()
-	ev, ver, out := r.handle(c)
+	ev, proof, out := r.handle(c)
 	elapsed := time.Since(start)
 	r.metrics.deliveries.WithLabelValues(out.result, reasonLabel(out)).Inc()
 	r.metrics.duration.WithLabelValues(out.result).Observe(elapsed.Seconds())
-	r.logDelivery(c.Request.Context(), ev, ver, out, elapsed)
+	r.logDelivery(c.Request.Context(), ev, proof, out, elapsed)
 	if out.status == http.StatusUnauthorized {
 		// The answer to every forged request: rendered once, not per request.
 		c.Data(out.status, "application/json; charset=utf-8", unauthorizedBody)
@@ -122,7 +122,7 @@ func (r *Receiver) receive(c *gin.Context) {
 
 var unauthorizedBody = []byte(`{"error":"unauthorized"}`)
 
-func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, ver didit.Verification, out outcome, elapsed time.Duration) {
+func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, proof didit.Proof, out outcome, elapsed time.Duration) {
 	level := slog.LevelInfo
 	if out.status >= 500 {
 		level = slog.LevelError
@@ -141,7 +141,7 @@ func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, ver didit.Ve
 		// Didit's identifiers only: vendor_data and the decision may be
 		// personal data and are never logged.
 		attrs = append(attrs, "session_id", ev.SessionID, "event_id", ev.EventID,
-			"webhook_type", ev.WebhookType, "didit_status", ev.Status, "scheme", ver.Scheme)
+			"webhook_type", ev.WebhookType, "didit_status", ev.Status, "scheme", proof.Scheme)
 	}
 	if out.err != nil {
 		attrs = append(attrs, "reason", out.err.Error())
@@ -149,34 +149,34 @@ func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, ver didit.Ve
 	r.log.Log(ctx, level, "didit delivery", attrs...)
 }
 
-func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Verification, outcome) {
+func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	body, out, ok := r.readBody(c)
 	if !ok {
-		return didit.Event{}, didit.Verification{}, out
+		return didit.Event{}, didit.Proof{}, out
 	}
 	// Everything kept from the body is copied out of it (the parsed event
 	// holds its own strings), so its buffer is reused once handled.
 	defer putBody(body)
-	ev, ver, err := r.cfg.Verifier.ConstructEvent(body, didit.HeadersFrom(c.Request.Header))
+	ev, proof, err := r.cfg.Verifier.ConstructEvent(body, didit.HeadersFrom(c.Request.Header))
 	switch {
 	case errors.Is(err, didit.ErrNotDiditEvent):
-		return ev, ver, outcome{http.StatusBadRequest, gin.H{"error": "not a Didit session event"}, "bad_request", err}
+		return ev, proof, outcome{http.StatusBadRequest, gin.H{"error": "not a Didit session event"}, "bad_request", err}
 	case err != nil:
 		// The reason is logged, never told: it would help a forger.
-		return ev, ver, outcome{http.StatusUnauthorized, gin.H{"error": "unauthorized"}, "unauthorized", err}
+		return ev, proof, outcome{http.StatusUnauthorized, gin.H{"error": "unauthorized"}, "unauthorized", err}
 	}
 	if c.GetHeader(didit.HeaderTestWebhook) == "true" {
 		// Console test deliveries name sessions that do not exist.
-		return ev, ver, outcome{http.StatusOK, gin.H{"status": "test delivery acknowledged"}, "test", nil}
+		return ev, proof, outcome{http.StatusOK, gin.H{"status": "test delivery acknowledged"}, "test", nil}
 	}
 	if !ev.WebhookType.Known() {
-		return ev, ver, outcome{http.StatusOK, gin.H{"status": "ignored", "reason": "unhandled webhook_type"}, "ignored", nil}
+		return ev, proof, outcome{http.StatusOK, gin.H{"status": "ignored", "reason": "unhandled webhook_type"}, "ignored", nil}
 	}
-	run, err := r.signal(c.Request.Context(), ev, ver)
+	run, err := r.signal(c.Request.Context(), ev, proof)
 	if err != nil {
-		return ev, ver, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
+		return ev, proof, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
 	}
-	return ev, ver, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
+	return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
 }
 
 // readBody reads at most MaxBodyBytes; ok is false when out is the answer.
@@ -231,20 +231,20 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 
 // signal hands the event to its session workflow, starting the workflow if
 // no run is open. Only its success lets the receiver answer 2xx.
-func (r *Receiver) signal(ctx context.Context, ev didit.Event, ver didit.Verification) (client.WorkflowRun, error) {
+func (r *Receiver) signal(ctx context.Context, ev didit.Event, proof didit.Proof) (client.WorkflowRun, error) {
 	// Finish the call even if Didit hangs up: it will retry on its own, and
 	// a half-made call is harder to reason about than a finished one.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.SignalTimeout)
 	defer cancel()
 
-	ev = ev.Authenticated(ver)
+	ev = ev.Authenticated(proof)
 	// The business's metadata may hold personal data and the workflow never
 	// needs it, so it stays out of Temporal's history.
 	ev.Metadata = nil
-	id := workflows.SessionWorkflowID(ev.SessionID)
+	id := contract.SessionWorkflowID(ev.SessionID)
 	start := time.Now()
-	run, err := r.temporal.SignalWithStartWorkflow(ctx, id, workflows.EventSignal,
-		workflows.SessionEvent{Event: ev, Verification: ver, ReceivedAt: time.Now().UTC()},
+	run, err := r.temporal.SignalWithStartWorkflow(ctx, id, contract.EventSignal,
+		contract.SessionEvent{Event: ev, Proof: proof, ReceivedAt: time.Now().UTC()},
 		client.StartWorkflowOptions{
 			ID:                       id,
 			TaskQueue:                r.cfg.TaskQueue,
@@ -253,7 +253,7 @@ func (r *Receiver) signal(ctx context.Context, ev didit.Event, ver didit.Verific
 			// so a later event starts a new run.
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		},
-		workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
+		contract.SessionWorkflowType, contract.SessionStart{SessionID: ev.SessionID})
 	result := "ok"
 	if err != nil {
 		result = "error"

@@ -22,14 +22,14 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
-	"github.com/diditflow/diditflow/internal/testenv"
-	"github.com/diditflow/diditflow/workflows"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode)
 	code := m.Run()
-	testenv.StopTemporal()
+	launch.StopTemporal()
 	os.Exit(code)
 }
 
@@ -152,7 +152,7 @@ func hexHMAC(body []byte) string {
 }
 
 func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
-	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 8 << 10 })
+	h := newHarness(t, launch.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 8 << 10 })
 	approved := fixture(t, "status-updated-approved.json")
 	good := sign(t, approved)
 	forged := good
@@ -229,7 +229,7 @@ func (h *harness) scrape(t testing.TB) string {
 }
 
 func TestBodyOverCapWithoutContentLength(t *testing.T) {
-	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 1024 })
+	h := newHarness(t, launch.UnreachableTemporal(t), func(c *Config) { c.MaxBodyBytes = 1024 })
 	body := fixture(t, "status-updated-approved.json")
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/didit", io.MultiReader(bytes.NewReader(body)))
 	req.ContentLength = -1 // chunked: the cap must hold while reading
@@ -240,7 +240,7 @@ func TestBodyOverCapWithoutContentLength(t *testing.T) {
 }
 
 func TestTemporalUnreachableAnswers503(t *testing.T) {
-	h := newHarness(t, testenv.UnreachableTemporal(t), func(c *Config) { c.SignalTimeout = 300 * time.Millisecond })
+	h := newHarness(t, launch.UnreachableTemporal(t), func(c *Config) { c.SignalTimeout = 300 * time.Millisecond })
 	body := fixture(t, "status-updated-approved.json")
 	got := h.post(t, body, sign(t, body))
 	if got.code != http.StatusServiceUnavailable {
@@ -267,14 +267,14 @@ func TestTemporalUnreachableAnswers503(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	h := newHarness(t, testenv.UnreachableTemporal(t), nil)
+	h := newHarness(t, launch.UnreachableTemporal(t), nil)
 	if got := h.get(t, "/webhooks/didit"); got.code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /webhooks/didit = %d, want 405", got.code)
 	}
 }
 
 func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
-	tc := testenv.Temporal(t)
+	tc := launch.Temporal(t)
 	h := newHarness(t, tc, nil)
 	session := "it-accepted-" + t.Name()
 	body := withSession(t, "status-updated-approved.json", session)
@@ -296,7 +296,7 @@ func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.WorkflowType.Name != workflows.SessionWorkflow || desc.TaskQueueName != "receiver-test" {
+	if desc.WorkflowType.Name != contract.SessionWorkflowType || desc.TaskQueueName != "receiver-test" {
 		t.Fatalf("workflow type %q on %q", desc.WorkflowType.Name, desc.TaskQueueName)
 	}
 	signals := signalsOf(t, tc, wantID, got.body["run_id"])
@@ -304,7 +304,7 @@ func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
 		t.Fatalf("history holds %d signals, want 1", len(signals))
 	}
 	ev := signals[0].Event
-	if ev.SessionID != session || ev.Status != didit.StatusApproved || ev.Decision == nil || signals[0].Verification.Scheme != didit.SchemeRaw {
+	if ev.SessionID != session || ev.Status != didit.StatusApproved || ev.Decision == nil || signals[0].Proof.Scheme != didit.SchemeRaw {
 		t.Fatalf("signal = %+v", signals[0])
 	}
 	if len(ev.Metadata) != 0 {
@@ -313,7 +313,7 @@ func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
 }
 
 func TestSameDeliveryTwiceIsOneWorkflow(t *testing.T) {
-	tc := testenv.Temporal(t)
+	tc := launch.Temporal(t)
 	h := newHarness(t, tc, nil)
 	session := "it-twice-" + t.Name()
 	body := withSession(t, "status-updated-approved.json", session)
@@ -333,9 +333,9 @@ func TestSameDeliveryTwiceIsOneWorkflow(t *testing.T) {
 	}
 }
 
-func signalsOf(t testing.TB, tc client.Client, id, runID string) []workflows.SessionEvent {
+func signalsOf(t testing.TB, tc client.Client, id, runID string) []contract.SessionEvent {
 	t.Helper()
-	var out []workflows.SessionEvent
+	var out []contract.SessionEvent
 	it := tc.GetWorkflowHistory(context.Background(), id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
@@ -346,10 +346,10 @@ func signalsOf(t testing.TB, tc client.Client, id, runID string) []workflows.Ses
 		if attrs == nil {
 			continue
 		}
-		if attrs.GetSignalName() != workflows.EventSignal {
+		if attrs.GetSignalName() != contract.EventSignal {
 			t.Fatalf("signal name %q", attrs.GetSignalName())
 		}
-		var ev workflows.SessionEvent
+		var ev contract.SessionEvent
 		if err := json.Unmarshal(attrs.GetInput().GetPayloads()[0].GetData(), &ev); err != nil {
 			t.Fatal(err)
 		}

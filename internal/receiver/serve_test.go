@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
-	"github.com/diditflow/diditflow/internal/testenv"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 // gatedTemporal holds each signal until released, so a test can shut the
@@ -33,7 +33,7 @@ func (g *gatedTemporal) SignalWithStartWorkflow(ctx context.Context, id, signal 
 }
 
 func TestServeFinishesInFlightDeliveriesOnShutdown(t *testing.T) {
-	gate := &gatedTemporal{Temporal: testenv.Temporal(t), entered: make(chan struct{}), release: make(chan struct{})}
+	gate := &gatedTemporal{Temporal: launch.Temporal(t), entered: make(chan struct{}), release: make(chan struct{})}
 	rcv := New(gate, Config{
 		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
 		TaskQueue: "receiver-test",
@@ -125,7 +125,7 @@ func BenchmarkForgedDelivery(b *testing.B) {
 // the real dev server: verification, parsing and SignalWithStart. Profile it
 // with -cpuprofile to see the receiver's own share next to Temporal's.
 func BenchmarkAcceptedDelivery(b *testing.B) {
-	tc := testenv.Temporal(b)
+	tc := launch.Temporal(b)
 	handler := New(tc, Config{
 		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
 		TaskQueue: "bench-accepted",

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/diditflow/diditflow/didit"
 	"log/slog"
 	"net/url"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/diditflow/diditflow/didit"
 )
 
 // defaultTestDatabaseURL is the PostgreSQL the suite uses unless

@@ -14,7 +14,8 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/diditflow/diditflow/internal/simulator"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 // Plan sizes a chaos run.
@@ -134,7 +135,7 @@ func Run(ctx context.Context, s *Stack, plan Plan) Result {
 		}
 		// The notice parks once the budget is spent; Verify releases it with a
 		// retry signal, as an operator would, once the server is back.
-		err = waitFor(ctx, 2*s.cfg.StepBudget+time.Minute, "the notice to park", func() bool { return s.needsAttention(ctx, ss.id) })
+		err = launch.WaitFor(ctx, 2*s.cfg.StepBudget+time.Minute, "the notice to park", func() bool { return s.needsAttention(ctx, ss.id) })
 		if startErr := s.StartSMTP(); startErr != nil {
 			return startErr
 		}

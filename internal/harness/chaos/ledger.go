@@ -12,9 +12,10 @@ import (
 	"go.temporal.io/api/enums/v1"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
-	"github.com/diditflow/diditflow/internal/simulator"
-	"github.com/diditflow/diditflow/internal/smtptest"
 	"github.com/diditflow/diditflow/internal/store"
 	"github.com/diditflow/diditflow/workflows"
 )
@@ -181,7 +182,7 @@ func (l *Ledger) Verify(ctx context.Context, s *Stack, limit time.Duration) Repo
 		if !expect(ss).final {
 			return true // an open session has nothing to complete
 		}
-		d, err := s.Client.DescribeWorkflow(ctx, workflows.SessionWorkflowID(ss.id), "")
+		d, err := s.Client.DescribeWorkflow(ctx, contract.SessionWorkflowID(ss.id), "")
 		return err == nil && d.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	}
 	deadline := time.Now().Add(limit)
@@ -283,8 +284,8 @@ func (l *Ledger) Verify(ctx context.Context, s *Stack, limit time.Duration) Repo
 // once the fault is gone, and counts them.
 func (l *Ledger) releaseParked(ctx context.Context, s *Stack, sessions []*session) {
 	for _, ss := range sessions {
-		for _, id := range []string{workflows.SessionWorkflowID(ss.id), workflows.AMLCaseWorkflowID(ss.id)} {
-			v, err := s.Client.QueryWorkflow(ctx, id, "", workflows.StateQuery)
+		for _, id := range []string{contract.SessionWorkflowID(ss.id), contract.AMLCaseWorkflowID(ss.id)} {
+			v, err := s.Client.QueryWorkflow(ctx, id, "", contract.StateQuery)
 			if err != nil {
 				continue
 			}
@@ -294,7 +295,7 @@ func (l *Ledger) releaseParked(ctx context.Context, s *Stack, sessions []*sessio
 			if v.Get(&st) != nil || len(st.Parked) == 0 {
 				continue
 			}
-			if err := s.Client.SignalWorkflow(ctx, id, "", workflows.RetrySignal, workflows.OperatorAction{Operator: "chaos"}); err == nil {
+			if err := s.Client.SignalWorkflow(ctx, id, "", contract.RetrySignal, contract.OperatorAction{Operator: "chaos"}); err == nil {
 				l.mu.Lock()
 				if l.parked == nil {
 					l.parked = map[string]bool{}

@@ -15,18 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diditflow/diditflow/internal/simulator"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 // processesWith lists the processes whose environment holds entry.
 func processesWith(entry string) []string {
@@ -55,7 +46,7 @@ func TestMakeRun(t *testing.T) {
 		t.Skip("make not installed")
 	}
 	data := t.TempDir()
-	temporalPort, uiPort, httpPort := freePort(t), freePort(t), freePort(t)
+	temporalPort, uiPort, httpPort := launch.Port(t), launch.Port(t), launch.Port(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "DATABASE_URL=") &&
@@ -75,7 +66,7 @@ func TestMakeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("make", "--no-print-directory", "run")
-	cmd.Dir = filepath.Join("..", "..")
+	cmd.Dir = launch.Path(t)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, as a terminal gives a foreground job.

@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/receiver"
-	"github.com/diditflow/diditflow/internal/testenv"
 )
 
 // badCountingTemporal passes calls to a real client and counts the signals,
@@ -39,7 +39,7 @@ func TestBadInputsGetTheirPinnedAnswers(t *testing.T) {
 	const secret = "chaos-badinput-secret"
 	// The receiver's clock is fixed, so the ±301 s cases cannot drift.
 	now := time.Unix(1767225600, 0)
-	temporal := &badCountingTemporal{Temporal: testenv.UnreachableTemporal(t)}
+	temporal := &badCountingTemporal{Temporal: launch.UnreachableTemporal(t)}
 	rcv := receiver.New(temporal, receiver.Config{
 		Verifier:  &didit.Verifier{Secrets: []string{secret}, Now: func() time.Time { return now }},
 		TaskQueue: "badinput",

@@ -2,29 +2,23 @@ package chaos
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/diditflow/diditflow/internal/testenv"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 // TestChaosShort is the short chaos run: every fault once, a short soak.
 // make chaos runs the full one (cmd/chaos).
 func TestChaosShort(t *testing.T) {
-	cli, err := testenv.TemporalCLI()
-	if err != nil {
-		testenv.Unavailable(t, "temporal CLI", err)
-	}
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
+	if _, err := launch.TemporalCLI(); err != nil {
+		launch.Unavailable(t, "temporal CLI", err)
 	}
 	var log strings.Builder
 	ctx := context.Background()
 	s, err := Start(ctx, Config{
-		Dir: t.TempDir(), Repo: repo, TemporalCLI: cli, Secret: "chaos-secret",
+		Dir: t.TempDir(), Secret: "chaos-secret",
 		StepBudget: 20 * time.Second, IdleWindow: 3 * time.Second, Log: &log,
 	})
 	if err != nil {

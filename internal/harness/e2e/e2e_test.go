@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,12 +23,12 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/receiver"
-	"github.com/diditflow/diditflow/internal/smtptest"
 	"github.com/diditflow/diditflow/internal/store"
-	"github.com/diditflow/diditflow/internal/testenv"
 	"github.com/diditflow/diditflow/workflows"
 )
 
@@ -51,14 +50,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	workerBin = filepath.Join(dir, "worker")
-	build := exec.Command("go", "build", "-o", workerBin, "github.com/diditflow/diditflow/worker")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build worker:", err)
+	if err := launch.Build(context.Background(), dir, "./worker"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	testenv.StopTemporal()
+	launch.StopTemporal()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -72,7 +69,7 @@ type stack struct {
 	sink     *smtptest.Server
 	dbPath   string
 	store    *store.Store
-	worker   *exec.Cmd
+	worker   *launch.Proc
 	workers  int
 	// metricsAddr is where the worker serves /metrics.
 	metricsAddr string
@@ -82,8 +79,8 @@ type stack struct {
 
 func newStack(t *testing.T, opts ...func(*stack)) *stack {
 	t.Helper()
-	s := &stack{t: t, temporal: testenv.Temporal(t), address: testenv.TemporalAddress(t), sink: smtptest.NewServer(t)}
-	s.metricsAddr = "127.0.0.1:" + freePort(t)
+	s := &stack{t: t, temporal: launch.Temporal(t), address: launch.TemporalAddress(t), sink: smtptest.NewServer(t)}
+	s.metricsAddr = "127.0.0.1:" + launch.Port(t)
 	s.stepBudget = "1m"
 	for _, o := range opts {
 		o(s)
@@ -107,36 +104,28 @@ func newStack(t *testing.T, opts ...func(*stack)) *stack {
 func (s *stack) startWorker() {
 	s.t.Helper()
 	s.workers++
-	logFile, err := os.Create(filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
+	p, err := launch.Start(workerBin, nil, []string{
+		"TEMPORAL_ADDRESS=" + s.address,
+		"TEMPORAL_TASK_QUEUE=" + taskQueue,
+		"DATABASE_URL=" + s.dbPath,
+		"SMTP_URL=" + s.sink.URL(),
+		"COMPLIANCE_EMAIL=compliance@example.com",
+		"SESSION_IDLE_WINDOW=2s",
+		"STEP_RETRY_BUDGET=" + s.stepBudget,
+		"LOG_FORMAT=text",
+		"METRICS_ADDR=" + s.metricsAddr,
+	}, filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(workerBin)
-	cmd.Env = append(os.Environ(),
-		"TEMPORAL_ADDRESS="+s.address,
-		"TEMPORAL_NAMESPACE=default",
-		"TEMPORAL_TASK_QUEUE="+taskQueue,
-		"DATABASE_URL="+s.dbPath,
-		"SMTP_URL="+s.sink.URL(),
-		"COMPLIANCE_EMAIL=compliance@example.com",
-		"SESSION_IDLE_WINDOW=2s",
-		"STEP_RETRY_BUDGET="+s.stepBudget,
-		"LOG_FORMAT=text",
-		"METRICS_ADDR="+s.metricsAddr,
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.worker = cmd
+	s.worker = p
 }
 
 func (s *stack) stopWorker(sig syscall.Signal) {
 	if s.worker == nil {
 		return
 	}
-	_ = s.worker.Process.Signal(sig)
-	_ = s.worker.Wait()
+	s.worker.Stop(sig)
 	s.worker = nil
 }
 
@@ -144,7 +133,7 @@ func (s *stack) stopWorker(sig syscall.Signal) {
 // signed now, as Didit would send it.
 func delivery(t *testing.T, fixture, session string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "didit", "testdata", "fixtures", fixture))
+	raw, err := os.ReadFile(launch.Path(t, "didit", "testdata", "fixtures", fixture))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +220,7 @@ func (s *stack) saveHistory(workflowID, name string) {
 	if !*updateReplay {
 		return
 	}
-	if err := testenv.WriteHistory(s.temporal, workflowID, filepath.Join("..", "..", "workflows", "testdata", "replay", name)); err != nil {
+	if err := launch.WriteHistory(s.temporal, workflowID, launch.Path(s.t, "workflows", "testdata", "replay", name)); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -242,7 +231,7 @@ func TestApprovedSessionEndToEnd(t *testing.T) {
 	for _, f := range []string{"status-updated-in-progress.json", "status-updated-approved.json", "data-updated.json"} {
 		s.deliver(delivery(t, f, session))
 	}
-	id := workflows.SessionWorkflowID(session)
+	id := contract.SessionWorkflowID(session)
 	s.waitFor("the session to complete", func() bool { return s.completed(id) })
 
 	if got := s.status(session); got != "Approved" {
@@ -287,7 +276,7 @@ func TestAMLSessionWithDuplicatesAndDisorder(t *testing.T) {
 	for _, body := range [][]byte{declined, declined, inReview, declined, inReview} {
 		s.deliver(body)
 	}
-	id := workflows.SessionWorkflowID(session)
+	id := contract.SessionWorkflowID(session)
 	s.waitFor("the session to complete", func() bool { return s.completed(id) })
 
 	if got := s.status(session); got != "Declined" {
@@ -296,7 +285,7 @@ func TestAMLSessionWithDuplicatesAndDisorder(t *testing.T) {
 	s.checkAMLOutcome(session)
 	s.saveHistory(id, "aml-disorder.json")
 	s.resolve(session)
-	s.saveHistory(workflows.AMLCaseWorkflowID(session), "aml-case.json")
+	s.saveHistory(contract.AMLCaseWorkflowID(session), "aml-case.json")
 }
 
 func TestWorkerKilledMidwayEndToEnd(t *testing.T) {
@@ -315,7 +304,7 @@ func TestWorkerKilledMidwayEndToEnd(t *testing.T) {
 	s.deliver(delivery(t, "status-updated-in-review.json", session))
 	s.startWorker()
 
-	id := workflows.SessionWorkflowID(session)
+	id := contract.SessionWorkflowID(session)
 	s.waitFor("the session to complete", func() bool { return s.completed(id) })
 	if got := s.status(session); got != "Declined" {
 		t.Fatalf("record status = %q, want Declined", got)
@@ -341,7 +330,7 @@ func (s *stack) checkAMLOutcome(session string) {
 	if err != nil || c.State != store.AMLCaseOpen || len(c.Hits) != 1 {
 		s.t.Fatalf("AML case = %+v, %v", c, err)
 	}
-	if st := s.workflowStatus(workflows.AMLCaseWorkflowID(session)); st != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if st := s.workflowStatus(contract.AMLCaseWorkflowID(session)); st != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		s.t.Fatalf("AML case workflow is %v, want running until compliance resolves it", st)
 	}
 }
@@ -349,15 +338,15 @@ func (s *stack) checkAMLOutcome(session string) {
 // resolve sends the signal an operator sends from the UI or the CLI.
 func (s *stack) resolve(session string) {
 	s.t.Helper()
-	res := activities.Resolution{Outcome: activities.ConfirmedMatch, Reviewer: "officer@example.com", Note: "confirmed PEP"}
-	if err := s.temporal.SignalWorkflow(context.Background(), workflows.AMLCaseWorkflowID(session), "", workflows.ResolveSignal, res); err != nil {
+	res := contract.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer@example.com", Note: "confirmed PEP"}
+	if err := s.temporal.SignalWorkflow(context.Background(), contract.AMLCaseWorkflowID(session), "", contract.ResolveSignal, res); err != nil {
 		s.t.Fatal(err)
 	}
 	s.waitFor("the case to be resolved", func() bool {
 		c, err := s.store.AMLCase(context.Background(), session)
 		return err == nil && c.State == store.AMLCaseResolved && strings.Contains(c.Resolution.Reviewer, "officer")
 	})
-	s.waitFor("the case workflow to complete", func() bool { return s.completed(workflows.AMLCaseWorkflowID(session)) })
+	s.waitFor("the case workflow to complete", func() bool { return s.completed(contract.AMLCaseWorkflowID(session)) })
 }
 
 // TestParkedNoticeReleasedByRetry: the mail server is down past the retry
@@ -371,10 +360,10 @@ func TestParkedNoticeReleasedByRetry(t *testing.T) {
 	}
 	session := "e2e-parked-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	s.deliver(delivery(t, "status-updated-approved.json", session))
-	id := workflows.SessionWorkflowID(session)
+	id := contract.SessionWorkflowID(session)
 	var state workflows.SessionState
 	s.waitFor("the notice to park", func() bool {
-		v, err := s.temporal.QueryWorkflow(context.Background(), id, "", workflows.StateQuery)
+		v, err := s.temporal.QueryWorkflow(context.Background(), id, "", contract.StateQuery)
 		return err == nil && v.Get(&state) == nil && len(state.Parked) == 1
 	})
 	if state.Parked[0].Step != "notify user: approved" {
@@ -384,7 +373,7 @@ func TestParkedNoticeReleasedByRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := d.TypedSearchAttributes.GetBool(workflows.NeedsAttentionKey); !ok || !v {
+	if v, ok := d.TypedSearchAttributes.GetBool(contract.NeedsAttentionKey); !ok || !v {
 		t.Fatal("DiditNeedsAttention should be true while the notice is parked")
 	}
 
@@ -394,8 +383,8 @@ func TestParkedNoticeReleasedByRetry(t *testing.T) {
 	}
 	defer sink.Close()
 	// The signal an operator sends from the UI or the CLI.
-	if err := s.temporal.SignalWorkflow(context.Background(), id, "", workflows.RetrySignal,
-		workflows.OperatorAction{Operator: "ops@example.com", Note: "SMTP is back"}); err != nil {
+	if err := s.temporal.SignalWorkflow(context.Background(), id, "", contract.RetrySignal,
+		contract.OperatorAction{Operator: "ops@example.com", Note: "SMTP is back"}); err != nil {
 		t.Fatal(err)
 	}
 	s.waitFor("the session to complete", func() bool { return s.completed(id) })

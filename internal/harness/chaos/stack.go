@@ -5,17 +5,13 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,9 +19,9 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/diditflow/diditflow/internal/smtptest"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/store"
-	"github.com/diditflow/diditflow/workflows"
 
 	_ "modernc.org/sqlite" // for locking the SQLite file from outside
 )
@@ -34,9 +30,6 @@ import (
 type Config struct {
 	// Dir holds the binaries, the database, Temporal's state and the logs.
 	Dir string
-	// Repo is the module root, for building the binaries.
-	Repo        string
-	TemporalCLI string
 	// DatabaseURL is a postgres:// URL; empty means SQLite in Dir.
 	DatabaseURL string
 	Secret      string
@@ -50,13 +43,14 @@ type Config struct {
 
 // Stack is a running diditflow deployment under test.
 type Stack struct {
-	cfg                                    Config
-	dbURL                                  string
-	temporalPort, uiPort, httpPort, smtpAt string
-	temporal, worker, starter              *proc
-	smtp                                   *smtptest.Server
-	Client                                 client.Client
-	Store                                  *store.Store
+	cfg              Config
+	dbURL            string
+	httpPort, smtpAt string
+	temporal         *launch.DevServer
+	worker, starter  *launch.Proc
+	smtp             *smtptest.Server
+	Client           client.Client
+	Store            *store.Store
 
 	// StarterQueue is the task queue the starter signals ("chaos", the
 	// worker's, unless changed before a RestartStarter).
@@ -72,8 +66,8 @@ type Stack struct {
 // Start builds the binaries and starts every component.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	s := &Stack{cfg: cfg, secrets: cfg.Secret, StarterQueue: "chaos"}
-	for _, p := range []*string{&s.temporalPort, &s.uiPort, &s.httpPort, &s.smtpAt} {
-		port, err := freePort()
+	for _, p := range []*string{&s.httpPort, &s.smtpAt} {
+		port, err := launch.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -84,18 +78,18 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.dbURL = filepath.Join(cfg.Dir, "records.db")
 	}
 	s.logf("building worker and starter")
-	build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Dir+string(os.PathSeparator), "./worker", "./starter")
-	build.Dir = cfg.Repo
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build: %v: %s", err, out)
+	if err := launch.Build(ctx, cfg.Dir, "./worker", "./starter"); err != nil {
+		return nil, err
 	}
 	if err := s.StartSMTP(); err != nil {
 		return nil, err
 	}
-	if err := s.StartTemporal(ctx); err != nil {
+	temporal, err := launch.StartDevServer(ctx, launch.DevServerConfig{Dir: cfg.Dir})
+	if err != nil {
 		return nil, err
 	}
-	c, err := client.NewLazyClient(client.Options{HostPort: s.TemporalAddress(), Logger: quietLogger{}})
+	s.temporal = temporal
+	c, err := client.NewLazyClient(client.Options{HostPort: s.TemporalAddress(), Logger: launch.SilentLogger()})
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 }
 
 // TemporalAddress is the dev server's frontend.
-func (s *Stack) TemporalAddress() string { return "127.0.0.1:" + s.temporalPort }
+func (s *Stack) TemporalAddress() string { return s.temporal.Address() }
 
 // BaseURL is the starter's address.
 func (s *Stack) BaseURL() string { return "http://127.0.0.1:" + s.httpPort }
@@ -129,35 +123,11 @@ func (s *Stack) logf(format string, args ...any) {
 	}
 }
 
-// StartTemporal starts the dev server on its fixed port and state file, and
-// waits until it serves.
-func (s *Stack) StartTemporal(ctx context.Context) error {
-	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", s.temporalPort, "--ui-port", s.uiPort,
-		"--db-filename", filepath.Join(s.cfg.Dir, "temporal.db"), "--log-level", "error", "--headless"}
-	for sa := range workflows.SearchAttributes().GetUntypedValues() {
-		args = append(args, "--search-attribute", sa.GetName()+"="+sa.GetValueType().String())
-	}
-	p, err := startProc(s.cfg.TemporalCLI, args, nil, filepath.Join(s.cfg.Dir, "temporal.log"))
-	if err != nil {
-		return err
-	}
-	s.temporal = p
-	return waitFor(ctx, 2*time.Minute, "temporal", func() bool {
-		c, err := net.Dial("tcp", s.TemporalAddress())
-		if err != nil {
-			return false
-		}
-		c.Close()
-		if s.Client == nil {
-			return true
-		}
-		_, err = s.Client.CheckHealth(ctx, &client.CheckHealthRequest{})
-		return err == nil
-	})
-}
+// StartTemporal restarts the dev server on its port and state file.
+func (s *Stack) StartTemporal(ctx context.Context) error { return s.temporal.Start(ctx) }
 
 // StopTemporal stops the dev server (its state survives on disk).
-func (s *Stack) StopTemporal() { s.temporal.stop(syscall.SIGTERM) }
+func (s *Stack) StopTemporal() { s.temporal.Stop() }
 
 func (s *Stack) workerEnv() []string {
 	return []string{
@@ -173,7 +143,7 @@ func (s *Stack) workerEnv() []string {
 
 // StartWorker starts a worker process.
 func (s *Stack) StartWorker(ctx context.Context) error {
-	p, err := startProc(filepath.Join(s.cfg.Dir, "worker"), nil, s.workerEnv(), filepath.Join(s.cfg.Dir, "worker.log"))
+	p, err := launch.Start(filepath.Join(s.cfg.Dir, "worker"), nil, s.workerEnv(), filepath.Join(s.cfg.Dir, "worker.log"))
 	if err != nil {
 		return err
 	}
@@ -184,7 +154,7 @@ func (s *Stack) StartWorker(ctx context.Context) error {
 // KillWorker SIGKILLs the worker, as a crash or an OOM kill would.
 func (s *Stack) KillWorker() {
 	s.notePeak()
-	s.worker.stop(syscall.SIGKILL)
+	s.worker.Stop(syscall.SIGKILL)
 }
 
 // StartStarter starts the receiver with the given DIDIT_WEBHOOK_SECRETS and
@@ -192,13 +162,13 @@ func (s *Stack) KillWorker() {
 func (s *Stack) StartStarter(ctx context.Context, secrets string) error {
 	env := []string{"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_TASK_QUEUE=" + s.StarterQueue, "HTTP_ADDR=127.0.0.1:" + s.httpPort,
 		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s"}
-	p, err := startProc(filepath.Join(s.cfg.Dir, "starter"), nil, env, filepath.Join(s.cfg.Dir, "starter.log"))
+	p, err := launch.Start(filepath.Join(s.cfg.Dir, "starter"), nil, env, filepath.Join(s.cfg.Dir, "starter.log"))
 	if err != nil {
 		return err
 	}
 	s.starter = p
 	s.secrets = secrets
-	return waitFor(ctx, time.Minute, "starter", func() bool {
+	return launch.WaitFor(ctx, time.Minute, "starter", func() bool {
 		resp, err := http.Get(s.BaseURL() + "/healthz")
 		if err != nil {
 			return false
@@ -211,7 +181,7 @@ func (s *Stack) StartStarter(ctx context.Context, secrets string) error {
 // RestartStarter replaces the starter with one holding other secrets.
 func (s *Stack) RestartStarter(ctx context.Context, secrets string) error {
 	s.notePeak()
-	s.starter.stop(syscall.SIGTERM)
+	s.starter.Stop(syscall.SIGTERM)
 	return s.StartStarter(ctx, secrets)
 }
 
@@ -300,10 +270,10 @@ func (s *Stack) notePeak() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.starter != nil {
-		s.peakStarter = max(s.peakStarter, s.starter.peakKB())
+		s.peakStarter = max(s.peakStarter, s.starter.PeakKB())
 	}
 	if s.worker != nil {
-		s.peakWorker = max(s.peakWorker, s.worker.peakKB())
+		s.peakWorker = max(s.peakWorker, s.worker.PeakKB())
 	}
 }
 
@@ -318,10 +288,13 @@ func (s *Stack) Peaks() (starter, worker int64) {
 // Close stops everything.
 func (s *Stack) Close() {
 	s.notePeak()
-	for _, p := range []*proc{s.starter, s.worker, s.temporal} {
+	for _, p := range []*launch.Proc{s.starter, s.worker} {
 		if p != nil {
-			p.stop(syscall.SIGTERM)
+			p.Stop(syscall.SIGTERM)
 		}
+	}
+	if s.temporal != nil {
+		s.temporal.Close()
 	}
 	if s.smtp != nil {
 		s.StopSMTP()
@@ -333,97 +306,3 @@ func (s *Stack) Close() {
 		s.Client.Close()
 	}
 }
-
-// proc is a child process with its output in a log file.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProc(bin string, args, env []string, logPath string) (*proc, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop signals the process group and waits; SIGKILL after 30 s.
-func (p *proc) stop(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// peakKB reads the process's peak resident set size (VmHWM).
-func (p *proc) peakKB() int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb
-		}
-	}
-	return 0
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
-}
-
-// waitFor polls cond until it holds or limit passes.
-func waitFor(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out waiting for %s", what)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-// quietLogger drops the SDK's retries-while-down noise.
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}

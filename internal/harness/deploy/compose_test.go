@@ -18,12 +18,13 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/diditflow/diditflow/internal/config"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 func load(t *testing.T, env ...string) (*types.Project, error) {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{"../../docker-compose.yml"},
-		cli.WithWorkingDirectory("../.."), cli.WithEnv(env), cli.WithName("diditflow"))
+	opts, err := cli.NewProjectOptions([]string{launch.Path(t, "docker-compose.yml")},
+		cli.WithWorkingDirectory(launch.Path(t)), cli.WithEnv(env), cli.WithName("diditflow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestComposeRefusesToStartWithoutSecret(t *testing.T) {
 
 func TestComposeBuildsFromTheDockerfile(t *testing.T) {
 	p := project(t)
-	dockerfile, err := os.ReadFile("../../Dockerfile")
+	dockerfile, err := os.ReadFile(launch.Path(t, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}

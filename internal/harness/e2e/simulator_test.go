@@ -8,8 +8,8 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 
-	"github.com/diditflow/diditflow/internal/simulator"
-	"github.com/diditflow/diditflow/workflows"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 // TestSimulatorScenarios plays every simulator scenario against the real
@@ -42,7 +42,7 @@ func TestSimulatorScenarios(t *testing.T) {
 				t.Fatalf("deliveries: %+v, %v", res.ByStatus, err)
 			}
 			session := ds[0].SessionID
-			id := workflows.SessionWorkflowID(session)
+			id := contract.SessionWorkflowID(session)
 			s.waitFor("the record and the mail", func() bool {
 				return s.status(session) == c.status && len(s.sink.Mails()) >= len(c.mails)
 			})

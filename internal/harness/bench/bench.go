@@ -26,9 +26,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
-	"github.com/diditflow/diditflow/internal/chaos"
-	"github.com/diditflow/diditflow/internal/simulator"
-	"github.com/diditflow/diditflow/workflows"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/chaos"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 // Options size a run.
@@ -216,15 +216,15 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 	raw := func(int64) error {
 		ev := template
 		ev.SessionID = fmt.Sprintf("%s-%012d", f.session[:23], base+runID.Add(1))
-		id := workflows.SessionWorkflowID(ev.SessionID)
+		id := contract.SessionWorkflowID(ev.SessionID)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_, err := s.Client.SignalWithStartWorkflow(cctx, id, workflows.EventSignal,
-			workflows.SessionEvent{Event: ev, Verification: didit.Verification{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}, ReceivedAt: time.Now()},
+		_, err := s.Client.SignalWithStartWorkflow(cctx, id, contract.EventSignal,
+			contract.SessionEvent{Event: ev, Proof: didit.Proof{Scheme: didit.SchemeRaw, Timestamp: ev.Timestamp}, ReceivedAt: time.Now()},
 			client.StartWorkflowOptions{ID: id, TaskQueue: "bench-ingest",
 				WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 				WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
-			workflows.SessionWorkflow, workflows.SessionInput{SessionID: ev.SessionID})
+			contract.SessionWorkflowType, contract.SessionStart{SessionID: ev.SessionID})
 		return err
 	}
 	ingest := func(int64) error {

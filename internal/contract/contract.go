@@ -1,0 +1,114 @@
+// Package contract is what the receiver, the worker and operators agree on:
+// workflow IDs and types, signal and query names, search attributes and the
+// payloads the signals carry. These names are recorded in every workflow
+// history, so changing one strands running workflows: they only grow.
+//
+// It imports nothing of diditflow's but didit, so the receiver can depend on
+// it without linking the worker's code.
+package contract
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/diditflow/diditflow/didit"
+)
+
+// Workflow types.
+const (
+	// SessionWorkflowType runs one Didit session.
+	SessionWorkflowType = "VerificationSession"
+	// AMLCaseWorkflowType runs one AML case.
+	AMLCaseWorkflowType = "AMLCase"
+)
+
+// Signals and queries.
+const (
+	// EventSignal carries a SessionEvent into a session workflow.
+	EventSignal = "didit-event"
+	// RetrySignal releases a parked step to run again (OperatorAction).
+	RetrySignal = "retry"
+	// SkipSignal releases a parked step by giving it up (OperatorAction).
+	SkipSignal = "skip"
+	// ResolveSignal closes an AML case (Resolution).
+	ResolveSignal = "resolve"
+	// StateQuery returns a workflow's state.
+	StateQuery = "state"
+)
+
+const (
+	sessionIDPrefix = "didit-session-"
+	amlCaseIDPrefix = "aml-case-"
+)
+
+// SessionWorkflowID is the ID of the one workflow that runs a session.
+func SessionWorkflowID(sessionID string) string { return sessionIDPrefix + sessionID }
+
+// AMLCaseWorkflowID is the ID of a session's AML case.
+func AMLCaseWorkflowID(sessionID string) string { return amlCaseIDPrefix + sessionID }
+
+// Search attributes ops filter on in the Temporal UI. They must be registered
+// on the namespace (make run and docker-compose do it). No personal data:
+// vendor_data is the business's own user reference.
+var (
+	StatusKey         = temporal.NewSearchAttributeKeyKeyword("DiditStatus")
+	AMLHitKey         = temporal.NewSearchAttributeKeyBool("DiditAMLHit")
+	NeedsAttentionKey = temporal.NewSearchAttributeKeyBool("DiditNeedsAttention")
+	VendorDataKey     = temporal.NewSearchAttributeKeyKeyword("DiditVendorData")
+)
+
+// SearchAttributes lists the search attributes to register, with their types.
+func SearchAttributes() temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		StatusKey.ValueSet(""), AMLHitKey.ValueSet(false),
+		NeedsAttentionKey.ValueSet(false), VendorDataKey.ValueSet(""),
+	)
+}
+
+// SessionStart is what starts a session workflow: the receiver's half of
+// the workflow's input (a run that continues as new adds its state).
+type SessionStart struct {
+	SessionID string `json:"session_id"`
+}
+
+// SessionEvent is the payload of an EventSignal: one Didit event as the
+// receiver verified it.
+type SessionEvent struct {
+	Event didit.Event `json:"event"`
+	// Proof is what the signature check established about the event.
+	Proof didit.Proof `json:"verification"`
+	// ReceivedAt is when the receiver accepted the delivery.
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// OperatorAction is the optional payload of RetrySignal and SkipSignal. Step
+// names the parked step to release (as the state query shows it); empty
+// releases every parked step. Operator and Note are only recorded.
+type OperatorAction struct {
+	Step     string `json:"step,omitempty"`
+	Operator string `json:"operator,omitempty"`
+	Note     string `json:"note,omitempty"`
+}
+
+// Outcome is compliance's verdict on an AML case.
+type Outcome string
+
+// Outcomes an operator may give in a resolve signal.
+const (
+	ConfirmedMatch Outcome = "confirmed_match"
+	FalsePositive  Outcome = "false_positive"
+	Inconclusive   Outcome = "inconclusive"
+)
+
+// Valid reports whether o is one of the three outcomes.
+func (o Outcome) Valid() bool {
+	return o == ConfirmedMatch || o == FalsePositive || o == Inconclusive
+}
+
+// Resolution is the payload of ResolveSignal and the result of an AML case.
+type Resolution struct {
+	Outcome  Outcome `json:"outcome"`
+	Reviewer string  `json:"reviewer"`
+	Note     string  `json:"note,omitempty"`
+}
