@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/notify"
+	"github.com/diditflow/diditflow/internal/pii"
 	"github.com/diditflow/diditflow/internal/store"
 )
 
@@ -41,8 +41,8 @@ type Compliance struct {
 	// reminders from the escalation threshold on. Either may be empty.
 	Email      string
 	Escalation string
-	// Webhook, if not nil, receives a JSON document per notice.
-	Webhook Poster
+	// Callback, if not nil, receives a JSON document per notice (COMPLIANCE_WEBHOOK_URL).
+	Callback Poster
 }
 
 // Activities holds the dependencies of diditflow's activities. Register a
@@ -109,7 +109,7 @@ func (a *Activities) SetNeedsAttention(ctx context.Context, in AttentionInput) e
 	return nil
 }
 
-// deliver sends one message at most once per (session, kind): claim, send,
+// sendOnce sends one message at most once per (session, kind): claim, send,
 // mark sent. A claim that is already sent or undeliverable skips the send.
 //
 // Mail cannot be handed over and recorded in one step, so a worker that dies
@@ -120,8 +120,8 @@ func (a *Activities) SetNeedsAttention(ctx context.Context, in AttentionInput) e
 // delivered). No message is ever sent twice; the rare one in doubt is
 // reported for a person to check. The compliance webhook has no such hook:
 // a lost answer to its POST means one more POST with the same case_id.
-func (a *Activities) deliver(ctx context.Context, sessionID, kind, recipient string, send func(context.Context, func() error) error) (Delivery, error) {
-	n, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, notify.RecipientHash(recipient))
+func (a *Activities) sendOnce(ctx context.Context, sessionID, kind, recipient string, send func(context.Context, func() error) error) (NoticeResult, error) {
+	n, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, pii.HashAddress(recipient))
 	if err != nil {
 		return "", classify("claim notification "+kind, err)
 	}
@@ -154,8 +154,8 @@ func (a *Activities) deliver(ctx context.Context, sessionID, kind, recipient str
 }
 
 // undeliverable records a notification that has no recipient, once.
-func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail string) (Delivery, error) {
-	_, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, notify.RecipientHash(""))
+func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail string) (NoticeResult, error) {
+	_, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, pii.HashAddress(""))
 	if err != nil {
 		return "", classify("claim notification "+kind, err)
 	}
@@ -171,16 +171,16 @@ func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail 
 
 // NotifyUser tells the verified user about their session, once per kind.
 // Without an address the notice is recorded as undeliverable.
-func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (Delivery, error) {
+func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
 	d, err := a.notifyUser(ctx, in)
 	if err == nil {
 		a.Metrics.notified("user", d)
-		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind, "delivery", d)
+		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind, "result", d)
 	}
 	return d, err
 }
 
-func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (Delivery, error) {
+func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
 	kind := "user:" + string(in.Kind)
 	if in.Email == "" {
 		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision")
@@ -189,7 +189,7 @@ func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (Delivery, e
 	if err != nil {
 		return "", classify("compose notification "+kind, err)
 	}
-	return a.deliver(ctx, in.SessionID, kind, in.Email, func(ctx context.Context, commit func() error) error {
+	return a.sendOnce(ctx, in.SessionID, kind, in.Email, func(ctx context.Context, commit func() error) error {
 		msg.Commit = commit
 		return a.Mailer.Send(ctx, msg)
 	})
@@ -197,7 +197,7 @@ func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (Delivery, e
 
 // NotifyCompliance reports an AML case to compliance: by email and, when
 // configured, to the compliance webhook, each at most once per notice.
-func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) (Delivery, error) {
+func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) (NoticeResult, error) {
 	name := "opened"
 	if in.Reminder > 0 {
 		name = fmt.Sprintf("reminder-%d", in.Reminder)
@@ -212,7 +212,7 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 	}
 	if len(to) > 0 {
 		msg := complianceMessage(in, name, to)
-		d, err := a.deliver(ctx, in.Case.SessionID, "compliance:"+name+":email", strings.Join(to, ","),
+		d, err := a.sendOnce(ctx, in.Case.SessionID, "compliance:"+name+":email", strings.Join(to, ","),
 			func(ctx context.Context, commit func() error) error {
 				msg.Commit = commit
 				return a.Mailer.Send(ctx, msg)
@@ -222,10 +222,10 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 		}
 		result = d
 	}
-	if a.Compliance.Webhook != nil {
-		d, err := a.deliver(ctx, in.Case.SessionID, "compliance:"+name+":webhook", "compliance-webhook",
+	if a.Compliance.Callback != nil {
+		d, err := a.sendOnce(ctx, in.Case.SessionID, "compliance:"+name+":webhook", "compliance-webhook",
 			func(ctx context.Context, _ func() error) error {
-				return a.Compliance.Webhook.Post(ctx, complianceDocument(in, name))
+				return a.Compliance.Callback.Post(ctx, complianceDocument(in, name))
 			})
 		if err != nil {
 			return "", err
@@ -234,7 +234,7 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 	}
 	a.Metrics.notified("compliance", result)
 	a.log().InfoContext(ctx, "compliance notified", "session_id", in.Case.SessionID, "notice", name,
-		"escalated", in.Escalate, "delivery", result)
+		"escalated", in.Escalate, "result", result)
 	return result, nil
 }
 
@@ -263,7 +263,7 @@ func (a *Activities) RecordAMLReminder(ctx context.Context, in ReminderInput) er
 // ResolveAMLCase records compliance's verdict.
 func (a *Activities) ResolveAMLCase(ctx context.Context, in ResolveInput) error {
 	err := a.Store.ResolveAMLCase(ctx, in.SessionID, store.Resolution{
-		Outcome: store.Outcome(in.Resolution.Outcome), Reviewer: in.Resolution.Reviewer,
+		Outcome: in.Resolution.Outcome, Reviewer: in.Resolution.Reviewer,
 		Note: in.Resolution.Note, ResolvedAt: a.now(),
 	})
 	if err != nil {
@@ -279,15 +279,12 @@ func value(p *float64) float64 {
 	return *p
 }
 
-// emailLike matches what SMTP servers tend to quote back: addresses.
-var emailLike = regexp.MustCompile(`[^\s<>"'@]+@[^\s<>"'@]+`)
-
 // classify turns an error into what Temporal should do with it: retry
 // (transient: connections, timeouts, a busy database, an open circuit) or
 // stop (non-retryable: the input or the recipient is wrong). The message is
 // scrubbed of addresses, since failures are kept in workflow histories.
 func classify(op string, err error) error {
-	msg := op + ": " + emailLike.ReplaceAllString(err.Error(), "<address>")
+	msg := op + ": " + pii.RedactAddresses(err.Error())
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
+	"github.com/diditflow/diditflow/internal/pii"
 	"github.com/diditflow/diditflow/internal/store"
 )
 
@@ -41,7 +42,7 @@ func TestNotifyUserSendsOncePerKind(t *testing.T) {
 	a, st := newActivities(t, smtpMailer(t, sink.URL()))
 	ctx := context.Background()
 	in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
-	for i, want := range []Delivery{Sent, AlreadySent, AlreadySent} {
+	for i, want := range []NoticeResult{Sent, AlreadySent, AlreadySent} {
 		got, err := a.NotifyUser(ctx, in)
 		if err != nil || got != want {
 			t.Fatalf("call %d: %q, %v; want %q", i, got, err, want)
@@ -54,7 +55,7 @@ func TestNotifyUserSendsOncePerKind(t *testing.T) {
 		t.Fatalf("mail = %+v", m)
 	}
 	n, err := st.Notification(ctx, "s-1", "user:approved")
-	if err != nil || n.State != store.NotificationSent || n.RecipientHash != notify.RecipientHash("user@example.com") {
+	if err != nil || n.State != store.NotificationSent || n.RecipientHash != pii.HashAddress("user@example.com") {
 		t.Fatalf("notification = %+v, %v", n, err)
 	}
 }
@@ -156,7 +157,7 @@ func TestOpenAndResolveAMLCase(t *testing.T) {
 		t.Fatalf("a conflicting resolution must not be retried: %v", err)
 	}
 	got, err := st.AMLCase(ctx, "s-1")
-	if err != nil || got.Resolution.Outcome != store.OutcomeFalsePositive {
+	if err != nil || got.Resolution.Outcome != contract.FalsePositive {
 		t.Fatalf("case = %+v, %v", got, err)
 	}
 }

@@ -18,8 +18,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_notifications_total",
-			Help: "Notifications by audience (user, compliance) and delivery (sent, already_sent, undeliverable, in_doubt, not_configured).",
-		}, []string{"audience", "delivery"}),
+			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured).",
+		}, []string{"audience", "result"}),
 	}
 	reg.MustRegister(m.events, m.notices)
 	return m
@@ -39,7 +39,7 @@ func (m *Metrics) recorded(r RecordResult) {
 	m.events.WithLabelValues(outcome).Inc()
 }
 
-func (m *Metrics) notified(audience string, d Delivery) {
+func (m *Metrics) notified(audience string, d NoticeResult) {
 	if m == nil {
 		return
 	}

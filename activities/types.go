@@ -64,18 +64,18 @@ type UserNotice struct {
 	Redo []string `json:"redo,omitempty"`
 }
 
-// Delivery is how a notification ended.
-type Delivery string
+// NoticeResult is how a notification ended.
+type NoticeResult string
 
-// Deliveries.
+// Notice results.
 const (
-	Sent          Delivery = "sent"
-	AlreadySent   Delivery = "already_sent"
-	Undeliverable Delivery = "undeliverable"
+	Sent          NoticeResult = "sent"
+	AlreadySent   NoticeResult = "already_sent"
+	Undeliverable NoticeResult = "undeliverable"
 	// InDoubt: an earlier attempt handed the message to the mail server and
 	// stopped before the acknowledgement was recorded; it is not sent again.
-	InDoubt       Delivery = "in_doubt"
-	NotConfigured Delivery = "not_configured"
+	InDoubt       NoticeResult = "in_doubt"
+	NotConfigured NoticeResult = "not_configured"
 )
 
 // AMLCase describes an AML escalation: the session and the hits that are

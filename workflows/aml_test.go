@@ -25,7 +25,7 @@ func amlCase(t *testing.T) AMLCaseInput {
 }
 
 // complianceHook is a real HTTP endpoint that records what it receives.
-func complianceHook(t *testing.T) (*notify.Webhook, func() []map[string]any) {
+func complianceHook(t *testing.T) (*notify.Callback, func() []map[string]any) {
 	var mu sync.Mutex
 	var got []map[string]any
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,7 +39,7 @@ func complianceHook(t *testing.T) (*notify.Webhook, func() []map[string]any) {
 		mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
-	hook, err := notify.NewWebhook(srv.URL, srv.Client())
+	hook, err := notify.NewCallback(srv.URL, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func complianceHook(t *testing.T) (*notify.Webhook, func() []map[string]any) {
 func TestAMLCaseResolved(t *testing.T) {
 	h := newHarness(t, nil)
 	hook, posted := complianceHook(t)
-	h.acts.Compliance.Webhook = hook
+	h.acts.Compliance.Callback = hook
 	in := amlCase(t)
 	h.signalAt(30*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com", Note: "different person"})
 	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
@@ -66,7 +66,7 @@ func TestAMLCaseResolved(t *testing.T) {
 		t.Fatalf("result = %+v", res)
 	}
 	c, err := h.store.AMLCase(context.Background(), in.Case.SessionID)
-	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Outcome != store.OutcomeFalsePositive || c.RemindersSent != 0 {
+	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Outcome != contract.FalsePositive || c.RemindersSent != 0 {
 		t.Fatalf("case = %+v, %v", c, err)
 	}
 	if got := h.subjects(); len(got) != 1 || got[0] != "AML case opened: session "+in.Case.SessionID {

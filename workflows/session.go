@@ -287,11 +287,11 @@ func (s *session) notify(ctx workflow.Context, kind activities.Notice, ev didit.
 		return
 	}
 	in := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Email: ev.Decision.ContactEmail(), Redo: ev.ResubmitInfo.Steps()}
-	var delivery activities.Delivery
-	if s.steps.run(ctx, "notify user: "+string(kind), acts.NotifyUser, in, &delivery) {
+	var result activities.NoticeResult
+	if s.steps.run(ctx, "notify user: "+string(kind), acts.NotifyUser, in, &result) {
 		s.state.Notified = append(s.state.Notified, kind)
 	}
-	if delivery == activities.InDoubt {
+	if result == activities.InDoubt {
 		s.flag("the " + string(kind) + " notice was handed to the mail server but its acknowledgement was lost; check it arrived")
 	}
 }

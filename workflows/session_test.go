@@ -162,9 +162,9 @@ func (h *harness) state() SessionState {
 	return s
 }
 
-func (h *harness) record(sessionID string) store.Verification {
+func (h *harness) record(sessionID string) store.SessionRecord {
 	h.t.Helper()
-	v, err := h.store.Verification(context.Background(), sessionID)
+	v, err := h.store.Session(context.Background(), sessionID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -620,7 +620,7 @@ func TestTransientFailureParksAfterTheRetryBudget(t *testing.T) {
 	var mu sync.Mutex
 	attempts := 0
 	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.UserNotice) (activities.Delivery, error) {
+		func(ctx context.Context, in activities.UserNotice) (activities.NoticeResult, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			attempts++

@@ -44,7 +44,7 @@ func run() error {
 	defer w.Flush()
 
 	if *session == "" {
-		vs, err := st.RecentVerifications(ctx, *limit)
+		vs, err := st.RecentSessions(ctx, *limit)
 		if err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func run() error {
 		return nil
 	}
 
-	v, err := st.Verification(ctx, *session)
+	v, err := st.Session(ctx, *session)
 	if err != nil {
 		return err
 	}

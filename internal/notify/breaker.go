@@ -67,7 +67,7 @@ func (b *breakerMailer) Send(ctx context.Context, m Message) error {
 	return b.breaker.do(func() error { return b.next.Send(ctx, m) })
 }
 
-// Poster posts a payload to a compliance endpoint; Webhook implements it.
+// Poster posts a payload to a compliance endpoint; Callback implements it.
 type Poster interface {
 	Post(ctx context.Context, payload any) error
 }

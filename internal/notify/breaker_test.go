@@ -120,7 +120,7 @@ func TestPosterBreaker(t *testing.T) {
 		w.WriteHeader(int(status.Load()))
 	}))
 	t.Cleanup(srv.Close)
-	wh, err := notify.NewWebhook(srv.URL, srv.Client())
+	wh, err := notify.NewCallback(srv.URL, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func newReplyError(command string, code int, text string) *ReplyError {
 	}
 }
 
-// StatusError is a non-2xx answer from a webhook endpoint. 408, 429 and 5xx
+// StatusError is a non-2xx answer from the compliance callback. 408, 429 and 5xx
 // are transient; any other status is permanent because the endpoint rejected
 // the request itself and will keep doing so.
 type StatusError struct {
@@ -97,7 +97,7 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("webhook: unexpected HTTP status %d", e.StatusCode)
+	return fmt.Sprintf("callback: unexpected HTTP status %d", e.StatusCode)
 }
 
 // Is makes errors.Is(err, ErrPermanent) hold for statuses that retrying cannot fix.

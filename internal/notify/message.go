@@ -173,11 +173,3 @@ func parseAddress(field, s string) (*mail.Address, error) {
 	}
 	return addr, nil
 }
-
-// RecipientHash identifies an e-mail address without revealing it, so records
-// and logs can say who was notified without storing PII. It is the SHA-256 hex
-// digest of the trimmed, lower-cased address.
-func RecipientHash(email string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
-	return hex.EncodeToString(sum[:])
-}

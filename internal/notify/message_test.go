@@ -189,15 +189,3 @@ func TestRenderRequiresID(t *testing.T) {
 		t.Fatalf("err = %v, want permanent ErrInvalidMessage", err)
 	}
 }
-
-func TestRecipientHash(t *testing.T) {
-	const want = "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976" // sha256("alice@example.com")
-	for _, in := range []string{"alice@example.com", "  Alice@Example.COM\t"} {
-		if got := notify.RecipientHash(in); got != want {
-			t.Errorf("RecipientHash(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if notify.RecipientHash("bob@example.com") == want {
-		t.Error("different addresses hash alike")
-	}
-}

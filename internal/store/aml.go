@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // AMLCaseState is where an AML case stands.
@@ -17,24 +19,6 @@ const (
 	AMLCaseOpen     AMLCaseState = "open"
 	AMLCaseResolved AMLCaseState = "resolved"
 )
-
-// Outcome is compliance's verdict on an AML case.
-type Outcome string
-
-// The verdicts a reviewer can reach.
-const (
-	OutcomeConfirmedMatch Outcome = "confirmed_match"
-	OutcomeFalsePositive  Outcome = "false_positive"
-	OutcomeInconclusive   Outcome = "inconclusive"
-)
-
-func (o Outcome) valid() bool {
-	switch o {
-	case OutcomeConfirmedMatch, OutcomeFalsePositive, OutcomeInconclusive:
-		return true
-	}
-	return false
-}
 
 // AMLHit is one screening hit as the case keeps it. It deliberately has no
 // field for the matched name or any other detail about the person.
@@ -48,7 +32,7 @@ type AMLHit struct {
 
 // Resolution is how compliance closed an AML case.
 type Resolution struct {
-	Outcome Outcome
+	Outcome contract.Outcome
 	// Reviewer identifies the compliance officer, not the user.
 	Reviewer string
 	Note     string
@@ -130,7 +114,7 @@ func (s *Store) AMLCase(ctx context.Context, sessionID string) (AMLCase, error) 
 	c.OpenedAt = fromUnix(openedAt)
 	if outcome.Valid {
 		c.Resolution = &Resolution{
-			Outcome:    Outcome(outcome.String),
+			Outcome:    contract.Outcome(outcome.String),
 			Reviewer:   reviewer,
 			Note:       note,
 			ResolvedAt: fromNullUnix(resolvedAt),
@@ -166,37 +150,15 @@ func (s *Store) RecordAMLReminder(ctx context.Context, sessionID string, reminde
 // another outcome returns ErrConflict, because a verdict is only changed by
 // a person, not by a retry.
 func (s *Store) ResolveAMLCase(ctx context.Context, sessionID string, res Resolution) error {
-	if !res.Outcome.valid() {
+	if !res.Outcome.Valid() {
 		return fmt.Errorf("resolve aml case %s: unknown outcome %q: %w", sessionID, res.Outcome, ErrInvalid)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, s.q(`
-			UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?
-			WHERE session_id = ? AND state = 'open'`),
-			string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), sessionID)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			return nil
-		}
-		var current Outcome
-		err = tx.QueryRowContext(ctx, s.q(`SELECT resolution FROM aml_cases WHERE session_id = ?`),
-			sessionID).Scan(&current)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case current == res.Outcome:
-			return nil
-		default:
-			return fmt.Errorf("already resolved as %s: %w", current, ErrConflict)
-		}
+		return s.transition(ctx, tx, string(res.Outcome),
+			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?
+			WHERE session_id = ? AND state = 'open'`,
+			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), sessionID},
+			`SELECT resolution FROM aml_cases WHERE session_id = ?`, sessionID)
 	})
 	if err != nil {
 		return fmt.Errorf("resolve aml case %s: %w", sessionID, err)

@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
+
+	"github.com/diditflow/diditflow/internal/pii"
 )
 
 // NotificationState is where a notification stands.
@@ -30,7 +30,7 @@ type Notification struct {
 	SessionID string
 	Kind      string
 	State     NotificationState
-	// RecipientHash is HashRecipient of the address of the latest attempt.
+	// RecipientHash is pii.HashAddress of the address of the latest attempt.
 	RecipientHash string
 	// Attempts counts claims, so it exceeds one only after a retry.
 	Attempts  int
@@ -39,13 +39,6 @@ type Notification struct {
 	SentAt time.Time
 	// Detail says why the notification is undeliverable.
 	Detail string
-}
-
-// HashRecipient returns the form in which the store records an address: the
-// hex SHA-256 of the trimmed, lowercased address.
-func HashRecipient(address string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(address))))
-	return hex.EncodeToString(sum[:])
 }
 
 // ClaimNotification claims the kind notification of a session for sending
@@ -59,7 +52,7 @@ func HashRecipient(address string) string {
 // back: it was most likely delivered, and sending it again could duplicate
 // it, so the caller should settle it with MarkNotificationInDoubt.
 //
-// recipientHash must be HashRecipient of the address (64 hex digits), so a
+// recipientHash must be pii.HashAddress of the address (64 hex digits), so a
 // raw address is refused rather than stored.
 func (s *Store) ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (Notification, bool, error) {
 	if sessionID == "" || kind == "" {
@@ -153,7 +146,7 @@ func (s *Store) MarkNotificationSent(ctx context.Context, sessionID, kind string
 // detail must not carry PII. Anything shaped like an email address, as an
 // SMTP error may quote, is redacted before it is stored.
 func (s *Store) MarkNotificationUndeliverable(ctx context.Context, sessionID, kind, detail string) error {
-	err := s.finishNotification(ctx, sessionID, kind, NotificationUndeliverable, redactEmails(detail))
+	err := s.finishNotification(ctx, sessionID, kind, NotificationUndeliverable, pii.RedactAddresses(detail))
 	if err != nil {
 		return fmt.Errorf("mark notification %s/%s undeliverable: %w", sessionID, kind, err)
 	}
@@ -168,34 +161,11 @@ func (s *Store) finishNotification(ctx context.Context, sessionID, kind string, 
 		sentAt = sql.NullInt64{Int64: s.clock().Unix(), Valid: true}
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, s.q(`
-			UPDATE notifications SET state = ?, sent_at = ?, detail = ?
-			WHERE session_id = ? AND kind = ? AND state IN ('claimed', 'sending')`),
-			string(to), sentAt, detail, sessionID, kind)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			return nil
-		}
-		var state NotificationState
-		err = tx.QueryRowContext(ctx, s.q(`
-			SELECT state FROM notifications WHERE session_id = ? AND kind = ?`),
-			sessionID, kind).Scan(&state)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case state == to:
-			return nil
-		default:
-			return fmt.Errorf("notification is %s: %w", state, ErrConflict)
-		}
+		return s.transition(ctx, tx, string(to),
+			`UPDATE notifications SET state = ?, sent_at = ?, detail = ?
+			WHERE session_id = ? AND kind = ? AND state IN ('claimed', 'sending')`,
+			[]any{string(to), sentAt, detail, sessionID, kind},
+			`SELECT state FROM notifications WHERE session_id = ? AND kind = ?`, sessionID, kind)
 	})
 }
 
@@ -263,11 +233,4 @@ func isSHA256Hex(s string) bool {
 	}
 	_, err := hex.DecodeString(s)
 	return err == nil
-}
-
-var emailPattern = regexp.MustCompile(`[^\s<>()\[\]"',;:@]+@[^\s<>()\[\]"',;:@]+`)
-
-// redactEmails replaces anything shaped like an email address.
-func redactEmails(s string) string {
-	return emailPattern.ReplaceAllString(s, "[redacted]")
 }

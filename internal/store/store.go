@@ -275,3 +275,33 @@ func fromNullUnix(sec sql.NullInt64) time.Time {
 	}
 	return fromUnix(sec.Int64)
 }
+
+// transition moves one row to the state target with update. When update
+// changes nothing, the row's current value (read by current) decides: no row
+// is ErrNotFound, the target already is a retry and succeeds, anything else
+// is ErrConflict, because only a person changes a settled row.
+func (s *Store) transition(ctx context.Context, tx *sql.Tx, target, update string, updateArgs []any, current string, key ...any) error {
+	r, err := tx.ExecContext(ctx, s.q(update), updateArgs...)
+	if err != nil {
+		return err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var now sql.NullString
+	err = tx.QueryRowContext(ctx, s.q(current), key...).Scan(&now)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return err
+	case now.String == target:
+		return nil
+	default:
+		return fmt.Errorf("already %s: %w", now.String, ErrConflict)
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/pii"
 )
 
 // defaultTestDatabaseURL is the PostgreSQL the suite uses unless
@@ -130,7 +132,7 @@ func TestStore(t *testing.T) {
 		{"TwoHandlesShareOneDatabase", testTwoHandlesShareOneDatabase},
 		{"DuplicateEventKey", testDuplicateEventKey},
 		{"SameKeyInAnotherSession", testSameKeyInAnotherSession},
-		{"RecentVerifications", testRecentVerifications},
+		{"RecentSessions", testRecentSessions},
 		{"NotificationInDoubt", testNotificationInDoubt},
 		{"Gauges", testGauges},
 		{"EventsApplyInEventTimeOrder", testEventsApplyInEventTimeOrder},
@@ -164,9 +166,9 @@ func testMigrationsIdempotentOnReopen(t *testing.T, dsn string) {
 	}
 
 	second := open(t, dsn)
-	v, err := second.Verification(ctx, "s-1")
+	v, err := second.Session(ctx, "s-1")
 	if err != nil {
-		t.Fatalf("Verification after reopen: %v", err)
+		t.Fatalf("Session after reopen: %v", err)
 	}
 	if v.Status != "In Progress" {
 		t.Errorf("status after reopen = %q, want %q", v.Status, "In Progress")
@@ -236,13 +238,13 @@ func testTwoHandlesShareOneDatabase(t *testing.T, dsn string) {
 	if _, err := a.RecordEvent(ctx, event("s-1", "k-1", 100, "In Progress")); err != nil {
 		t.Fatalf("a.RecordEvent: %v", err)
 	}
-	if v, err := b.Verification(ctx, "s-1"); err != nil || v.Status != "In Progress" {
+	if v, err := b.Session(ctx, "s-1"); err != nil || v.Status != "In Progress" {
 		t.Fatalf("b sees %+v, %v; want status In Progress", v, err)
 	}
 	if _, err := b.RecordEvent(ctx, event("s-1", "k-2", 200, "Approved")); err != nil {
 		t.Fatalf("b.RecordEvent: %v", err)
 	}
-	if v, err := a.Verification(ctx, "s-1"); err != nil || v.Status != "Approved" {
+	if v, err := a.Session(ctx, "s-1"); err != nil || v.Status != "Approved" {
 		t.Fatalf("a sees %+v, %v; want status Approved", v, err)
 	}
 
@@ -256,7 +258,7 @@ func testTwoHandlesShareOneDatabase(t *testing.T, dsn string) {
 				if _, err := s.RecordEvent(ctx, event(id, id, 100, "Approved")); err != nil {
 					t.Errorf("RecordEvent %s: %v", id, err)
 				}
-				if _, _, err := s.ClaimNotification(ctx, id, "decision", HashRecipient(id+"@example.com")); err != nil {
+				if _, _, err := s.ClaimNotification(ctx, id, "decision", pii.HashAddress(id+"@example.com")); err != nil {
 					t.Errorf("ClaimNotification %s: %v", id, err)
 				}
 			}
@@ -266,8 +268,8 @@ func testTwoHandlesShareOneDatabase(t *testing.T, dsn string) {
 	for h, reader := range []*Store{b, a} {
 		for i := range perHandle {
 			id := fmt.Sprintf("h%d-%d", h, i)
-			if _, err := reader.Verification(ctx, id); err != nil {
-				t.Errorf("Verification %s from the other handle: %v", id, err)
+			if _, err := reader.Session(ctx, id); err != nil {
+				t.Errorf("Session %s from the other handle: %v", id, err)
 			}
 			if _, err := reader.Notification(ctx, id, "decision"); err != nil {
 				t.Errorf("Notification %s from the other handle: %v", id, err)
@@ -289,7 +291,7 @@ func testDuplicateEventKey(t *testing.T, dsn string) {
 	if want := (RecordResult{Applied: true, CurrentStatus: "In Review"}); res != want {
 		t.Fatalf("first delivery = %+v, want %+v", res, want)
 	}
-	before, err := s.Verification(ctx, "s-1")
+	before, err := s.Session(ctx, "s-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,11 +309,11 @@ func testDuplicateEventKey(t *testing.T, dsn string) {
 			t.Errorf("redelivery = %+v, want %+v", res, want)
 		}
 	}
-	after, err := s.Verification(ctx, "s-1")
+	after, err := s.Session(ctx, "s-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalVerification(before, after) {
+	if !equalSessionRecord(before, after) {
 		t.Errorf("duplicate changed the record:\nbefore %+v\nafter  %+v", before, after)
 	}
 	events, err := s.Events(ctx, "s-1")
@@ -337,7 +339,7 @@ func testSameKeyInAnotherSession(t *testing.T, dsn string) {
 	}
 }
 
-func testRecentVerifications(t *testing.T, dsn string) {
+func testRecentSessions(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	ctx := t.Context()
 	for i, session := range []string{"s-1", "s-2", "s-3"} {
@@ -345,19 +347,19 @@ func testRecentVerifications(t *testing.T, dsn string) {
 			t.Fatal(err)
 		}
 	}
-	got, err := s.RecentVerifications(ctx, 2)
+	got, err := s.RecentSessions(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].Status != "Approved" {
-		t.Fatalf("RecentVerifications = %+v", got)
+		t.Fatalf("RecentSessions = %+v", got)
 	}
 }
 
 func testNotificationInDoubt(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	ctx := t.Context()
-	hash := HashRecipient("user@example.com")
+	hash := pii.HashAddress("user@example.com")
 	if _, claimed, err := s.ClaimNotification(ctx, "s-1", "approved", hash); err != nil || !claimed {
 		t.Fatalf("claim: %v, %v", claimed, err)
 	}
@@ -485,9 +487,9 @@ func testEventsApplyInEventTimeOrder(t *testing.T, dsn string) {
 				}
 			}
 
-			v, err := s.Verification(ctx, session)
+			v, err := s.Session(ctx, session)
 			if err != nil {
-				t.Fatalf("Verification: %v", err)
+				t.Fatalf("Session: %v", err)
 			}
 			if v.Status != tc.wantStatus || v.EventKey != session+"-"+tc.wantKey || v.EventCreatedAt != tc.wantAt ||
 				v.VendorData != tc.wantVendor || v.AMLHits != tc.wantHits || !equalFloatPtr(v.AMLMaxRiskScore, tc.wantRisk) {
@@ -534,9 +536,9 @@ func testConcurrentEventsForOneSession(t *testing.T, dsn string) {
 	close(start)
 	wg.Wait()
 
-	v, err := handles[0].Verification(ctx, "s-race")
+	v, err := handles[0].Session(ctx, "s-race")
 	if err != nil {
-		t.Fatalf("Verification: %v", err)
+		t.Fatalf("Session: %v", err)
 	}
 	want := fmt.Sprintf("status-%02d", n)
 	if v.Status != want || v.EventCreatedAt != 1000+n {
@@ -572,13 +574,13 @@ func testNeedsAttention(t *testing.T, dsn string) {
 	if res, err := s.RecordEvent(ctx, event("s-1", "k-2", 200, "Approved")); err != nil || !res.Applied {
 		t.Fatalf("RecordEvent = %+v, %v", res, err)
 	}
-	if v, err := s.Verification(ctx, "s-1"); err != nil || !v.NeedsAttention || v.Status != "Approved" {
+	if v, err := s.Session(ctx, "s-1"); err != nil || !v.NeedsAttention || v.Status != "Approved" {
 		t.Fatalf("after newer event: %+v, %v; want flagged and Approved", v, err)
 	}
 	if err := s.SetNeedsAttention(ctx, "s-1", false); err != nil {
 		t.Fatalf("SetNeedsAttention(false): %v", err)
 	}
-	if v, err := s.Verification(ctx, "s-1"); err != nil || v.NeedsAttention {
+	if v, err := s.Session(ctx, "s-1"); err != nil || v.NeedsAttention {
 		t.Fatalf("after clearing: %+v, %v; want not flagged", v, err)
 	}
 }
@@ -586,8 +588,8 @@ func testNeedsAttention(t *testing.T, dsn string) {
 func testNotifications(t *testing.T, dsn string) {
 	ctx := t.Context()
 	s := open(t, dsn)
-	alice := HashRecipient("Alice@Example.com ")
-	if alice != HashRecipient("alice@example.com") {
+	alice := pii.HashAddress("Alice@Example.com ")
+	if alice != pii.HashAddress("alice@example.com") {
 		t.Fatal("HashRecipient depends on case or surrounding space")
 	}
 
@@ -727,15 +729,15 @@ func testAMLCase(t *testing.T, dsn string) {
 		t.Fatalf("after reminders: %+v, %v; want 3 reminders, escalated", c, err)
 	}
 
-	res := Resolution{Outcome: OutcomeFalsePositive, Reviewer: "officer-7", Note: "different birth year"}
+	res := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Note: "different birth year"}
 	if err := s.ResolveAMLCase(ctx, "s-1", res); err != nil {
 		t.Fatalf("ResolveAMLCase: %v", err)
 	}
-	retry := Resolution{Outcome: OutcomeFalsePositive, Reviewer: "officer-9", Note: "retry"}
+	retry := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-9", Note: "retry"}
 	if err := s.ResolveAMLCase(ctx, "s-1", retry); err != nil {
 		t.Fatalf("ResolveAMLCase with the same outcome: %v", err)
 	}
-	other := Resolution{Outcome: OutcomeConfirmedMatch, Reviewer: "officer-9"}
+	other := Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer-9"}
 	if err := s.ResolveAMLCase(ctx, "s-1", other); !errors.Is(err, ErrConflict) {
 		t.Fatalf("ResolveAMLCase with another outcome: %v, want ErrConflict", err)
 	}
@@ -744,7 +746,7 @@ func testAMLCase(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Resolution{Outcome: OutcomeFalsePositive, Reviewer: "officer-7", Note: "different birth year", ResolvedAt: testNow}
+	want := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Note: "different birth year", ResolvedAt: testNow}
 	if c.State != AMLCaseResolved || c.Resolution == nil || *c.Resolution != want {
 		t.Errorf("resolved case = %+v resolution %+v, want %+v", c, c.Resolution, want)
 	}
@@ -757,7 +759,7 @@ func testNotFound(t *testing.T, dsn string) {
 	ctx := t.Context()
 	s := open(t, dsn)
 	calls := map[string]func() error{
-		"Verification": func() error { _, err := s.Verification(ctx, "missing"); return err },
+		"Session": func() error { _, err := s.Session(ctx, "missing"); return err },
 		"SetNeedsAttention": func() error {
 			return s.SetNeedsAttention(ctx, "missing", true)
 		},
@@ -769,7 +771,7 @@ func testNotFound(t *testing.T, dsn string) {
 		"AMLCase":           func() error { _, err := s.AMLCase(ctx, "missing"); return err },
 		"RecordAMLReminder": func() error { return s.RecordAMLReminder(ctx, "missing", 1, true) },
 		"ResolveAMLCase": func() error {
-			return s.ResolveAMLCase(ctx, "missing", Resolution{Outcome: OutcomeInconclusive})
+			return s.ResolveAMLCase(ctx, "missing", Resolution{Outcome: contract.Inconclusive})
 		},
 	}
 	for name, call := range calls {
@@ -828,7 +830,7 @@ func testNoPIIInLogs(t *testing.T, dsn string) {
 	if _, err := s.RecordEvent(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.ClaimNotification(ctx, "s-1", "decision", HashRecipient("jane.doe@example.com")); err != nil {
+	if _, _, err := s.ClaimNotification(ctx, "s-1", "decision", pii.HashAddress("jane.doe@example.com")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkNotificationUndeliverable(ctx, "s-1", "decision",
@@ -838,7 +840,7 @@ func testNoPIIInLogs(t *testing.T, dsn string) {
 	if _, err := s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResolveAMLCase(ctx, "s-1", Resolution{Outcome: OutcomeFalsePositive, Note: "Jane Doe is not the listed person"}); err != nil {
+	if err := s.ResolveAMLCase(ctx, "s-1", Resolution{Outcome: contract.FalsePositive, Note: "Jane Doe is not the listed person"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -905,7 +907,7 @@ func TestSQLiteSharedByTwoProcesses(t *testing.T) {
 
 	s := open(t, dsn)
 	assertMigratedOnce(t, s)
-	v, err := s.Verification(t.Context(), "s-shared")
+	v, err := s.Session(t.Context(), "s-shared")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -995,7 +997,7 @@ func event(session, key string, at int64, status string) EventRecord {
 	}
 }
 
-func equalVerification(a, b Verification) bool {
+func equalSessionRecord(a, b SessionRecord) bool {
 	return equalFloatPtr(a.AMLMaxRiskScore, b.AMLMaxRiskScore) &&
 		a.SessionID == b.SessionID && a.Status == b.Status && a.EventCreatedAt == b.EventCreatedAt &&
 		a.EventKey == b.EventKey && a.VendorData == b.VendorData && a.WebhookType == b.WebhookType &&

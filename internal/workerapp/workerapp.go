@@ -45,11 +45,11 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	}
 	compliance := activities.Compliance{Email: cfg.ComplianceEmail, Escalation: cfg.ComplianceEscalationEmail}
 	if cfg.ComplianceWebhookURL != "" {
-		hook, err := notify.NewWebhook(cfg.ComplianceWebhookURL, &http.Client{Timeout: 10 * time.Second})
+		hook, err := notify.NewCallback(cfg.ComplianceWebhookURL, &http.Client{Timeout: 10 * time.Second})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("COMPLIANCE_WEBHOOK_URL: %w", err), st.Close())
 		}
-		compliance.Webhook = notify.WithPosterBreaker(hook, "compliance-webhook",
+		compliance.Callback = notify.WithPosterBreaker(hook, "compliance-callback",
 			notify.BreakerLogger(log), notify.BreakerOpenTimeout(cfg.MailBreakerOpenTimeout))
 	}
 

@@ -284,7 +284,7 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 	res.E2E.Elapsed = time.Since(start)
 	approved := 0
 	for _, id := range sessions {
-		if v, err := s.Store.Verification(ctx, id); err == nil && v.Status == "Approved" {
+		if v, err := s.Store.Session(ctx, id); err == nil && v.Status == "Approved" {
 			approved++
 		}
 	}

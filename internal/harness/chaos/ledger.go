@@ -218,7 +218,7 @@ func (l *Ledger) Verify(ctx context.Context, s *Stack, limit time.Duration) Repo
 		} else {
 			l.problem("session %s (%s) did not complete", ss.id, ss.scenario)
 		}
-		rec, err := s.Store.Verification(ctx, ss.id)
+		rec, err := s.Store.Session(ctx, ss.id)
 		if err != nil || rec.Status != want.status {
 			r.RecordsWrong++
 			l.problem("session %s (%s): record %q, want %q (%v)", ss.id, ss.scenario, rec.Status, want.status, err)

@@ -172,7 +172,7 @@ func Run(ctx context.Context, s *Stack, plan Plan) Result {
 		// Every corpus session id starts with badInputSession; none may reach
 		// a record or a workflow.
 		time.Sleep(2 * time.Second)
-		records, err := s.Store.RecentVerifications(ctx, 1_000_000)
+		records, err := s.Store.RecentSessions(ctx, 1_000_000)
 		if err != nil {
 			return err
 		}

@@ -203,7 +203,7 @@ func (s *stack) workflowStatus(workflowID string) enums.WorkflowExecutionStatus 
 }
 
 func (s *stack) status(session string) string {
-	v, err := s.store.Verification(context.Background(), session)
+	v, err := s.store.Session(context.Background(), session)
 	if err != nil {
 		return ""
 	}
@@ -252,7 +252,7 @@ func TestApprovedSessionEndToEnd(t *testing.T) {
 	metrics := string(raw)
 	for _, want := range []string{
 		`diditflow_events_recorded_total{outcome="applied"} 3`,
-		`diditflow_notifications_total{audience="user",delivery="sent"} 1`,
+		`diditflow_notifications_total{audience="user",result="sent"} 1`,
 		`diditflow_aml_cases_open 0`,
 		`diditflow_sessions_needing_attention 0`,
 		`temporal_activity_execution_latency`,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/httppost"
 )
 
 //go:embed templates/*.json
@@ -267,25 +268,18 @@ func (s *Sender) attempt(ctx context.Context, d Delivery) Attempt {
 	if err != nil {
 		return Attempt{Err: err}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
-	if err != nil {
-		return Attempt{Err: err}
-	}
-	h.Set(req.Header)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "DiditWebhook/2.0 +https://didit.me")
+	header := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"DiditWebhook/2.0 +https://didit.me"}}
+	h.Set(header)
 	client := s.Client
 	if client == nil {
 		// Didit gives up on a delivery after five seconds.
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
-	resp, err := client.Do(req)
+	status, err := httppost.Do(ctx, client, s.URL, header, body)
 	if err != nil {
 		return Attempt{Err: err}
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return Attempt{Status: resp.StatusCode}
+	return Attempt{Status: status}
 }
 
 // retryable is Didit's rule: 5xx, 404 and failures to connect or answer.

@@ -14,7 +14,7 @@ import (
 	"github.com/diditflow/diditflow/internal/notify"
 )
 
-func newWebhook(t *testing.T, h http.HandlerFunc) (*notify.Webhook, *atomic.Int32) {
+func newCallback(t *testing.T, h http.HandlerFunc) (*notify.Callback, *atomic.Int32) {
 	t.Helper()
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -22,20 +22,20 @@ func newWebhook(t *testing.T, h http.HandlerFunc) (*notify.Webhook, *atomic.Int3
 		h(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	wh, err := notify.NewWebhook(srv.URL+"/aml?token=s3cret", srv.Client())
+	wh, err := notify.NewCallback(srv.URL+"/aml?token=s3cret", srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return wh, &hits
 }
 
-func TestWebhookPostsJSON(t *testing.T) {
+func TestCallbackPostsJSON(t *testing.T) {
 	type alert struct {
 		SessionID string `json:"session_id"`
 		Hits      int    `json:"hits"`
 	}
 	var got alert
-	wh, hits := newWebhook(t, func(w http.ResponseWriter, r *http.Request) {
+	wh, hits := newCallback(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || r.URL.Query().Get("token") != "s3cret" {
 			t.Errorf("got %s %s with Content-Type %q", r.Method, r.URL, r.Header.Get("Content-Type"))
 		}
@@ -53,7 +53,7 @@ func TestWebhookPostsJSON(t *testing.T) {
 	}
 }
 
-func TestWebhookClassifiesStatuses(t *testing.T) {
+func TestCallbackClassifiesStatuses(t *testing.T) {
 	for _, tt := range []struct {
 		status    int
 		permanent bool
@@ -68,7 +68,7 @@ func TestWebhookClassifiesStatuses(t *testing.T) {
 		{http.StatusServiceUnavailable, false},
 	} {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
-			wh, _ := newWebhook(t, func(w http.ResponseWriter, _ *http.Request) {
+			wh, _ := newCallback(t, func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(tt.status)
 			})
 			err := wh.Post(context.Background(), map[string]int{"n": 1})
@@ -89,8 +89,8 @@ func TestWebhookClassifiesStatuses(t *testing.T) {
 	}
 }
 
-func TestWebhookRejectsUnencodablePayload(t *testing.T) {
-	wh, hits := newWebhook(t, func(w http.ResponseWriter, _ *http.Request) {})
+func TestCallbackRejectsUnencodablePayload(t *testing.T) {
+	wh, hits := newCallback(t, func(w http.ResponseWriter, _ *http.Request) {})
 	for name, payload := range map[string]any{
 		"channel": make(chan int),
 		"NaN":     math.NaN(),
@@ -106,8 +106,8 @@ func TestWebhookRejectsUnencodablePayload(t *testing.T) {
 	}
 }
 
-func TestWebhookNetworkErrorIsTransient(t *testing.T) {
-	wh, err := notify.NewWebhook("http://"+closedAddr(t)+"/aml?token=s3cret", nil)
+func TestCallbackNetworkErrorIsTransient(t *testing.T) {
+	wh, err := notify.NewCallback("http://"+closedAddr(t)+"/aml?token=s3cret", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +120,11 @@ func TestWebhookNetworkErrorIsTransient(t *testing.T) {
 	}
 }
 
-func TestNewWebhookRejectsBadURLs(t *testing.T) {
+func TestNewCallbackRejectsBadURLs(t *testing.T) {
 	for _, raw := range []string{"", "ftp://example.com/x", "http://", "/relative", "http://example.com/%zz?token=s3cret"} {
-		_, err := notify.NewWebhook(raw, nil)
+		_, err := notify.NewCallback(raw, nil)
 		if err == nil {
-			t.Errorf("NewWebhook(%q) accepted it", raw)
+			t.Errorf("NewCallback(%q) accepted it", raw)
 			continue
 		}
 		if strings.Contains(err.Error(), "s3cret") {

@@ -44,9 +44,9 @@ type RecordResult struct {
 	CurrentStatus string
 }
 
-// Verification is the business's record of one Didit session, as of the
+// SessionRecord is the business's record of one Didit session, as of the
 // newest event applied to it.
-type Verification struct {
+type SessionRecord struct {
 	SessionID string
 	Status    string
 	// EventCreatedAt and EventKey identify the event that set Status.
@@ -175,30 +175,30 @@ func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, e
 	return res, nil
 }
 
-// Verification returns the record of a session, or ErrNotFound.
-func (s *Store) Verification(ctx context.Context, sessionID string) (Verification, error) {
-	v, err := scanVerification(s.db.QueryRowContext(ctx, s.q(`
+// Session returns the record of a session, or ErrNotFound.
+func (s *Store) Session(ctx context.Context, sessionID string) (SessionRecord, error) {
+	v, err := scanSession(s.db.QueryRowContext(ctx, s.q(`
 		SELECT `+verificationColumns+` FROM verifications WHERE session_id = ?`), sessionID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Verification{}, fmt.Errorf("get verification %s: %w", sessionID, ErrNotFound)
+		return SessionRecord{}, fmt.Errorf("get session record %s: %w", sessionID, ErrNotFound)
 	}
 	if err != nil {
-		return Verification{}, fmt.Errorf("get verification %s: %w", sessionID, err)
+		return SessionRecord{}, fmt.Errorf("get session record %s: %w", sessionID, err)
 	}
 	return v, nil
 }
 
-// RecentVerifications returns up to limit records, most recently updated first.
-func (s *Store) RecentVerifications(ctx context.Context, limit int) ([]Verification, error) {
+// RecentSessions returns up to limit records, most recently updated first.
+func (s *Store) RecentSessions(ctx context.Context, limit int) ([]SessionRecord, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`
 		SELECT `+verificationColumns+` FROM verifications ORDER BY updated_at DESC, session_id LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list verifications: %w", err)
 	}
 	defer rows.Close()
-	var out []Verification
+	var out []SessionRecord
 	for rows.Next() {
-		v, err := scanVerification(rows)
+		v, err := scanSession(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list verifications: %w", err)
 		}
@@ -213,15 +213,15 @@ func (s *Store) RecentVerifications(ctx context.Context, limit int) ([]Verificat
 const verificationColumns = `session_id, status, event_created_at, event_key, vendor_data, webhook_type,
 		       aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at`
 
-func scanVerification(row interface{ Scan(...any) error }) (Verification, error) {
+func scanSession(row interface{ Scan(...any) error }) (SessionRecord, error) {
 	var (
-		v          Verification
+		v          SessionRecord
 		risk       sql.NullFloat64
 		first, upd int64
 	)
 	if err := row.Scan(&v.SessionID, &v.Status, &v.EventCreatedAt, &v.EventKey, &v.VendorData, &v.WebhookType,
 		&v.AMLHits, &risk, &v.NeedsAttention, &first, &upd); err != nil {
-		return Verification{}, err
+		return SessionRecord{}, err
 	}
 	if risk.Valid {
 		v.AMLMaxRiskScore = &risk.Float64

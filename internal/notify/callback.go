@@ -1,0 +1,65 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/diditflow/diditflow/internal/httppost"
+)
+
+// DefaultCallbackTimeout bounds a post made with the default client, whose
+// context might carry no deadline.
+const DefaultCallbackTimeout = 30 * time.Second
+
+// Callback posts JSON payloads to compliance's own HTTP endpoint (the compliance callback). It is safe for
+// concurrent use.
+type Callback struct {
+	url    string
+	client *http.Client
+}
+
+// NewCallback returns a Callback posting to rawURL (http or https) with client;
+// a nil client means one with DefaultCallbackTimeout.
+func NewCallback(rawURL string, client *http.Client) (*Callback, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// Callback URLs often carry a secret token; url.Error would quote it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("notify: callback URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("notify: callback URL: want an absolute http or https URL")
+	}
+	if client == nil {
+		client = &http.Client{Timeout: DefaultCallbackTimeout}
+	}
+	return &Callback{url: u.String(), client: client}, nil
+}
+
+// Post sends payload as JSON. A 2xx answer is success; see StatusError for
+// how other statuses are classified. Network errors are transient, and a
+// payload that cannot be encoded is permanent.
+func (w *Callback) Post(ctx context.Context, payload any) error {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return &permanentError{fmt.Errorf("callback: encode payload: %w", err)}
+	}
+	status, err := httppost.Do(ctx, w.client, w.url, jsonHeader, body)
+	if err != nil {
+		return fmt.Errorf("callback: %w", err)
+	}
+	if status < 200 || status > 299 {
+		return &StatusError{StatusCode: status}
+	}
+	return nil
+}
+
+var jsonHeader = http.Header{"Content-Type": {"application/json"}}
