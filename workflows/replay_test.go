@@ -10,7 +10,7 @@ import (
 )
 
 // TestReplayRecordedHistories replays histories recorded from real runs
-// (go test ./internal/e2e -args -update-replay). A change to the workflow
+// (go test ./internal/harness/e2e -args -update-replay). A change to the workflow
 // code that would break running workflows fails here; such a change needs
 // workflow.GetVersion, not a re-recording.
 func TestReplayRecordedHistories(t *testing.T) {
