@@ -183,21 +183,39 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 func (r *Receiver) readBody(c *gin.Context) (body []byte, out outcome, ok bool) {
 	limit := r.cfg.MaxBodyBytes
 	tooLarge := outcome{http.StatusRequestEntityTooLarge, gin.H{"error": "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}, "too_large", nil}
+	raw := c.Request.Body
 	if c.Request.ContentLength > limit {
-		// Refused before reading a byte; net/http closes the connection
-		// rather than drain a large body.
+		// Refused before reading a byte of it.
+		drainOversized(c, raw, limit)
 		return nil, tooLarge, false
 	}
-	body, err := readAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit), getBody())
+	body, err := readAll(http.MaxBytesReader(c.Writer, raw, limit), getBody())
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
+		drainOversized(c, raw, limit)
 		return nil, tooLarge, false
 	case err != nil:
 		return nil, outcome{http.StatusBadRequest, gin.H{"error": "could not read body"}, "bad_request", err}, false
 	}
 	r.metrics.bodyBytes.Observe(float64(len(body)))
 	return body, outcome{}, true
+}
+
+// drainTimeout bounds how long an oversized delivery is read and discarded.
+const drainTimeout = 5 * time.Second
+
+// drainOversized reads and discards the rest of an oversized body, at most
+// four times the cap and for drainTimeout, then marks the connection to be
+// closed after the 413. A client that sends its whole body before reading
+// (most do) would otherwise meet a connection reset instead of the answer:
+// closing a socket with unread data makes the kernel send RST, which
+// destroys the answer in the client's buffers. Past the bound the receiver
+// stops reading, so a hostile sender costs a bounded amount.
+func drainOversized(c *gin.Context, body io.Reader, limit int64) {
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.CopyN(io.Discard, body, 4*limit)
+	c.Header("Connection", "close")
 }
 
 // bodies recycles request buffers. Buffers that grew past 64 KiB (rare,
