@@ -363,6 +363,31 @@ func (e Event) Authenticated(p Proof) Event {
 	}
 }
 
+// TestVendorData is the vendor_data of the deliveries that the console's
+// "Test Webhook" tool sends (SPEC §2.5).
+const TestVendorData = "test-vendor-data-123"
+
+// ConsoleTest reports whether the event is a delivery of the console's "Test
+// Webhook" tool, judged by the signed body alone (SPEC §2.5): metadata holds
+// test_webhook: true, or vendor_data is Didit's test value and there is no
+// event_id. The X-Didit-Test-Webhook header is outside the signature, so it
+// proves nothing, and an event that only X-Signature-Simple verified has no
+// authentic metadata or vendor_data to judge by: call it on an event from
+// Authenticated.
+func (e Event) ConsoleTest() bool {
+	if e.VendorData == TestVendorData && e.EventID == "" {
+		return true
+	}
+	if len(e.Metadata) == 0 {
+		return false
+	}
+	var m struct {
+		TestWebhook *bool `json:"test_webhook"`
+	}
+	// The business's metadata is any JSON; only a boolean true counts.
+	return json.Unmarshal(e.Metadata, &m) == nil && m.TestWebhook != nil && *m.TestWebhook
+}
+
 // Key identifies the event across redeliveries: its event_id, or, when Didit
 // sent none (console tests, some retries), the session, type, status and
 // signing time, as SPEC §3.3 suggests.

@@ -274,3 +274,29 @@ func TestStatusRankAndFinal(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleTestIsJudgedByTheBody(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ev   Event
+		want bool
+	}{
+		{"metadata.test_webhook true", Event{EventID: "e-1", Metadata: []byte(`{"test_webhook":true}`)}, true},
+		{"test vendor_data, no event_id", Event{VendorData: TestVendorData}, true},
+		{"test vendor_data with an event_id", Event{EventID: "e-1", VendorData: TestVendorData}, false},
+		{"metadata.test_webhook false", Event{Metadata: []byte(`{"test_webhook":false}`)}, false},
+		{"metadata.test_webhook a string", Event{Metadata: []byte(`{"test_webhook":"true"}`)}, false},
+		{"metadata that is not an object", Event{Metadata: []byte(`[1,2]`)}, false},
+		{"a real event", Event{EventID: "e-1", VendorData: "user-1", Metadata: []byte(`{"tier":"gold"}`)}, false},
+	} {
+		if got := c.ev.ConsoleTest(); got != c.want {
+			t.Errorf("%s: ConsoleTest() = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Only X-Signature-Simple verified: metadata and vendor_data are not
+	// authentic, so nothing marks the event as a test.
+	simple := Event{VendorData: TestVendorData, Metadata: []byte(`{"test_webhook":true}`), SessionID: "s-1"}
+	if simple.Authenticated(Proof{Scheme: SchemeSimple, EnvelopeOnly: true}).ConsoleTest() {
+		t.Error("an envelope-only event counts as a console test")
+	}
+}

@@ -18,7 +18,9 @@ const (
 	HeaderSignatureV2     = "X-Signature-V2"
 	HeaderSignatureSimple = "X-Signature-Simple"
 	HeaderTimestamp       = "X-Timestamp"
-	HeaderTestWebhook     = "X-Didit-Test-Webhook"
+	// HeaderTestWebhook marks console test deliveries, but it is not signed:
+	// see Event.ConsoleTest.
+	HeaderTestWebhook = "X-Didit-Test-Webhook"
 )
 
 // DefaultTolerance is how far X-Timestamp may be from now, in either

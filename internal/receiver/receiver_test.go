@@ -163,6 +163,10 @@ func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 	notJSON := []byte(`timestamp=1767225600`)
 	notJSONHeaders := didit.Headers{Signature: hexHMAC(notJSON), Timestamp: "1767225600"}
 	entity := []byte(`{"session_id":"u-1","status":"FLAGGED","timestamp":1767225600,"webhook_type":"user.status.updated"}`)
+	// Console test deliveries, known by their signed bodies (SPEC §2.5).
+	consoleTest := bytes.Replace(approved, []byte(`"metadata":{"account_tier"`), []byte(`"metadata":{"test_webhook":true,"account_tier"`), -1)
+	testVendor := []byte(`{"session_id":"t-1","status":"Approved","timestamp":1767225600,"created_at":1767225600,` +
+		`"vendor_data":"test-vendor-data-123","webhook_type":"status.updated"}`)
 
 	cases := []struct {
 		name    string
@@ -179,8 +183,9 @@ func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 		{"signed body that is not JSON", notJSON, notJSONHeaders, nil, http.StatusBadRequest},
 		{"body over the cap", large, sign(t, large), nil, http.StatusRequestEntityTooLarge},
 		{"unknown webhook_type", entity, sign(t, entity), nil, http.StatusOK},
-		{"console test delivery", approved, good, []string{didit.HeaderTestWebhook, "true"}, http.StatusOK},
-		{"forged console test delivery", approved, forged, []string{didit.HeaderTestWebhook, "true"}, http.StatusUnauthorized},
+		{"console test delivery", consoleTest, sign(t, consoleTest), []string{didit.HeaderTestWebhook, "true"}, http.StatusOK},
+		{"console test delivery without the header", testVendor, sign(t, testVendor), nil, http.StatusOK},
+		{"forged console test delivery", consoleTest, forged, []string{didit.HeaderTestWebhook, "true"}, http.StatusUnauthorized},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -204,7 +209,7 @@ func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 		`diditflow_webhook_deliveries_total{outcome="bad_request",reason="not_an_event"} 2`,
 		`diditflow_webhook_deliveries_total{outcome="too_large",reason=""} 1`,
 		`diditflow_webhook_deliveries_total{outcome="ignored",reason=""} 1`,
-		`diditflow_webhook_deliveries_total{outcome="test",reason=""} 1`,
+		`diditflow_webhook_deliveries_total{outcome="test",reason=""} 2`,
 		`diditflow_webhook_requests_in_flight 0`,
 		`go_goroutines`,
 	} {
@@ -226,6 +231,20 @@ func (h *harness) scrape(t testing.TB) string {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	return string(raw)
+}
+
+// TestTestHeaderAloneIsNotTrusted: X-Didit-Test-Webhook is outside the
+// signature, so a verified real event that carries it is handed to Temporal
+// like any other (here Temporal is down, so the answer is 503 and Didit
+// retries).
+func TestTestHeaderAloneIsNotTrusted(t *testing.T) {
+	h := newHarness(t, launch.UnreachableTemporal(t), func(c *Config) { c.SignalTimeout = 300 * time.Millisecond })
+	body := fixture(t, "status-updated-approved.json")
+	got := h.post(t, body, sign(t, body), didit.HeaderTestWebhook, "true")
+	if got.code != http.StatusServiceUnavailable || h.temporal.signals.Load() != 1 {
+		t.Fatalf("answer %d after %d signals; want the event handed to Temporal (503 while it is down)",
+			got.code, h.temporal.signals.Load())
+	}
 }
 
 func TestBodyOverCapWithoutContentLength(t *testing.T) {

@@ -3,12 +3,12 @@ package chaos
 // Hostile and malformed deliveries for POST /webhooks/didit, each with the
 // exact status the receiver must answer, and a runner that fires them at a
 // live receiver. None of them may change any state: a delivery that wrongly
-// got through would be signalled to Temporal, so every well-formed event that
-// must be refused also carries X-Didit-Test-Webhook: true. Verification runs
-// before that header is looked at, so it changes nothing for a receiver that
-// behaves; a receiver that wrongly accepts the delivery then answers 200
-// ("test delivery acknowledged") instead of starting a workflow, and the run
-// reports the wrong status rather than leaving a workflow behind.
+// got through would be signalled to Temporal, so every well-formed event is,
+// by its body, a console test delivery (metadata.test_webhook: true, SPEC
+// §2.5). A receiver that behaves refuses it before that matters; one that
+// wrongly accepts it answers 200 ("test delivery acknowledged") instead of
+// starting a workflow, and the run reports the wrong status rather than
+// leaving a workflow behind.
 
 import (
 	"bufio"
@@ -106,7 +106,7 @@ const (
 // one the case is about. The stale and future cases sit 1 s beyond the 300 s
 // tolerance: against a receiver on the wall clock, call BadInputs right
 // before SendBadInputs (the future case needs the receiver's clock to still
-// read now's second; the guard header keeps it harmless if it does not).
+// read now's second; its test-delivery body keeps it harmless if it does not).
 // The 413 cases assume the default 1 MiB cap (MAX_BODY_BYTES unset), and the
 // raw cases need an http:// baseURL.
 func BadInputs(secret string, now time.Time) []BadInput {
@@ -140,93 +140,93 @@ func BadInputs(secret string, now time.Time) []BadInput {
 	badRequest := http.StatusBadRequest
 
 	var in []BadInput
-	add := func(name string, want int, why string, body []byte, h didit.Headers, guard bool) {
-		in = append(in, BadInput{Name: name, WantStatus: want, Why: why, Header: badHeader(h, guard), Body: body})
+	add := func(name string, want int, why string, body []byte, h didit.Headers) {
+		in = append(in, BadInput{Name: name, WantStatus: want, Why: why, Header: badHeader(h), Body: body})
 	}
 
 	// Signature failures.
 	add("signature: X-Signature is valid hex but wrong", unauthorized, "ErrSignatureMismatch",
-		event, didit.Headers{Signature: b.forge(event), Timestamp: tsHeader}, true)
+		event, didit.Headers{Signature: b.forge(event), Timestamp: tsHeader})
 	add("signature: all three schemes forged", unauthorized, "ErrSignatureMismatch",
-		event, b.forged(event, tsHeader), true)
+		event, b.forged(event, tsHeader))
 	add("signature: no signature header, only X-Timestamp", unauthorized, "ErrNoSignature",
-		event, didit.Headers{Timestamp: tsHeader}, true)
+		event, didit.Headers{Timestamp: tsHeader})
 	add("signature: X-Signature is 64 non-hex characters", unauthorized, "ErrMalformedSignature",
-		event, didit.Headers{Signature: strings.Repeat("zz", 32), Timestamp: tsHeader}, true)
+		event, didit.Headers{Signature: strings.Repeat("zz", 32), Timestamp: tsHeader})
 	add("signature: X-Signature is the valid MAC cut to 63 hex digits", unauthorized, "ErrMalformedSignature",
-		event, didit.Headers{Signature: signed.Signature[:63], Timestamp: tsHeader}, true)
+		event, didit.Headers{Signature: signed.Signature[:63], Timestamp: tsHeader})
 	add("signature: sha256= prefix on the valid MAC", unauthorized, "ErrMalformedSignature",
-		event, didit.Headers{Signature: "sha256=" + signed.Signature, Timestamp: tsHeader}, true)
+		event, didit.Headers{Signature: "sha256=" + signed.Signature, Timestamp: tsHeader})
 	add("signature: malformed X-Signature next to a valid X-Signature-V2", unauthorized,
 		"ErrMalformedSignature: one malformed header fails the delivery",
-		event, didit.Headers{Signature: "not-a-mac", SignatureV2: signed.SignatureV2, Timestamp: tsHeader}, true)
+		event, didit.Headers{Signature: "not-a-mac", SignatureV2: signed.SignatureV2, Timestamp: tsHeader})
 
 	// Timestamp failures, each on a correctly signed body.
-	add("timestamp: stale, now-360s", unauthorized, "ErrTimestampTooOld", stale, b.sign(stale), true)
-	add("timestamp: future, now+360s", unauthorized, "ErrTimestampInFuture", future, b.sign(future), true)
+	add("timestamp: stale, now-360s", unauthorized, "ErrTimestampTooOld", stale, b.sign(stale))
+	add("timestamp: future, now+360s", unauthorized, "ErrTimestampInFuture", future, b.sign(future))
 	add("timestamp: X-Timestamp missing", unauthorized, "ErrMissingTimestamp",
-		event, didit.Headers{Signature: signed.Signature, SignatureV2: signed.SignatureV2}, true)
+		event, didit.Headers{Signature: signed.Signature, SignatureV2: signed.SignatureV2})
 	add("timestamp: X-Timestamp is not decimal", unauthorized, "ErrInvalidTimestamp",
-		event, didit.Headers{Signature: signed.Signature, Timestamp: tsHeader + ".0"}, true)
+		event, didit.Headers{Signature: signed.Signature, Timestamp: tsHeader + ".0"})
 	otherSigned := b.sign(otherTS)
 	otherSigned.Timestamp = tsHeader
 	add("timestamp: X-Timestamp differs from the signed body's", unauthorized, "ErrTimestampMismatch",
-		otherTS, otherSigned, true)
+		otherTS, otherSigned)
 
 	// Bodies.
-	add("body: empty, unsigned", unauthorized, "ErrNoSignature", nil, didit.Headers{Timestamp: tsHeader}, false)
+	add("body: empty, unsigned", unauthorized, "ErrNoSignature", nil, didit.Headers{Timestamp: tsHeader})
 	add("body: empty, X-Signature over zero bytes", badRequest, "authentic but not a JSON object",
-		nil, b.rawSigned(nil, tsHeader), false)
+		nil, b.rawSigned(nil, tsHeader))
 	add("body: 1 MiB + 1 with Content-Length", http.StatusRequestEntityTooLarge, "Content-Length over the cap",
-		oversized, b.rawSigned(oversized, tsHeader), true)
+		oversized, b.rawSigned(oversized, tsHeader))
 	in = append(in, BadInput{
 		Name: "body: 100 MB sent slowly without Content-Length", WantStatus: http.StatusRequestEntityTooLarge,
 		Why:    "MaxBytesReader trips after 1 MiB",
-		Header: badHeader(b.forged(nil, tsHeader), true),
+		Header: badHeader(b.forged(nil, tsHeader)),
 		Stream: &BadInputStream{Size: 100 << 20, Chunk: 64 << 10, Every: 2 * time.Millisecond, Fill: ' '},
 	})
 	add("body: not JSON, X-Signature over the raw bytes", badRequest, "authentic but not a JSON object",
-		notJSON, b.rawSigned(notJSON, tsHeader), false)
+		notJSON, b.rawSigned(notJSON, tsHeader))
 	add("body: JSON array, X-Signature", badRequest, "authentic but not a JSON object",
-		array, b.rawSigned(array, tsHeader), true)
+		array, b.rawSigned(array, tsHeader))
 	add("body: JSON array, X-Signature-V2 only", badRequest, "authentic (canonical form) but not a JSON object",
-		array, didit.Headers{SignatureV2: b.mac(badCanonical(array)), Timestamp: tsHeader}, true)
+		array, didit.Headers{SignatureV2: b.mac(badCanonical(array)), Timestamp: tsHeader})
 	add("body: 100000-deep [[[...]]], forged", unauthorized, "V2 parser refuses depth > 512; no MAC matches",
-		deep, b.forged(deep, tsHeader), false)
+		deep, b.forged(deep, tsHeader))
 	add("body: 100000-deep [[[...]]], X-Signature", badRequest, "authentic but not a JSON object",
-		deep, b.rawSigned(deep, tsHeader), false)
+		deep, b.rawSigned(deep, tsHeader))
 	add("body: event with a 100000-deep member, X-Signature", badRequest, "timestamp scan refuses depth > 512",
-		deepMember, b.rawSigned(deepMember, tsHeader), true)
+		deepMember, b.rawSigned(deepMember, tsHeader))
 	add("body: invalid UTF-8 in a string, forged", unauthorized, "V2 parser refuses it; no MAC matches",
-		invalidUTF8, b.forged(invalidUTF8, tsHeader), true)
+		invalidUTF8, b.forged(invalidUTF8, tsHeader))
 	add("body: number 1e400, forged", unauthorized, "V2 canonicalisation refuses it; no MAC matches",
-		hugeNumber, b.forged(hugeNumber, tsHeader), true)
+		hugeNumber, b.forged(hugeNumber, tsHeader))
 	add("body: duplicate session_id, forged", unauthorized, "no MAC matches",
-		dupKeys, b.forged(dupKeys, tsHeader), true)
+		dupKeys, b.forged(dupKeys, tsHeader))
 	add("body: session_id is a number, signed", badRequest, "ErrNotDiditEvent: no session_id string",
-		numericSession, b.sign(numericSession), true)
+		numericSession, b.sign(numericSession))
 	add("body: no webhook_type, signed", badRequest, "ErrNotDiditEvent: no webhook_type string",
-		noType, b.sign(noType), true)
+		noType, b.sign(noType))
 	add("status: unknown session status, forged", unauthorized, "no MAC matches",
-		unknownStatus, b.forged(unknownStatus, tsHeader), true)
+		unknownStatus, b.forged(unknownStatus, tsHeader))
 
 	// Authentic deliveries that must be acknowledged without Temporal.
 	add("type: unknown webhook_type user.status.updated, signed", http.StatusOK, "ignored webhook type",
-		ignored, b.sign(ignored), false)
+		ignored, b.sign(ignored))
 	add("console test delivery, signed", http.StatusOK, "X-Didit-Test-Webhook: true",
-		event, signed, true)
+		event, signed)
 
 	// Routing.
 	in = append(in,
 		BadInput{Name: "route: GET /webhooks/didit", WantStatus: http.StatusMethodNotAllowed, Why: "POST only",
 			Method: http.MethodGet},
 		BadInput{Name: "route: PUT /webhooks/didit, signed event", WantStatus: http.StatusMethodNotAllowed, Why: "POST only",
-			Method: http.MethodPut, Header: badHeader(signed, true), Body: event},
+			Method: http.MethodPut, Header: badHeader(signed), Body: event},
 		BadInput{Name: "route: POST /webhooks/unknown, signed event", WantStatus: http.StatusNotFound, Why: "no route",
-			Path: "/webhooks/unknown", Header: badHeader(signed, true), Body: event},
+			Path: "/webhooks/unknown", Header: badHeader(signed), Body: event},
 		BadInput{Name: "route: POST /webhooks/didit/ (trailing slash), signed event", WantStatus: http.StatusOK,
 			Why:  "served like /webhooks/didit: Didit follows no redirect",
-			Path: BadInputPath + "/", Header: badHeader(signed, true), Body: event},
+			Path: BadInputPath + "/", Header: badHeader(signed), Body: event},
 	)
 
 	// Hand-written HTTP/1.1. The body is the signed, ignored event, so each
@@ -294,6 +294,7 @@ func (b badBuilder) event(ts int64, status, webhookType string, extra ...string)
 		`"created_at":` + t,
 		`"environment":"live"`,
 		`"event_id":"` + badInputSession + `event-` + t + `"`,
+		`"metadata":{"test_webhook":true}`,
 		`"session_id":"` + badInputSession + `session"`,
 		`"status":` + strconv.Quote(status),
 		`"timestamp":` + t,
@@ -377,14 +378,10 @@ func badCanonical(body []byte) []byte {
 	return c
 }
 
-// badHeader turns signature headers into request headers; guard adds
-// X-Didit-Test-Webhook: true (see the package comment above).
-func badHeader(h didit.Headers, guard bool) http.Header {
+// badHeader turns signature headers into request headers.
+func badHeader(h didit.Headers) http.Header {
 	out := http.Header{"Content-Type": {"application/json"}}
 	h.Set(out)
-	if guard {
-		out.Set(didit.HeaderTestWebhook, "true")
-	}
 	return out
 }
 
