@@ -3,6 +3,7 @@
 
 TEMPORAL_CLI_VERSION := v1.5.1
 STATICCHECK          := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+WORKFLOWCHECK        := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 BIN                  := $(CURDIR)/bin
 TEMPORAL             := $(BIN)/temporal
 TEMPORAL_STAMP       := $(BIN)/.temporal-$(TEMPORAL_CLI_VERSION)
@@ -11,7 +12,7 @@ export TEMPORAL_CLI := $(TEMPORAL)
 
 .PHONY: test vet build run chaos bench clean-bin
 
-## test: gofmt, go vet, staticcheck, then every test (unit, fuzz seed corpora, integration against the dev server)
+## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/), then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
 	go test -race -count=1 ./...
 
@@ -20,6 +21,7 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run $(STATICCHECK) ./...
+	go run $(WORKFLOWCHECK) ./workflows/...
 
 build:
 	go build -o $(BIN)/ ./starter ./worker

@@ -286,7 +286,14 @@ func (s *session) notify(ctx workflow.Context, kind activities.Notice, ev didit.
 	if slices.Contains(s.state.Notified, kind) {
 		return
 	}
-	in := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Email: ev.Decision.ContactEmail(), Redo: ev.ResubmitInfo.Steps()}
+	// workflowcheck flags (*didit.ResubmitInfo).Steps, for its calls to
+	// encoding/json.Unmarshal, only because, deep in reflect and the runtime,
+	// an allocation may start the garbage collector's worker goroutines (its
+	// sole reasons are runtime.gcBgMarkStartWorkers and gcBgMarkWorker);
+	// decoding the nodes is deterministic.
+	//workflowcheck:ignore
+	redo := ev.ResubmitInfo.Steps()
+	in := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Email: ev.Decision.ContactEmail(), Redo: redo}
 	var result activities.NoticeResult
 	if s.steps.run(ctx, "notify user: "+string(kind), acts.NotifyUser, in, &result) {
 		s.state.Notified = append(s.state.Notified, kind)

@@ -1,0 +1,394 @@
+// Package layout checks diditflow's dependency rules on the package graph
+// that `go list -deps -json` reports. Only non-test imports count: that is
+// what a binary links. The rules, as Check enforces them:
+//
+//  1. starter-closure: the starter's dependency closure holds no SQL driver
+//     (modernc.org/sqlite, github.com/jackc/pgx, github.com/lib/pq,
+//     github.com/go-sql-driver/mysql, github.com/mattn/go-sqlite3, each with
+//     its subpackages) and none of internal/store, internal/notify,
+//     activities, workflows: those are the worker's. database/sql and
+//     database/sql/driver are allowed: they are standard-library interfaces
+//     with no driver behind them, and prometheus/client_golang's collectors
+//     package (the receiver's Go and process metrics) imports database/sql
+//     for its DB stats collector. A driver is what links database code.
+//  2. contract-imports: internal/contract imports directly only the standard
+//     library, didit and go.temporal.io/sdk/... packages.
+//  3. didit-closure: didit and every package under didit/ have no
+//     go.temporal.io/... nor github.com/gin-gonic/... in their closure.
+//  4. product-closure: the closure of every product main (starter, worker,
+//     cmd/diditflow*, cmd/codec-server, found by directory name) holds no
+//     internal/harness/... package; and harness-imports: no package outside
+//     internal/harness/ and the harness mains (cmd/bench, cmd/chaos,
+//     cmd/didit-sim, cmd/mailsink) imports internal/harness/... directly.
+//
+// Each violation names the offending package and the shortest import chain
+// from the rule's root to it.
+package layout
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Rule identifiers, as Violation.Rule reports them.
+const (
+	RuleStarter  = "starter-closure"
+	RuleContract = "contract-imports"
+	RuleDidit    = "didit-closure"
+	RuleProduct  = "product-closure"
+	RuleHarness  = "harness-imports"
+	RuleMissing  = "missing-package"
+)
+
+// Module-relative directories; a pattern ending in "/..." also matches the
+// directories below it.
+var (
+	// sqlDrivers may not be linked by the starter.
+	sqlDrivers = []string{
+		"modernc.org/sqlite/...",
+		"github.com/jackc/pgx/...",
+		"github.com/lib/pq/...",
+		"github.com/go-sql-driver/mysql/...",
+		"github.com/mattn/go-sqlite3/...",
+	}
+	// workerOnly are the module's packages the starter may not link.
+	workerOnly = []string{"internal/store/...", "internal/notify/...", "activities/...", "workflows/..."}
+	// contractMay are the non-standard imports internal/contract may have.
+	contractMay = []string{"didit", "go.temporal.io/sdk/..."}
+	// diditMayNot may not be in the closure of didit/....
+	diditMayNot = []string{"go.temporal.io/...", "github.com/gin-gonic/..."}
+
+	harness       = "internal/harness/..."
+	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/didit-sim/...", "cmd/mailsink/..."}
+	productFixed  = []string{"starter", "worker"}
+	productByName = []string{"cmd/diditflow*", "cmd/codec-server"} // path.Match patterns on the directory
+)
+
+// Package is the part of `go list -json` the rules read.
+type Package struct {
+	ImportPath string
+	Dir        string
+	Standard   bool
+	Imports    []string // non-test imports, resolved
+	Deps       []string // non-test transitive closure
+	Error      *struct{ Err string }
+}
+
+// Graph is the module's package graph, its dependencies included.
+type Graph struct {
+	Root   string // module root directory
+	Module string // module path
+	Pkgs   map[string]*Package
+}
+
+// Violation is one broken rule.
+type Violation struct {
+	Rule  string
+	Pkg   string   // the offending package, module-relative when it is the module's
+	Chain []string // the shortest import chain from the rule's root to Pkg
+	Why   string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("[%s] %s: %s", v.Rule, v.Why, strings.Join(v.Chain, " → "))
+}
+
+// ModuleRoot walks up from dir to the directory holding go.mod and returns it
+// with the module path go.mod declares.
+func ModuleRoot(dir string) (root, module string, err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			module, err := modulePath(data)
+			return dir, module, err
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", "", err
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", "", errors.New("no go.mod above " + dir)
+		}
+		dir = parent
+	}
+}
+
+func modulePath(gomod []byte) (string, error) {
+	for line := range strings.Lines(string(gomod)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "module" {
+			if p, err := strconv.Unquote(f[1]); err == nil {
+				return p, nil
+			}
+			return f[1], nil
+		}
+	}
+	return "", errors.New("go.mod has no module line")
+}
+
+// Load runs `go list -e -deps -json ./...` in the module root, with the given
+// overlay file when it is not empty. It never reaches the network
+// (GOPROXY=off): every module must already be in the module cache.
+func Load(root, module, overlay string) (*Graph, error) {
+	args := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Imports,Deps,Error"}
+	if overlay != "" {
+		args = append(args, "-overlay", overlay)
+	}
+	args = append(args, "./...")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOPROXY=off")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	g := &Graph{Root: root, Module: module, Pkgs: map[string]*Package{}}
+	var broken []string
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		p := new(Package)
+		if err := dec.Decode(p); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("decoding go list output: %v", err)
+		}
+		if p.Error != nil {
+			broken = append(broken, p.ImportPath+": "+p.Error.Err)
+		}
+		g.Pkgs[p.ImportPath] = p
+	}
+	if len(broken) > 0 {
+		// The graph is incomplete: checking it would miss imports.
+		return nil, fmt.Errorf("go list reports broken packages:\n%s", strings.Join(broken, "\n"))
+	}
+	return g, nil
+}
+
+// rel is the module-relative directory of a module package, "" otherwise.
+func (g *Graph) rel(p *Package) string {
+	if p.Standard || p.Dir == "" || (p.ImportPath != g.Module && !strings.HasPrefix(p.ImportPath, g.Module+"/")) {
+		return ""
+	}
+	r, err := filepath.Rel(g.Root, p.Dir)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return ""
+	}
+	return filepath.ToSlash(r)
+}
+
+// name is how messages show an import path: module-relative when it is the
+// module's.
+func (g *Graph) name(importPath string) string {
+	if r, ok := strings.CutPrefix(importPath, g.Module+"/"); ok {
+		return r
+	}
+	return importPath
+}
+
+// local resolves a module-relative pattern to an import path pattern.
+func (g *Graph) local(pattern string) string { return g.Module + "/" + pattern }
+
+// matches reports whether importPath is pattern, or below it when pattern
+// ends in "/...".
+func matches(importPath, pattern string) bool {
+	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return importPath == base || strings.HasPrefix(importPath, base+"/")
+	}
+	return importPath == pattern
+}
+
+func matchesAny(importPath string, patterns []string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool { return matches(importPath, p) })
+}
+
+// chain is the shortest chain of Imports from root to the nearest package
+// that satisfies target, as display names; nil when there is none.
+func (g *Graph) chain(root string, target func(string) bool) []string {
+	prev := map[string]string{root: ""}
+	queue := []string{root}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		p := g.Pkgs[cur]
+		if p == nil {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if _, seen := prev[imp]; seen {
+				continue
+			}
+			prev[imp] = cur
+			if target(imp) {
+				var c []string
+				for n := imp; n != ""; n = prev[n] {
+					c = append(c, g.name(n))
+				}
+				slices.Reverse(c)
+				return c
+			}
+			queue = append(queue, imp)
+		}
+	}
+	return nil
+}
+
+// closureHolds reports, for each pattern, the package of root's closure
+// (Deps) nearest to root that matches it.
+func (g *Graph) closureHolds(rule, root string, patterns []string, why func(pkg string) string) []Violation {
+	var vs []Violation
+	deps := g.Pkgs[root].Deps
+	for _, pat := range patterns {
+		if !slices.ContainsFunc(deps, func(d string) bool { return matches(d, pat) }) {
+			continue
+		}
+		c := g.chain(root, func(p string) bool { return matches(p, pat) })
+		if c == nil { // Deps and Imports disagree; still report it
+			first := deps[slices.IndexFunc(deps, func(d string) bool { return matches(d, pat) })]
+			c = []string{g.name(root), "…", g.name(first)}
+		}
+		pkg := c[len(c)-1]
+		vs = append(vs, Violation{Rule: rule, Pkg: pkg, Chain: c, Why: why(pkg)})
+	}
+	return vs
+}
+
+// modulePkgs are the module's packages, sorted by import path, with their
+// module-relative directories.
+func (g *Graph) modulePkgs() (paths []string, rels map[string]string) {
+	rels = map[string]string{}
+	for ip, p := range g.Pkgs {
+		if r := g.rel(p); r != "" {
+			paths = append(paths, ip)
+			rels[ip] = r
+		}
+	}
+	slices.Sort(paths)
+	return paths, rels
+}
+
+// ProductMains are the import paths of the product commands: the starter,
+// the worker, and the module's directories named cmd/diditflow* or
+// cmd/codec-server.
+func (g *Graph) ProductMains() []string {
+	var mains []string
+	for _, f := range productFixed {
+		mains = append(mains, g.local(f))
+	}
+	paths, rels := g.modulePkgs()
+	for _, ip := range paths {
+		for _, pat := range productByName {
+			if ok, _ := path.Match(pat, rels[ip]); ok && !slices.Contains(mains, ip) {
+				mains = append(mains, ip)
+			}
+		}
+	}
+	return mains
+}
+
+// Check applies the rules to g and returns every violation, in a stable
+// order.
+func Check(g *Graph) []Violation {
+	var vs []Violation
+	missing := func(ip, why string) bool {
+		if g.Pkgs[ip] != nil {
+			return false
+		}
+		vs = append(vs, Violation{Rule: RuleMissing, Pkg: g.name(ip), Chain: []string{g.name(ip)}, Why: why})
+		return true
+	}
+	paths, rels := g.modulePkgs()
+
+	// 1. The starter links no SQL driver and none of the worker's packages.
+	starter := g.local("starter")
+	if !missing(starter, "the starter is gone; rule "+RuleStarter+" has nothing to check") {
+		vs = append(vs, g.closureHolds(RuleStarter, starter, sqlDrivers, func(pkg string) string {
+			return "the starter links SQL driver " + pkg
+		})...)
+		var wo []string
+		for _, p := range workerOnly {
+			wo = append(wo, g.local(p))
+		}
+		vs = append(vs, g.closureHolds(RuleStarter, starter, wo, func(pkg string) string {
+			return "the starter links " + pkg + ", which only the worker may link"
+		})...)
+	}
+
+	// 2. internal/contract imports only the standard library, didit and the SDK.
+	contract := g.local("internal/contract")
+	if !missing(contract, "internal/contract is gone; rule "+RuleContract+" has nothing to check") {
+		var may []string
+		for _, p := range contractMay {
+			if strings.HasPrefix(p, "go.temporal.io/") {
+				may = append(may, p)
+			} else {
+				may = append(may, g.local(p))
+			}
+		}
+		for _, imp := range g.Pkgs[contract].Imports {
+			if p := g.Pkgs[imp]; (p != nil && p.Standard) || matchesAny(imp, may) {
+				continue
+			}
+			vs = append(vs, Violation{
+				Rule: RuleContract, Pkg: g.name(imp), Chain: []string{g.name(contract), g.name(imp)},
+				Why: "internal/contract imports " + g.name(imp) + "; it may import only the standard library, didit and go.temporal.io/sdk/...",
+			})
+		}
+	}
+
+	// 3. didit and didit/... link neither Temporal nor Gin.
+	didit := g.local("didit")
+	if !missing(didit, "didit is gone; rule "+RuleDidit+" has nothing to check") {
+		for _, ip := range paths {
+			if !matches(rels[ip], "didit/...") {
+				continue
+			}
+			root := g.name(ip)
+			vs = append(vs, g.closureHolds(RuleDidit, ip, diditMayNot, func(pkg string) string {
+				return root + " links " + pkg + "; the Didit protocol packages stay free of Temporal and Gin"
+			})...)
+		}
+	}
+
+	// 4. No product main links the harness ...
+	harnessPath := g.local(harness)
+	for _, m := range g.ProductMains() {
+		if missing(m, g.name(m)+" is gone; rule "+RuleProduct+" cannot check it") {
+			continue
+		}
+		root := g.name(m)
+		vs = append(vs, g.closureHolds(RuleProduct, m, []string{harnessPath}, func(pkg string) string {
+			return "product command " + root + " links harness package " + pkg
+		})...)
+	}
+	// ... and nothing outside the harness imports it.
+	for _, ip := range paths {
+		if matches(rels[ip], harness) || matchesAny(rels[ip], harnessMains) {
+			continue
+		}
+		for _, imp := range g.Pkgs[ip].Imports {
+			if matches(imp, harnessPath) {
+				vs = append(vs, Violation{
+					Rule: RuleHarness, Pkg: g.name(ip), Chain: []string{g.name(ip), g.name(imp)},
+					Why: g.name(ip) + " imports harness package " + g.name(imp) + " but is neither under internal/harness nor a harness main",
+				})
+			}
+		}
+	}
+	return vs
+}
