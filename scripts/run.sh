@@ -6,16 +6,36 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN="$PWD/bin"
-DATA="${DIDITFLOW_DATA:-$PWD/.data}"
 UI_PORT="${TEMPORAL_UI_PORT:-8233}"
-mkdir -p "$DATA"
 
+# The binaries come first: they print their effective settings (-config) and
+# the search attributes to register (-search-attributes), so that nothing
+# below restates a default of the code (internal/config).
+go build -o "$BIN/" ./starter ./worker
+
+# setting NAME SETTINGS: NAME's value in SETTINGS (the output of -config).
+setting() { sed -n "s/^$1=//p" <<<"$2"; }
+
+# Only what a dev run needs different from the code's defaults; an
+# explicitly set variable always wins.
+# A throwaway secret, since there is no Didit console behind a dev run (the
+# code has no default: a real deployment must set Didit's).
 export DIDIT_WEBHOOK_SECRETS="${DIDIT_WEBHOOK_SECRETS:-dev-secret-change-me}"
+# Keep the dev receiver on loopback; the default listens on every interface.
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
+# Readable logs in a terminal; the default, json, is for log collectors.
 export LOG_FORMAT="${LOG_FORMAT:-text}"
-export TEMPORAL_TASK_QUEUE="${TEMPORAL_TASK_QUEUE:-diditflow}"
-export DATABASE_URL="${DATABASE_URL:-$DATA/diditflow.db}"
-export OUTBOX_DIR="${OUTBOX_DIR:-$DATA/outbox}"
+# State goes to .data/ (git-ignored), where the records and outbox defaults
+# already point. DIDITFLOW_DATA moves it: then the records and the outbox move
+# too, keeping their default names.
+DATA="$PWD/.data"
+if [[ -n "${DIDITFLOW_DATA:-}" ]]; then
+  DATA="$DIDITFLOW_DATA"
+  defaults="$(unset DATABASE_URL OUTBOX_DIR; "$BIN/worker" -config)"
+  [[ -n "${DATABASE_URL:-}" ]] || export DATABASE_URL="$DATA/$(setting DATABASE_URL "$defaults" | sed 's|^\.data/||')"
+  [[ -n "${OUTBOX_DIR:-}" ]] || export OUTBOX_DIR="$DATA/$(setting OUTBOX_DIR "$defaults" | sed 's|^\.data/||')"
+fi
+mkdir -p "$DATA"
 
 pids=()
 stop() {
@@ -46,9 +66,6 @@ start() {
 
 healthy() { "$BIN/temporal" operator cluster health --address "$1" >/dev/null 2>&1; }
 
-# The workflows upsert these; Temporal refuses unregistered ones.
-SEARCH_ATTRIBUTES=(DiditStatus=Keyword DiditAMLHit=Bool DiditNeedsAttention=Bool DiditVendorData=Keyword)
-
 if [[ -n "${TEMPORAL_ADDRESS:-}" ]] && healthy "$TEMPORAL_ADDRESS"; then
   echo "[run] using the Temporal server at $TEMPORAL_ADDRESS"
 else
@@ -63,13 +80,14 @@ else
   done
   healthy "$TEMPORAL_ADDRESS" || { echo "[run] Temporal did not become healthy"; exit 1; }
 fi
-for sa in "${SEARCH_ATTRIBUTES[@]}"; do
+# The workflows upsert these; Temporal refuses unregistered ones. The CLI
+# takes the namespace from TEMPORAL_NAMESPACE as the worker does.
+"$BIN/worker" -search-attributes | while IFS== read -r name type; do
   # Fails harmlessly when the attribute exists already.
   "$BIN/temporal" operator search-attribute create --address "$TEMPORAL_ADDRESS" \
-    --namespace "${TEMPORAL_NAMESPACE:-default}" --name "${sa%%=*}" --type "${sa##*=}" >/dev/null 2>&1 || true
+    --name "$name" --type "$type" >/dev/null 2>&1 || true
 done
 
-go build -o "$BIN/" ./starter ./worker
 start worker "$BIN/worker"
 start starter "$BIN/starter"
 
@@ -78,13 +96,28 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# What the starter and the worker run with, as they report it (passwords
+# redacted).
+starter_settings="$("$BIN/starter" -config)"
+worker_settings="$("$BIN/worker" -config)"
+addr="$(setting HTTP_ADDR "$starter_settings")"
+case "$addr" in
+  :*) addr="localhost$addr" ;;
+  0.0.0.0:* | "[::]:"*) addr="localhost:${addr##*:}" ;;
+esac
+if smtp="$(setting SMTP_URL "$worker_settings")" && [[ -n "$smtp" ]]; then
+  mail="$smtp"
+else
+  mail="$(setting OUTBOX_DIR "$worker_settings")  (SMTP_URL unset: one .eml file per message)"
+fi
+
 cat <<MSG
 [run] diditflow is up
-[run]   webhook endpoint  http://$HTTP_ADDR/webhooks/didit
+[run]   webhook endpoint  http://$addr/webhooks/didit
 [run]   webhook secret    $DIDIT_WEBHOOK_SECRETS
 [run]   Temporal UI       http://localhost:$UI_PORT  (workflow IDs: didit-session-<session_id>)
-[run]   records           $DATABASE_URL
-[run]   mail              $OUTBOX_DIR  (SMTP_URL unset: one .eml file per message)
+[run]   records           $(setting DATABASE_URL "$worker_settings")
+[run]   mail              $mail
 [run] next: send a verification, then look at the UI, the records and the mail:
 [run]   go run ./cmd/didit-sim -scenario approved        (or declined-aml, in-review-then-approved, …)
 [run] Ctrl-C stops everything.

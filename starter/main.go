@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,18 +22,42 @@ import (
 )
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == "-healthcheck" {
-		// For container health checks in images that have no curl.
-		if err := receiver.Probe(os.Getenv("HTTP_ADDR")); err != nil {
-			fmt.Fprintln(os.Stderr, "starter: unhealthy:", err)
-			os.Exit(1)
-		}
-		return
+	healthcheck := flag.Bool("healthcheck", false, "ask the starter at HTTP_ADDR whether it is healthy, exit 0 if so (for container health checks in images without curl)")
+	printConfig := flag.Bool("config", false, "print the effective settings as NAME=value lines, secrets redacted, and exit")
+	flag.Parse()
+	var err error
+	switch {
+	case *healthcheck:
+		err = probe()
+	case *printConfig:
+		err = printSettings()
+	default:
+		err = run()
 	}
-	if err := run(); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "starter:", err)
 		os.Exit(1)
 	}
+}
+
+// probe reads only HTTP_ADDR, so it needs none of the other settings.
+func probe() error {
+	c, err := config.LoadHTTP()
+	if err != nil {
+		return err
+	}
+	if err := receiver.Probe(c.HTTPAddr); err != nil {
+		return fmt.Errorf("unhealthy: %w", err)
+	}
+	return nil
+}
+
+func printSettings() error {
+	c, err := config.ReadReceiver()
+	if err != nil {
+		return err
+	}
+	return config.Print(os.Stdout, c)
 }
 
 func run() error {

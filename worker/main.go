@@ -3,21 +3,54 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"go.temporal.io/sdk/worker"
 
 	"github.com/diditflow/diditflow/internal/config"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/temporalclient"
 	"github.com/diditflow/diditflow/internal/workerapp"
 )
 
 func main() {
-	if err := run(); err != nil {
+	printConfig := flag.Bool("config", false, "print the effective settings as NAME=value lines, secrets redacted, and exit")
+	searchAttributes := flag.Bool("search-attributes", false, "print the search attributes the workflows upsert as Name=Type lines (types as the temporal CLI's search-attribute create --type takes them), and exit")
+	flag.Parse()
+	var err error
+	switch {
+	case *printConfig:
+		err = printSettings()
+	case *searchAttributes:
+		err = printSearchAttributes(os.Stdout)
+	default:
+		err = run()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
+}
+
+func printSettings() error {
+	c, err := config.ReadWorker()
+	if err != nil {
+		return err
+	}
+	return config.Print(os.Stdout, c)
+}
+
+// printSearchAttributes lists the contract's search attributes as Name=Type.
+func printSearchAttributes(w io.Writer) error {
+	for _, l := range contract.SearchAttributeTypes() {
+		if _, err := fmt.Fprintln(w, l); err != nil {
+			return fmt.Errorf("print search attributes: %w", err)
+		}
+	}
+	return nil
 }
 
 func run() error {

@@ -14,12 +14,28 @@ import (
 	"github.com/kelseyhightower/envconfig"
 )
 
-// Receiver configures the webhook receiver (the starter).
-type Receiver struct {
+// HTTP is where the receiver listens. It stands alone so that the starter's
+// -healthcheck can read it without the receiver's other settings (secrets).
+type HTTP struct {
 	// HTTPAddr is where the receiver listens.
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
+}
+
+// LoadHTTP reads the receiver's listen address alone.
+func LoadHTTP() (HTTP, error) {
+	var c HTTP
+	if err := envconfig.Process("", &c); err != nil {
+		return HTTP{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// Receiver configures the webhook receiver (the starter).
+type Receiver struct {
+	HTTP
 	// WebhookSecrets are Didit's webhook secrets; several during a rotation.
-	WebhookSecrets []string `envconfig:"DIDIT_WEBHOOK_SECRETS"`
+	// Print shows only how many there are.
+	WebhookSecrets []string `envconfig:"DIDIT_WEBHOOK_SECRETS" secret:"true"`
 	// AllowSimpleSignature accepts X-Signature-Simple when no full-body
 	// signature verifies. Such events carry only their envelope.
 	AllowSimpleSignature bool `envconfig:"DIDIT_ALLOW_SIMPLE_SIGNATURE" default:"false"`
@@ -42,16 +58,20 @@ type Log struct {
 
 // LoadReceiver reads the receiver's settings and checks them.
 func LoadReceiver() (Receiver, error) {
+	c, err := ReadReceiver()
+	if err != nil {
+		return Receiver{}, err
+	}
+	return c, c.validate()
+}
+
+// ReadReceiver reads the receiver's settings as LoadReceiver does, blank
+// secrets dropped, but does not check them.
+func ReadReceiver() (Receiver, error) {
 	var c Receiver
 	if err := envconfig.Process("", &c); err != nil {
 		return Receiver{}, fmt.Errorf("config: %w", err)
 	}
-	// validate trims the secrets, so it must run before c is returned.
-	err := c.validate()
-	return c, err
-}
-
-func (c *Receiver) validate() error {
 	secrets := c.WebhookSecrets[:0]
 	for _, s := range c.WebhookSecrets {
 		if s = strings.TrimSpace(s); s != "" {
@@ -59,6 +79,10 @@ func (c *Receiver) validate() error {
 		}
 	}
 	c.WebhookSecrets = secrets
+	return c, nil
+}
+
+func (c Receiver) validate() error {
 	var errs []error
 	if len(c.WebhookSecrets) == 0 {
 		errs = append(errs, errors.New("DIDIT_WEBHOOK_SECRETS is not set: set it to the webhook secret shown in Didit's console "+
@@ -125,11 +149,21 @@ type Worker struct {
 
 // LoadWorker reads the worker's settings and checks them.
 func LoadWorker() (Worker, error) {
+	c, err := ReadWorker()
+	if err != nil {
+		return Worker{}, err
+	}
+	return c, c.validate()
+}
+
+// ReadWorker reads the worker's settings as LoadWorker does, but does not
+// check them.
+func ReadWorker() (Worker, error) {
 	var c Worker
 	if err := envconfig.Process("", &c); err != nil {
 		return Worker{}, fmt.Errorf("config: %w", err)
 	}
-	return c, c.validate()
+	return c, nil
 }
 
 func (c Worker) validate() error {

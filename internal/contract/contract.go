@@ -8,6 +8,7 @@
 package contract
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -64,6 +65,18 @@ func SearchAttributes() temporal.SearchAttributes {
 		StatusKey.ValueSet(""), AMLHitKey.ValueSet(false),
 		NeedsAttentionKey.ValueSet(false), VendorDataKey.ValueSet(""),
 	)
+}
+
+// SearchAttributeTypes lists the search attributes as Name=Type, sorted by
+// name, with the type names the temporal CLI takes (Keyword, Bool, ...):
+// for registering them on a namespace.
+func SearchAttributeTypes() []string {
+	var out []string
+	for key := range SearchAttributes().GetUntypedValues() {
+		out = append(out, key.GetName()+"="+key.GetValueType().String())
+	}
+	slices.Sort(out)
+	return out
 }
 
 // SessionStart is what starts a session workflow: the receiver's half of

@@ -5,6 +5,8 @@ package deploy
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -16,8 +18,10 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/internal/config"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
@@ -43,25 +47,57 @@ func project(t *testing.T) *types.Project {
 // envNames lists the envconfig variable names of a config struct.
 func envNames(v any) []string {
 	var names []string
-	var walk func(reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if name := f.Tag.Get("envconfig"); name != "" {
-				names = append(names, name)
-			} else if f.Type.Kind() == reflect.Struct {
-				walk(f.Type)
-			}
+	for _, e := range config.Vars(v) {
+		names = append(names, e.Name)
+	}
+	return names
+}
+
+// defaultOf is the default tag of variable name in config struct v.
+func defaultOf(v any, name string) (string, bool) {
+	for _, e := range config.Vars(v) {
+		if e.Name == name {
+			return e.Default, e.HasDefault
 		}
 	}
-	walk(reflect.TypeOf(v))
-	return names
+	return "", false
 }
 
 // temporalVars are read by Temporal's client configuration, not ours.
 var temporalVars = []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS",
 	"TEMPORAL_TLS_CLIENT_CERT_PATH", "TEMPORAL_TLS_CLIENT_KEY_PATH", "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
 	"TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE"}
+
+// temporalDefault is what the Temporal client uses when a variable of
+// temporalVars is unset (internal/temporalclient): the SDK's defaults for the
+// address and namespace, nothing for the rest.
+func temporalDefault(name string) string {
+	switch name {
+	case "TEMPORAL_ADDRESS":
+		return client.DefaultHostPort
+	case "TEMPORAL_NAMESPACE":
+		return client.DefaultNamespace
+	}
+	return ""
+}
+
+// diditflowServices are the services built from this repository, with the
+// settings each reads.
+var diditflowServices = map[string]any{"starter": config.Receiver{}, "worker": config.Worker{}}
+
+// effective is the value service runs with for variable name: what compose
+// sets, else the code's default.
+func effective(t *testing.T, p *types.Project, service, name string) string {
+	t.Helper()
+	if v := p.Services[service].Environment[name]; v != nil {
+		return *v
+	}
+	if slices.Contains(temporalVars, name) {
+		return temporalDefault(name)
+	}
+	def, _ := defaultOf(diditflowServices[service], name)
+	return def
+}
 
 func TestComposeServices(t *testing.T) {
 	p := project(t)
@@ -86,8 +122,13 @@ func TestComposeServices(t *testing.T) {
 
 func TestComposePorts(t *testing.T) {
 	p := project(t)
+	// diditflow's services publish the ports they listen on, whichever
+	// setting (compose's or the code's default) gives them.
+	starterPort := port(t, effective(t, p, "starter", "HTTP_ADDR"))
+	metricsPort := port(t, effective(t, p, "worker", "METRICS_ADDR"))
 	for service, want := range map[string][2]uint32{
-		"starter":     {8080, 8080},
+		"starter":     {8080, starterPort},
+		"worker":      {9090, metricsPort},
 		"temporal":    {7233, 7233},
 		"temporal-ui": {8233, 8080},
 		"mailpit":     {8025, 8025},
@@ -141,18 +182,22 @@ func TestComposeEnvironment(t *testing.T) {
 		}
 	}
 	check("worker", config.Worker{}, map[string]string{
-		"TEMPORAL_ADDRESS":    `^temporal:7233$`,
-		"TEMPORAL_TASK_QUEUE": `^diditflow$`,
-		"DATABASE_URL":        `^postgres://.*@postgresql:5432/`,
-		"SMTP_URL":            `^smtp://mailpit:1025$`,
-		"COMPLIANCE_EMAIL":    `@`,
+		"TEMPORAL_ADDRESS": `^temporal:7233$`,
+		"DATABASE_URL":     `^postgres://.*@postgresql:5432/`,
+		"SMTP_URL":         `^smtp://mailpit:1025$`,
+		"COMPLIANCE_EMAIL": `@`,
 	})
 	check("starter", config.Receiver{}, map[string]string{
 		"DIDIT_WEBHOOK_SECRETS": `^s3cret$`,
 		"TEMPORAL_ADDRESS":      `^temporal:7233$`,
-		"TEMPORAL_TASK_QUEUE":   `^diditflow$`,
-		"HTTP_ADDR":             `:8080$`,
 	})
+
+	// The two meet on the same namespace and task queue.
+	for _, name := range []string{"TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE"} {
+		if s, w := effective(t, p, "starter", name), effective(t, p, "worker", name); s != w || s == "" {
+			t.Errorf("%s: the starter uses %q, the worker %q", name, s, w)
+		}
+	}
 
 	// The worker's database is the one PostgreSQL creates.
 	u, err := url.Parse(*p.Services["worker"].Environment["DATABASE_URL"])
@@ -161,6 +206,79 @@ func TestComposeEnvironment(t *testing.T) {
 	}
 	if db := p.Services["postgresql"].Environment["POSTGRES_DB"]; db == nil || "/"+*db != u.Path {
 		t.Errorf("worker uses database %s, PostgreSQL creates %v", u.Path, deref(db))
+	}
+}
+
+// The defaults are written once, in internal/config: a diditflow service
+// sets a variable only to give it another value. A setting equal to the
+// default (also when written differently, "60m" for "1h") is an error, as it
+// would silently stop following the code's default.
+func TestComposeSetsOnlyWhatDiffersFromTheDefaults(t *testing.T) {
+	p := project(t)
+	reads := map[string]func() (any, error){
+		"starter": func() (any, error) { return config.ReadReceiver() },
+		"worker":  func() (any, error) { return config.ReadWorker() },
+	}
+	for service, cfg := range diditflowServices {
+		for _, name := range append(envNames(cfg), temporalVars...) {
+			t.Setenv(name, "") // restored after the test
+			os.Unsetenv(name)
+		}
+		defaults, err := reads[service]()
+		if err != nil {
+			t.Fatalf("%s: reading the defaults: %v", service, err)
+		}
+		for name, v := range p.Services[service].Environment {
+			if v == nil {
+				continue // passed through from the shell, unset here
+			}
+			if slices.Contains(temporalVars, name) {
+				if def := temporalDefault(name); *v == def {
+					t.Errorf("docker-compose.yml: %s sets %s=%q, which is the Temporal client's default: remove it", service, name, *v)
+				}
+				continue
+			}
+			t.Setenv(name, *v)
+			got, err := reads[service]()
+			os.Unsetenv(name)
+			if err != nil {
+				t.Errorf("docker-compose.yml: %s sets %s=%q, which does not parse: %v", service, name, *v, err)
+				continue
+			}
+			if reflect.DeepEqual(got, defaults) {
+				same := "the same as leaving it unset (it has no default tag in internal/config)"
+				if def, ok := defaultOf(cfg, name); ok {
+					same = fmt.Sprintf("the code's default (default:%q in internal/config)", def)
+				}
+				t.Errorf("docker-compose.yml: %s sets %s=%q, which is %s: remove it", service, name, *v, same)
+			}
+		}
+	}
+}
+
+// temporal-setup registers the search attributes the workflows upsert.
+func TestComposeRegistersTheSearchAttributes(t *testing.T) {
+	p := project(t)
+	var want []string
+	for key := range contract.SearchAttributes().GetUntypedValues() {
+		want = append(want, key.GetName()+"="+key.GetValueType().String())
+	}
+	slices.Sort(want)
+	script := strings.Join(p.Services["temporal-setup"].Command, " ")
+	m := regexp.MustCompile(`for sa in ([^;]*);`).FindStringSubmatch(script)
+	if m == nil {
+		t.Fatalf("temporal-setup: no `for sa in ...;` loop in %q", script)
+	}
+	if got := sorted(strings.Fields(m[1])); !slices.Equal(got, want) {
+		t.Errorf("temporal-setup registers %v, the workflows upsert %v (contract.SearchAttributes)", got, want)
+	}
+}
+
+func TestComposeStarterHealthCheck(t *testing.T) {
+	p := project(t)
+	hc := p.Services["starter"].HealthCheck
+	if hc == nil || !slices.Equal([]string(hc.Test), []string{"CMD", "/starter", "-healthcheck"}) {
+		t.Errorf("starter health check %+v, want [CMD /starter -healthcheck]", hc)
 	}
 }
 
@@ -188,9 +306,44 @@ func TestComposeBuildsFromTheDockerfile(t *testing.T) {
 	}
 }
 
+// The starter's image checks its own health (distroless has no shell, so in
+// exec form) and exposes the port of HTTP_ADDR's default.
+func TestDockerfileStarterStage(t *testing.T) {
+	dockerfile, err := os.ReadFile(launch.Path(t, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := regexp.MustCompile(`(?ms)^FROM .+ AS starter$(.*?)(?:^FROM |\z)`).FindSubmatch(dockerfile)
+	if stage == nil {
+		t.Fatal("Dockerfile has no starter stage")
+	}
+	if !regexp.MustCompile(`(?m)^HEALTHCHECK (--\S+ )*CMD \["/starter", "-healthcheck"\]$`).Match(stage[1]) {
+		t.Errorf("the starter stage has no HEALTHCHECK ... CMD [\"/starter\", \"-healthcheck\"]:\n%s", stage[1])
+	}
+	def, _ := defaultOf(config.Receiver{}, "HTTP_ADDR")
+	want := fmt.Sprintf("(?m)^EXPOSE %d$", port(t, def))
+	if !regexp.MustCompile(want).Match(stage[1]) {
+		t.Errorf("the starter stage does not EXPOSE the port of HTTP_ADDR's default %q", def)
+	}
+}
+
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// port is the port of a listen address such as ":8080".
+func port(t *testing.T, addr string) uint32 {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("listen address %q: %v", addr, err)
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		t.Fatalf("listen address %q: %v", addr, err)
+	}
+	return uint32(n)
+}
 
 func deref(p *string) string {
 	if p == nil {

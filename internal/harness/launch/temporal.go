@@ -77,8 +77,8 @@ func (d *DevServer) LogPath() string { return filepath.Join(d.cfg.Dir, "temporal
 func (d *DevServer) Start(ctx context.Context) error {
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", d.cfg.Port, "--ui-port", d.cfg.UIPort,
 		"--db-filename", filepath.Join(d.cfg.Dir, "temporal.db"), "--log-level", d.cfg.LogLevel, "--headless"}
-	for sa := range contract.SearchAttributes().GetUntypedValues() {
-		args = append(args, "--search-attribute", sa.GetName()+"="+sa.GetValueType().String())
+	for _, sa := range contract.SearchAttributeTypes() {
+		args = append(args, "--search-attribute", sa)
 	}
 	p, err := Start(d.cli, args, nil, d.LogPath())
 	if err != nil {
