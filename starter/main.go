@@ -75,11 +75,13 @@ func run() error {
 	defer tc.Close()
 
 	rcv := receiver.New(tc, receiver.Config{
-		Verifier:      &didit.Verifier{Secrets: cfg.WebhookSecrets, AllowSimple: cfg.AllowSimpleSignature},
-		TaskQueue:     cfg.TaskQueue,
-		MaxBodyBytes:  cfg.MaxBodyBytes,
-		SignalTimeout: cfg.SignalTimeout,
-		Logger:        log,
+		Verifier:        &didit.Verifier{Secrets: cfg.WebhookSecrets, AllowSimple: cfg.AllowSimpleSignature},
+		TaskQueue:       cfg.TaskQueue,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		SignalTimeout:   cfg.SignalTimeout,
+		Logger:          log,
+		ReplayCacheSize: cfg.ReplayCacheSize,
+		ReplayCacheTTL:  cfg.ReplayCacheTTL,
 	})
 	srv := &http.Server{
 		Handler:           rcv.Handler(),
@@ -97,7 +99,8 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log.Info("starter listening", "addr", l.Addr().String(), "task_queue", cfg.TaskQueue,
-		"secrets", len(cfg.WebhookSecrets), "simple_signature", cfg.AllowSimpleSignature)
+		"secrets", len(cfg.WebhookSecrets), "simple_signature", cfg.AllowSimpleSignature,
+		"replay_cache_size", cfg.ReplayCacheSize, "replay_cache_ttl", cfg.ReplayCacheTTL.String())
 	if err := receiver.Serve(ctx, srv, l, cfg.ShutdownTimeout); err != nil {
 		return err
 	}

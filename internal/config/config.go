@@ -47,7 +47,20 @@ type Receiver struct {
 	SignalTimeout time.Duration `envconfig:"SIGNAL_TIMEOUT" default:"3s"`
 	// ShutdownTimeout bounds how long in-flight requests may finish on exit.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
-	Log             Log
+	// ReplayCacheSize caps how many deliveries Temporal accepted the receiver
+	// remembers, to answer their exact replays (the same verified body) 200
+	// without a new signal; 0 turns it off. An entry takes about 200 bytes
+	// (key, time, run ID, map slot), so 10000 is about 2 MB; with the 10m
+	// TTL it remembers every delivery of a steady 16 a second, and a flood
+	// of distinct ones evicts the oldest, which only means a replay of those
+	// is signalled again and the workflow drops it.
+	ReplayCacheSize int `envconfig:"REPLAY_CACHE_SIZE" default:"10000"`
+	// ReplayCacheTTL is how long an accepted delivery is remembered. 10m is
+	// twice the 300 s signature window: a body accepted at A was signed no
+	// earlier than A-300s, so no replay of it verifies after A+10m; longer
+	// buys nothing, shorter only signals some replays again.
+	ReplayCacheTTL time.Duration `envconfig:"REPLAY_CACHE_TTL" default:"10m"`
+	Log            Log
 }
 
 // Log configures log/slog.
@@ -96,6 +109,12 @@ func (c Receiver) validate() error {
 	}
 	if c.TaskQueue == "" {
 		errs = append(errs, errors.New("TEMPORAL_TASK_QUEUE must not be empty"))
+	}
+	if c.ReplayCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("REPLAY_CACHE_SIZE must be 0 (off) or positive, got %d", c.ReplayCacheSize))
+	}
+	if c.ReplayCacheSize > 0 && c.ReplayCacheTTL <= 0 {
+		errs = append(errs, fmt.Errorf("REPLAY_CACHE_TTL must be positive while REPLAY_CACHE_SIZE is set, got %s", c.ReplayCacheTTL))
 	}
 	errs = append(errs, c.Log.validate())
 	return errors.Join(errs...)

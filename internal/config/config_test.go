@@ -67,9 +67,11 @@ func TestLoadReceiverRejectsBadValues(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("DIDIT_WEBHOOK_SECRETS", "s")
 	for name, value := range map[string]string{
-		"SIGNAL_TIMEOUT": "6s",
-		"MAX_BODY_BYTES": "0",
-		"LOG_FORMAT":     "xml",
+		"SIGNAL_TIMEOUT":    "6s",
+		"MAX_BODY_BYTES":    "0",
+		"LOG_FORMAT":        "xml",
+		"REPLAY_CACHE_SIZE": "-1",
+		"REPLAY_CACHE_TTL":  "0s",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)
@@ -81,6 +83,21 @@ func TestLoadReceiverRejectsBadValues(t *testing.T) {
 	t.Setenv("SIGNAL_TIMEOUT", "soon")
 	if _, err := LoadReceiver(); err == nil {
 		t.Fatal("unparsable duration accepted")
+	}
+}
+
+// REPLAY_CACHE_SIZE=0 turns the replay cache off; its TTL then matters not.
+func TestLoadReceiverReplayCacheOff(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("DIDIT_WEBHOOK_SECRETS", "s")
+	t.Setenv("REPLAY_CACHE_SIZE", "0")
+	t.Setenv("REPLAY_CACHE_TTL", "0s")
+	c, err := LoadReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReplayCacheSize != 0 {
+		t.Fatalf("REPLAY_CACHE_SIZE = %d, want 0", c.ReplayCacheSize)
 	}
 }
 

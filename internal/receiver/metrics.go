@@ -19,11 +19,13 @@ type metrics struct {
 	bodyBytes  prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the receiver's metrics on reg; replayEntries is read
+// at each scrape.
+func newMetrics(reg prometheus.Registerer, replayEntries func() int) *metrics {
 	m := &metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_webhook_deliveries_total",
-			Help: "Didit deliveries by outcome (accepted, test, ignored, unauthorized, bad_request, too_large, unavailable) and reason.",
+			Help: "Didit deliveries by outcome (accepted, replay, test, ignored, unauthorized, bad_request, too_large, unavailable) and reason.",
 		}, []string{"outcome", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "diditflow_webhook_request_duration_seconds",
@@ -45,7 +47,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 		}),
 	}
-	reg.MustRegister(m.deliveries, m.duration, m.signal, m.inFlight, m.bodyBytes)
+	replayCache := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "diditflow_webhook_replay_cache_entries",
+		Help: "Accepted deliveries remembered to answer their exact replays without a signal (at most REPLAY_CACHE_SIZE).",
+	}, func() float64 { return float64(replayEntries()) })
+	reg.MustRegister(m.deliveries, m.duration, m.signal, m.inFlight, m.bodyBytes, replayCache)
 	return m
 }
 

@@ -48,6 +48,15 @@ type Config struct {
 	// Registry receives the receiver's metrics and is served on /metrics;
 	// nil means a new one from NewRegistry.
 	Registry *prometheus.Registry
+	// ReplayCacheSize caps how many accepted deliveries the receiver
+	// remembers, to answer their exact replays (the same verified body)
+	// 200 without signalling Temporal again; zero turns that off.
+	ReplayCacheSize int
+	// ReplayCacheTTL is how long an accepted delivery is remembered; zero
+	// means DefaultReplayCacheTTL.
+	ReplayCacheTTL time.Duration
+	// Now is the replay cache's clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Receiver serves POST /webhooks/didit, GET /healthz and GET /readyz.
@@ -56,6 +65,7 @@ type Receiver struct {
 	cfg      Config
 	log      *slog.Logger
 	metrics  *metrics
+	replays  *replayCache // nil when off
 }
 
 // New returns a Receiver that signals workflows through t.
@@ -73,7 +83,18 @@ func New(t Temporal, cfg Config) *Receiver {
 	if cfg.Registry == nil {
 		cfg.Registry = NewRegistry()
 	}
-	return &Receiver{temporal: t, cfg: cfg, log: log, metrics: newMetrics(cfg.Registry)}
+	r := &Receiver{temporal: t, cfg: cfg, log: log,
+		replays: newReplayCache(cfg.ReplayCacheSize, cfg.ReplayCacheTTL, cfg.Now)}
+	r.metrics = newMetrics(cfg.Registry, r.replayEntries)
+	return r
+}
+
+// replayEntries is how many accepted deliveries the replay cache holds.
+func (r *Receiver) replayEntries() int {
+	if r.replays == nil {
+		return 0
+	}
+	return r.replays.entries()
 }
 
 // Handler returns the receiver's routes.
@@ -99,7 +120,7 @@ func (r *Receiver) Handler() http.Handler {
 type outcome struct {
 	status int
 	body   gin.H
-	result string // accepted, test, ignored, unauthorized, bad_request, too_large, unavailable
+	result string // accepted, replay, test, ignored, unauthorized, bad_request, too_large, unavailable
 	err    error
 }
 
@@ -174,9 +195,24 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	if !ev.WebhookType.Known() {
 		return ev, proof, outcome{http.StatusOK, gin.H{"status": "ignored", "reason": "unhandled webhook_type"}, "ignored", nil}
 	}
+	// An exact replay of a delivery Temporal already accepted is answered
+	// as that delivery was, without a signal: Temporal holds it. The key is
+	// taken from the verified body, so nothing unverified can match one.
+	var key replayKey
+	if r.replays != nil {
+		key = newReplayKey(proof.Scheme, body)
+		if runID, ok := r.replays.lookup(key); ok {
+			return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "replay": true,
+				"workflow_id": contract.SessionWorkflowID(ev.SessionID), "run_id": runID}, "replay", nil}
+		}
+	}
 	run, err := r.signal(c.Request.Context(), ev, proof)
 	if err != nil {
 		return ev, proof, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
+	}
+	if r.replays != nil {
+		// Only now, with Temporal holding the event (invariant 1).
+		r.replays.add(key, run.GetRunID())
 	}
 	return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
 }

@@ -105,7 +105,8 @@ func newHarness(t testing.TB, tc Temporal, mutate func(*Config)) *harness {
 
 type response struct {
 	code int
-	body map[string]string
+	body map[string]string // its string members
+	raw  []byte
 }
 
 func (h *harness) post(t testing.TB, body []byte, headers didit.Headers, extra ...string) response {
@@ -131,7 +132,7 @@ func (h *harness) do(t testing.TB, req *http.Request) response {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := response{code: resp.StatusCode}
+	r := response{code: resp.StatusCode, raw: raw}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
 }

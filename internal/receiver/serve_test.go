@@ -122,13 +122,16 @@ func BenchmarkForgedDelivery(b *testing.B) {
 }
 
 // BenchmarkAcceptedDelivery is the whole 200 path through the router against
-// the real dev server: verification, parsing and SignalWithStart. Profile it
-// with -cpuprofile to see the receiver's own share next to Temporal's.
+// the real dev server: verification, parsing, the replay cache (on, at
+// REPLAY_CACHE_SIZE's default; every delivery is new, so each is a miss and
+// an add) and SignalWithStart. Profile it with -cpuprofile to see the
+// receiver's own share next to Temporal's.
 func BenchmarkAcceptedDelivery(b *testing.B) {
 	tc := launch.Temporal(b)
 	handler := New(tc, Config{
-		Verifier:  &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
-		TaskQueue: "bench-accepted",
+		Verifier:        &didit.Verifier{Secrets: []string{fixtureSecret}, Now: func() time.Time { return time.Unix(fixtureTime, 0) }},
+		TaskQueue:       "bench-accepted",
+		ReplayCacheSize: 10000,
 	}).Handler()
 	b.ReportAllocs()
 	i := 0
