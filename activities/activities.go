@@ -19,15 +19,19 @@ import (
 // Store is what the activities need of the records database.
 type Store interface {
 	RecordEvent(ctx context.Context, e store.EventRecord) (store.RecordResult, error)
+	RecordEvents(ctx context.Context, events []store.EventRecord) ([]store.RecordResult, error)
 	SetNeedsAttention(ctx context.Context, sessionID string, v bool) error
+	SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error
+	SetCaseAttention(ctx context.Context, caseID string, needs bool, attention string) error
 	ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (store.Notification, bool, error)
-	MarkNotificationSending(ctx context.Context, sessionID, kind string) error
+	MarkNotificationSending(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error
+	MarkNotificationNotSent(ctx context.Context, sessionID, kind, detail string) error
 	MarkNotificationInDoubt(ctx context.Context, sessionID, kind string) error
-	MarkNotificationSent(ctx context.Context, sessionID, kind string) error
-	MarkNotificationUndeliverable(ctx context.Context, sessionID, kind, detail string) error
+	MarkNotificationSent(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error
+	MarkNotificationUndeliverable(ctx context.Context, sessionID, kind, detail string, refused ...store.RefusedRecipient) error
 	OpenAMLCase(ctx context.Context, c store.AMLCase) (bool, error)
-	RecordAMLReminder(ctx context.Context, sessionID string, reminder int, escalated bool) error
-	ResolveAMLCase(ctx context.Context, sessionID string, res store.Resolution) error
+	RecordAMLReminder(ctx context.Context, caseID string, reminder int, escalated bool) error
+	ResolveAMLCase(ctx context.Context, caseID string, res store.Resolution) error
 }
 
 // Poster sends a JSON document to a webhook.
@@ -76,7 +80,17 @@ func (a *Activities) log() *slog.Logger {
 // monotonic upsert of the session's record that never moves it backwards.
 // Recording the same event key again is a no-op that reports Duplicate.
 func (a *Activities) RecordVerification(ctx context.Context, in RecordInput) (RecordResult, error) {
-	res, err := a.Store.RecordEvent(ctx, store.EventRecord{
+	res, err := a.Store.RecordEvent(ctx, in.record(a.now()))
+	if err != nil {
+		return RecordResult{}, classify("record verification", err)
+	}
+	out := recordResult(res)
+	a.Metrics.recorded(out)
+	return out, nil
+}
+
+func (in RecordInput) record(receivedAt time.Time) store.EventRecord {
+	return store.EventRecord{
 		SessionID:       in.SessionID,
 		EventKey:        in.EventKey,
 		WebhookType:     string(in.WebhookType),
@@ -86,15 +100,13 @@ func (a *Activities) RecordVerification(ctx context.Context, in RecordInput) (Re
 		VendorData:      in.VendorData,
 		AMLHits:         in.AMLHits,
 		AMLMaxRiskScore: in.AMLMaxRisk,
-		ReceivedAt:      a.now(),
-	})
-	if err != nil {
-		return RecordResult{}, classify("record verification", err)
+		ReceivedAt:      receivedAt,
 	}
-	out := RecordResult{Duplicate: res.Duplicate, Applied: res.Applied,
-		PreviousStatus: didit.Status(res.PreviousStatus), CurrentStatus: didit.Status(res.CurrentStatus)}
-	a.Metrics.recorded(out)
-	return out, nil
+}
+
+func recordResult(r store.RecordResult) RecordResult {
+	return RecordResult{Duplicate: r.Duplicate, Applied: r.Applied,
+		PreviousStatus: didit.Status(r.PreviousStatus), CurrentStatus: didit.Status(r.CurrentStatus)}
 }
 
 // SetNeedsAttention mirrors a workflow's needs-attention flag onto the record.
@@ -109,48 +121,144 @@ func (a *Activities) SetNeedsAttention(ctx context.Context, in AttentionInput) e
 	return nil
 }
 
+// recordTimeout bounds the write that records how a send ended. It runs even
+// when the activity's context was cancelled meanwhile: a notice whose
+// refusal goes unrecorded is stuck sending, and so settles in doubt.
+const recordTimeout = 10 * time.Second
+
+// delivery is what sendOnce hands its transport for one attempt: the hooks
+// of notify.Message.
+type delivery struct {
+	// commit marks the notification sending (notify.Message.Commit).
+	commit func() error
+	// refused learns the recipients refused for good (notify.Message.Refused).
+	refused func([]notify.Refusal)
+}
+
+// outcome is where one notification stands after sendOnce.
+type outcome struct {
+	result NoticeResult
+	// delivered: a recipient got the message (or, in doubt, most likely did).
+	delivered bool
+	// refused: a recipient was refused for good.
+	refused bool
+}
+
 // sendOnce sends one message at most once per (session, kind): claim, send,
 // mark sent. A claim that is already sent or undeliverable skips the send.
 //
 // Mail cannot be handed over and recorded in one step, so a worker that dies
 // in between leaves doubt. send marks the notification sending at the last
-// moment before the server acknowledges (Message.Commit): a retry that finds
-// it claimed knows nothing went out and sends; one that finds it sending
-// does not send again and settles it as in doubt (almost certainly
-// delivered). No message is ever sent twice; the rare one in doubt is
-// reported for a person to check. The compliance webhook has no such hook:
-// a lost answer to its POST means one more POST with the same case_id.
-func (a *Activities) sendOnce(ctx context.Context, sessionID, kind, recipient string, send func(context.Context, func() error) error) (NoticeResult, error) {
+// moment before the handover (Message.Commit: before SMTP's final ".", before
+// the outbox's rename). A retry that finds it claimed knows nothing went out
+// and sends; one that finds it sending does not send again and settles it as
+// in doubt (almost certainly delivered). No message is ever sent twice; the
+// rare one in doubt is reported for a person to check.
+//
+// A reply is definitive, so a send that fails after the commit with an error
+// proving the message was not delivered (notify.NotDelivered: a 4xx or 5xx
+// to the final ".", the "." never written) puts the notification back to
+// claimed, and the next attempt, Temporal's retry or an operator's, sends it.
+// Only a send that fails without such proof (notify.ErrUnconfirmed: no reply
+// after the ".") leaves it sending. Recipients refused for good (5xx to RCPT)
+// while others accepted are recorded and the result is PartlySent; when all
+// were refused it is Undeliverable.
+//
+// The compliance webhook has no such hook: a lost answer to its POST means
+// one more POST with the same case_id.
+func (a *Activities) sendOnce(ctx context.Context, audience, sessionID, kind, recipient string, send func(context.Context, delivery) error) (outcome, error) {
 	n, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, pii.HashAddress(recipient))
 	if err != nil {
-		return "", classify("claim notification "+kind, err)
+		return outcome{}, classify("claim notification "+kind, err)
 	}
 	if !claimed {
-		if n.State != store.NotificationSending {
-			return AlreadySent, nil
-		}
-		if err := a.Store.MarkNotificationInDoubt(ctx, sessionID, kind); err != nil {
-			return "", classify("mark notification "+kind+" in doubt", err)
-		}
-		a.log().WarnContext(ctx, "notification in doubt: an earlier attempt stopped after handing it over", "session_id", sessionID, "kind", kind)
-		return InDoubt, nil
-	}
-	commit := func() error { return a.Store.MarkNotificationSending(ctx, sessionID, kind) }
-	if err := send(ctx, commit); err != nil {
-		if notify.IsRecipientRejected(err) {
-			// The address is wrong, not the server: parking would hold the
-			// session up for nothing an operator can fix here.
-			if err := a.Store.MarkNotificationUndeliverable(ctx, sessionID, kind, "recipient rejected: "+err.Error()); err != nil {
-				return "", classify("mark notification "+kind+" undeliverable", err)
+		switch n.State {
+		case store.NotificationSending:
+			if err := a.Store.MarkNotificationInDoubt(ctx, sessionID, kind); err != nil {
+				return outcome{}, classify("mark notification "+kind+" in doubt", err)
 			}
-			return Undeliverable, nil
+			a.Metrics.recipientsRefused(audience, len(n.Refused))
+			a.log().WarnContext(ctx, "notification in doubt: an earlier attempt handed it over and got no reply",
+				"session_id", sessionID, "kind", kind, "refused", len(n.Refused))
+			return outcome{result: InDoubt, delivered: true, refused: len(n.Refused) > 0}, nil
+		case store.NotificationUndeliverable:
+			return outcome{result: AlreadySent, refused: true}, nil
 		}
-		return "", classify("send notification "+kind, err)
+		if len(n.Refused) > 0 {
+			// Answer a retry as the first attempt was answered.
+			return outcome{result: PartlySent, delivered: true, refused: true}, nil
+		}
+		return outcome{result: AlreadySent, delivered: true}, nil
 	}
-	if err := a.Store.MarkNotificationSent(ctx, sessionID, kind); err != nil {
-		return "", classify("mark notification "+kind+" sent", err)
+
+	var (
+		committed bool
+		refused   []store.RefusedRecipient
+	)
+	err = send(ctx, delivery{
+		refused: func(rs []notify.Refusal) {
+			refused = refused[:0]
+			for _, r := range rs {
+				refused = append(refused, store.RefusedRecipient{RecipientHash: r.RecipientHash,
+					Code: r.Code, Enhanced: r.Enhanced, Text: r.Text})
+			}
+		},
+		commit: func() error {
+			committed = true
+			return a.Store.MarkNotificationSending(ctx, sessionID, kind, refused...)
+		},
+	})
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	switch {
+	case err == nil:
+		if err := a.Store.MarkNotificationSent(rctx, sessionID, kind, refused...); err != nil {
+			return outcome{}, classify("mark notification "+kind+" sent", err)
+		}
+		if len(refused) == 0 {
+			return outcome{result: Sent, delivered: true}, nil
+		}
+		a.Metrics.recipientsRefused(audience, len(refused))
+		a.log().WarnContext(ctx, "notification partly sent: the mail server refused some recipients for good",
+			"session_id", sessionID, "kind", kind, "refused", len(refused), "recipient_hashes", hashes(refused))
+		return outcome{result: PartlySent, delivered: true, refused: true}, nil
+
+	case !committed && notify.IsRecipientRejected(err):
+		// Every address is wrong, not the server: parking would hold the
+		// session up for nothing an operator can fix here.
+		if err := a.Store.MarkNotificationUndeliverable(rctx, sessionID, kind, "recipient rejected: "+err.Error(), refused...); err != nil {
+			return outcome{}, classify("mark notification "+kind+" undeliverable", err)
+		}
+		a.Metrics.recipientsRefused(audience, max(len(refused), 1))
+		a.log().WarnContext(ctx, "notification undeliverable: the mail server refused every recipient",
+			"session_id", sessionID, "kind", kind, "recipient_hashes", hashes(refused))
+		return outcome{result: Undeliverable, refused: true}, nil
+
+	case committed && !notify.NotDelivered(err):
+		// The message may be with the server: it stays sending, and the
+		// retry settles it in doubt instead of sending it twice.
+		a.log().WarnContext(ctx, "notification handed over without a reply; the next attempt settles it in doubt",
+			"session_id", sessionID, "kind", kind, "error", pii.RedactAddresses(err.Error()))
+		return outcome{}, classify("send notification "+kind+": handed over, no reply", err)
+
+	case committed:
+		// Refused with a reply, or never complete at the server: the next
+		// attempt must send it, so it goes back to claimed.
+		if rerr := a.Store.MarkNotificationNotSent(rctx, sessionID, kind, err.Error()); rerr != nil {
+			a.log().ErrorContext(ctx, "notification not sent, and that could not be recorded; the next attempt will settle it in doubt",
+				"session_id", sessionID, "kind", kind, "error", pii.RedactAddresses(rerr.Error()))
+			return outcome{}, classify("mark notification "+kind+" not sent", fmt.Errorf("%w (after: %s)", rerr, err.Error()))
+		}
 	}
-	return Sent, nil
+	return outcome{}, classify("send notification "+kind, err)
+}
+
+func hashes(refused []store.RefusedRecipient) []string {
+	out := make([]string, 0, len(refused))
+	for _, r := range refused {
+		out = append(out, r.RecipientHash)
+	}
+	return out
 }
 
 // undeliverable records a notification that has no recipient, once.
@@ -169,19 +277,21 @@ func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail 
 	return Undeliverable, nil
 }
 
-// NotifyUser tells the verified user about their session, once per kind.
-// Without an address the notice is recorded as undeliverable.
+// NotifyUser tells the verified user about their session, once per notice:
+// per Key, or per kind when Key is empty. Without an address the notice is
+// recorded as undeliverable.
 func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
 	d, err := a.notifyUser(ctx, in)
 	if err == nil {
 		a.Metrics.notified("user", d)
-		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind, "result", d)
+		a.log().InfoContext(ctx, "user notified", "session_id", in.SessionID, "kind", in.Kind,
+			"notification", in.notificationKind(), "result", d)
 	}
 	return d, err
 }
 
 func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
-	kind := "user:" + string(in.Kind)
+	kind := in.notificationKind()
 	if in.Email == "" {
 		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision")
 	}
@@ -189,20 +299,24 @@ func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResul
 	if err != nil {
 		return "", classify("compose notification "+kind, err)
 	}
-	return a.sendOnce(ctx, in.SessionID, kind, in.Email, func(ctx context.Context, commit func() error) error {
-		msg.Commit = commit
+	o, err := a.sendOnce(ctx, "user", in.SessionID, kind, in.Email, func(ctx context.Context, d delivery) error {
+		msg.Commit, msg.Refused = d.commit, d.refused
 		return a.Mailer.Send(ctx, msg)
 	})
+	return o.result, err
 }
 
 // NotifyCompliance reports an AML case to compliance: by email and, when
-// configured, to the compliance webhook, each at most once per notice.
+// configured, to the compliance webhook, each at most once per notice. Each
+// address is a recipient of its own: one the mail server refuses for good is
+// dropped and recorded, the others still get the notice, and the result is
+// PartlySent. Every notice (each reminder) tries every configured address
+// again.
 func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) (NoticeResult, error) {
 	name := "opened"
 	if in.Reminder > 0 {
 		name = fmt.Sprintf("reminder-%d", in.Reminder)
 	}
-	result := NotConfigured
 	var to []string
 	if a.Compliance.Email != "" {
 		to = append(to, a.Compliance.Email)
@@ -210,66 +324,68 @@ func (a *Activities) NotifyCompliance(ctx context.Context, in ComplianceNotice) 
 	if in.Escalate && a.Compliance.Escalation != "" {
 		to = append(to, a.Compliance.Escalation)
 	}
+	// A follow-up case's notices are its own, not its first case's.
+	kind := "compliance:" + caseScope(in.Case) + name
+	var outcomes []outcome
 	if len(to) > 0 {
 		msg := complianceMessage(in, name, to)
-		d, err := a.sendOnce(ctx, in.Case.SessionID, "compliance:"+name+":email", strings.Join(to, ","),
-			func(ctx context.Context, commit func() error) error {
-				msg.Commit = commit
+		o, err := a.sendOnce(ctx, "compliance", in.Case.SessionID, kind+":email", strings.Join(to, ","),
+			func(ctx context.Context, d delivery) error {
+				msg.Commit, msg.Refused = d.commit, d.refused
 				return a.Mailer.Send(ctx, msg)
 			})
 		if err != nil {
 			return "", err
 		}
-		result = d
+		outcomes = append(outcomes, o)
 	}
 	if a.Compliance.Callback != nil {
-		d, err := a.sendOnce(ctx, in.Case.SessionID, "compliance:"+name+":webhook", "compliance-webhook",
-			func(ctx context.Context, _ func() error) error {
+		o, err := a.sendOnce(ctx, "compliance", in.Case.SessionID, kind+":webhook", "compliance-webhook",
+			func(ctx context.Context, _ delivery) error {
 				return a.Compliance.Callback.Post(ctx, complianceDocument(in, name))
 			})
 		if err != nil {
 			return "", err
 		}
-		result = d
+		outcomes = append(outcomes, o)
 	}
+	result := combine(outcomes)
 	a.Metrics.notified("compliance", result)
-	a.log().InfoContext(ctx, "compliance notified", "session_id", in.Case.SessionID, "notice", name,
+	a.log().InfoContext(ctx, "compliance notified", "session_id", in.Case.SessionID, "case_id", in.Case.ID(), "notice", name,
 		"escalated", in.Escalate, "result", result)
 	return result, nil
 }
 
-// OpenAMLCase records the case; opening it again changes nothing.
-func (a *Activities) OpenAMLCase(ctx context.Context, c AMLCase) (bool, error) {
-	hits := make([]store.AMLHit, 0, len(c.Hits))
-	for _, h := range c.Hits {
-		hits = append(hits, store.AMLHit{ID: h.ID, Datasets: h.Datasets, MatchScore: value(h.MatchScore),
-			RiskScore: value(h.RiskScore), ReviewStatus: h.ReviewStatus})
+// combine is the result of a notice sent by several channels (mail, the
+// compliance webhook): reached by some and refused by others is PartlySent,
+// refused by all is Undeliverable.
+func combine(outcomes []outcome) NoticeResult {
+	switch len(outcomes) {
+	case 0:
+		return NotConfigured
+	case 1:
+		return outcomes[0].result
 	}
-	created, err := a.Store.OpenAMLCase(ctx, store.AMLCase{SessionID: c.SessionID, OpenedAt: a.now(), Hits: hits})
-	if err != nil {
-		return false, classify("open AML case", err)
+	var delivered, refused, inDoubt bool
+	allAlready := true
+	for _, o := range outcomes {
+		delivered = delivered || o.delivered
+		refused = refused || o.refused
+		inDoubt = inDoubt || o.result == InDoubt
+		allAlready = allAlready && o.result == AlreadySent
 	}
-	return created, nil
-}
-
-// RecordAMLReminder records that a reminder went out.
-func (a *Activities) RecordAMLReminder(ctx context.Context, in ReminderInput) error {
-	if err := a.Store.RecordAMLReminder(ctx, in.SessionID, in.Reminder, in.Escalated); err != nil {
-		return classify("record AML reminder", err)
+	switch {
+	case refused && delivered:
+		return PartlySent
+	case refused:
+		return Undeliverable
+	case inDoubt:
+		return InDoubt
+	case allAlready:
+		return AlreadySent
+	default:
+		return Sent
 	}
-	return nil
-}
-
-// ResolveAMLCase records compliance's verdict.
-func (a *Activities) ResolveAMLCase(ctx context.Context, in ResolveInput) error {
-	err := a.Store.ResolveAMLCase(ctx, in.SessionID, store.Resolution{
-		Outcome: in.Resolution.Outcome, Reviewer: in.Resolution.Reviewer,
-		Note: in.Resolution.Note, ResolvedAt: a.now(),
-	})
-	if err != nil {
-		return classify("resolve AML case", err)
-	}
-	return nil
 }
 
 func value(p *float64) float64 {

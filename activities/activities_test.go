@@ -1,13 +1,21 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/diditflow/diditflow/didit"
@@ -156,7 +164,7 @@ func TestOpenAndResolveAMLCase(t *testing.T) {
 	if err := a.ResolveAMLCase(ctx, res); !errors.As(err, &app) || !app.NonRetryable() {
 		t.Fatalf("a conflicting resolution must not be retried: %v", err)
 	}
-	got, err := st.AMLCase(ctx, "s-1")
+	got, err := st.AMLCase(ctx, c.ID()) // records are keyed by case
 	if err != nil || got.Resolution.Outcome != contract.FalsePositive {
 		t.Fatalf("case = %+v, %v", got, err)
 	}
@@ -224,4 +232,478 @@ func TestCommitFailureCallsTheSendOff(t *testing.T) {
 	if n := len(sink.Mails()); n != 0 {
 		t.Fatalf("the server kept %d messages; without the final dot it must discard it", n)
 	}
+}
+
+// --- delivery state machine: a reply code is definitive ---
+
+// notification returns the recorded notification, failing the test without one.
+func notification(t *testing.T, st *store.Store, session, kind string) store.Notification {
+	t.Helper()
+	n, err := st.Notification(context.Background(), session, kind)
+	if err != nil {
+		t.Fatalf("notification %s/%s: %v", session, kind, err)
+	}
+	return n
+}
+
+// retryable fails the test unless err is an application error Temporal retries.
+func retryable(t *testing.T, err error) {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.NonRetryable() {
+		t.Fatalf("error = %v, want a retryable application error", err)
+	}
+}
+
+func nonRetryable(t *testing.T, err error) {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.NonRetryable() {
+		t.Fatalf("error = %v, want a non-retryable application error", err)
+	}
+}
+
+func TestGreylistedAtFinalDotIsRetriedAndSentOnce(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Calls: []int{1}, Reply: smtptest.Greylisted})
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
+
+	_, err := a.NotifyUser(ctx, in)
+	retryable(t, err)
+	if n := notification(t, st, "s-1", "user:approved"); n.State != store.NotificationClaimed || !strings.Contains(n.Detail, "451") {
+		t.Fatalf("after a 451 to the final dot: %+v, want claimed (sendable) with the reason", n)
+	}
+	if got := sink.Received(); len(got) != 1 || got[0].Code != 451 || len(sink.Mails()) != 0 {
+		t.Fatalf("server saw %+v, want one message refused with 451", got)
+	}
+
+	got, err := a.NotifyUser(ctx, in) // Temporal's retry, the greylisting over
+	if err != nil || got != Sent {
+		t.Fatalf("retry = %q, %v; want sent", got, err)
+	}
+	if got, err := a.NotifyUser(ctx, in); err != nil || got != AlreadySent {
+		t.Fatalf("third call = %q, %v; want already sent", got, err)
+	}
+	if n := len(sink.Mails()); n != 1 {
+		t.Fatalf("%d mails accepted, want exactly 1", n)
+	}
+	if n := notification(t, st, "s-1", "user:approved"); n.State != store.NotificationSent || n.Detail != "" || n.Attempts != 2 {
+		t.Fatalf("notification = %+v, want sent cleanly after 2 attempts", n)
+	}
+}
+
+func TestRefusedAtFinalDotParksAndOperatorRetrySends(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Calls: []int{1}, Reply: smtptest.Refused})
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeDeclined, Email: "user@example.com"}
+
+	_, err := a.NotifyUser(ctx, in)
+	nonRetryable(t, err) // the workflow parks the step
+	if strings.Contains(err.Error(), "user@example.com") {
+		t.Fatalf("error %q leaks the address", err)
+	}
+	if n := notification(t, st, "s-1", "user:declined"); n.State != store.NotificationClaimed || !strings.Contains(n.Detail, "554") {
+		t.Fatalf("after a 554 to the final dot: %+v, want claimed (not sent, sendable)", n)
+	}
+	if len(sink.Mails()) != 0 {
+		t.Fatal("a refused message counts as accepted")
+	}
+
+	// The operator's retry signal runs the activity again.
+	got, err := a.NotifyUser(ctx, in)
+	if err != nil || got != Sent || len(sink.Mails()) != 1 {
+		t.Fatalf("operator retry = %q, %v, %d mails; want sent, 1 mail", got, err, len(sink.Mails()))
+	}
+}
+
+func TestRefusedAtMailParksAndOperatorRetrySends(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.MailFrom, Calls: []int{1},
+		Reply: smtptest.Reply{Code: 553, Enhanced: "5.7.1", Message: "sender not allowed"}})
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
+	_, err := a.NotifyUser(ctx, in)
+	nonRetryable(t, err)
+	if n := notification(t, st, "s-1", "user:approved"); n.State != store.NotificationClaimed {
+		t.Fatalf("notification = %+v, want claimed", n)
+	}
+	if got, err := a.NotifyUser(ctx, in); err != nil || got != Sent || len(sink.Mails()) != 1 {
+		t.Fatalf("operator retry = %q, %v, %d mails", got, err, len(sink.Mails()))
+	}
+}
+
+func TestNoReplyAfterFinalDotIsInDoubtNotResent(t *testing.T) {
+	for name, tc := range map[string]struct {
+		reply   smtptest.Reply
+		timeout time.Duration
+	}{
+		"connection dropped": {reply: smtptest.HangUp},
+		"reply too slow":     {reply: smtptest.Reply{Delay: time.Second}, timeout: 200 * time.Millisecond},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sink := smtptest.NewServer(t)
+			sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Calls: []int{1}, Reply: tc.reply})
+			m, err := notify.NewSMTP(sink.URL(), "diditflow <no-reply@example.com>", notify.WithTimeout(tc.timeout))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, st := newActivities(t, m)
+			ctx := context.Background()
+			in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
+
+			_, err = a.NotifyUser(ctx, in)
+			retryable(t, err)
+			if n := notification(t, st, "s-1", "user:approved"); n.State != store.NotificationSending {
+				t.Fatalf("after no reply: %+v, want sending", n)
+			}
+			got, err := a.NotifyUser(ctx, in)
+			if err != nil || got != InDoubt {
+				t.Fatalf("retry = %q, %v; want in doubt", got, err)
+			}
+			if n := sink.Calls(smtptest.DataEnd); n != 1 {
+				t.Fatalf("the server got %d messages, want 1: a message handed over is not sent again", n)
+			}
+			// A slow server answers (250) after the client gave up.
+			for deadline := time.Now().Add(5 * time.Second); len(sink.Kept()) == 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := len(sink.Kept()); n != 1 {
+				t.Fatalf("the server keeps %d messages, want the one whose reply was lost", n)
+			}
+			if n := notification(t, st, "s-1", "user:approved"); n.State != store.NotificationSent || !strings.Contains(n.Detail, "in doubt") {
+				t.Fatalf("notification = %+v", n)
+			}
+		})
+	}
+}
+
+func TestGreylistedAtRcptIsRetriedAndSentOnce(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.RcptTo, Calls: []int{1}, Reply: smtptest.Greylisted})
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeInReview, Email: "user@example.com"}
+
+	_, err := a.NotifyUser(ctx, in)
+	retryable(t, err)
+	if n := notification(t, st, "s-1", "user:in_review"); n.State != store.NotificationClaimed {
+		t.Fatalf("after a 451 to RCPT: %+v, want claimed", n)
+	}
+	if n := sink.Calls(smtptest.DataEnd); n != 0 {
+		t.Fatalf("%d messages sent after a deferred recipient, want none", n)
+	}
+	if got, err := a.NotifyUser(ctx, in); err != nil || got != Sent {
+		t.Fatalf("retry = %q, %v; want sent", got, err)
+	}
+	if got, _ := a.NotifyUser(ctx, in); got != AlreadySent || len(sink.Mails()) != 1 {
+		t.Fatalf("third call = %q with %d mails; want already sent, 1 mail", got, len(sink.Mails()))
+	}
+}
+
+// counter reads one counter of reg; 0 when it was never counted.
+func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestComplianceRecipientRefusedIsDroppedRecordedAndCounted(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.RcptTo, Recipient: "head@example.com",
+		Reply: smtptest.Reply{Code: 550, Enhanced: "5.1.1", Message: "<head@example.com>: Recipient address rejected: User unknown"}})
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	reg := prometheus.NewRegistry()
+	a.Metrics = NewMetrics(reg)
+	var logs syncBuffer
+	a.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	c := AMLCase{SessionID: "s-1", Status: didit.StatusInReview, Hits: []didit.AMLHit{{ID: "hit-1"}}}
+
+	escalated := ComplianceNotice{Case: c, Reminder: 3, Escalate: true}
+	got, err := a.NotifyCompliance(ctx, escalated)
+	if err != nil || got != PartlySent {
+		t.Fatalf("NotifyCompliance = %q, %v; want partly sent", got, err)
+	}
+	mails := sink.Mails()
+	if len(mails) != 1 || len(mails[0].To) != 1 || mails[0].To[0] != "compliance@example.com" {
+		t.Fatalf("mails = %+v, want one to the accepting recipient", mails)
+	}
+	n := notification(t, st, "s-1", "compliance:reminder-3:email")
+	if n.State != store.NotificationSent || len(n.Refused) != 1 {
+		t.Fatalf("notification = %+v, want sent with one refusal", n)
+	}
+	r := n.Refused[0]
+	if r.RecipientHash != pii.HashAddress("head@example.com") || r.Code != 550 || r.Enhanced != "5.1.1" ||
+		!strings.Contains(r.Text, "User unknown") || strings.Contains(n.Detail, "head@") {
+		t.Fatalf("refusal = %+v (detail %q): want the hash, the code and the redacted text", r, n.Detail)
+	}
+	refused := map[string]string{"audience": "compliance"}
+	if v := counter(t, reg, "diditflow_recipients_refused_total", refused); v != 1 {
+		t.Fatalf("diditflow_recipients_refused_total = %v, want 1", v)
+	}
+	if v := counter(t, reg, "diditflow_notifications_total", map[string]string{"audience": "compliance", "result": "partly_sent"}); v != 1 {
+		t.Fatalf("partly_sent notifications = %v, want 1", v)
+	}
+
+	// Temporal retries the activity (say the webhook failed after the mail):
+	// the same answer, nothing sent or counted twice.
+	if got, err := a.NotifyCompliance(ctx, escalated); err != nil || got != PartlySent {
+		t.Fatalf("retry = %q, %v; want partly sent again", got, err)
+	}
+	if len(sink.Mails()) != 1 || counter(t, reg, "diditflow_recipients_refused_total", refused) != 1 {
+		t.Fatal("a retry sent or counted again")
+	}
+
+	// The next reminder still reaches the recipient that accepts.
+	got, err = a.NotifyCompliance(ctx, ComplianceNotice{Case: c, Reminder: 4, Escalate: true})
+	if err != nil || got != PartlySent {
+		t.Fatalf("next reminder = %q, %v; want partly sent", got, err)
+	}
+	mails = sink.Mails()
+	if len(mails) != 2 || mails[1].To[0] != "compliance@example.com" || !strings.Contains(mails[1].Subject, "reminder 4") {
+		t.Fatalf("mails = %+v, want reminder 4 to the accepting recipient", mails)
+	}
+	if v := counter(t, reg, "diditflow_recipients_refused_total", refused); v != 2 {
+		t.Fatalf("diditflow_recipients_refused_total = %v, want 2", v)
+	}
+	if out := logs.String(); strings.Contains(out, "@example.com") || !strings.Contains(out, pii.HashAddress("head@example.com")) {
+		t.Fatalf("logs must name the refused recipient by hash only:\n%s", out)
+	}
+}
+
+func TestComplianceAllRecipientsRefusedIsUndeliverable(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.RcptTo, Reply: smtptest.NoSuchUser})
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	c := AMLCase{SessionID: "s-1", Hits: []didit.AMLHit{{ID: "hit-1"}}}
+	got, err := a.NotifyCompliance(ctx, ComplianceNotice{Case: c, Reminder: 3, Escalate: true})
+	if err != nil || got != Undeliverable {
+		t.Fatalf("NotifyCompliance = %q, %v; want undeliverable", got, err)
+	}
+	n := notification(t, st, "s-1", "compliance:reminder-3:email")
+	if n.State != store.NotificationUndeliverable || len(n.Refused) != 2 || sink.Calls(smtptest.DataEnd) != 0 {
+		t.Fatalf("notification = %+v, %d messages; want undeliverable, both refusals, no DATA", n, sink.Calls(smtptest.DataEnd))
+	}
+}
+
+// recordingStore is the real store, with the order of the notification
+// transitions recorded and MarkNotificationSent failing as a worker killed
+// right after the handover would.
+type recordingStore struct {
+	*store.Store
+	outbox   string
+	steps    []string
+	failSent int
+}
+
+func (s *recordingStore) ClaimNotification(ctx context.Context, sessionID, kind, hash string) (store.Notification, bool, error) {
+	s.steps = append(s.steps, "claim")
+	return s.Store.ClaimNotification(ctx, sessionID, kind, hash)
+}
+
+func (s *recordingStore) MarkNotificationSending(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error {
+	tmp, _ := filepath.Glob(filepath.Join(s.outbox, ".tmp-*"))
+	s.steps = append(s.steps, fmt.Sprintf("sending(%d tmp, %d .eml)", len(tmp), countEML(s.outbox)))
+	return s.Store.MarkNotificationSending(ctx, sessionID, kind, refused...)
+}
+
+func (s *recordingStore) MarkNotificationSent(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error {
+	s.steps = append(s.steps, fmt.Sprintf("sent(%d .eml)", countEML(s.outbox)))
+	if s.failSent > 0 {
+		s.failSent--
+		return errors.New("worker killed before recording sent")
+	}
+	return s.Store.MarkNotificationSent(ctx, sessionID, kind, refused...)
+}
+
+func countEML(dir string) int {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	return len(names)
+}
+
+// countingMailer counts the messages it passes on.
+type countingMailer struct {
+	next  notify.Mailer
+	sends int
+}
+
+func (m *countingMailer) Send(ctx context.Context, msg notify.Message) error {
+	m.sends++
+	return m.next.Send(ctx, msg)
+}
+
+func newOutboxActivities(t *testing.T) (*Activities, *recordingStore, *countingMailer, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "outbox")
+	o, err := notify.NewOutbox(dir, "diditflow <no-reply@example.com>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, st := newActivities(t, nil)
+	rs := &recordingStore{Store: st, outbox: dir}
+	mailer := &countingMailer{next: o}
+	a.Store, a.Mailer = rs, mailer
+	return a, rs, mailer, dir
+}
+
+func TestOutboxFailureBeforeCommitLeavesItSendable(t *testing.T) {
+	a, rs, _, dir := newOutboxActivities(t)
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
+	if err := os.RemoveAll(dir); err != nil { // the temporary file cannot be created
+		t.Fatal(err)
+	}
+	_, err := a.NotifyUser(ctx, in)
+	retryable(t, err)
+	if n := notification(t, rs.Store, "s-1", "user:approved"); n.State != store.NotificationClaimed {
+		t.Fatalf("after a failed write: %+v, want claimed", n)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.NotifyUser(ctx, in); err != nil || got != Sent || countEML(dir) != 1 {
+		t.Fatalf("retry = %q, %v, %d files; want sent, 1 file", got, err, countEML(dir))
+	}
+	if want := []string{"claim", "claim", "sending(1 tmp, 0 .eml)", "sent(1 .eml)"}; !slices.Equal(rs.steps, want) {
+		t.Fatalf("steps = %v, want %v: sending once the file is complete, just before it appears", rs.steps, want)
+	}
+}
+
+func TestOutboxCrashAfterCommitIsInDoubtWithoutSecondFile(t *testing.T) {
+	a, rs, mailer, dir := newOutboxActivities(t)
+	rs.failSent = 1
+	ctx := context.Background()
+	in := UserNotice{SessionID: "s-1", Kind: NoticeApproved, Email: "user@example.com"}
+	_, err := a.NotifyUser(ctx, in)
+	retryable(t, err)
+	if n := notification(t, rs.Store, "s-1", "user:approved"); n.State != store.NotificationSending || countEML(dir) != 1 {
+		t.Fatalf("after the crash: %+v, %d files; want sending, 1 file", n, countEML(dir))
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	before, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.NotifyUser(ctx, in)
+	if err != nil || got != InDoubt {
+		t.Fatalf("retry = %q, %v; want in doubt", got, err)
+	}
+	after, err := os.ReadFile(files[0])
+	if err != nil || !bytes.Equal(before, after) || countEML(dir) != 1 || mailer.sends != 1 {
+		t.Fatalf("the retry wrote again: %d sends, %d files, same content %v", mailer.sends, countEML(dir), bytes.Equal(before, after))
+	}
+	if want := []string{"claim", "sending(1 tmp, 0 .eml)", "sent(1 .eml)", "claim"}; !slices.Equal(rs.steps, want) {
+		t.Fatalf("steps = %v, want %v", rs.steps, want)
+	}
+}
+
+func TestUserNoticeKeySendsOncePerKey(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	notice := func(key string) UserNotice {
+		return UserNotice{SessionID: "s-1", Kind: NoticeResubmitted, Email: "user@example.com", Key: key, Redo: []string{"liveness"}}
+	}
+	for i, step := range []struct {
+		key  string
+		want NoticeResult
+	}{
+		{"resubmitted:event-1", Sent},
+		{"resubmitted:event-2", Sent},
+		{"resubmitted:event-1", AlreadySent},
+		{"", Sent}, // a recorded history's notice: keyed by its kind
+		{"", AlreadySent},
+	} {
+		if got, err := a.NotifyUser(ctx, notice(step.key)); err != nil || got != step.want {
+			t.Fatalf("call %d (key %q) = %q, %v; want %q", i, step.key, got, err, step.want)
+		}
+	}
+	mails := sink.Mails()
+	if len(mails) != 3 {
+		t.Fatalf("%d mails, want 3", len(mails))
+	}
+	ids := map[string]bool{}
+	for _, m := range mails {
+		ids[m.Header.Get("Message-Id")] = true
+	}
+	if len(ids) != 3 {
+		t.Fatalf("Message-IDs %v: two notices share one, so receivers may drop one as a duplicate", ids)
+	}
+	var kinds []string
+	ns, err := st.Notifications(ctx, "s-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		kinds = append(kinds, n.Kind)
+	}
+	if want := []string{"user:resubmitted", "user:resubmitted:event-1", "user:resubmitted:event-2"}; !slices.Equal(kinds, want) {
+		t.Fatalf("kinds = %v, want %v", kinds, want)
+	}
+}
+
+func TestFollowUpCaseNoticesAreTheirOwn(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	first := AMLCase{CaseID: contract.AMLCaseWorkflowID("s-1"), SessionID: "s-1", Hits: []didit.AMLHit{{ID: "hit-1"}}}
+	followUp := AMLCase{CaseID: contract.FollowUpCaseID("s-1", 2), FollowUpOf: first.CaseID, SessionID: "s-1",
+		Hits: []didit.AMLHit{{ID: "hit-2"}}}
+	for i, n := range []struct {
+		c    AMLCase
+		want NoticeResult
+	}{{first, Sent}, {followUp, Sent}, {followUp, AlreadySent}} {
+		if got, err := a.NotifyCompliance(ctx, ComplianceNotice{Case: n.c}); err != nil || got != n.want {
+			t.Fatalf("notice %d = %q, %v; want %q", i, got, err, n.want)
+		}
+	}
+	mails := sink.Mails()
+	if len(mails) != 2 || mails[0].Header.Get("Message-Id") == mails[1].Header.Get("Message-Id") ||
+		!strings.Contains(string(mails[1].Data), "--workflow-id "+followUp.CaseID+" ") {
+		t.Fatalf("mails = %+v, want one per case, the follow-up's naming its own workflow", mails)
+	}
+	// The first case keeps the kind recorded before follow-up cases.
+	notification(t, st, "s-1", "compliance:opened:email")
+	notification(t, st, "s-1", "compliance:"+followUp.CaseID+":opened:email")
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/notify"
 )
 
@@ -38,7 +39,9 @@ func userMessage(in UserNotice) (notify.Message, error) {
 		return notify.Message{}, fmt.Errorf("unknown notice %q: %w", in.Kind, notify.ErrInvalidMessage)
 	}
 	return notify.Message{
-		ID:       in.SessionID + "/user/" + string(in.Kind),
+		// One ID per notice: the outbox file and the Message-ID derive from
+		// it, so two notices of one kind must not share it.
+		ID:       in.SessionID + "/" + strings.Replace(in.notificationKind(), ":", "/", 1),
 		To:       []string{in.Email},
 		Subject:  subject,
 		TextBody: body + "\n",
@@ -63,13 +66,27 @@ func stepName(step string) string {
 	return step
 }
 
+// caseScope tells a session's cases apart in notification kinds and message
+// IDs: "" for its first case, whose notices keep the names recorded before
+// follow-up cases existed, else the case ID and a colon.
+func caseScope(c AMLCase) string {
+	if id := c.ID(); id != contract.AMLCaseWorkflowID(c.SessionID) {
+		return id + ":"
+	}
+	return ""
+}
+
 // complianceMessage tells compliance about a case: identifiers and scores
 // only, and the exact signal that resolves it.
 func complianceMessage(in ComplianceNotice, name string, to []string) notify.Message {
 	c := in.Case
-	subject := "AML case opened: session " + c.SessionID
+	session := c.SessionID
+	if caseScope(c) != "" {
+		session += " (case " + c.ID() + ")"
+	}
+	subject := "AML case opened: session " + session
 	if in.Reminder > 0 {
-		subject = fmt.Sprintf("AML case unresolved (reminder %d): session %s", in.Reminder, c.SessionID)
+		subject = fmt.Sprintf("AML case unresolved (reminder %d): session %s", in.Reminder, session)
 		if in.Escalate {
 			subject = "ESCALATED " + subject
 		}
@@ -82,11 +99,11 @@ func complianceMessage(in ComplianceNotice, name string, to []string) notify.Mes
 			h.ID, strings.Join(h.Datasets, ", "), score(h.MatchScore), score(h.RiskScore), h.ReviewStatus)
 	}
 	fmt.Fprintf(&b, "\nReview the hits in Didit's console, then resolve the case:\n\n"+
-		"  temporal workflow signal --workflow-id aml-case-%s --name resolve \\\n"+
+		"  temporal workflow signal --workflow-id %s --name resolve \\\n"+
 		"    --input '{\"outcome\":\"false_positive\",\"reviewer\":\"you@example.com\",\"note\":\"why\"}'\n\n"+
-		"outcome is one of confirmed_match, false_positive, inconclusive.\n", c.SessionID)
+		"outcome is one of confirmed_match, false_positive, inconclusive.\n", c.ID())
 	return notify.Message{
-		ID:       c.SessionID + "/compliance/" + name,
+		ID:       c.SessionID + "/compliance/" + strings.ReplaceAll(caseScope(c), ":", "/") + name,
 		To:       to,
 		Subject:  subject,
 		TextBody: b.String(),
@@ -116,7 +133,7 @@ func complianceDocument(in ComplianceNotice, name string) map[string]any {
 		"session_id":  in.Case.SessionID,
 		"status":      in.Case.Status,
 		"vendor_data": in.Case.VendorData,
-		"case_id":     "aml-case-" + in.Case.SessionID,
+		"case_id":     in.Case.ID(),
 		"reminder":    in.Reminder,
 		"escalated":   in.Escalate,
 		"hits":        hits,

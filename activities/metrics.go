@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	events  *prometheus.CounterVec
 	notices *prometheus.CounterVec
+	refused *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -18,10 +19,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_notifications_total",
-			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured).",
+			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured, partly_sent).",
 		}, []string{"audience", "result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_recipients_refused_total",
+			Help: "Recipients a mail server refused for good (5xx to RCPT), by audience (user, compliance); counted once per notification.",
+		}, []string{"audience"}),
 	}
-	reg.MustRegister(m.events, m.notices)
+	reg.MustRegister(m.events, m.notices, m.refused)
 	return m
 }
 
@@ -44,4 +49,11 @@ func (m *Metrics) notified(audience string, d NoticeResult) {
 		return
 	}
 	m.notices.WithLabelValues(audience, string(d)).Inc()
+}
+
+func (m *Metrics) recipientsRefused(audience string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.refused.WithLabelValues(audience).Add(float64(n))
 }

@@ -57,11 +57,25 @@ const (
 type UserNotice struct {
 	SessionID string `json:"session_id"`
 	Kind      Notice `json:"kind"`
+	// Key is the notice's idempotency key within the session: a notice goes
+	// out once per key (so once per status change when the key names the
+	// event). Empty, as recorded histories send, means the kind: once per
+	// session and kind. The notification kind recorded is "user:" + Key.
+	Key string `json:"key,omitempty"`
 	// Email comes from Didit's decision; empty means none is known, and the
 	// notice is recorded as undeliverable.
 	Email string `json:"email,omitempty"`
 	// Redo lists, for a resubmission, the steps the user must repeat.
 	Redo []string `json:"redo,omitempty"`
+}
+
+// notificationKind is the notification kind recorded for the notice:
+// "user:" + Key, or "user:" + Kind without a Key.
+func (n UserNotice) notificationKind() string {
+	if n.Key != "" {
+		return "user:" + n.Key
+	}
+	return "user:" + string(n.Kind)
 }
 
 // NoticeResult is how a notification ended.
@@ -76,15 +90,33 @@ const (
 	// stopped before the acknowledgement was recorded; it is not sent again.
 	InDoubt       NoticeResult = "in_doubt"
 	NotConfigured NoticeResult = "not_configured"
+	// PartlySent: the notice reached some recipients while the mail server
+	// refused others for good (5xx to RCPT), or reached compliance's webhook
+	// but no address; the refusals are recorded on the notification, by
+	// address hash. Later notices still try every recipient.
+	PartlySent NoticeResult = "partly_sent"
 )
 
 // AMLCase describes an AML escalation: the session and the hits that are
 // not false positives. It carries hit identifiers and scores, never names.
 type AMLCase struct {
+	// CaseID is the case workflow's ID; empty (recorded before follow-up
+	// cases existed) means the session's first case.
+	CaseID string `json:"case_id,omitempty"`
+	// FollowUpOf is the session's first case, for a follow-up case.
+	FollowUpOf string         `json:"follow_up_of,omitempty"`
 	SessionID  string         `json:"session_id"`
 	Status     didit.Status   `json:"status"`
 	VendorData string         `json:"vendor_data,omitempty"`
 	Hits       []didit.AMLHit `json:"hits"`
+}
+
+// ID is the case's workflow ID, which also keys its record.
+func (c AMLCase) ID() string {
+	if c.CaseID != "" {
+		return c.CaseID
+	}
+	return contract.AMLCaseWorkflowID(c.SessionID)
 }
 
 // ComplianceNotice asks for one message to compliance about an AML case.
@@ -98,13 +130,17 @@ type ComplianceNotice struct {
 
 // ResolveInput records a case's resolution.
 type ResolveInput struct {
-	SessionID  string              `json:"session_id"`
+	SessionID string `json:"session_id"`
+	// CaseID names the case; empty means the session's first.
+	CaseID     string              `json:"case_id,omitempty"`
 	Resolution contract.Resolution `json:"resolution"`
 }
 
 // ReminderInput records a sent reminder.
 type ReminderInput struct {
 	SessionID string `json:"session_id"`
+	// CaseID names the case; empty means the session's first.
+	CaseID    string `json:"case_id,omitempty"`
 	Reminder  int    `json:"reminder"`
 	Escalated bool   `json:"escalated"`
 }

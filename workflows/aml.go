@@ -2,7 +2,10 @@ package workflows
 
 import (
 	"encoding/json"
+	"strconv"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
@@ -20,7 +23,18 @@ type CaseState struct {
 	Rejected  []string           `json:"rejected,omitempty"`
 	Parked    []ParkedStep       `json:"parked,omitempty"`
 	Decisions []OperatorDecision `json:"decisions,omitempty"`
+	// Flags are what needs an operator besides parked steps (since
+	// caseFlagsVersion).
+	Flags []Flag `json:"flags,omitempty"`
 }
+
+// The AML case workflow's versions (workflow.GetVersion).
+const (
+	caseFlagsChange = "aml-case-flags"
+	// caseFlagsVersion: the flag wiring (search attribute, record, metric)
+	// with an acknowledge signal, and refused recipients flagged.
+	caseFlagsVersion workflow.Version = 1
+)
 
 // AMLCase is a compliance case for a session's AML hits: it records the
 // case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
@@ -29,16 +43,40 @@ type CaseState struct {
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
-	st := newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, func(ctx workflow.Context) {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(len(state.Parked) > 0))
-	})
+	wired := workflow.GetVersion(ctx, caseFlagsChange, workflow.DefaultVersion, caseFlagsVersion) >= caseFlagsVersion
+	var st *steps
+	var fl *flags
+	if wired {
+		fl = &flags{list: &state.Flags, parked: &state.Parked, decisions: &state.Decisions,
+			sync: func(ctx workflow.Context, needs bool, reasons []string) { syncCaseFlags(ctx, in.Case, needs, reasons) }}
+		st = newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, fl.changed, fl.acknowledge)
+	} else {
+		st = newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, func(ctx workflow.Context) {
+			_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(len(state.Parked) > 0))
+		}, nil)
+	}
+	// notified flags what a compliance notice could not reach.
+	notified := func(ctx workflow.Context, name string, result activities.NoticeResult) {
+		switch {
+		case !wired:
+		case result == activities.PartlySent:
+			fl.raise(ctx, FlagRecipientRefused, "a compliance recipient refused the "+name+" notice; the others got it (see the notification record)")
+		case result == activities.Undeliverable:
+			fl.raise(ctx, FlagUndeliverable, "no compliance recipient accepted the "+name+" notice")
+		case result == activities.InDoubt:
+			fl.raise(ctx, FlagInDoubt, "the "+name+" notice was handed to the mail server but its acknowledgement was lost; check it arrived")
+		}
+	}
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
 		return contract.Resolution{}, err
 	}
 	logger := workflow.GetLogger(ctx)
 
 	state.Opened = st.run(ctx, "open AML case", acts.OpenAMLCase, in.Case, nil)
-	st.run(ctx, "notify compliance", acts.NotifyCompliance, activities.ComplianceNotice{Case: in.Case}, nil)
+	var result activities.NoticeResult
+	if st.run(ctx, "notify compliance", acts.NotifyCompliance, activities.ComplianceNotice{Case: in.Case}, &result) {
+		notified(ctx, "opening", result)
+	}
 
 	resolve := workflow.GetSignalChannel(ctx, contract.ResolveSignal)
 	for {
@@ -47,8 +85,11 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			state.Reminders++
 			state.Escalated = state.Escalated || state.Reminders >= settings.AMLEscalateAfter
 			notice := activities.ComplianceNotice{Case: in.Case, Reminder: state.Reminders, Escalate: state.Escalated}
-			st.run(ctx, "remind compliance", acts.NotifyCompliance, notice, nil)
-			reminder := activities.ReminderInput{SessionID: in.Case.SessionID, Reminder: state.Reminders, Escalated: state.Escalated}
+			if st.run(ctx, "remind compliance", acts.NotifyCompliance, notice, &result) {
+				notified(ctx, "reminder "+strconv.Itoa(state.Reminders), result)
+			}
+			reminder := activities.ReminderInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID,
+				Reminder: state.Reminders, Escalated: state.Escalated}
 			st.run(ctx, "record reminder", acts.RecordAMLReminder, reminder, nil)
 			continue
 		}
@@ -58,11 +99,23 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			continue
 		}
 		st.run(ctx, "record resolution", acts.ResolveAMLCase,
-			activities.ResolveInput{SessionID: in.Case.SessionID, Resolution: res}, nil)
+			activities.ResolveInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID, Resolution: res}, nil)
 		state.Resolution = &res
 		logger.Info("AML case resolved", "outcome", res.Outcome)
 		return res, nil
 	}
+}
+
+// syncCaseFlags writes a case's flag to its search attribute and, best
+// effort, to its record.
+func syncCaseFlags(ctx workflow.Context, c activities.AMLCase, needs bool, reasons []string) {
+	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(needs))
+	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	in := activities.FlagInput{SessionID: c.SessionID, CaseID: c.ID(), NeedsAttention: needs, Reasons: reasons}
+	_ = workflow.ExecuteActivity(opts, acts.FlagAMLCase, in).Get(ctx, nil)
 }
 
 // awaitResolution waits for a resolve signal for one reminder interval; ok

@@ -65,7 +65,7 @@ func TestAMLCaseResolved(t *testing.T) {
 	if res.Outcome != contract.FalsePositive || res.Reviewer != "officer@example.com" {
 		t.Fatalf("result = %+v", res)
 	}
-	c, err := h.store.AMLCase(context.Background(), in.Case.SessionID)
+	c, err := h.store.AMLCase(context.Background(), in.Case.ID())
 	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Outcome != contract.FalsePositive || c.RemindersSent != 0 {
 		t.Fatalf("case = %+v, %v", c, err)
 	}
@@ -106,7 +106,7 @@ func TestAMLCaseRemindsThenEscalates(t *testing.T) {
 			t.Fatalf("reminder %q to %q: only reminders from the 2nd escalate", m.Subject, m.To)
 		}
 	}
-	c, err := h.store.AMLCase(context.Background(), in.Case.SessionID)
+	c, err := h.store.AMLCase(context.Background(), in.Case.ID())
 	if err != nil || c.RemindersSent != 3 || !c.Escalated || c.State != store.AMLCaseResolved {
 		t.Fatalf("case = %+v, %v", c, err)
 	}

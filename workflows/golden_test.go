@@ -89,6 +89,14 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityInput, name: "RecordAMLReminder", typ: reflect.TypeFor[activities.ReminderInput](),
 		exempt: "no recorded AML case stayed open for a reminder interval (24h)"},
 	{site: siteActivityInput, name: "ResolveAMLCase", typ: reflect.TypeFor[activities.ResolveInput]()},
+	// Since the flag wiring (sessionFlagsVersion, caseFlagsVersion).
+	{site: siteActivityInput, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordInput]()},
+	{site: siteActivityResult, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordResult]()},
+	{site: siteActivityInput, name: "FlagSession", typ: reflect.TypeFor[activities.FlagInput]()},
+	{site: siteActivityInput, name: "FlagAMLCase", typ: reflect.TypeFor[activities.FlagInput](),
+		exempt: "no recorded AML case was flagged"},
+	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),
+		exempt: "no recorded history has an acknowledgement; same type as retry, which is covered"},
 
 	// Workflows.settings records the worker's Settings with
 	// workflow.SideEffect; it is the only side effect either workflow has.
@@ -104,6 +112,8 @@ var goldenKinds = []payloadKind{
 	{site: siteSearchAttribute, name: contract.AMLHitKey.GetName(), typ: reflect.TypeFor[bool]()},
 	{site: siteSearchAttribute, name: contract.NeedsAttentionKey.GetName(), typ: reflect.TypeFor[bool]()},
 	{site: siteSearchAttribute, name: contract.VendorDataKey.GetName(), typ: reflect.TypeFor[string]()},
+	// workflow.GetVersion upserts the versions a run took.
+	{site: siteSearchAttribute, name: "TemporalChangeVersion", typ: reflect.TypeFor[[]string]()},
 }
 
 // skippedMarkers are markers whose payloads are the SDK's bookkeeping, not

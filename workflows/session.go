@@ -32,6 +32,29 @@ type SessionState struct {
 	Decisions []OperatorDecision  `json:"decisions,omitempty"`
 	// Runs counts the runs this state has been carried through.
 	Runs int `json:"runs"`
+
+	// Since flags were wired (sessionFlagsVersion):
+
+	// Flags are what needs an operator besides parked steps; Attention is
+	// their predecessor, carried over into Flags.
+	Flags []Flag `json:"flags,omitempty"`
+	// Effects are the side effects still to run, in order, the first one
+	// possibly under way: continue-as-new carries them over.
+	Effects []PendingEffect `json:"effects,omitempty"`
+	// ContactEmail is the latest address Didit gave for the user, for the
+	// notices of events without a decision (Resubmitted, Kyc Expired).
+	ContactEmail string `json:"contact_email,omitempty"`
+	// Unconfirmed is set while the record's status comes from an event
+	// whose decision cannot be trusted: its side effects wait for an
+	// event that confirms the status.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// Cases are the session's AML case IDs, the first one first; CasedHits
+	// the hit IDs they cover, so a hit never opens a second case.
+	Cases     []string `json:"cases,omitempty"`
+	CasedHits []string `json:"cased_hits,omitempty"`
+	// Forgotten counts entries dropped from History, and forgotten keys
+	// from Seen, to keep the state bounded (maxHistory, maxSeen).
+	Forgotten int `json:"forgotten,omitempty"`
 }
 
 // HandledEvent is one entry of a session's history.
@@ -70,9 +93,17 @@ type session struct {
 	handled int
 	// effects are status changes whose side effects are still to run, in
 	// order; busy is set while one runs. They run apart from recording, so a
-	// parked notice never holds up the record of later events.
+	// parked notice never holds up the record of later events. Runs with
+	// flags wired keep them in state.Effects instead.
 	effects []effect
 	busy    bool
+	// wired is set for runs since flags were wired (sessionFlagsVersion):
+	// one flag wiring, a notice per status change, AML cases per set of
+	// hits, batched records, bounded state, effects carried over.
+	wired bool
+	flags *flags
+	// seenKeys indexes state.Seen.
+	seenKeys map[string]bool
 }
 
 type effect struct {
@@ -96,8 +127,15 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 	if s.state == nil {
 		s.state = &SessionState{SessionID: in.SessionID}
 	}
+	s.wired = workflow.GetVersion(ctx, sessionFlagsChange, workflow.DefaultVersion, sessionFlagsVersion) >= sessionFlagsVersion
 	s.state.Runs++
-	s.steps = newSteps(ctx, s.settings.StepBudget, &s.state.Parked, &s.state.Decisions, s.setAttention)
+	if s.wired {
+		s.wireFlags()
+		s.steps = newSteps(ctx, s.settings.StepBudget, &s.state.Parked, &s.state.Decisions,
+			func(ctx workflow.Context) { s.flags.changed(ctx) }, s.flags.acknowledge)
+	} else {
+		s.steps = newSteps(ctx, s.settings.StepBudget, &s.state.Parked, &s.state.Decisions, s.setAttention, nil)
+	}
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
 		return err
 	}
@@ -109,6 +147,15 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 	pending := in.Pending
 	for {
 		pending = append(pending, drain(events)...)
+		if s.wired && len(pending) > 0 && s.continueAsNew() && s.effectsSettled() {
+			// Continue as new in the very task that drained the events, so
+			// that a steady stream of them leaves the server no time to
+			// reject the continuation for a signal that came meanwhile.
+			if carried := s.unseen(pending); len(carried) <= maxCarried {
+				next := SessionInput{SessionStart: in.SessionStart, State: s.state, Pending: carried}
+				return workflow.NewContinueAsNewError(ctx, contract.SessionWorkflowType, next)
+			}
+		}
 		if len(pending) == 0 {
 			if !s.wait(events) {
 				// Quiet for the idle window. Drain once more: an event that
@@ -120,28 +167,42 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 			}
 			continue
 		}
-		// Event time order within what has arrived; the record decides
-		// across batches.
-		slices.SortStableFunc(pending, func(a, b contract.SessionEvent) int {
-			return compareEventTime(a.Event, b.Event)
-		})
-		for _, ev := range pending {
-			s.handle(ev)
-			s.handled++
+		if s.wired {
+			s.handleBatch(pending)
+		} else {
+			// Event time order within what has arrived; the record decides
+			// across batches.
+			slices.SortStableFunc(pending, func(a, b contract.SessionEvent) int {
+				return compareEventTime(a.Event, b.Event)
+			})
+			for _, ev := range pending {
+				s.handle(ev)
+			}
 		}
+		s.handled += len(pending)
 		pending = nil
 
 		if s.continueAsNew() {
-			// Side effects in flight finish in this run; only then is the
-			// state complete enough to carry over.
-			_ = workflow.Await(ctx, s.effectsIdle)
-			next := SessionInput{SessionStart: in.SessionStart, State: s.state, Pending: drain(events)}
+			next := SessionInput{SessionStart: in.SessionStart, State: s.state}
+			if s.wired {
+				// Effects carry over, so only one under way is waited for; a
+				// parked one waits for its operator in the next run.
+				s.awaitEffectsSettled()
+				next.Pending = s.carry(events)
+			} else {
+				// Side effects in flight finish in this run; only then is the
+				// state complete enough to carry over.
+				_ = workflow.Await(ctx, s.effectsIdle)
+				next.Pending = drain(events)
+			}
 			return workflow.NewContinueAsNewError(ctx, contract.SessionWorkflowType, next)
 		}
 	}
 }
 
-func (s *session) effectsIdle() bool { return len(s.effects) == 0 && !s.busy }
+func (s *session) effectsIdle() bool {
+	return len(s.effects) == 0 && len(s.state.Effects) == 0 && !s.busy
+}
 
 // wait blocks until an event arrives (true) or, once the session is final
 // and its side effects are done, until the idle window passes without one
@@ -158,6 +219,10 @@ func (s *session) wait(events workflow.ReceiveChannel) bool {
 
 // runEffects runs queued side effects one at a time, for the whole run.
 func (s *session) runEffects(ctx workflow.Context) {
+	if s.wired {
+		s.runPendingEffects(ctx)
+		return
+	}
 	for {
 		_ = workflow.Await(ctx, func() bool { return len(s.effects) > 0 })
 		job := s.effects[0]
@@ -187,7 +252,11 @@ func compareEventTime(a, b didit.Event) int {
 }
 
 func (s *session) continueAsNew() bool {
-	if workflow.GetInfo(s.ctx).GetContinueAsNewSuggested() {
+	info := workflow.GetInfo(s.ctx)
+	if info.GetContinueAsNewSuggested() {
+		return true
+	}
+	if s.wired && info.GetCurrentHistoryLength() >= maxHistoryLength {
 		return true
 	}
 	return s.settings.ContinueAsNewAfter > 0 && s.handled >= s.settings.ContinueAsNewAfter
@@ -354,7 +423,7 @@ func (s *session) setAttention(ctx workflow.Context) {
 }
 
 func (s *session) needsAttention() bool {
-	return len(s.state.Parked) > 0 || len(s.state.Attention) > 0
+	return len(s.state.Parked) > 0 || len(s.state.Attention) > 0 || len(s.state.Flags) > 0
 }
 
 func (s *session) upsertSearchAttributes() {

@@ -300,7 +300,7 @@ func TestDeclinedAfterAMLReview(t *testing.T) {
 	if rec := h.record(s2); rec.Status != "Declined" || rec.AMLHits != 1 {
 		t.Fatalf("record = %+v", rec)
 	}
-	c, err := h.store.AMLCase(context.Background(), s2)
+	c, err := h.store.AMLCase(context.Background(), contract.AMLCaseWorkflowID(s2))
 	if err != nil || c.State != store.AMLCaseResolved || len(c.Hits) != 1 {
 		t.Fatalf("AML case = %+v, %v", c, err)
 	}
@@ -441,39 +441,20 @@ func TestNoContactEmailIsUndeliverableNotParked(t *testing.T) {
 	if len(h.mails()) != 0 {
 		t.Fatal("no address, yet a mail was written")
 	}
-	n, err := h.store.Notification(context.Background(), s1, "user:approved")
+	n, err := h.store.Notification(context.Background(), s1, "user:approved:"+ev.Event.Key())
 	if err != nil || n.State != store.NotificationUndeliverable {
 		t.Fatalf("notification = %+v, %v", n, err)
 	}
-	if st := h.state(); st.Parked != nil || len(st.Decisions) != 0 {
+	st := h.state()
+	if st.Parked != nil || len(st.Decisions) != 0 {
 		t.Fatalf("state = %+v, want nothing parked", st)
 	}
-}
-
-func TestEnvelopeOnlyEventNeedsAttention(t *testing.T) {
-	h := newHarness(t, nil)
-	ev := fixtureEvent(t, "status-updated-approved.json")
-	ev.Proof = didit.Proof{Scheme: didit.SchemeSimple, EnvelopeOnly: true}
-	ev.Event = ev.Event.Authenticated(ev.Proof)
-	h.deliverAt(time.Second, ev)
-	// A signed, older In Review still applies: the unsigned event has no
-	// trustworthy time, so it never outranks a signed one.
-	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-in-progress.json"))
-	h.deliverAt(time.Hour, fixtureEvent(t, "status-updated-approved.json"))
-	h.run(s1)
+	// Nobody was told: an operator must be.
+	if len(st.Flags) != 1 || st.Flags[0].Kind != FlagUndeliverable {
+		t.Fatalf("flags = %+v, want the undeliverable notice flagged", st.Flags)
+	}
 	if v, _ := h.searchBool(contract.NeedsAttentionKey); !v {
-		t.Fatal("DiditNeedsAttention should be set for an envelope-only decision")
-	}
-	st := h.state()
-	if len(st.Attention) != 1 || st.Status != didit.StatusApproved {
-		t.Fatalf("state = %+v", st)
-	}
-	if got := outcomes(st); !slices.Equal(got, []string{"Approved:applied", "In Progress:applied", "Approved:applied"}) {
-		t.Fatalf("history = %v", got)
-	}
-	// Only the signed approval tells the user.
-	if got := h.subjects(); len(got) != 1 {
-		t.Fatalf("mails = %q", got)
+		t.Fatal("DiditNeedsAttention not set for an undeliverable notice")
 	}
 }
 
@@ -511,7 +492,8 @@ func TestParkedNoticeDoesNotHoldUpRecords(t *testing.T) {
 		whileParked = h.record(s2).Status
 		parked = h.state().Parked
 	}, 2*time.Minute)
-	h.signalAt(3*time.Minute, contract.RetrySignal, contract.OperatorAction{Step: "notify user: in_review"})
+	inReviewKey := fixtureEvent(t, "status-updated-in-review.json").Event.Key()
+	h.signalAt(3*time.Minute, contract.RetrySignal, contract.OperatorAction{Step: "notify user: in_review (event " + inReviewKey + ")"})
 	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
 	if len(parked) != 1 || whileParked != "Declined" {
@@ -569,7 +551,7 @@ func TestParkedStepRetriedByOperator(t *testing.T) {
 	h.signalAt(time.Minute+time.Second, contract.RetrySignal, contract.OperatorAction{Operator: "ops@example.com", Note: "mailbox fixed"})
 	h.run(s1)
 
-	if len(parked.Parked) != 1 || parked.Parked[0].Step != "notify user: approved" || !strings.Contains(parked.Parked[0].Error, "550") {
+	if len(parked.Parked) != 1 || !strings.HasPrefix(parked.Parked[0].Step, "notify user: approved (event ") || !strings.Contains(parked.Parked[0].Error, "550") {
 		t.Fatalf("while parked, state = %+v", parked.Parked)
 	}
 	if got := h.subjects(); len(got) != 1 {

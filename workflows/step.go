@@ -35,6 +35,9 @@ type OperatorDecision struct {
 	At       time.Time `json:"at"`
 }
 
+// maxDecisions bounds the operator decisions a workflow keeps.
+const maxDecisions = 50
+
 // steps runs a workflow's activities with durable retries and parks the ones
 // that cannot succeed, instead of failing the run.
 type steps struct {
@@ -45,20 +48,34 @@ type steps struct {
 	attention func(ctx workflow.Context)
 	nextID    int
 	answers   map[int]string
+	// carried are steps parked in an earlier run, by name: running one
+	// waits for the operator's answer instead of trying again at once.
+	carried map[string]int
 }
 
 // newSteps starts the coroutine that hands operator signals to parked steps.
 // A signal applies to the parked steps whose name it gives, or to all of
 // them; one that finds nothing parked is ignored, so it cannot release a
 // step that parks later.
+//
+// With acknowledge set (runs since flags were wired), the coroutine also
+// hands AcknowledgeSignal to it, and steps parked in an earlier run and
+// carried over by continue-as-new wait for their answer when they run again.
 func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, decisions *[]OperatorDecision,
-	attention func(workflow.Context)) *steps {
+	attention func(workflow.Context), acknowledge func(workflow.Context, json.RawMessage)) *steps {
 	s := &steps{budget: budget, parked: parked, decisions: decisions, attention: attention, answers: map[int]string{}}
 	for _, p := range *parked {
 		s.nextID = max(s.nextID, p.ID)
 	}
+	if acknowledge != nil {
+		s.carried = map[string]int{}
+		for _, p := range *parked {
+			s.carried[p.Step] = p.ID
+		}
+	}
 	retry := workflow.GetSignalChannel(ctx, contract.RetrySignal)
 	skip := workflow.GetSignalChannel(ctx, contract.SkipSignal)
+	ack := workflow.GetSignalChannel(ctx, contract.AcknowledgeSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var raw json.RawMessage
@@ -66,7 +83,14 @@ func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, 
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.RetrySignal })
 			sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.SkipSignal })
+			if acknowledge != nil {
+				sel.AddReceive(ack, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.AcknowledgeSignal })
+			}
 			sel.Select(ctx)
+			if signal == contract.AcknowledgeSignal {
+				acknowledge(ctx, raw)
+				continue
+			}
 			s.answer(ctx, signal, raw)
 		}
 	})
@@ -104,6 +128,9 @@ func (s *steps) answer(ctx workflow.Context, signal string, raw json.RawMessage)
 	if released == 0 {
 		logger.Warn("operator signal ignored: no matching step is parked", "signal", signal, "step", action.Step)
 	}
+	if len(*s.decisions) > maxDecisions {
+		*s.decisions = (*s.decisions)[len(*s.decisions)-maxDecisions:]
+	}
 }
 
 // activityOptions: exponential backoff from 1 s, doubling, capped at 5 min,
@@ -124,6 +151,14 @@ func (s *steps) activityOptions(ctx workflow.Context) workflow.Context {
 // run executes an activity and decodes its result into out (may be nil). It
 // returns false when an operator skipped the step, leaving out unset.
 func (s *steps) run(ctx workflow.Context, name string, activity, in, out any) bool {
+	if id, ok := s.carried[name]; ok {
+		// Parked in an earlier run: the operator answers, as if it had
+		// parked just now.
+		delete(s.carried, name)
+		if s.await(ctx, name, id) == contract.SkipSignal {
+			return false
+		}
+	}
 	for {
 		err := workflow.ExecuteActivity(s.activityOptions(ctx), activity, in).Get(ctx, out)
 		if err == nil {
@@ -151,6 +186,11 @@ func (s *steps) park(ctx workflow.Context, name string, cause error) string {
 	workflow.GetLogger(ctx).Error("step parked: waiting for an operator's retry or skip signal",
 		"step", name, "error", p.Error)
 
+	return s.await(ctx, name, id)
+}
+
+// await waits for the operator's answer to parked step id and releases it.
+func (s *steps) await(ctx workflow.Context, name string, id int) string {
 	_ = workflow.Await(ctx, func() bool { _, ok := s.answers[id]; return ok })
 	action := s.answers[id]
 	delete(s.answers, id)

@@ -8,10 +8,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -61,6 +61,11 @@ func run() error {
 	}
 	fmt.Fprintf(w, "record\t%s\tstatus %s (event %s, created %s)\tAML hits %d\tneeds attention %t\n",
 		v.SessionID, v.Status, v.EventKey, time.Unix(v.EventCreatedAt, 0).UTC().Format(time.RFC3339), v.AMLHits, v.NeedsAttention)
+	for _, reason := range strings.Split(v.Attention, "\n") {
+		if reason != "" {
+			fmt.Fprintf(w, "attention\t%s\n", reason)
+		}
+	}
 	events, err := st.Events(ctx, *session)
 	if err != nil {
 		return err
@@ -76,17 +81,17 @@ func run() error {
 	for _, n := range notes {
 		fmt.Fprintf(w, "notice\t%s\t%s\tattempts %d\t%s\n", n.Kind, n.State, n.Attempts, n.Detail)
 	}
-	c, err := st.AMLCase(ctx, *session)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
+	cases, err := st.AMLCases(ctx, *session)
+	if err != nil {
 		return err
-	default:
+	}
+	for _, c := range cases {
 		resolution := "unresolved"
 		if c.Resolution != nil {
 			resolution = fmt.Sprintf("%s by %s", c.Resolution.Outcome, c.Resolution.Reviewer)
 		}
-		fmt.Fprintf(w, "AML case\t%s\t%d hit(s)\treminders %d, escalated %t\t%s\n", c.State, len(c.Hits), c.RemindersSent, c.Escalated, resolution)
+		fmt.Fprintf(w, "AML case\t%s\t%s\t%d hit(s)\treminders %d, escalated %t\t%s\tneeds attention %t\n",
+			c.CaseID, c.State, len(c.Hits), c.RemindersSent, c.Escalated, resolution, c.NeedsAttention)
 	}
 	return nil
 }

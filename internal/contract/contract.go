@@ -9,6 +9,7 @@ package contract
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -32,6 +33,9 @@ const (
 	RetrySignal = "retry"
 	// SkipSignal releases a parked step by giving it up (OperatorAction).
 	SkipSignal = "skip"
+	// AcknowledgeSignal clears a flag that needs no retry, such as a notice
+	// in doubt (OperatorAction, naming the flag).
+	AcknowledgeSignal = "acknowledge"
 	// ResolveSignal closes an AML case (Resolution).
 	ResolveSignal = "resolve"
 	// StateQuery returns a workflow's state.
@@ -46,8 +50,16 @@ const (
 // SessionWorkflowID is the ID of the one workflow that runs a session.
 func SessionWorkflowID(sessionID string) string { return sessionIDPrefix + sessionID }
 
-// AMLCaseWorkflowID is the ID of a session's AML case.
+// AMLCaseWorkflowID is the ID of a session's first AML case. Its follow-up
+// cases (hits found later) are FollowUpCaseID; all of a session's cases
+// share the prefix, so `WorkflowId STARTS_WITH "aml-case-<session_id>"`
+// lists them.
 func AMLCaseWorkflowID(sessionID string) string { return amlCaseIDPrefix + sessionID }
+
+// FollowUpCaseID is the ID of a session's n-th AML case, n ≥ 2.
+func FollowUpCaseID(sessionID string, n int) string {
+	return AMLCaseWorkflowID(sessionID) + "-" + strconv.Itoa(n)
+}
 
 // Search attributes ops filter on in the Temporal UI. They must be registered
 // on the namespace (make run and docker-compose do it). No personal data:
@@ -95,11 +107,14 @@ type SessionEvent struct {
 	ReceivedAt time.Time `json:"received_at"`
 }
 
-// OperatorAction is the optional payload of RetrySignal and SkipSignal. Step
-// names the parked step to release (as the state query shows it); empty
-// releases every parked step. Operator and Note are only recorded.
+// OperatorAction is the optional payload of RetrySignal, SkipSignal and
+// AcknowledgeSignal. Step names the parked step to release (as the state
+// query shows it); empty releases every parked step. Flag names the flags an
+// acknowledgement clears, by kind (in_doubt, undeliverable, ...) or by ID;
+// empty clears every flag. Operator and Note are only recorded.
 type OperatorAction struct {
 	Step     string `json:"step,omitempty"`
+	Flag     string `json:"flag,omitempty"`
 	Operator string `json:"operator,omitempty"`
 	Note     string `json:"note,omitempty"`
 }

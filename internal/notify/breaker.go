@@ -126,7 +126,8 @@ func newBreaker(name string, opts []BreakerOption) *breaker {
 func (b *breaker) do(call func() error) error {
 	_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, call() })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return fmt.Errorf("breaker %q: %w", b.name, ErrCircuitOpen)
+		// Nothing was attempted, so nothing was delivered.
+		return fmt.Errorf("breaker %q: %w", b.name, notDelivered(ErrCircuitOpen))
 	}
 	return err
 }

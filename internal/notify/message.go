@@ -35,12 +35,28 @@ type Message struct {
 	To       []string // RFC 5322 addresses, with or without display names
 	Subject  string
 	TextBody string
-	// Commit, if set, is called when the whole message is with the server
-	// and only its acknowledgement is outstanding: the last moment at which
-	// the delivery can still be called off. An error calls it off. Callers
-	// record "handed over" there, so that a crash leaves a message in doubt
-	// rather than sent twice.
+	// Commit, if set, is called at the last moment at which the delivery can
+	// still be called off: over SMTP when the whole message but its final
+	// "." is with the server, in the outbox when the file is complete under
+	// a temporary name and not yet renamed into place. An error calls the
+	// delivery off. Callers record "handed over" there, so that a crash
+	// leaves a message in doubt rather than sent twice; if Send then fails
+	// with an error for which NotDelivered holds, the message was not
+	// delivered after all and may be sent again.
 	Commit func() error `json:"-"`
+	// Refused, if set, is called once per Send, before Commit or before
+	// Send fails, with the recipients the server refused for good (5xx to
+	// RCPT) when it deferred none (a 4xx to any RCPT fails the whole Send,
+	// transiently, with nothing sent). The message goes to the recipients
+	// the server accepted; when it accepted none, Send fails with an error
+	// for which IsRecipientRejected holds.
+	Refused func([]Refusal) `json:"-"`
+}
+
+// envelopeRecipient is one RCPT address and its position in Message.To.
+type envelopeRecipient struct {
+	address string
+	index   int
 }
 
 // Render returns the message as RFC 5322 bytes with CRLF line endings, sent
@@ -54,8 +70,9 @@ func (m Message) Render(from string, date time.Time) ([]byte, error) {
 	return raw, err
 }
 
-// render returns the message bytes and the bare envelope recipients.
-func (m Message) render(from *mail.Address, date time.Time) ([]byte, []string, error) {
+// render returns the message bytes and the bare envelope recipients, each
+// address once.
+func (m Message) render(from *mail.Address, date time.Time) ([]byte, []envelopeRecipient, error) {
 	if m.ID == "" {
 		return nil, nil, fmt.Errorf("%w: empty ID", ErrInvalidMessage)
 	}
@@ -69,7 +86,7 @@ func (m Message) render(from *mail.Address, date time.Time) ([]byte, []string, e
 		return nil, nil, fmt.Errorf("%w: no recipients", ErrInvalidAddress)
 	}
 	to := make([]string, 0, len(m.To))
-	rcpts := make([]string, 0, len(m.To))
+	rcpts := make([]envelopeRecipient, 0, len(m.To))
 	seen := make(map[string]bool, len(m.To))
 	for i, s := range m.To {
 		// The index, not the value, goes into the error: addresses are PII.
@@ -83,7 +100,7 @@ func (m Message) render(from *mail.Address, date time.Time) ([]byte, []string, e
 		}
 		seen[key] = true
 		to = append(to, addr.String())
-		rcpts = append(rcpts, addr.Address)
+		rcpts = append(rcpts, envelopeRecipient{address: addr.Address, index: i})
 	}
 
 	var b bytes.Buffer
@@ -120,9 +137,6 @@ func (m Message) render(from *mail.Address, date time.Time) ([]byte, []string, e
 	return b.Bytes(), rcpts, nil
 }
 
-// messageID derives the Message-ID from the notification ID alone, so every
-// retry of one notification carries the same Message-ID and receiving systems
-// can drop duplicates.
 // MessageID is the Message-ID header of the message with the given ID sent
 // from fromAddress: the same on every attempt, so duplicates can be told.
 func MessageID(id, fromAddress string) string {

@@ -35,22 +35,21 @@ func NewOutbox(dir, from string) (*Outbox, error) {
 }
 
 // Send writes m to its file atomically: readers see the previous version or
-// the new one, never a partial message.
+// the new one, never a partial message. The file is written and synced under
+// a temporary name first; m.Commit is called then, the last moment before the
+// rename that delivers it, as it is before SMTP's final ".". Every failure
+// leaves no new file and satisfies NotDelivered; only a crash between the
+// rename and the caller's record of it leaves doubt.
 func (o *Outbox) Send(ctx context.Context, m Message) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return notDelivered(err)
 	}
 	raw, _, err := m.render(o.from, o.now())
 	if err != nil {
-		return fmt.Errorf("outbox %s: %w", m.ID, err)
+		return fmt.Errorf("outbox %s: %w", m.ID, notDelivered(err))
 	}
-	if m.Commit != nil {
-		if err := m.Commit(); err != nil {
-			return fmt.Errorf("outbox %s: commit: %w", m.ID, err)
-		}
-	}
-	if err := writeFileAtomic(o.dir, outboxFileName(m.ID), raw); err != nil {
-		return fmt.Errorf("outbox %s: %w", m.ID, err)
+	if err := writeFileAtomic(o.dir, outboxFileName(m.ID), raw, m.Commit); err != nil {
+		return fmt.Errorf("outbox %s: %w", m.ID, notDelivered(err))
 	}
 	return nil
 }
@@ -79,16 +78,23 @@ func outboxFileName(id string) string {
 	return b.String() + "-" + hex.EncodeToString(sum[:6]) + ".eml"
 }
 
-func writeFileAtomic(dir, name string, data []byte) (err error) {
+// writeFileAtomic writes data to dir/name through a temporary file, calling
+// commit (if not nil) once the temporary file is complete and synced, just
+// before the rename; an error from commit calls the write off. rename is
+// atomic, so when it fails the file was not replaced.
+func writeFileAtomic(dir, name string, data []byte, commit func() error) (err error) {
 	// The temporary name starts with a dot and does not end in .eml, so tools
 	// watching the outbox for *.eml never pick up a half-written file.
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
 	}
+	closed := false
 	defer func() {
 		if err != nil {
-			_ = tmp.Close()
+			if !closed {
+				_ = tmp.Close()
+			}
 			_ = os.Remove(tmp.Name())
 		}
 	}()
@@ -98,8 +104,14 @@ func writeFileAtomic(dir, name string, data []byte) (err error) {
 	if err = tmp.Sync(); err != nil {
 		return err
 	}
+	closed = true
 	if err = tmp.Close(); err != nil {
 		return err
+	}
+	if commit != nil {
+		if err = commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 	}
 	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err

@@ -117,3 +117,50 @@ func TestOutboxWritesNothingForInvalidMessage(t *testing.T) {
 		t.Errorf("outbox holds %q after a rejected message", names)
 	}
 }
+
+func TestOutboxCommitsJustBeforeTheFileAppears(t *testing.T) {
+	o, dir := newOutbox(t)
+	m := testMessage()
+	var atCommit []string
+	m.Commit = func() error {
+		atCommit = entries(t, dir)
+		return nil
+	}
+	if err := o.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	// At the commit the message is complete under its temporary name only.
+	if len(atCommit) != 1 || !strings.HasPrefix(atCommit[0], ".tmp-") {
+		t.Fatalf("outbox at commit = %q, want only the temporary file", atCommit)
+	}
+	if names := entries(t, dir); len(names) != 1 || !strings.HasSuffix(names[0], ".eml") {
+		t.Fatalf("outbox after Send = %q, want the .eml alone", names)
+	}
+}
+
+func TestOutboxFailedCommitWritesNothing(t *testing.T) {
+	o, dir := newOutbox(t)
+	m := testMessage()
+	m.Commit = func() error { return errors.New("database down") }
+	err := o.Send(context.Background(), m)
+	if err == nil || !notify.NotDelivered(err) {
+		t.Fatalf("err = %v, want a failure NotDelivered holds for", err)
+	}
+	if names := entries(t, dir); len(names) != 0 {
+		t.Fatalf("outbox holds %q after a called-off send", names)
+	}
+}
+
+func TestOutboxFailureBeforeCommitDoesNotCommit(t *testing.T) {
+	o, dir := newOutbox(t)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	m := testMessage()
+	commits := 0
+	m.Commit = func() error { commits++; return nil }
+	err := o.Send(context.Background(), m)
+	if err == nil || !notify.NotDelivered(err) || commits != 0 {
+		t.Fatalf("err = %v after %d commits, want a NotDelivered failure before any commit", err, commits)
+	}
+}

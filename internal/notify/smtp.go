@@ -11,7 +11,10 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"time"
+
+	"github.com/diditflow/diditflow/internal/pii"
 )
 
 // DefaultSMTPTimeout bounds one delivery when the caller's context has no
@@ -152,32 +155,46 @@ func NewSMTP(rawURL, from string, opts ...SMTPOption) (*SMTP, error) {
 	return s, nil
 }
 
-// Send delivers m. Once the server has accepted the message data, Send
-// reports success even if QUIT fails, so a retry cannot deliver it twice.
+// Send delivers m to every recipient the server accepts. Once the server has
+// accepted the message data, Send reports success even if QUIT fails, so a
+// retry cannot deliver it twice.
+//
+// Every reply code is taken at its word: a 4xx or 5xx reply, at any stage and
+// to the final "." too, means the message was not accepted, and the error
+// satisfies NotDelivered (4xx transient, 5xx permanent). The one failure that
+// leaves doubt is a connection lost or timed out after the final "." was
+// written and before a reply was read: that error wraps ErrUnconfirmed.
+//
+// A recipient refused for good (5xx to RCPT) is dropped and reported through
+// m.Refused, and the message goes to the others; see Message.Refused.
 func (s *SMTP) Send(ctx context.Context, m Message) error {
 	raw, rcpts, err := m.render(s.from, s.now())
 	if err != nil {
-		return fmt.Errorf("smtp %s: %w", m.ID, err)
+		return fmt.Errorf("smtp %s: %w", m.ID, notDelivered(err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := s.deliver(ctx, raw, rcpts, m.Commit); err != nil {
+	accepted, err := s.deliver(ctx, m.ID, raw, rcpts, m.Commit, m.Refused)
+	if err != nil {
 		// Network errors caused by the deadline or a cancellation say only
 		// "i/o timeout"; wrapping the context error lets callers and the
 		// breaker tell a caller's cancellation from a slow server.
 		if ctxErr := contextErr(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w: %w", ctxErr, err)
 		}
-		return fmt.Errorf("smtp %s: %w", m.ID, err)
+		return fmt.Errorf("smtp %s: %w", m.ID, notDelivered(err))
 	}
-	s.logger.DebugContext(ctx, "notify: smtp message delivered", "message_id", m.ID, "recipients", len(rcpts))
+	s.logger.DebugContext(ctx, "notify: smtp message delivered", "message_id", m.ID,
+		"recipients", accepted, "refused", len(rcpts)-accepted)
 	return nil
 }
 
-func (s *SMTP) deliver(ctx context.Context, raw []byte, rcpts []string, commit func() error) error {
+// deliver runs one SMTP transaction and returns how many recipients the
+// server accepted the message for.
+func (s *SMTP) deliver(ctx context.Context, id string, raw []byte, rcpts []envelopeRecipient, commit func() error, onRefused func([]Refusal)) (int, error) {
 	conn, err := s.dial(ctx, "tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return 0, fmt.Errorf("dial: %w", err)
 	}
 	// net/smtp has no context support: a deadline bounds every read and
 	// write, and cancellation moves the deadline into the past to unblock them.
@@ -191,58 +208,116 @@ func (s *SMTP) deliver(ctx context.Context, raw []byte, rcpts []string, commit f
 		tc := tls.Client(conn, s.clientTLSConfig())
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
-			return fmt.Errorf("tls handshake: %w", err)
+			return 0, fmt.Errorf("tls handshake: %w", err)
 		}
 		conn = tc
 	}
 	c, err := smtp.NewClient(conn, s.host)
 	if err != nil {
 		_ = conn.Close()
-		return replyError("greeting", err)
+		return 0, replyError("greeting", err)
 	}
 	defer c.Close()
 
 	if err := c.Hello(s.helloName); err != nil {
-		return replyError("EHLO", err)
+		return 0, replyError("EHLO", err)
 	}
 	if !s.implicitTLS && s.startTLS != startTLSOff {
 		if ok, _ := c.Extension("STARTTLS"); ok {
 			if err := c.StartTLS(s.clientTLSConfig()); err != nil {
-				return replyError("STARTTLS", err)
+				return 0, replyError("STARTTLS", err)
 			}
 		} else if s.startTLS == startTLSRequired {
 			// Transient: the server, not the message, is at fault, and the
 			// breaker should see it.
-			return errors.New("server does not offer STARTTLS, which starttls=required demands")
+			return 0, errors.New("server does not offer STARTTLS, which starttls=required demands")
 		} else {
 			s.logger.DebugContext(ctx, "notify: smtp server offers no STARTTLS, sending in clear", "host", s.host)
 		}
 	}
 	if s.username != "" {
 		if _, isTLS := c.TLSConnectionState(); !isTLS && !isLocalhost(s.host) {
-			return errors.New("refusing AUTH over an unencrypted connection")
+			return 0, errors.New("refusing AUTH over an unencrypted connection")
 		}
 		if ok, _ := c.Extension("AUTH"); !ok {
-			return errors.New("server does not offer AUTH, but the URL has credentials")
+			return 0, errors.New("server does not offer AUTH, but the URL has credentials")
 		}
 		if err := c.Auth(smtp.PlainAuth("", s.username, s.password, s.host)); err != nil {
-			return replyError("AUTH", err)
+			return 0, replyError("AUTH", err)
 		}
 	}
 	if err := c.Mail(s.from.Address); err != nil {
-		return replyError("MAIL", err)
+		return 0, replyError("MAIL", err)
 	}
-	for _, rcpt := range rcpts {
-		// Failing the whole message on any rejected recipient keeps delivery
-		// all-or-nothing: nothing has been sent before DATA.
-		if err := c.Rcpt(rcpt); err != nil {
-			return replyError("RCPT", err)
+	accepted, err := s.recipients(ctx, c, id, rcpts, onRefused)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.data(c, raw, commit); err != nil {
+		return 0, err
+	}
+	_ = c.Quit()
+	return accepted, nil
+}
+
+// recipients sends RCPT for each recipient and returns how many the server
+// accepted. Each recipient is answered on its own (RFC 5321 §3.3): a 5xx
+// drops that recipient only, while a 4xx fails the whole message, which is
+// retried later as a whole, because nothing has been sent yet.
+func (s *SMTP) recipients(ctx context.Context, c *smtp.Client, id string, rcpts []envelopeRecipient, onRefused func([]Refusal)) (int, error) {
+	var (
+		refused  []Refusal
+		firstErr *ReplyError
+	)
+	for _, r := range rcpts {
+		err := c.Rcpt(r.address)
+		if err == nil {
+			continue
 		}
+		var tpErr *textproto.Error
+		if !errors.As(err, &tpErr) || tpErr.Code < 500 || tpErr.Code > 599 {
+			return 0, replyError("RCPT", err)
+		}
+		reply := newReplyError("RCPT", tpErr.Code, tpErr.Msg)
+		if firstErr == nil {
+			firstErr = reply
+		}
+		refusal := Refusal{Index: r.index, RecipientHash: pii.HashAddress(r.address),
+			Code: reply.Code, Enhanced: reply.Enhanced,
+			Text: pii.RedactAddresses(strings.TrimSpace(strings.TrimPrefix(reply.Text, reply.Enhanced)))}
+		refused = append(refused, refusal)
+		s.logger.DebugContext(ctx, "notify: smtp recipient refused", "message_id", id,
+			"recipient_hash", refusal.RecipientHash, "code", refusal.Code, "enhanced", refusal.Enhanced)
 	}
-	w, err := c.Data()
+	if len(refused) > 0 && onRefused != nil {
+		onRefused(refused)
+	}
+	switch {
+	case len(refused) < len(rcpts):
+		return len(rcpts) - len(refused), nil
+	case len(rcpts) == 1:
+		return 0, firstErr
+	default:
+		return 0, fmt.Errorf("all %d recipients refused: %w", len(rcpts), firstErr)
+	}
+}
+
+// data sends DATA, the message and the final ".", and reads the reply to
+// it. net/smtp's Data writes the "." and reads its reply in one call, which
+// would hide the one distinction that matters here: whether the server can
+// have the message (the "." went out) when no reply comes back.
+func (s *SMTP) data(c *smtp.Client, raw []byte, commit func() error) error {
+	id, err := c.Text.Cmd("DATA")
+	if err != nil {
+		return fmt.Errorf("DATA: %w", err)
+	}
+	c.Text.StartResponse(id)
+	_, _, err = c.Text.ReadResponse(354)
+	c.Text.EndResponse(id)
 	if err != nil {
 		return replyError("DATA", err)
 	}
+	w := c.Text.DotWriter()
 	if _, err := w.Write(raw); err != nil {
 		return fmt.Errorf("write message: %w", err)
 	}
@@ -252,10 +327,19 @@ func (s *SMTP) deliver(ctx context.Context, raw []byte, rcpts []string, commit f
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
+	// A failed write leaves the "." (the last bytes written) unsent, so the
+	// server cannot have taken the message.
 	if err := w.Close(); err != nil {
-		return replyError("DATA", err)
+		return fmt.Errorf(`write final ".": %w`, err)
 	}
-	_ = c.Quit()
+	// The server has the whole message: from here only its reply tells.
+	if _, _, err := c.Text.ReadResponse(2); err != nil {
+		var tpErr *textproto.Error
+		if errors.As(err, &tpErr) {
+			return replyError(".", err)
+		}
+		return fmt.Errorf(`%w: reply to the final ".": %w`, ErrUnconfirmed, err)
+	}
 	return nil
 }
 

@@ -11,7 +11,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
+	"github.com/diditflow/diditflow/internal/pii"
 )
 
 func TestSMTPDeliversMessage(t *testing.T) {
@@ -282,5 +284,134 @@ func TestNewSMTPRejectsBadConfiguration(t *testing.T) {
 				t.Errorf("error %q leaks the password", err)
 			}
 		})
+	}
+}
+
+// --- reply codes are definitive; only a lost reply after "." leaves doubt ---
+
+// sinkMailer is an SMTP mailer for a scripted smtptest server.
+func sinkMailer(t *testing.T, sink *smtptest.Server, opts ...notify.SMTPOption) *notify.SMTP {
+	t.Helper()
+	return newSMTP(t, sink.URL(), opts...)
+}
+
+// hooked returns testMessage to the given recipients with Commit and Refused
+// recording their calls.
+func hooked(to ...string) (notify.Message, *int, *[]notify.Refusal) {
+	m := testMessage()
+	m.To = to
+	commits := new(int)
+	refused := new([]notify.Refusal)
+	m.Commit = func() error { *commits++; return nil }
+	m.Refused = func(rs []notify.Refusal) { *refused = append(*refused, rs...) }
+	return m, commits, refused
+}
+
+func TestSMTPReplyToFinalDotIsDefinitive(t *testing.T) {
+	for name, tc := range map[string]struct {
+		reply     smtptest.Reply
+		permanent bool
+	}{
+		"451 greylisted": {smtptest.Greylisted, false},
+		"554 refused":    {smtptest.Refused, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sink := smtptest.NewServer(t)
+			sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Reply: tc.reply})
+			m, commits, _ := hooked("alice@example.com")
+			err := sinkMailer(t, sink).Send(context.Background(), m)
+			var reply *notify.ReplyError
+			if !errors.As(err, &reply) || reply.Command != "." || reply.Code != tc.reply.Code {
+				t.Fatalf("err = %v, want the %d to the final dot", err, tc.reply.Code)
+			}
+			if !notify.NotDelivered(err) || errors.Is(err, notify.ErrUnconfirmed) || notify.IsPermanent(err) != tc.permanent {
+				t.Fatalf("err = %v: NotDelivered %v, permanent %v; want not delivered, permanent %v",
+					err, notify.NotDelivered(err), notify.IsPermanent(err), tc.permanent)
+			}
+			if *commits != 1 || len(sink.Mails()) != 0 {
+				t.Fatalf("%d commits, %d mails accepted; want 1 commit and none accepted", *commits, len(sink.Mails()))
+			}
+		})
+	}
+}
+
+func TestSMTPNoReplyAfterFinalDotIsUnconfirmed(t *testing.T) {
+	for name, tc := range map[string]struct {
+		reply smtptest.Reply
+		opts  []notify.SMTPOption
+	}{
+		"hang-up":    {reply: smtptest.HangUp},
+		"slow reply": {reply: smtptest.Reply{Delay: time.Second}, opts: []notify.SMTPOption{notify.WithTimeout(100 * time.Millisecond)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sink := smtptest.NewServer(t)
+			sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Reply: tc.reply})
+			m, commits, _ := hooked("alice@example.com")
+			err := sinkMailer(t, sink, tc.opts...).Send(context.Background(), m)
+			if !errors.Is(err, notify.ErrUnconfirmed) || notify.NotDelivered(err) || notify.IsPermanent(err) {
+				t.Fatalf("err = %v, want transient ErrUnconfirmed that NotDelivered does not claim", err)
+			}
+			if *commits != 1 || sink.Calls(smtptest.DataEnd) != 1 {
+				t.Fatalf("%d commits, %d messages; want 1 and 1", *commits, sink.Calls(smtptest.DataEnd))
+			}
+		})
+	}
+}
+
+func TestSMTPFailuresBeforeFinalDotAreNotDelivered(t *testing.T) {
+	for name, rule := range map[string]smtptest.Rule{
+		"MAIL 553":         {Command: smtptest.MailFrom, Reply: smtptest.Reply{Code: 553, Enhanced: "5.7.1", Message: "no"}},
+		"MAIL hang-up":     {Command: smtptest.MailFrom, Reply: smtptest.HangUp},
+		"RCPT 451":         {Command: smtptest.RcptTo, Reply: smtptest.Greylisted},
+		"RCPT hang-up":     {Command: smtptest.RcptTo, Reply: smtptest.HangUp},
+		"RCPT 451 for one": {Command: smtptest.RcptTo, Recipient: "bob@example.com", Reply: smtptest.Greylisted},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sink := smtptest.NewServer(t)
+			sink.Script(rule)
+			m, commits, refused := hooked("alice@example.com", "bob@example.com")
+			err := sinkMailer(t, sink).Send(context.Background(), m)
+			if err == nil || !notify.NotDelivered(err) || errors.Is(err, notify.ErrUnconfirmed) {
+				t.Fatalf("err = %v, want a failure NotDelivered holds for", err)
+			}
+			if *commits != 0 || len(*refused) != 0 || sink.Calls(smtptest.DataEnd) != 0 {
+				t.Fatalf("%d commits, refusals %v, %d messages; want none", *commits, *refused, sink.Calls(smtptest.DataEnd))
+			}
+		})
+	}
+}
+
+func TestSMTPRefusedRecipientIsDroppedAndReported(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.RcptTo, Recipient: "bob@example.com",
+		Reply: smtptest.Reply{Code: 550, Enhanced: "5.1.1", Message: "<bob@example.com>: Recipient address rejected"}})
+	m, commits, refused := hooked("Alice <alice@example.com>", "Bob <bob@example.com>")
+	if err := sinkMailer(t, sink).Send(context.Background(), m); err != nil {
+		t.Fatalf("Send = %v, want the message sent to the other recipient", err)
+	}
+	mails := sink.Mails()
+	if len(mails) != 1 || strings.Join(mails[0].To, ",") != "alice@example.com" || *commits != 1 {
+		t.Fatalf("mails = %+v after %d commits, want one to alice", mails, *commits)
+	}
+	want := notify.Refusal{Index: 1, RecipientHash: pii.HashAddress("bob@example.com"), Code: 550, Enhanced: "5.1.1",
+		Text: "<[redacted]>: Recipient address rejected"}
+	if len(*refused) != 1 || (*refused)[0] != want {
+		t.Fatalf("refused = %+v, want %+v", *refused, want)
+	}
+}
+
+func TestSMTPAllRecipientsRefused(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.Script(smtptest.Rule{Command: smtptest.RcptTo, Reply: smtptest.NoSuchUser})
+	m, commits, refused := hooked("alice@example.com", "bob@example.com")
+	err := sinkMailer(t, sink).Send(context.Background(), m)
+	if !notify.IsRecipientRejected(err) || !notify.IsPermanent(err) || !notify.NotDelivered(err) {
+		t.Fatalf("err = %v, want a permanent recipient rejection", err)
+	}
+	if strings.Contains(err.Error(), "@example.com") {
+		t.Errorf("error %q names an address", err)
+	}
+	if *commits != 0 || len(*refused) != 2 || sink.Calls(smtptest.DataEnd) != 0 {
+		t.Fatalf("%d commits, refusals %+v, %d messages; want 0, both, none", *commits, *refused, sink.Calls(smtptest.DataEnd))
 	}
 }

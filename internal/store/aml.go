@@ -40,11 +40,15 @@ type Resolution struct {
 	ResolvedAt time.Time
 }
 
-// AMLCase is the compliance case opened for a session with AML hits, one per
-// session.
+// AMLCase is a compliance case for AML hits of a session. A session's first
+// case is aml-case-<session_id>; hits found later open follow-ups.
 type AMLCase struct {
+	// CaseID is the case workflow's ID, which keys the case.
+	CaseID    string
 	SessionID string
-	State     AMLCaseState
+	// FollowUpOf is the session's first case, for a follow-up.
+	FollowUpOf string
+	State      AMLCaseState
 	// OpenedAt is when the case was opened; zero means now.
 	OpenedAt      time.Time
 	Hits          []AMLHit
@@ -53,14 +57,18 @@ type AMLCase struct {
 	Escalated bool
 	// Resolution is nil while the case is open.
 	Resolution *Resolution
+	// NeedsAttention and Attention mirror the case workflow's flags: set
+	// only by SetCaseAttention.
+	NeedsAttention bool
+	Attention      string
 }
 
-// OpenAMLCase opens the AML case of c.SessionID with c.OpenedAt and c.Hits;
-// the other fields are ignored. created is false when the session already
-// has a case, which is left as it was.
+// OpenAMLCase opens the case c.CaseID of c.SessionID with c.FollowUpOf,
+// c.OpenedAt and c.Hits; the other fields are ignored. created is false when
+// the case exists already, which is left as it was.
 func (s *Store) OpenAMLCase(ctx context.Context, c AMLCase) (created bool, err error) {
-	if c.SessionID == "" {
-		return false, fmt.Errorf("open aml case: session id is required: %w", ErrInvalid)
+	if c.CaseID == "" || c.SessionID == "" {
+		return false, fmt.Errorf("open aml case: case and session ids are required: %w", ErrInvalid)
 	}
 	hits := c.Hits
 	if hits == nil {
@@ -68,25 +76,27 @@ func (s *Store) OpenAMLCase(ctx context.Context, c AMLCase) (created bool, err e
 	}
 	hitsJSON, err := json.Marshal(hits)
 	if err != nil {
-		return false, fmt.Errorf("open aml case %s: %w", c.SessionID, err)
+		return false, fmt.Errorf("open aml case %s: %w", c.CaseID, err)
 	}
 	r, err := s.db.ExecContext(ctx, s.q(`
-		INSERT INTO aml_cases (session_id, state, opened_at, hits, reminders_sent, escalated)
-		VALUES (?, 'open', ?, ?, 0, FALSE)
-		ON CONFLICT (session_id) DO NOTHING`),
-		c.SessionID, s.unixOrNow(c.OpenedAt), string(hitsJSON))
+		INSERT INTO aml_cases (case_id, session_id, follow_up_of, state, opened_at, hits, reminders_sent, escalated)
+		VALUES (?, ?, ?, 'open', ?, ?, 0, FALSE)
+		ON CONFLICT (case_id) DO NOTHING`),
+		c.CaseID, c.SessionID, c.FollowUpOf, s.unixOrNow(c.OpenedAt), string(hitsJSON))
 	if err != nil {
-		return false, fmt.Errorf("open aml case %s: %w", c.SessionID, err)
+		return false, fmt.Errorf("open aml case %s: %w", c.CaseID, err)
 	}
 	n, err := r.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("open aml case %s: %w", c.SessionID, err)
+		return false, fmt.Errorf("open aml case %s: %w", c.CaseID, err)
 	}
 	return n == 1, nil
 }
 
-// AMLCase returns the AML case of a session, or ErrNotFound.
-func (s *Store) AMLCase(ctx context.Context, sessionID string) (AMLCase, error) {
+const amlCaseColumns = `case_id, session_id, follow_up_of, state, opened_at, hits, reminders_sent, escalated,
+		       resolution, reviewer, note, resolved_at, needs_attention, attention`
+
+func scanAMLCase(row interface{ Scan(...any) error }) (AMLCase, error) {
 	var (
 		c          AMLCase
 		openedAt   int64
@@ -96,20 +106,12 @@ func (s *Store) AMLCase(ctx context.Context, sessionID string) (AMLCase, error) 
 		note       string
 		resolvedAt sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, s.q(`
-		SELECT session_id, state, opened_at, hits, reminders_sent, escalated,
-		       resolution, reviewer, note, resolved_at
-		FROM aml_cases WHERE session_id = ?`), sessionID,
-	).Scan(&c.SessionID, &c.State, &openedAt, &hits, &c.RemindersSent, &c.Escalated,
-		&outcome, &reviewer, &note, &resolvedAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AMLCase{}, fmt.Errorf("get aml case %s: %w", sessionID, ErrNotFound)
-	}
-	if err != nil {
-		return AMLCase{}, fmt.Errorf("get aml case %s: %w", sessionID, err)
+	if err := row.Scan(&c.CaseID, &c.SessionID, &c.FollowUpOf, &c.State, &openedAt, &hits, &c.RemindersSent, &c.Escalated,
+		&outcome, &reviewer, &note, &resolvedAt, &c.NeedsAttention, &c.Attention); err != nil {
+		return AMLCase{}, err
 	}
 	if err := json.Unmarshal([]byte(hits), &c.Hits); err != nil {
-		return AMLCase{}, fmt.Errorf("get aml case %s: decode hits: %w", sessionID, err)
+		return AMLCase{}, fmt.Errorf("decode hits: %w", err)
 	}
 	c.OpenedAt = fromUnix(openedAt)
 	if outcome.Valid {
@@ -123,45 +125,93 @@ func (s *Store) AMLCase(ctx context.Context, sessionID string) (AMLCase, error) 
 	return c, nil
 }
 
+// AMLCase returns a case by its ID, or ErrNotFound.
+func (s *Store) AMLCase(ctx context.Context, caseID string) (AMLCase, error) {
+	c, err := scanAMLCase(s.db.QueryRowContext(ctx, s.q(`SELECT `+amlCaseColumns+` FROM aml_cases WHERE case_id = ?`), caseID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return AMLCase{}, fmt.Errorf("get aml case %s: %w", caseID, ErrNotFound)
+	}
+	if err != nil {
+		return AMLCase{}, fmt.Errorf("get aml case %s: %w", caseID, err)
+	}
+	return c, nil
+}
+
+// AMLCases returns a session's cases, first case first.
+func (s *Store) AMLCases(ctx context.Context, sessionID string) ([]AMLCase, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`
+		SELECT `+amlCaseColumns+` FROM aml_cases WHERE session_id = ? ORDER BY opened_at, case_id`), sessionID)
+	if err != nil {
+		return nil, fmt.Errorf("list aml cases of %s: %w", sessionID, err)
+	}
+	defer rows.Close()
+	var out []AMLCase
+	for rows.Next() {
+		c, err := scanAMLCase(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list aml cases of %s: %w", sessionID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list aml cases of %s: %w", sessionID, err)
+	}
+	return out, nil
+}
+
 // RecordAMLReminder records that reminder number n of a case was sent, and
 // whether it went to the escalation contact. It is idempotent: recording the
 // same reminder again (an activity retry) does not count it twice.
-func (s *Store) RecordAMLReminder(ctx context.Context, sessionID string, reminder int, escalated bool) error {
+func (s *Store) RecordAMLReminder(ctx context.Context, caseID string, reminder int, escalated bool) error {
 	r, err := s.db.ExecContext(ctx, s.q(`
 		UPDATE aml_cases SET reminders_sent = CASE WHEN ? > reminders_sent THEN ? ELSE reminders_sent END,
 		                     escalated = (escalated OR ?)
-		WHERE session_id = ?`),
-		reminder, reminder, escalated, sessionID)
-	if err != nil {
-		return fmt.Errorf("record aml reminder for %s: %w", sessionID, err)
-	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("record aml reminder for %s: %w", sessionID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("record aml reminder for %s: %w", sessionID, ErrNotFound)
-	}
-	return nil
+		WHERE case_id = ?`),
+		reminder, reminder, escalated, caseID)
+	return oneRow(r, err, "record aml reminder for "+caseID)
 }
 
 // ResolveAMLCase closes an open case with res. Resolving a resolved case with
 // the same outcome is a no-op that keeps the first reviewer, note and time;
 // another outcome returns ErrConflict, because a verdict is only changed by
 // a person, not by a retry.
-func (s *Store) ResolveAMLCase(ctx context.Context, sessionID string, res Resolution) error {
+func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolution) error {
 	if !res.Outcome.Valid() {
-		return fmt.Errorf("resolve aml case %s: unknown outcome %q: %w", sessionID, res.Outcome, ErrInvalid)
+		return fmt.Errorf("resolve aml case %s: unknown outcome %q: %w", caseID, res.Outcome, ErrInvalid)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, string(res.Outcome),
 			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?
-			WHERE session_id = ? AND state = 'open'`,
-			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), sessionID},
-			`SELECT resolution FROM aml_cases WHERE session_id = ?`, sessionID)
+			WHERE case_id = ? AND state = 'open'`,
+			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), caseID},
+			`SELECT resolution FROM aml_cases WHERE case_id = ?`, caseID)
 	})
 	if err != nil {
-		return fmt.Errorf("resolve aml case %s: %w", sessionID, err)
+		return fmt.Errorf("resolve aml case %s: %w", caseID, err)
+	}
+	return nil
+}
+
+// SetCaseAttention sets a case's flag and the reasons for it (no personal
+// data: they name steps and kinds of trouble). ErrNotFound when the case was
+// never recorded.
+func (s *Store) SetCaseAttention(ctx context.Context, caseID string, needs bool, attention string) error {
+	r, err := s.db.ExecContext(ctx, s.q(`UPDATE aml_cases SET needs_attention = ?, attention = ? WHERE case_id = ?`),
+		needs, attention, caseID)
+	return oneRow(r, err, "set attention on aml case "+caseID)
+}
+
+// oneRow checks that an UPDATE of one keyed row found it.
+func oneRow(r sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return nil
 }

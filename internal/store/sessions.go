@@ -56,9 +56,11 @@ type SessionRecord struct {
 	WebhookType     string
 	AMLHits         int
 	AMLMaxRiskScore *float64
-	// NeedsAttention flags the session for an operator. Events leave it as
-	// it is; only SetNeedsAttention changes it.
+	// NeedsAttention flags the session for an operator, and Attention says
+	// why. Events leave them as they are; only SetNeedsAttention and
+	// SetAttention change them.
 	NeedsAttention bool
+	Attention      string
 	FirstSeenAt    time.Time
 	UpdatedAt      time.Time
 }
@@ -85,94 +87,122 @@ type Event struct {
 // and late arrivals never move a record backwards. The conditional upsert makes this
 // hold when several processes record events for one session at once.
 func (s *Store) RecordEvent(ctx context.Context, e EventRecord) (RecordResult, error) {
-	if e.SessionID == "" || e.EventKey == "" {
-		return RecordResult{}, fmt.Errorf("record event %q: session id and event key are required: %w", e.EventKey, ErrInvalid)
+	res, err := s.RecordEvents(ctx, []EventRecord{e})
+	if err != nil {
+		return RecordResult{}, err
 	}
+	return res[0], nil
+}
+
+// RecordEvents records events as RecordEvent does, in order and in one
+// transaction: a burst of one session's deliveries costs one commit.
+func (s *Store) RecordEvents(ctx context.Context, events []EventRecord) ([]RecordResult, error) {
+	for _, e := range events {
+		if e.SessionID == "" || e.EventKey == "" {
+			return nil, fmt.Errorf("record event %q: session id and event key are required: %w", e.EventKey, ErrInvalid)
+		}
+	}
+	out := make([]RecordResult, len(events))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, e := range events {
+			res, err := s.recordEvent(ctx, tx, e)
+			if err != nil {
+				return fmt.Errorf("record event %s: %w", e.EventKey, err)
+			}
+			out[i] = res
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range events {
+		s.logger.DebugContext(ctx, "event recorded",
+			"session_id", e.SessionID, "event_key", e.EventKey,
+			"duplicate", out[i].Duplicate, "applied", out[i].Applied)
+	}
+	return out, nil
+}
+
+// recordEvent is one event of RecordEvents, inside its transaction.
+func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (RecordResult, error) {
 	now := s.clock().Unix()
 	receivedAt := s.unixOrNow(e.ReceivedAt)
 	var res RecordResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, s.q(`
-			INSERT INTO verification_events
-				(session_id, event_key, webhook_type, status, event_created_at, received_at, applied)
-			VALUES (?, ?, ?, ?, ?, ?, FALSE)
-			ON CONFLICT (session_id, event_key) DO NOTHING
-			RETURNING id`),
-			e.SessionID, e.EventKey, e.WebhookType, e.Status, e.EventCreatedAt, receivedAt,
-		).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			// Report what the first recording did, so a caller whose first
-			// attempt committed but never heard back still learns it.
-			res.Duplicate = true
-			return tx.QueryRowContext(ctx, s.q(`
-				SELECT e.applied, e.previous_status, v.status
-				FROM verification_events e JOIN verifications v ON v.session_id = e.session_id
-				WHERE e.session_id = ? AND e.event_key = ?`), e.SessionID, e.EventKey,
-			).Scan(&res.Applied, &res.PreviousStatus, &res.CurrentStatus)
-		}
-		if err != nil {
-			return err
-		}
-
-		// One workflow records a session's events one at a time; the lock
-		// only keeps PreviousStatus exact should two writers ever race.
-		lock := ""
-		if s.dialect == postgres {
-			lock = " FOR UPDATE"
-		}
-		err = tx.QueryRowContext(ctx, s.q(`SELECT status FROM verifications WHERE session_id = ?`+lock), e.SessionID).Scan(&res.PreviousStatus)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-
-		// vendor_data is the business's own reference for the user; an event
-		// that omits it must not erase it.
-		r, err := tx.ExecContext(ctx, s.q(`
-			INSERT INTO verifications
-				(session_id, status, status_rank, event_created_at, event_key, vendor_data, webhook_type,
-				 aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?)
-			ON CONFLICT (session_id) DO UPDATE SET
-				status             = excluded.status,
-				status_rank        = excluded.status_rank,
-				event_created_at   = excluded.event_created_at,
-				event_key          = excluded.event_key,
-				vendor_data        = CASE WHEN excluded.vendor_data = '' THEN verifications.vendor_data
-				                          ELSE excluded.vendor_data END,
-				webhook_type       = excluded.webhook_type,
-				aml_hits           = excluded.aml_hits,
-				aml_max_risk_score = excluded.aml_max_risk_score,
-				updated_at         = excluded.updated_at
-			WHERE excluded.event_created_at > verifications.event_created_at
-			   OR (excluded.event_created_at = verifications.event_created_at
-			       AND excluded.status_rank > verifications.status_rank)`),
-			e.SessionID, e.Status, e.StatusRank, e.EventCreatedAt, e.EventKey, e.VendorData, e.WebhookType,
-			e.AMLHits, e.AMLMaxRiskScore, now, now,
-		)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return err
-		}
-		res.CurrentStatus = res.PreviousStatus
-		if n > 0 {
-			res.Applied = true
-			res.CurrentStatus = e.Status
-		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = ?, previous_status = ? WHERE id = ?`),
-			res.Applied, res.PreviousStatus, id)
-		return err
-	})
-	if err != nil {
-		return RecordResult{}, fmt.Errorf("record event %s: %w", e.EventKey, err)
+	var id int64
+	err := tx.QueryRowContext(ctx, s.q(`
+		INSERT INTO verification_events
+			(session_id, event_key, webhook_type, status, event_created_at, received_at, applied)
+		VALUES (?, ?, ?, ?, ?, ?, FALSE)
+		ON CONFLICT (session_id, event_key) DO NOTHING
+		RETURNING id`),
+		e.SessionID, e.EventKey, e.WebhookType, e.Status, e.EventCreatedAt, receivedAt,
+	).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Report what the first recording did, so a caller whose first
+		// attempt committed but never heard back still learns it.
+		res.Duplicate = true
+		err = tx.QueryRowContext(ctx, s.q(`
+			SELECT e.applied, e.previous_status, v.status
+			FROM verification_events e JOIN verifications v ON v.session_id = e.session_id
+			WHERE e.session_id = ? AND e.event_key = ?`), e.SessionID, e.EventKey,
+		).Scan(&res.Applied, &res.PreviousStatus, &res.CurrentStatus)
+		return res, err
 	}
-	s.logger.DebugContext(ctx, "event recorded",
-		"session_id", e.SessionID, "event_key", e.EventKey,
-		"duplicate", res.Duplicate, "applied", res.Applied)
-	return res, nil
+	if err != nil {
+		return RecordResult{}, err
+	}
+
+	// One workflow records a session's events one at a time; the lock
+	// only keeps PreviousStatus exact should two writers ever race.
+	lock := ""
+	if s.dialect == postgres {
+		lock = " FOR UPDATE"
+	}
+	err = tx.QueryRowContext(ctx, s.q(`SELECT status FROM verifications WHERE session_id = ?`+lock), e.SessionID).Scan(&res.PreviousStatus)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return RecordResult{}, err
+	}
+
+	// vendor_data is the business's own reference for the user; an event
+	// that omits it must not erase it.
+	r, err := tx.ExecContext(ctx, s.q(`
+		INSERT INTO verifications
+			(session_id, status, status_rank, event_created_at, event_key, vendor_data, webhook_type,
+			 aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?)
+		ON CONFLICT (session_id) DO UPDATE SET
+			status             = excluded.status,
+			status_rank        = excluded.status_rank,
+			event_created_at   = excluded.event_created_at,
+			event_key          = excluded.event_key,
+			vendor_data        = CASE WHEN excluded.vendor_data = '' THEN verifications.vendor_data
+			                          ELSE excluded.vendor_data END,
+			webhook_type       = excluded.webhook_type,
+			aml_hits           = excluded.aml_hits,
+			aml_max_risk_score = excluded.aml_max_risk_score,
+			updated_at         = excluded.updated_at
+		WHERE excluded.event_created_at > verifications.event_created_at
+		   OR (excluded.event_created_at = verifications.event_created_at
+		       AND excluded.status_rank > verifications.status_rank)`),
+		e.SessionID, e.Status, e.StatusRank, e.EventCreatedAt, e.EventKey, e.VendorData, e.WebhookType,
+		e.AMLHits, e.AMLMaxRiskScore, now, now,
+	)
+	if err != nil {
+		return RecordResult{}, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return RecordResult{}, err
+	}
+	res.CurrentStatus = res.PreviousStatus
+	if n > 0 {
+		res.Applied = true
+		res.CurrentStatus = e.Status
+	}
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = ?, previous_status = ? WHERE id = ?`),
+		res.Applied, res.PreviousStatus, id)
+	return res, err
 }
 
 // Session returns the record of a session, or ErrNotFound.
@@ -211,7 +241,7 @@ func (s *Store) RecentSessions(ctx context.Context, limit int) ([]SessionRecord,
 }
 
 const verificationColumns = `session_id, status, event_created_at, event_key, vendor_data, webhook_type,
-		       aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at`
+		       aml_hits, aml_max_risk_score, needs_attention, attention, first_seen_at, updated_at`
 
 func scanSession(row interface{ Scan(...any) error }) (SessionRecord, error) {
 	var (
@@ -220,7 +250,7 @@ func scanSession(row interface{ Scan(...any) error }) (SessionRecord, error) {
 		first, upd int64
 	)
 	if err := row.Scan(&v.SessionID, &v.Status, &v.EventCreatedAt, &v.EventKey, &v.VendorData, &v.WebhookType,
-		&v.AMLHits, &risk, &v.NeedsAttention, &first, &upd); err != nil {
+		&v.AMLHits, &risk, &v.NeedsAttention, &v.Attention, &first, &upd); err != nil {
 		return SessionRecord{}, err
 	}
 	if risk.Valid {
@@ -267,15 +297,15 @@ func (s *Store) SetNeedsAttention(ctx context.Context, sessionID string, v bool)
 	r, err := s.db.ExecContext(ctx, s.q(`
 		UPDATE verifications SET needs_attention = ?, updated_at = ? WHERE session_id = ?`),
 		v, s.clock().Unix(), sessionID)
-	if err != nil {
-		return fmt.Errorf("set needs attention on %s: %w", sessionID, err)
-	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("set needs attention on %s: %w", sessionID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("set needs attention on %s: %w", sessionID, ErrNotFound)
-	}
-	return nil
+	return oneRow(r, err, "set needs attention on "+sessionID)
+}
+
+// SetAttention sets a session's flag and the reasons for it (no personal
+// data: they name steps and kinds of trouble). It returns ErrNotFound when
+// the session has no record yet.
+func (s *Store) SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error {
+	r, err := s.db.ExecContext(ctx, s.q(`
+		UPDATE verifications SET needs_attention = ?, attention = ?, updated_at = ? WHERE session_id = ?`),
+		needs, attention, s.clock().Unix(), sessionID)
+	return oneRow(r, err, "set attention on "+sessionID)
 }

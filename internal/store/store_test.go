@@ -134,6 +134,8 @@ func TestStore(t *testing.T) {
 		{"SameKeyInAnotherSession", testSameKeyInAnotherSession},
 		{"RecentSessions", testRecentSessions},
 		{"NotificationInDoubt", testNotificationInDoubt},
+		{"NotificationNotSentIsSendableAgain", testNotificationNotSentIsSendableAgain},
+		{"NotificationPartlySent", testNotificationPartlySent},
 		{"Gauges", testGauges},
 		{"EventsApplyInEventTimeOrder", testEventsApplyInEventTimeOrder},
 		{"ConcurrentEventsForOneSession", testConcurrentEventsForOneSession},
@@ -383,6 +385,114 @@ func testNotificationInDoubt(t *testing.T, dsn string) {
 	}
 }
 
+// testNotificationNotSentIsSendableAgain: a reply refusing the message
+// (even after it was marked sending) puts it back to claimed, so the next
+// claim sends it; a settled notification cannot go back.
+func testNotificationNotSentIsSendableAgain(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	hash := pii.HashAddress("user@example.com")
+	if _, claimed, err := s.ClaimNotification(ctx, "s-1", "approved", hash); err != nil || !claimed {
+		t.Fatalf("claim: %v, %v", claimed, err)
+	}
+	if err := s.MarkNotificationSending(ctx, "s-1", "approved"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a retry of the write changes nothing more
+		if err := s.MarkNotificationNotSent(ctx, "s-1", "approved", `smtp "." rejected: 451 4.7.1 <user@example.com> greylisted`); err != nil {
+			t.Fatalf("MarkNotificationNotSent: %v", err)
+		}
+	}
+	n, err := s.Notification(ctx, "s-1", "approved")
+	if err != nil || n.State != NotificationClaimed || !strings.Contains(n.Detail, "451") || strings.Contains(n.Detail, "user@") {
+		t.Fatalf("not sent = %+v, %v; want claimed with the redacted reason", n, err)
+	}
+	n, claimed, err := s.ClaimNotification(ctx, "s-1", "approved", hash)
+	if err != nil || !claimed || n.Attempts != 2 {
+		t.Fatalf("claim after a refusal = %+v, %v, %v; want claimed again", n, claimed, err)
+	}
+	if err := s.MarkNotificationSending(ctx, "s-1", "approved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkNotificationSent(ctx, "s-1", "approved"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Notification(ctx, "s-1", "approved"); n.State != NotificationSent || n.Detail != "" || len(n.Refused) != 0 {
+		t.Fatalf("sent = %+v", n)
+	}
+	if err := s.MarkNotificationNotSent(ctx, "s-1", "approved", "late"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("not sent after sent: %v, want ErrConflict", err)
+	}
+	if err := s.MarkNotificationNotSent(ctx, "s-1", "missing", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("not sent of a missing notification: %v, want ErrNotFound", err)
+	}
+}
+
+// testNotificationPartlySent: refused recipients are kept by hash, with the
+// reply and the redacted text, through sending, sent, in doubt and
+// undeliverable; anything but a hash is refused.
+func testNotificationPartlySent(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	head := RefusedRecipient{RecipientHash: pii.HashAddress("head@example.com"), Code: 550, Enhanced: "5.1.1",
+		Text: `<head@example.com>: User unknown; "quoted", back\slash`}
+	other := RefusedRecipient{RecipientHash: pii.HashAddress("other@example.com"), Code: 553}
+	want := []RefusedRecipient{
+		{RecipientHash: head.RecipientHash, Code: 550, Enhanced: "5.1.1", Text: `<[redacted]>: User unknown; "quoted", back\slash`},
+		other,
+	}
+	claim := func(kind string) {
+		t.Helper()
+		if _, claimed, err := s.ClaimNotification(ctx, "s-1", kind, pii.HashAddress("a,b")); err != nil || !claimed {
+			t.Fatalf("claim %s: %v, %v", kind, claimed, err)
+		}
+	}
+	check := func(kind string, state NotificationState, detail string) {
+		t.Helper()
+		n, err := s.Notification(ctx, "s-1", kind)
+		if err != nil || n.State != state || !slices.Equal(n.Refused, want) || !strings.Contains(n.Detail, detail) ||
+			strings.Contains(n.Detail, "@example.com") {
+			t.Fatalf("%s = %+v, %v; want %s with %q and refusals %+v", kind, n, err, state, detail, want)
+		}
+	}
+
+	claim("sent")
+	if err := s.MarkNotificationSending(ctx, "s-1", "sent", head, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkNotificationSent(ctx, "s-1", "sent", head, other); err != nil {
+		t.Fatal(err)
+	}
+	check("sent", NotificationSent, "partly sent")
+
+	claim("doubt") // refusals recorded at the handover survive the settlement
+	if err := s.MarkNotificationSending(ctx, "s-1", "doubt", head, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkNotificationInDoubt(ctx, "s-1", "doubt"); err != nil {
+		t.Fatal(err)
+	}
+	check("doubt", NotificationSent, "in doubt")
+
+	claim("none")
+	if err := s.MarkNotificationUndeliverable(ctx, "s-1", "none", "recipient rejected: smtp RCPT rejected: 550 5.1.1", head, other); err != nil {
+		t.Fatal(err)
+	}
+	check("none", NotificationUndeliverable, "recipient rejected")
+
+	claim("bad")
+	bad := RefusedRecipient{RecipientHash: "head@example.com", Code: 550}
+	if err := s.MarkNotificationSent(ctx, "s-1", "bad", bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an address for a hash: %v, want ErrInvalid", err)
+	}
+	if err := s.MarkNotificationSending(ctx, "s-1", "bad", RefusedRecipient{RecipientHash: head.RecipientHash}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no reply code: %v, want ErrInvalid", err)
+	}
+	if n, _ := s.Notification(ctx, "s-1", "bad"); n.State != NotificationClaimed {
+		t.Fatalf("a refused write changed the notification: %+v", n)
+	}
+}
+
 func testGauges(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	ctx := t.Context()
@@ -392,7 +502,7 @@ func testGauges(t *testing.T, dsn string) {
 	if err := s.SetNeedsAttention(ctx, "s-1", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1"}); err != nil {
+	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
 	g, err := s.Gauges(ctx)
@@ -701,15 +811,15 @@ func testAMLCase(t *testing.T, dsn string) {
 		{ID: "hit-2", Datasets: []string{"Adverse Media"}, MatchScore: 0.41, RiskScore: 0.2, ReviewStatus: "Unreviewed"},
 	}
 
-	created, err := s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1", OpenedAt: opened, Hits: hits})
+	created, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1", OpenedAt: opened, Hits: hits})
 	if err != nil || !created {
 		t.Fatalf("OpenAMLCase = %t, %v; want created", created, err)
 	}
-	created, err = s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1", Hits: hits[:1]})
+	created, err = s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1", Hits: hits[:1]})
 	if err != nil || created {
 		t.Fatalf("second OpenAMLCase = %t, %v; want not created", created, err)
 	}
-	c, err := s.AMLCase(ctx, "s-1")
+	c, err := s.AMLCase(ctx, "aml-case-s-1")
 	if err != nil {
 		t.Fatalf("AMLCase: %v", err)
 	}
@@ -721,28 +831,28 @@ func testAMLCase(t *testing.T, dsn string) {
 	// Reminder 2 is recorded twice, as an activity retry would.
 	for i, escalated := range []bool{false, true, true, false} {
 		n := []int{1, 2, 2, 3}[i]
-		if err := s.RecordAMLReminder(ctx, "s-1", n, escalated); err != nil {
+		if err := s.RecordAMLReminder(ctx, "aml-case-s-1", n, escalated); err != nil {
 			t.Fatalf("RecordAMLReminder(%d, %t): %v", n, escalated, err)
 		}
 	}
-	if c, err = s.AMLCase(ctx, "s-1"); err != nil || c.RemindersSent != 3 || !c.Escalated {
+	if c, err = s.AMLCase(ctx, "aml-case-s-1"); err != nil || c.RemindersSent != 3 || !c.Escalated {
 		t.Fatalf("after reminders: %+v, %v; want 3 reminders, escalated", c, err)
 	}
 
 	res := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Note: "different birth year"}
-	if err := s.ResolveAMLCase(ctx, "s-1", res); err != nil {
+	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", res); err != nil {
 		t.Fatalf("ResolveAMLCase: %v", err)
 	}
 	retry := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-9", Note: "retry"}
-	if err := s.ResolveAMLCase(ctx, "s-1", retry); err != nil {
+	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", retry); err != nil {
 		t.Fatalf("ResolveAMLCase with the same outcome: %v", err)
 	}
 	other := Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer-9"}
-	if err := s.ResolveAMLCase(ctx, "s-1", other); !errors.Is(err, ErrConflict) {
+	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", other); !errors.Is(err, ErrConflict) {
 		t.Fatalf("ResolveAMLCase with another outcome: %v, want ErrConflict", err)
 	}
 
-	c, err = s.AMLCase(ctx, "s-1")
+	c, err = s.AMLCase(ctx, "aml-case-s-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -790,7 +900,7 @@ func testNotFound(t *testing.T, dsn string) {
 func testInvalidArguments(t *testing.T, dsn string) {
 	ctx := t.Context()
 	s := open(t, dsn)
-	if _, err := s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1"}); err != nil {
+	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
 	calls := map[string]func() error{
@@ -803,7 +913,7 @@ func testInvalidArguments(t *testing.T, dsn string) {
 			return err
 		},
 		"unknown outcome": func() error {
-			return s.ResolveAMLCase(ctx, "s-1", Resolution{Outcome: "probably_fine"})
+			return s.ResolveAMLCase(ctx, "aml-case-s-1", Resolution{Outcome: "probably_fine"})
 		},
 	}
 	for name, call := range calls {
@@ -837,10 +947,10 @@ func testNoPIIInLogs(t *testing.T, dsn string) {
 		"550 5.1.1 <jane.doe@example.com>: Recipient address rejected"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OpenAMLCase(ctx, AMLCase{SessionID: "s-1"}); err != nil {
+	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResolveAMLCase(ctx, "s-1", Resolution{Outcome: contract.FalsePositive, Note: "Jane Doe is not the listed person"}); err != nil {
+	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", Resolution{Outcome: contract.FalsePositive, Note: "Jane Doe is not the listed person"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -233,20 +233,36 @@ func (l *Ledger) Verify(ctx context.Context, s *Stack, limit time.Duration) Repo
 		count := func(kind string) int {
 			return mailsByID[notify.MessageID(ss.id+"/"+kind, mailFrom)]
 		}
+		// A user notice is keyed by the event whose status change called for
+		// it (the notification kind user:<notice>:<event key>), so each event
+		// of a status is a place it may be; more than one mail under one key
+		// is a duplicate.
+		userNotices := func(k string) (sent, duplicates int) {
+			for _, d := range ss.deliveries {
+				if !ss.acked[d.EventID()] || notices[d.Status] != k {
+					continue
+				}
+				n := count("user/" + k + ":" + d.EventID())
+				sent += min(n, 1)
+				duplicates += max(n-1, 0)
+			}
+			return sent, duplicates
+		}
 		for _, k := range want.required {
 			r.MailsExpected++
-			n := count("user/" + k)
+			n, dup := userNotices(k)
 			if n == 0 {
 				l.problem("session %s (%s): no %s notice", ss.id, ss.scenario, k)
 			}
-			r.DuplicateEffects += max(n-1, 0)
+			r.MailsExpected += max(n-1, 0)
+			r.DuplicateEffects += dup
 		}
 		for _, k := range want.optional {
-			n := count("user/" + k)
-			r.MailsExpected += min(n, 1)
-			r.DuplicateEffects += max(n-1, 0)
+			n, dup := userNotices(k)
+			r.MailsExpected += n
+			r.DuplicateEffects += dup
 		}
-		_, caseErr := s.Store.AMLCase(ctx, ss.id)
+		_, caseErr := s.Store.AMLCase(ctx, contract.AMLCaseWorkflowID(ss.id))
 		hasCase := caseErr == nil
 		if caseErr != nil && !errors.Is(caseErr, store.ErrNotFound) {
 			l.problem("session %s: AML case: %v", ss.id, caseErr)
@@ -316,7 +332,7 @@ func (l *Ledger) releaseParked(ctx context.Context, s *Stack, sessions []*sessio
 // complianceNotified reports whether a session's AML case, if it has one,
 // has told compliance.
 func (s *Stack) complianceNotified(ctx context.Context, ss *session) bool {
-	if _, err := s.Store.AMLCase(ctx, ss.id); err != nil {
+	if _, err := s.Store.AMLCase(ctx, contract.AMLCaseWorkflowID(ss.id)); err != nil {
 		return true
 	}
 	id := notify.MessageID(ss.id+"/compliance/opened", mailFrom)

@@ -59,7 +59,7 @@ func TestSimulatorScenarios(t *testing.T) {
 			if n := len(s.sink.Mails()); n != len(c.mails) {
 				t.Errorf("%d mails, want %d", n, len(c.mails))
 			}
-			_, err = s.store.AMLCase(context.Background(), session)
+			_, err = s.store.AMLCase(context.Background(), contract.AMLCaseWorkflowID(session))
 			if (err == nil) != c.amlCase {
 				t.Errorf("AML case present = %v, want %v", err == nil, c.amlCase)
 			}

@@ -1,36 +1,119 @@
 // Package smtptest runs a real SMTP server in-process, for tests (as
 // net/http/httptest does for HTTP) and for cmd/mailsink.
+//
+// By default the server accepts everything. A test scripts other answers per
+// command, as RFC 5321 servers give them: a Rule picks some calls of MAIL,
+// RCPT or the final "." of DATA (by call number, by recipient) and answers
+// them with a Reply: a 4xx or 5xx code, a delay, or a hang-up. Calls are
+// counted over the server's lifetime, across connections, so "greylist the
+// first attempt, accept the next" is one Rule.
 package smtptest
 
 import (
+	"cmp"
+	"fmt"
 	"io"
 	"mime"
 	"net"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// Mail is one message the sink accepted.
+// Mail is one message the server read to its final ".".
 type Mail struct {
 	From    string
 	To      []string
 	Subject string
 	Header  mail.Header
 	Data    []byte
+	// Code is the server's reply to the final ".": 250 when it accepted
+	// the message, the scripted 4xx or 5xx when it refused it (and, as a
+	// real server does, discarded it), 0 when it hung up instead (ReplyLost).
+	Code int
+	// ReplyLost: the server received the whole message and hung up without
+	// replying. It keeps the message, as a real server may have queued it
+	// already, while the client cannot know: the in-doubt case.
+	ReplyLost bool
+}
+
+// Accepted reports whether the server answered 250 to the final ".".
+func (m Mail) Accepted() bool { return m.Code == 250 }
+
+// Command is a point in the SMTP dialogue that a Rule answers.
+type Command string
+
+// The commands a Rule can answer.
+const (
+	MailFrom Command = "MAIL"
+	RcptTo   Command = "RCPT"
+	// DataEnd is the final "." of DATA, whose reply says whether the server
+	// took the message. The server answers it after reading the whole data.
+	DataEnd Command = "."
+)
+
+// Reply is how the server answers a command in place of its default.
+type Reply struct {
+	// Code is the reply code: 4xx (transient) or 5xx (permanent) refuses
+	// the command; 0 answers as the server would (accepts).
+	Code int
+	// Enhanced is the RFC 3463 status code, such as "4.7.1"; empty sends
+	// the class default (Code/100 .0.0).
+	Enhanced string
+	// Message is the reply text.
+	Message string
+	// Delay is how long the server waits before it answers or hangs up.
+	Delay time.Duration
+	// HangUp closes the connection instead of answering. At DataEnd the
+	// whole message was received: it is kept, marked ReplyLost.
+	HangUp bool
+}
+
+// Replies real servers give.
+var (
+	// Greylisted is a greylisting server's answer to a first attempt.
+	Greylisted = Reply{Code: 451, Enhanced: "4.7.1", Message: "Greylisted, please try again later"}
+	// NoSuchUser refuses a recipient for good.
+	NoSuchUser = Reply{Code: 550, Enhanced: "5.1.1", Message: "No such user here"}
+	// Refused refuses a message for good, such as a content filter's verdict.
+	Refused = Reply{Code: 554, Enhanced: "5.7.1", Message: "Message refused"}
+	// HangUp drops the connection without a reply.
+	HangUp = Reply{HangUp: true}
+)
+
+// Rule scripts the answer to some calls of one command.
+type Rule struct {
+	Command Command
+	// Recipient limits the rule to one address (compared without case): at
+	// RcptTo the RCPT for it, at DataEnd the messages it is a recipient of.
+	// Empty means any. MAIL rules ignore it.
+	Recipient string
+	// Calls limits the rule to these calls of Command, counted from 1 over
+	// the server's lifetime (and per recipient when Recipient is set).
+	// Empty means every call.
+	Calls []int
+	Reply Reply
 }
 
 // Server is a real SMTP server that keeps what it receives.
 type Server struct {
 	Addr   string
 	server *smtp.Server
-	mu     sync.Mutex
-	mails  []Mail
-	onMail func(Mail)
-	reject func(to string) bool
+	done   chan struct{}
+	close  sync.Once
+
+	mu       sync.Mutex
+	received []Mail
+	onMail   func(Mail)
+	reject   func(to string) bool
+	rules    []Rule
+	calls    map[Command]int
+	rcptSeen map[string]int // calls per command and recipient
 }
 
 // OnMail sets a function called with every accepted message.
@@ -41,10 +124,34 @@ func (s *Server) OnMail(f func(Mail)) {
 }
 
 // RejectRecipient sets a function that picks the recipients to answer 550.
+// Script rules are consulted first.
 func (s *Server) RejectRecipient(f func(to string) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reject = f
+}
+
+// Script adds rules. For each call, the first rule that matches it, in the
+// order added, decides the answer; with none the server answers as usual.
+func (s *Server) Script(rules ...Rule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = append(s.rules, rules...)
+}
+
+// ClearScript removes every rule: the server accepts everything again. Call
+// counts go on.
+func (s *Server) ClearScript() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rules = nil
+}
+
+// Calls returns how many times the server received cmd.
+func (s *Server) Calls(cmd Command) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[cmd]
 }
 
 // NewServer starts a Server on 127.0.0.1 for the test; it stops at cleanup.
@@ -64,7 +171,8 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: l.Addr().String()}
+	s := &Server{Addr: l.Addr().String(), done: make(chan struct{}),
+		calls: map[Command]int{}, rcptSeen: map[string]int{}}
 	s.server = smtp.NewServer(s)
 	s.server.Domain = "localhost"
 	s.server.AllowInsecureAuth = true
@@ -72,17 +180,46 @@ func Start(addr string) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the server.
-func (s *Server) Close() error { return s.server.Close() }
+// Close stops the server, cutting short any scripted delay.
+func (s *Server) Close() error {
+	s.close.Do(func() { close(s.done) })
+	return s.server.Close()
+}
 
 // URL is the sink's address as an SMTP_URL.
 func (s *Server) URL() string { return "smtp://" + s.Addr + "?starttls=off" }
 
-// Mails returns what the sink has accepted so far.
+// Mails returns what the sink has accepted so far (250 to the final ".").
 func (s *Server) Mails() []Mail {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Mail(nil), s.mails...)
+	var out []Mail
+	for _, m := range s.received {
+		if m.Accepted() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Received returns every message the sink read to its final ".", whatever
+// it answered: accepted, refused, or with the reply lost.
+func (s *Server) Received() []Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.received)
+}
+
+// Kept returns the messages the sink holds, which a recipient may get:
+// those it accepted and those whose reply was lost.
+func (s *Server) Kept() []Mail {
+	var out []Mail
+	for _, m := range s.Received() {
+		if m.Accepted() || m.ReplyLost {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Count returns how many accepted mails have a subject containing substr.
@@ -97,55 +234,146 @@ func (s *Server) Count(substr string) int {
 }
 
 // NewSession implements smtp.Backend.
-func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &sinkSession{sink: s}, nil
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{sink: s, conn: c}, nil
+}
+
+// answer counts a call of cmd (for the given recipients, at RCPT one, at
+// DataEnd the message's) and returns the scripted reply, if any.
+func (s *Server) answer(cmd Command, rcpts []string) (Reply, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[cmd]++
+	n := s.calls[cmd]
+	perRcpt := make(map[string]int, len(rcpts))
+	for _, r := range rcpts {
+		key := string(cmd) + "\x00" + strings.ToLower(r)
+		s.rcptSeen[key]++
+		perRcpt[strings.ToLower(r)] = s.rcptSeen[key]
+	}
+	for _, rule := range s.rules {
+		if rule.Command != cmd {
+			continue
+		}
+		call := n
+		if rule.Recipient != "" && cmd != MailFrom {
+			c, ok := perRcpt[strings.ToLower(rule.Recipient)]
+			if !ok {
+				continue
+			}
+			call = c
+		}
+		if len(rule.Calls) == 0 || slices.Contains(rule.Calls, call) {
+			return rule.Reply, true
+		}
+	}
+	return Reply{}, false
+}
+
+// wait sleeps for d, or until the server closes.
+func (s *Server) wait(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.done:
+	}
 }
 
 type sinkSession struct {
 	sink *Server
+	conn *smtp.Conn
 	from string
 	to   []string
 }
 
+// play carries out a scripted reply: nil accepts, an error refuses, and a
+// hang-up closes the connection so that whatever go-smtp writes next is lost.
+func (ss *sinkSession) play(r Reply) (hungUp bool, err error) {
+	ss.sink.wait(r.Delay)
+	if r.HangUp {
+		_ = ss.conn.Conn().Close()
+		return true, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "connection dropped"}
+	}
+	if r.Code == 0 {
+		return false, nil
+	}
+	return false, &smtp.SMTPError{Code: r.Code, EnhancedCode: enhancedCode(r), Message: cmp.Or(r.Message, "scripted reply")}
+}
+
 func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	if r, ok := ss.sink.answer(MailFrom, nil); ok {
+		if _, err := ss.play(r); err != nil {
+			return err
+		}
+	}
 	ss.from = from
 	return nil
 }
 
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.sink.mu.Lock()
-	reject := ss.sink.reject
-	ss.sink.mu.Unlock()
-	if reject != nil && reject(to) {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+	if r, ok := ss.sink.answer(RcptTo, []string{to}); ok {
+		if _, err := ss.play(r); err != nil {
+			return err
+		}
+	} else {
+		ss.sink.mu.Lock()
+		reject := ss.sink.reject
+		ss.sink.mu.Unlock()
+		if reject != nil && reject(to) {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+		}
 	}
 	ss.to = append(ss.to, to)
 	return nil
 }
 
 func (ss *sinkSession) Data(r io.Reader) error {
+	// A server answers the final "." only once it has read the whole data.
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
 	}
-	m := Mail{From: ss.from, To: ss.to, Data: data}
+	m := Mail{From: ss.from, To: slices.Clone(ss.to), Data: data, Code: 250}
 	if msg, err := mail.ReadMessage(strings.NewReader(string(data))); err == nil {
 		m.Header = msg.Header
 		dec := new(mimeDecoder)
 		m.Subject = dec.decode(msg.Header.Get("Subject"))
 	}
+	var replyErr error
+	if reply, ok := ss.sink.answer(DataEnd, ss.to); ok {
+		hungUp, err := ss.play(reply)
+		switch {
+		case hungUp:
+			m.Code, m.ReplyLost = 0, true
+		case err != nil:
+			m.Code = reply.Code
+		}
+		replyErr = err
+	}
 	ss.sink.mu.Lock()
-	ss.sink.mails = append(ss.sink.mails, m)
+	ss.sink.received = append(ss.sink.received, m)
 	onMail := ss.sink.onMail
 	ss.sink.mu.Unlock()
-	if onMail != nil {
+	if onMail != nil && m.Accepted() {
 		onMail(m)
 	}
-	return nil
+	return replyErr
 }
 
 func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
 func (ss *sinkSession) Logout() error { return nil }
+
+func enhancedCode(r Reply) smtp.EnhancedCode {
+	var ec smtp.EnhancedCode
+	if _, err := fmt.Sscanf(r.Enhanced, "%d.%d.%d", &ec[0], &ec[1], &ec[2]); err == nil {
+		return ec
+	}
+	return smtp.EnhancedCodeNotSet
+}
 
 type mimeDecoder struct{ mime.WordDecoder }
 

@@ -1,0 +1,128 @@
+package workflows
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/diditflow/diditflow/internal/contract"
+)
+
+// Flag kinds: why a workflow wants an operator without a step to retry or
+// skip. A parked step is the other reason, kept in ParkedStep.
+const (
+	// FlagInDoubt: a notice was handed to the mail server, whose answer was
+	// lost; someone should check it arrived.
+	FlagInDoubt = "in_doubt"
+	// FlagUndeliverable: a notice has no address, or every recipient refused it.
+	FlagUndeliverable = "undeliverable"
+	// FlagRecipientRefused: one compliance recipient refused a case notice;
+	// the others got it.
+	FlagRecipientRefused = "recipient_refused"
+	// FlagUnusableDecision: an event whose decision cannot be trusted (only
+	// X-Signature-Simple verified, or it did not parse).
+	FlagUnusableDecision = "unusable_decision"
+	// FlagCaseNotOpened: Temporal refused to start an AML case.
+	FlagCaseNotOpened = "case_not_opened"
+)
+
+// maxFlags bounds the flags a workflow keeps; identical ones are kept once.
+const maxFlags = 50
+
+// Flag is one reason for an operator to look at a workflow; an
+// AcknowledgeSignal clears it.
+type Flag struct {
+	ID     int       `json:"id"`
+	Kind   string    `json:"kind"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+// flags is the one wiring of a workflow's flags and parked steps: the
+// search attribute, the record (both through sync) and a metric change
+// together, whatever raised or cleared them.
+type flags struct {
+	list      *[]Flag
+	parked    *[]ParkedStep
+	decisions *[]OperatorDecision
+	// sync writes the search attribute and the record.
+	sync func(ctx workflow.Context, needsAttention bool, reasons []string)
+}
+
+func (f *flags) needsAttention() bool { return len(*f.parked) > 0 || len(*f.list) > 0 }
+
+// reasons says why the workflow needs attention, one line each, without
+// personal data: step names, kinds and the activities' scrubbed errors.
+func (f *flags) reasons() []string {
+	var out []string
+	for _, p := range *f.parked {
+		out = append(out, "parked: "+p.Step+": "+p.Error)
+	}
+	for _, fl := range *f.list {
+		out = append(out, fl.Kind+": "+fl.Reason)
+	}
+	return out
+}
+
+// changed propagates the flags to the search attribute and the record.
+func (f *flags) changed(ctx workflow.Context) { f.sync(ctx, f.needsAttention(), f.reasons()) }
+
+// raise adds a flag, once per kind and reason.
+func (f *flags) raise(ctx workflow.Context, kind, reason string) {
+	if slices.ContainsFunc(*f.list, func(fl Flag) bool { return fl.Kind == kind && fl.Reason == reason }) {
+		return
+	}
+	id := 1
+	for _, fl := range *f.list {
+		id = max(id, fl.ID+1)
+	}
+	*f.list = append(*f.list, Flag{ID: id, Kind: kind, Reason: reason, Since: workflow.Now(ctx)})
+	if len(*f.list) > maxFlags {
+		*f.list = (*f.list)[len(*f.list)-maxFlags:]
+	}
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": kind}).Counter("diditflow_flags_raised").Inc(1)
+	workflow.GetLogger(ctx).Warn("needs attention", "kind", kind, "reason", reason)
+	f.changed(ctx)
+}
+
+// acknowledge clears the flags an operator's AcknowledgeSignal names and
+// records the operator's answer.
+func (f *flags) acknowledge(ctx workflow.Context, raw json.RawMessage) {
+	logger := workflow.GetLogger(ctx)
+	var action contract.OperatorAction
+	if len(raw) > 0 && string(raw) != "null" {
+		// Not a source of nondeterminism: see the note in steps.answer.
+		//workflowcheck:ignore
+		if err := json.Unmarshal(raw, &action); err != nil {
+			logger.Warn("acknowledge ignored: input is not {\"flag\",\"operator\",\"note\"}", "error", err)
+			return
+		}
+	}
+	var kept []Flag
+	cleared := 0
+	for _, fl := range *f.list {
+		if action.Flag != "" && action.Flag != fl.Kind && action.Flag != strconv.Itoa(fl.ID) {
+			kept = append(kept, fl)
+			continue
+		}
+		cleared++
+		*f.decisions = append(*f.decisions, OperatorDecision{
+			Step: fl.Kind + ": " + fl.Reason, Action: contract.AcknowledgeSignal,
+			Operator: action.Operator, Note: action.Note, At: workflow.Now(ctx),
+		})
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": fl.Kind}).Counter("diditflow_flags_cleared").Inc(1)
+	}
+	if cleared == 0 {
+		logger.Warn("acknowledge ignored: no matching flag", "flag", action.Flag)
+		return
+	}
+	*f.list = kept
+	if len(*f.decisions) > maxDecisions {
+		*f.decisions = (*f.decisions)[len(*f.decisions)-maxDecisions:]
+	}
+	logger.Info("flags acknowledged", "cleared", cleared, "flag", action.Flag)
+	f.changed(ctx)
+}
