@@ -15,6 +15,7 @@ import (
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
 )
@@ -149,5 +150,55 @@ func TestAMLCaseHitsCarryNoNames(t *testing.T) {
 	}
 	if len(in.Case.Hits) != 1 || in.Case.Hits[0].ID == "" || in.Case.Hits[0].ReviewStatus != didit.ReviewUnreviewed {
 		t.Fatalf("hits = %+v", in.Case.Hits)
+	}
+}
+
+// TestRefusedComplianceRecipientFlagsTheCase: the escalation address refuses
+// a reminder for good (550 at RCPT); the compliance address still gets every
+// notice, the reminders go on, and the refusal is flagged on the case: its
+// search attribute, its record and its state.
+func TestRefusedComplianceRecipientFlagsTheCase(t *testing.T) {
+	h := newHarness(t, nil)
+	sink := smtptest.NewServer(t)
+	sink.RejectRecipient(func(to string) bool { return to == "head-of-compliance@example.com" })
+	mailer, err := notify.NewSMTP(sink.URL(), "diditflow <no-reply@example.com>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.acts.Mailer = mailer
+	in := amlCase(t)
+	in.Case.CaseID = contract.AMLCaseWorkflowID(in.Case.SessionID)
+	// Reminders every hour; the second one escalates (testSettings).
+	var flagged CaseState
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(contract.StateQuery)
+		if err == nil {
+			_ = v.Get(&flagged)
+		}
+	}, 2*time.Hour+30*time.Minute)
+	h.signalAt(3*time.Hour+30*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com"})
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+
+	toCompliance := 0
+	for _, m := range sink.Mails() {
+		if slices.Contains(m.To, "compliance@example.com") {
+			toCompliance++
+		}
+	}
+	if toCompliance != 4 {
+		t.Fatalf("compliance got %d notices, want the opening and three reminders", toCompliance)
+	}
+	if len(flagged.Flags) != 1 || flagged.Flags[0].Kind != FlagRecipientRefused {
+		t.Fatalf("flags = %+v, want the refused recipient", flagged.Flags)
+	}
+	c, err := h.store.AMLCase(context.Background(), in.Case.ID())
+	if err != nil || !c.NeedsAttention || !strings.Contains(c.Attention, FlagRecipientRefused) || c.RemindersSent != 3 {
+		t.Fatalf("case record = %+v, %v", c, err)
+	}
+	if v, _ := h.searchBool(contract.NeedsAttentionKey); !v {
+		t.Fatal("DiditNeedsAttention not set on the case")
 	}
 }
