@@ -30,6 +30,7 @@ type Store interface {
 	MarkNotificationSent(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error
 	MarkNotificationUndeliverable(ctx context.Context, sessionID, kind, detail string, refused ...store.RefusedRecipient) error
 	OpenAMLCase(ctx context.Context, c store.AMLCase) (bool, error)
+	AMLCases(ctx context.Context, sessionID string) ([]store.AMLCase, error)
 	RecordAMLReminder(ctx context.Context, caseID string, reminder int, escalated bool) error
 	ResolveAMLCase(ctx context.Context, caseID string, res store.Resolution) error
 }
@@ -101,6 +102,7 @@ func (in RecordInput) record(receivedAt time.Time) store.EventRecord {
 		AMLHits:         in.AMLHits,
 		AMLMaxRiskScore: in.AMLMaxRisk,
 		ReceivedAt:      receivedAt,
+		ForwardOnly:     in.EnvelopeOnly,
 	}
 }
 

@@ -46,6 +46,31 @@ func (a *Activities) ResolveAMLCase(ctx context.Context, in ResolveInput) error 
 	return nil
 }
 
+// CaseHits is an AML case and the IDs of the hits it covers.
+type CaseHits struct {
+	CaseID string   `json:"case_id"`
+	Hits   []string `json:"hits,omitempty"`
+}
+
+// SessionCases lists the AML cases recorded for a session, first case
+// first, with the hits each covers: what a new run of the session needs to
+// open follow-ups, not duplicates.
+func (a *Activities) SessionCases(ctx context.Context, sessionID string) ([]CaseHits, error) {
+	cases, err := a.Store.AMLCases(ctx, sessionID)
+	if err != nil {
+		return nil, classify("list AML cases", err)
+	}
+	out := make([]CaseHits, 0, len(cases))
+	for _, c := range cases {
+		ch := CaseHits{CaseID: c.CaseID}
+		for _, h := range c.Hits {
+			ch.Hits = append(ch.Hits, h.ID)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
 // FlagInput mirrors a workflow's flags onto its record: whether it needs an
 // operator, and why (the flags' reasons, which name steps and kinds of
 // trouble, never personal data).

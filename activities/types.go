@@ -18,6 +18,10 @@ type RecordInput struct {
 	VendorData     string            `json:"vendor_data,omitempty"`
 	AMLHits        int               `json:"aml_hits"`
 	AMLMaxRisk     *float64          `json:"aml_max_risk,omitempty"`
+	// EnvelopeOnly: only X-Signature-Simple verified the event, so its time
+	// is its signing time, an upper bound; it may only move the record
+	// forward (store.EventRecord.ForwardOnly).
+	EnvelopeOnly bool `json:"envelope_only,omitempty"`
 }
 
 // RecordResult says what recording an event did to the session's record.

@@ -90,8 +90,11 @@ func (s *session) syncFlags(ctx workflow.Context, needsAttention bool, reasons [
 // orderTime is when an event happened, as far as its signature proves:
 // Didit's created_at for a fully signed event; for one that only
 // X-Signature-Simple verified, whose created_at is not signed, the signed
-// timestamp, which is never before it. One rule for both kinds, so neither
-// can move the record backwards past the other.
+// timestamp, which is never before it. One rule for both kinds, so an older
+// signed event cannot move the record back past an envelope-only one, nor
+// the other way round. Because a resent old event is signed anew, an
+// envelope-only event is moreover never applied to an earlier stage
+// (RecordInput.EnvelopeOnly).
 func orderTime(se contract.SessionEvent) int64 {
 	if se.Proof.EnvelopeOnly {
 		return se.Event.Timestamp
@@ -131,6 +134,7 @@ func (s *session) handleBatch(batch []contract.SessionEvent) {
 			ins[i] = activities.RecordInput{
 				SessionID: ev.SessionID, EventKey: ev.Key(), WebhookType: ev.WebhookType, Status: ev.Status,
 				EventCreatedAt: orderTime(se), VendorData: ev.VendorData, AMLHits: len(hits), AMLMaxRisk: maxRisk(hits),
+				EnvelopeOnly: se.Proof.EnvelopeOnly,
 			}
 		}
 		name := "record event " + ins[0].EventKey
@@ -138,14 +142,25 @@ func (s *session) handleBatch(batch []contract.SessionEvent) {
 			name = "record events " + ins[0].EventKey + " and " + strconv.Itoa(len(ins)-1) + " more"
 		}
 		var results []activities.RecordResult
-		if !s.steps.run(s.ctx, name, acts.RecordEvents, ins, &results) || len(results) != len(chunk) {
-			for _, se := range chunk {
-				s.remember(historyEntry(se, "skipped"))
+		if s.steps.run(s.ctx, name, acts.RecordEvents, ins, &results) && len(results) == len(chunk) {
+			for i, se := range chunk {
+				s.apply(se, results[i])
 			}
 			continue
 		}
+		if len(chunk) == 1 {
+			s.remember(historyEntry(chunk[0], "skipped"))
+			continue
+		}
+		// The operator gave the batch up, which one bad event can cause:
+		// each event is tried on its own, so only the bad one is skipped.
 		for i, se := range chunk {
-			s.apply(se, results[i])
+			var res activities.RecordResult
+			if !s.steps.run(s.ctx, "record event "+ins[i].EventKey, acts.RecordVerification, ins[i], &res) {
+				s.remember(historyEntry(se, "skipped"))
+				continue
+			}
+			s.apply(se, res)
 		}
 	}
 	s.upsertSearchAttributes()
@@ -177,7 +192,7 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 		// no AML result to act on: the status stands, its effects wait for
 		// an event that confirms it.
 		s.flags.raise(s.ctx, FlagUnusableDecision, "decision of event "+key+" is unusable ("+unusableReason(se)+"); check the session in Didit's console")
-		if current {
+		if res.StatusChanged(ev.Status) {
 			s.state.Unconfirmed = true
 		}
 		return
@@ -207,6 +222,29 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 // the status or order of the event that shows them: the session's first
 // case, then follow-ups (ongoing monitoring) linked to it.
 func (s *session) openCases(ev didit.Event, hits []didit.AMLHit) {
+	if len(hits) == 0 {
+		return
+	}
+	if !s.state.CasesKnown {
+		// A new run (the session's earlier runs completed) learns the cases
+		// and hits of the earlier ones from the records, so a hit found
+		// days later opens a follow-up rather than colliding with the
+		// first case's ID.
+		var known []activities.CaseHits
+		if s.steps.run(s.ctx, "load AML cases", acts.SessionCases, ev.SessionID, &known) {
+			for _, c := range known {
+				if !slices.Contains(s.state.Cases, c.CaseID) {
+					s.state.Cases = append(s.state.Cases, c.CaseID)
+				}
+				for _, id := range c.Hits {
+					if !slices.Contains(s.state.CasedHits, id) {
+						s.state.CasedHits = append(s.state.CasedHits, id)
+					}
+				}
+			}
+		}
+		s.state.CasesKnown = true
+	}
 	var fresh []didit.AMLHit
 	for _, h := range hits {
 		if slices.Contains(s.state.CasedHits, h.ID) {
@@ -312,16 +350,25 @@ func (s *session) startCase(ctx workflow.Context, c activities.AMLCase) {
 		workflow.GetLogger(ctx).Info("AML case already exists", "case", c.CaseID)
 	default:
 		// Starting a child fails only if the server refuses it; nothing an
-		// activity retry would fix, so it goes to ops directly.
+		// activity retry would fix, so it goes to ops directly. Its hits
+		// are offered again by the next event that shows them, as a case
+		// of their own (the failed case's number stays used).
 		s.flags.raise(ctx, FlagCaseNotOpened, "could not open AML case "+c.CaseID+": "+err.Error())
+		s.state.CasedHits = slices.DeleteFunc(s.state.CasedHits, func(id string) bool {
+			return slices.ContainsFunc(c.Hits, func(h didit.AMLHit) bool { return h.ID == id })
+		})
 		return
 	}
 	s.state.AMLCase = true
 }
 
-// effectsSettled reports whether no effect is running an activity: the queue
-// is empty, or its first effect is parked for an operator.
-func (s *session) effectsSettled() bool { return s.effectsIdle() || len(s.state.Parked) > 0 }
+// effectsSettled reports whether the run can continue as new without
+// cutting anything short: no effect is running an activity (the queue is
+// empty, or its first effect is parked for an operator) and no operator's
+// signal or answer waits.
+func (s *session) effectsSettled() bool {
+	return (s.effectsIdle() || len(s.state.Parked) > 0) && s.steps.quiet()
+}
 
 // awaitEffectsSettled waits until effectsSettled.
 func (s *session) awaitEffectsSettled() { _ = workflow.Await(s.ctx, s.effectsSettled) }

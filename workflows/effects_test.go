@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/store"
@@ -159,9 +160,11 @@ func TestEnvelopeOnlyAndSignedShareOneOrder(t *testing.T) {
 	var whileUnconfirmed []string
 	h.env.RegisterDelayedCallback(func() { whileUnconfirmed = h.subjects() }, 2*time.Minute)
 	h.deliverAt(5*time.Minute, fixtureEvent(t, "status-updated-approved.json"))
+	var st SessionState
+	h.env.RegisterDelayedCallback(func() { st = h.state() }, time.Hour)
+	h.signalAt(2*time.Hour, contract.AcknowledgeSignal, contract.OperatorAction{Operator: "ops"})
 	h.run(s1)
 
-	st := h.state()
 	if got := outcomes(st); !slices.Equal(got, []string{"Approved:applied", "In Progress:stale", "Approved:stale"}) {
 		t.Fatalf("history = %v", got)
 	}
@@ -290,5 +293,78 @@ func TestStateStaysBounded(t *testing.T) {
 	}
 	if got := h.subjects(); len(got) != 1 {
 		t.Fatalf("mails = %q, want the one approval: the flood changes no status", got)
+	}
+}
+
+// TestResentOldEnvelopeOnlyEventCannotMoveTheRecordBack: Didit signs a
+// resent event anew, so an old In Review that only X-Signature-Simple
+// verified carries a fresh timestamp; it must not move an Approved record
+// back, and a later envelope-only Approved (no change) must not mail twice.
+func TestResentOldEnvelopeOnlyEventCannotMoveTheRecordBack(t *testing.T) {
+	h := newHarness(t, nil)
+	approved := fixtureEvent(t, "status-updated-approved.json")
+	h.deliverAt(time.Second, approved)
+	envelopeOnly := func(se contract.SessionEvent, signedAt int64) contract.SessionEvent {
+		se.Event.Timestamp = signedAt
+		se.Proof = didit.Proof{Scheme: didit.SchemeSimple, Timestamp: signedAt, EnvelopeOnly: true}
+		se.Event = se.Event.Authenticated(se.Proof)
+		return se
+	}
+	old := statusEvent(t, "status-updated-approved.json", didit.StatusInReview, approved.Event.CreatedAt-600)
+	h.deliverAt(time.Minute, envelopeOnly(old, approved.Event.Timestamp+3600))
+	h.deliverAt(2*time.Minute, envelopeOnly(fixtureEvent(t, "status-updated-approved.json"), approved.Event.Timestamp+3700))
+	edit := fixtureEvent(t, "data-updated.json")
+	h.deliverAt(3*time.Minute, edit)
+	h.signalAt(4*time.Minute, contract.AcknowledgeSignal, contract.OperatorAction{Operator: "ops"})
+	h.run(s1)
+
+	if st := h.state(); st.Status != didit.StatusApproved || h.record(s1).Status != "Approved" {
+		t.Fatalf("status %q, record %q: a resent old event moved the record back (history %v)", st.Status, h.record(s1).Status, outcomes(st))
+	}
+	if got := h.subjects(); len(got) != 1 {
+		t.Fatalf("mails = %q, want the approval once", got)
+	}
+}
+
+// TestHitsFoundAfterTheRunEndedOpenAFollowUp: the session's first case was
+// opened by an earlier run that has completed; a new run, started by a
+// data.updated with a new hit, opens aml-case-<id>-2 for that hit alone.
+func TestHitsFoundAfterTheRunEndedOpenAFollowUp(t *testing.T) {
+	h := newHarness(t, nil)
+	first := withHits(t, fixtureEvent(t, "status-updated-approved.json"))
+	old := first.Event.Decision.AMLHits()[0]
+	if _, err := h.store.OpenAMLCase(context.Background(), store.AMLCase{CaseID: contract.AMLCaseWorkflowID(s1), SessionID: s1,
+		Hits: []store.AMLHit{{ID: old.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deliverAt(time.Second, withHits(t, fixtureEvent(t, "data-updated.json"), "hit-found-later"))
+	h.resolveAt(time.Hour, s1follow(2))
+	h.run(s1)
+
+	cs := h.cases(s1)
+	if len(cs) != 2 || cs[1].CaseID != s1follow(2) || len(cs[1].Hits) != 1 || cs[1].Hits[0].ID != "hit-found-later" {
+		t.Fatalf("cases = %+v, want a follow-up for the new hit alone", cs)
+	}
+}
+
+// TestSkippedBatchIsRetriedEventByEvent: a batch that fails for good is
+// skipped by the operator; its events are then recorded one by one, so only
+// a bad one would be given up.
+func TestSkippedBatchIsRetriedEventByEvent(t *testing.T) {
+	h := newHarness(t, nil)
+	bad := temporal.NewNonRetryableApplicationError("record events: invalid byte sequence", "Permanent", nil)
+	h.env.OnActivity(h.acts.RecordEvents, mock.Anything, mock.Anything).Return(
+		func(context.Context, []activities.RecordInput) ([]activities.RecordResult, error) { return nil, bad })
+	h.env.RegisterDelayedCallback(func() { // one workflow task, one batch
+		h.env.SignalWorkflowSkippingWorkflowTask(contract.EventSignal, statusEvent(t, "status-updated-approved.json", didit.StatusInProgress, 1000))
+		h.env.SignalWorkflow(contract.EventSignal, fixtureEvent(t, "status-updated-approved.json"))
+	}, time.Second)
+	h.signalAt(time.Minute, contract.SkipSignal, contract.OperatorAction{Operator: "ops"})
+	h.run(s1)
+	if rec := h.record(s1); rec.Status != "Approved" {
+		t.Fatalf("record = %+v, want both events recorded one by one", rec)
+	}
+	if got := outcomes(h.state()); !slices.Equal(got, []string{"In Progress:applied", "Approved:applied"}) {
+		t.Fatalf("history = %v", got)
 	}
 }

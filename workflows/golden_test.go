@@ -93,6 +93,8 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityInput, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordInput]()},
 	{site: siteActivityResult, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordResult]()},
 	{site: siteActivityInput, name: "FlagSession", typ: reflect.TypeFor[activities.FlagInput]()},
+	{site: siteActivityInput, name: "SessionCases", typ: reflect.TypeFor[string]()},
+	{site: siteActivityResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
 	{site: siteActivityInput, name: "FlagAMLCase", typ: reflect.TypeFor[activities.FlagInput](),
 		exempt: "no recorded AML case was flagged"},
 	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),

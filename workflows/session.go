@@ -52,6 +52,9 @@ type SessionState struct {
 	// the hit IDs they cover, so a hit never opens a second case.
 	Cases     []string `json:"cases,omitempty"`
 	CasedHits []string `json:"cased_hits,omitempty"`
+	// CasesKnown is set once the run has learnt the cases earlier runs
+	// opened (from the records).
+	CasesKnown bool `json:"cases_known,omitempty"`
 	// Forgotten counts entries dropped from History, and forgotten keys
 	// from Seen, to keep the state bounded (maxHistory, maxSeen).
 	Forgotten int `json:"forgotten,omitempty"`
@@ -208,7 +211,9 @@ func (s *session) effectsIdle() bool {
 // and its side effects are done, until the idle window passes without one
 // (false).
 func (s *session) wait(events workflow.ReceiveChannel) bool {
-	closable := func() bool { return s.state.Status.Final() && s.effectsIdle() }
+	// A raised flag keeps the run open: a closed run could not take the
+	// operator's acknowledge, and its flag would stay on the record.
+	closable := func() bool { return s.state.Status.Final() && s.effectsIdle() && len(s.state.Flags) == 0 }
 	_ = workflow.Await(s.ctx, func() bool { return events.Len() > 0 || closable() })
 	if events.Len() > 0 {
 		return true

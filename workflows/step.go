@@ -51,6 +51,19 @@ type steps struct {
 	// carried are steps parked in an earlier run, by name: running one
 	// waits for the operator's answer instead of trying again at once.
 	carried map[string]int
+	// operator holds the channels of the operator's signals.
+	operator []workflow.ReceiveChannel
+}
+
+// quiet reports whether no operator signal waits to be taken in and no
+// answer to be acted on: a run may continue as new without losing one.
+func (s *steps) quiet() bool {
+	for _, c := range s.operator {
+		if c.Len() > 0 {
+			return false
+		}
+	}
+	return len(s.answers) == 0
 }
 
 // newSteps starts the coroutine that hands operator signals to parked steps.
@@ -76,6 +89,7 @@ func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, 
 	retry := workflow.GetSignalChannel(ctx, contract.RetrySignal)
 	skip := workflow.GetSignalChannel(ctx, contract.SkipSignal)
 	ack := workflow.GetSignalChannel(ctx, contract.AcknowledgeSignal)
+	s.operator = []workflow.ReceiveChannel{retry, skip, ack}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var raw json.RawMessage

@@ -26,6 +26,11 @@ type EventRecord struct {
 	AMLMaxRiskScore *float64
 	// ReceivedAt is when diditflow received the webhook; zero means now.
 	ReceivedAt time.Time
+	// ForwardOnly marks an event whose time is only an upper bound (one that
+	// only X-Signature-Simple verified: EventCreatedAt is its signing time,
+	// and a resent old event is signed anew). It is applied only when it is
+	// newer and does not move the record to an earlier stage.
+	ForwardOnly bool
 }
 
 // RecordResult reports what RecordEvent did with an event.
@@ -182,11 +187,12 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 			aml_hits           = excluded.aml_hits,
 			aml_max_risk_score = excluded.aml_max_risk_score,
 			updated_at         = excluded.updated_at
-		WHERE excluded.event_created_at > verifications.event_created_at
-		   OR (excluded.event_created_at = verifications.event_created_at
-		       AND excluded.status_rank > verifications.status_rank)`),
+		WHERE (excluded.event_created_at > verifications.event_created_at
+		       OR (excluded.event_created_at = verifications.event_created_at
+		           AND excluded.status_rank > verifications.status_rank))
+		  AND (? = FALSE OR excluded.status_rank >= verifications.status_rank)`),
 		e.SessionID, e.Status, e.StatusRank, e.EventCreatedAt, e.EventKey, e.VendorData, e.WebhookType,
-		e.AMLHits, e.AMLMaxRiskScore, now, now,
+		e.AMLHits, e.AMLMaxRiskScore, now, now, e.ForwardOnly,
 	)
 	if err != nil {
 		return RecordResult{}, err
