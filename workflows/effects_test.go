@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
@@ -366,5 +367,29 @@ func TestSkippedBatchIsRetriedEventByEvent(t *testing.T) {
 	}
 	if got := outcomes(h.state()); !slices.Equal(got, []string{"In Progress:applied", "Approved:applied"}) {
 		t.Fatalf("history = %v", got)
+	}
+}
+
+// TestFlagsStayBounded: past the cap, untrusted-decision flags make room
+// first, so an earlier notice in doubt stays flagged.
+func TestFlagsStayBounded(t *testing.T) {
+	var list []Flag
+	var parked []ParkedStep
+	var decisions []OperatorDecision
+	f := &flags{list: &list, parked: &parked, decisions: &decisions, sync: func(workflow.Context, bool, []string) {}}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.ExecuteWorkflow(func(ctx workflow.Context) error {
+		f.raise(ctx, FlagInDoubt, "the approved notice")
+		for i := range 2 * maxFlags {
+			f.raise(ctx, FlagUnusableDecision, "event "+strconv.Itoa(i))
+		}
+		return nil
+	})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != maxFlags || list[0].Kind != FlagInDoubt {
+		t.Fatalf("%d flags, first %+v: want %d with the in-doubt notice kept", len(list), list[0], maxFlags)
 	}
 }

@@ -81,7 +81,10 @@ func (f *flags) raise(ctx workflow.Context, kind, reason string) {
 	}
 	*f.list = append(*f.list, Flag{ID: id, Kind: kind, Reason: reason, Since: workflow.Now(ctx)})
 	if len(*f.list) > maxFlags {
-		*f.list = (*f.list)[len(*f.list)-maxFlags:]
+		// Past the cap the oldest untrusted-decision flag goes first (one is
+		// raised per such event); another kind only when there is none.
+		i := slices.IndexFunc(*f.list, func(fl Flag) bool { return fl.Kind == FlagUnusableDecision })
+		*f.list = slices.Delete(*f.list, max(i, 0), max(i, 0)+1)
 	}
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": kind}).Counter("diditflow_flags_raised").Inc(1)
 	workflow.GetLogger(ctx).Warn("needs attention", "kind", kind, "reason", reason)
