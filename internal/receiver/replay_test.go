@@ -396,8 +396,10 @@ func (s *switchTemporal) CheckHealth(ctx context.Context, req *client.CheckHealt
 // accepted, so its retry is signalled again, however often it is retried.
 func TestUnavailableDeliveryIsNotRemembered(t *testing.T) {
 	sw := &switchTemporal{down: launch.UnreachableTemporal(t), up: launch.Temporal(t)}
+	// Long enough for a real signal on a busy machine; the unreachable
+	// Temporal spends it all on each attempt.
 	h := newHarness(t, sw, func(c *Config) {
-		c.ReplayCacheSize, c.SignalTimeout = 10, 300*time.Millisecond
+		c.ReplayCacheSize, c.SignalTimeout = 10, 2*time.Second
 	})
 	body := withSession(t, "status-updated-approved.json", uniqueSession(t, "it-replay-503"))
 	headers := sign(t, body)
@@ -523,10 +525,12 @@ func (a *acceptingTemporal) SignalWithStartWorkflow(ctx context.Context, id, sig
 // Temporal or a replay of one; with Temporal down, none is a 200.
 func TestConcurrentIdenticalDeliveries(t *testing.T) {
 	const copies = 20
-	fire := func(t *testing.T, tc Temporal) (*acceptingTemporal, []response) {
+	// timeout bounds each signal: the default with Temporal up (20 at once
+	// on a busy machine take their time), short with it down.
+	fire := func(t *testing.T, tc Temporal, timeout time.Duration) (*acceptingTemporal, []response) {
 		t.Helper()
 		at := &acceptingTemporal{Temporal: tc}
-		h := newHarness(t, at, func(c *Config) { c.ReplayCacheSize, c.SignalTimeout = 10, 300*time.Millisecond })
+		h := newHarness(t, at, func(c *Config) { c.ReplayCacheSize, c.SignalTimeout = 10, timeout })
 		body := withSession(t, "status-updated-approved.json", uniqueSession(t, "it-concurrent"))
 		headers := sign(t, body)
 		out := make([]response, copies)
@@ -543,7 +547,7 @@ func TestConcurrentIdenticalDeliveries(t *testing.T) {
 		return at, out
 	}
 	t.Run("temporal up", func(t *testing.T) {
-		at, out := fire(t, launch.Temporal(t))
+		at, out := fire(t, launch.Temporal(t), DefaultSignalTimeout)
 		var fresh, replayed int64
 		for _, got := range out {
 			if got.code != http.StatusOK {
@@ -561,7 +565,7 @@ func TestConcurrentIdenticalDeliveries(t *testing.T) {
 		}
 	})
 	t.Run("temporal down", func(t *testing.T) {
-		at, out := fire(t, launch.UnreachableTemporal(t))
+		at, out := fire(t, launch.UnreachableTemporal(t), 300*time.Millisecond)
 		for _, got := range out {
 			if got.code != http.StatusServiceUnavailable {
 				t.Fatalf("answer %d %s with Temporal down, want 503", got.code, got.raw)
