@@ -268,7 +268,7 @@ var floodSize = 3 * maxSeen
 // TestStateStaysBounded: floods of redeliveries and of distinct events leave
 // the state within its caps.
 func TestStateStaysBounded(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(s *Settings) { s.IdleWindow = 24 * time.Hour })
 	base := fixtureEvent(t, "data-updated.json")
 	// A few hundred signals per callback: the test environment's queue of
 	// callbacks holds about a thousand.
@@ -281,7 +281,7 @@ func TestStateStaysBounded(t *testing.T) {
 				h.env.SignalWorkflow(contract.EventSignal, se)   // a distinct event
 				h.env.SignalWorkflow(contract.EventSignal, base) // and a redelivery
 			}
-		}, time.Second+time.Duration(from)*time.Millisecond)
+		}, time.Second+time.Duration(from)*time.Second) // one burst a few minutes apart, within the idle window
 	}
 	h.run(s1)
 	st := h.state()
