@@ -155,7 +155,10 @@ type AMLScreening struct {
 // AMLHit is one screening hit, reduced to what compliance triage needs: the
 // hit's id in Didit's console, its datasets, scores and review status.
 type AMLHit struct {
-	ID           string   `json:"id"`
+	ID string `json:"id"`
+	// NodeID is the screening's node, which a review written back to Didit
+	// names when a session has several AML nodes (SPEC §4.6).
+	NodeID       string   `json:"node_id,omitempty"`
 	Match        bool     `json:"match"`
 	Datasets     []string `json:"datasets,omitempty"`
 	MatchScore   *float64 `json:"match_score,omitempty"`
@@ -213,12 +216,23 @@ type decisionWire struct {
 	} `json:"email_verifications"`
 }
 
+// ParseDecision reduces a decision object (SPEC §2.4: a webhook's
+// "decision", or the body of GET /v3/session/{id}/decision/) to a Decision.
+func ParseDecision(raw []byte) (*Decision, error) {
+	return parseDecision(raw)
+}
+
 func parseDecision(raw json.RawMessage) (*Decision, error) {
 	var w decisionWire
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return nil, err
 	}
 	d := w.Decision
+	for i := range d.AMLScreenings {
+		for j := range d.AMLScreenings[i].Hits {
+			d.AMLScreenings[i].Hits[j].NodeID = d.AMLScreenings[i].NodeID
+		}
+	}
 	// The address from session creation, else one the user verified.
 	if w.ContactDetails != nil && w.ContactDetails.Email != "" {
 		d.Email = w.ContactDetails.Email
