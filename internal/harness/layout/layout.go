@@ -19,7 +19,7 @@
 //     cmd/diditflow*, cmd/codec-server, found by directory name) holds no
 //     internal/harness/... package; and harness-imports: no package outside
 //     internal/harness/ and the harness mains (cmd/bench, cmd/chaos,
-//     cmd/didit-sim, cmd/mailsink) imports internal/harness/... directly.
+//     cmd/didit-sim, cmd/didit-fake, cmd/mailsink) imports internal/harness/... directly.
 //
 // Each violation names the offending package and the shortest import chain
 // from the rule's root to it.
@@ -69,7 +69,7 @@ var (
 	diditMayNot = []string{"go.temporal.io/...", "github.com/gin-gonic/..."}
 
 	harness       = "internal/harness/..."
-	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/didit-sim/...", "cmd/mailsink/..."}
+	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/didit-sim/...", "cmd/didit-fake/...", "cmd/mailsink/..."}
 	productFixed  = []string{"starter", "worker"}
 	productByName = []string{"cmd/diditflow*", "cmd/codec-server"} // path.Match patterns on the directory
 )

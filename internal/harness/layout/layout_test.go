@@ -22,7 +22,7 @@ import (
 //     github.com/gin-gonic/....
 //  4. product-closure: starter, worker, cmd/diditflow* and cmd/codec-server
 //     link no internal/harness/...; harness-imports: outside internal/harness/
-//     and cmd/{bench,chaos,didit-sim,mailsink} no package imports it.
+//     and cmd/{bench,chaos,didit-sim,didit-fake,mailsink} no package imports it.
 //
 // Only non-test imports count.
 

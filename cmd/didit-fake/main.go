@@ -1,0 +1,84 @@
+// Command didit-fake runs a fake of Didit's management and decision API
+// (package internal/harness/fakedidit) for manual runs against a local
+// diditflow. It serves /v3/... with Didit's manners (401 without the API key,
+// optional 429s, HTML 404s, delivery log, resend, AML hit review write-back)
+// and delivers webhooks to -receiver signed with -secret.
+//
+//	go run ./cmd/didit-fake
+//	go run ./cmd/didit-fake -addr 127.0.0.1:8099 -rate-limit-every 5 -retry-delays 2s,5s
+//	curl -H 'x-api-key: dev-didit-api-key' http://127.0.0.1:8099/v3/webhook/destinations/
+//
+// Point diditflow's Didit API base URL at http://<addr>/v3. Sessions are
+// registered through the Go API (PutSession) by the harness; this command
+// starts with none.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/diditflow/diditflow/internal/harness/fakedidit"
+)
+
+func main() {
+	if err := run(); err != nil {
+		slog.Error("didit-fake failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	defaultSecret := "dev-secret-change-me"
+	if s := os.Getenv("DIDIT_WEBHOOK_SECRETS"); s != "" {
+		defaultSecret = strings.TrimSpace(strings.Split(s, ",")[0])
+	}
+	var (
+		addr      = flag.String("addr", "127.0.0.1:8099", "address to listen on")
+		key       = flag.String("key", "dev-didit-api-key", "the accepted x-api-key")
+		receiver  = flag.String("receiver", "http://127.0.0.1:8080/webhooks/didit", "default destination's webhook URL")
+		secret    = flag.String("secret", defaultSecret, "webhook secret (default: first of $DIDIT_WEBHOOK_SECRETS, else make run's)")
+		rateEvery = flag.Int("rate-limit-every", 0, "answer 429 to every Nth API request (0: never)")
+		retries   = flag.String("retry-delays", "1m,4m", "waits before each delivery retry (comma-separated, empty: no retries)")
+	)
+	flag.Parse()
+	delays, err := parseDelays(*retries)
+	if err != nil {
+		return err
+	}
+	srv := fakedidit.New(fakedidit.Options{
+		Key: *key, ReceiverURL: *receiver, Secret: *secret,
+		RetryDelays: delays, RateLimitEvery: *rateEvery,
+	})
+	url, err := srv.Start(*addr)
+	if err != nil {
+		return err
+	}
+	slog.Info("didit-fake listening", "url", url, "api", url+"/v3")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	<-ctx.Done()
+	return srv.Close()
+}
+
+// parseDelays reads a comma-separated list of durations; empty means none.
+func parseDelays(s string) ([]time.Duration, error) {
+	out := []time.Duration{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil {
+			return nil, fmt.Errorf("-retry-delays: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

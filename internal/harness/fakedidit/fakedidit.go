@@ -1,0 +1,249 @@
+// Package fakedidit is a fake of Didit's management and decision API
+// (verification.didit.me/v3) for diditflow's test harness. It follows what
+// docs/didit-SPEC.md says Didit does, not what a friendly client would like:
+// API-key auth with 401s, throttling with 429 and Retry-After, Django's HTML
+// 404 for malformed ids and its 301 for a missing trailing slash, absolute
+// LimitOffset pagination links, a delivery log with resend, AML hit review
+// write-back that comes home as a data.updated webhook, webhook destinations
+// and a legacy webhook config whose secret rotation kills the old secret at
+// once.
+//
+// The harness drives its state directly: PutSession registers sessions and
+// their decisions, Deliver sends a session webhook to every enabled,
+// subscribed destination the way Didit does (signed, 5 s timeout, retried on
+// 5xx, 404 and transport failures) and logs every attempt.
+package fakedidit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// DefaultDestinationUUID is the uuid of the destination that always exists
+// and stands for the legacy webhook config (GET/PATCH /v3/webhook/).
+const DefaultDestinationUUID = "d1d17000-0000-4000-8000-000000000001"
+
+// ApplicationID is the application_id put in webhooks the fake builds itself.
+const ApplicationID = "a9911ca7-0000-4000-8000-000000000001"
+
+// DiditRetryDelays is Didit's schedule after a failed attempt (SPEC §3.1).
+var DiditRetryDelays = []time.Duration{time.Minute, 4 * time.Minute}
+
+// Options configure a Server.
+type Options struct {
+	// Key is the only accepted x-api-key; a missing or wrong one gets 401.
+	Key string
+	// ReceiverURL is the default destination's url, where webhooks go.
+	ReceiverURL string
+	// Secret is the default destination's (legacy) webhook secret, used to
+	// sign its deliveries and returned by GET /v3/webhook/.
+	Secret string
+	// RetryDelays are the waits before each retry; nil means
+	// DiditRetryDelays. Their count is the number of retries.
+	RetryDelays []time.Duration
+	// RestampRetries re-stamps and re-signs every retry with the time it is
+	// sent. By default a retry repeats the first attempt's bytes and
+	// signatures, so with Didit's delays the last retry reaches a receiver
+	// about 300 s after its X-Timestamp (SPEC §1.6 leaves this open; the
+	// fake takes the unkind reading). Resends always re-sign (SPEC §4.5).
+	RestampRetries bool
+	// RateLimitEvery makes every Nth authenticated API request answer 429
+	// (0 = never).
+	RateLimitEvery int
+	// Now is the clock for timestamps and log entries; nil means time.Now.
+	Now func() time.Time
+	// HTTPClient sends deliveries; nil means a client with Didit's 5 s
+	// timeout that does not follow redirects (a 3xx is a final failure).
+	HTTPClient *http.Client
+}
+
+// Attempt is one HTTP attempt of a delivery: the answer's status, or the
+// transport error (Status 0).
+type Attempt struct {
+	Status int
+	Err    error
+}
+
+// LoggedDelivery is one attempt in the delivery log.
+type LoggedDelivery struct {
+	UUID            string
+	DestinationUUID string
+	SessionID       string
+	WebhookType     string
+	EventID         string
+	RequestURL      string
+	// ResponseStatus is 0 when the request got no answer.
+	ResponseStatus int
+	ResponseTimeMS int64
+	// Status is "delivered" (2xx) or "failed".
+	Status        string
+	CreatedAt     time.Time
+	RequestHeader map[string]string
+	// RequestBody is the exact bytes sent.
+	RequestBody []byte
+}
+
+// HitReviewCall is one hit review written through an AML endpoint.
+type HitReviewCall struct {
+	SessionID    string
+	NodeID       string
+	HitID        string
+	ReviewStatus string
+	Bulk         bool
+}
+
+// Server is the fake. Its methods are safe for concurrent use.
+type Server struct {
+	opts   Options
+	client *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
+	mu         sync.Mutex
+	sessions   map[string]*session
+	dests      []*destination // oldest first, deleted ones included
+	log        []*LoggedDelivery
+	hitCalls   []HitReviewCall
+	requests   int
+	legacy     legacyConfig
+	nextNumber int
+
+	httpSrv *http.Server
+}
+
+type session struct {
+	id         string
+	number     int
+	status     string
+	vendorData string
+	decision   json.RawMessage
+	createdAt  time.Time
+}
+
+// New returns a fake with the default destination in place.
+func New(o Options) *Server {
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{
+			Timeout:       5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{opts: o, client: client, ctx: ctx, cancel: cancel, sessions: map[string]*session{}}
+	s.legacy = legacyConfig{webhookVersion: "v3", captureMethod: "both"}
+	now := s.now()
+	s.dests = []*destination{{
+		uuid:      DefaultDestinationUUID,
+		label:     "default",
+		url:       o.ReceiverURL,
+		enabled:   true,
+		version:   "v3",
+		events:    []string{"status.updated", "data.updated"},
+		secret:    o.Secret,
+		createdAt: now,
+		updatedAt: now,
+	}}
+	return s
+}
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) retryDelays() []time.Duration {
+	if s.opts.RetryDelays == nil {
+		return DiditRetryDelays
+	}
+	return s.opts.RetryDelays
+}
+
+// Start listens on addr (such as 127.0.0.1:0) and serves the API in the
+// background. It returns the base URL, e.g. http://127.0.0.1:41234.
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.httpSrv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops the listener of Start, cancels background deliveries and
+// waits for them to end.
+func (s *Server) Close() error {
+	s.cancel()
+	var err error
+	if s.httpSrv != nil {
+		if err = s.httpSrv.Close(); errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	s.bg.Wait()
+	return err
+}
+
+// Wait blocks until the webhooks fired in the background (by AML hit
+// reviews) have been delivered or given up.
+func (s *Server) Wait() { s.bg.Wait() }
+
+// PutSession registers or updates a session and its current decision. The
+// decision's "status" should equal status; with a nil decision the decision
+// endpoint answers a minimal one, as Didit always has a decision.
+func (s *Server) PutSession(id, status string, decision json.RawMessage, vendorData string, createdAt time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.sessions[id]
+	if !ok {
+		s.nextNumber++
+		ss = &session{id: id, number: s.nextNumber}
+		s.sessions[id] = ss
+	}
+	ss.status, ss.vendorData, ss.createdAt = status, vendorData, createdAt
+	ss.decision = append(json.RawMessage(nil), decision...)
+	if decision == nil {
+		ss.decision = nil
+	}
+}
+
+// Deliveries returns a copy of the delivery log, oldest first.
+func (s *Server) Deliveries() []LoggedDelivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]LoggedDelivery, len(s.log))
+	for i, d := range s.log {
+		out[i] = *d
+	}
+	return out
+}
+
+// HitReviews returns the latest review status written per hit id of a
+// session through the AML endpoints.
+func (s *Server) HitReviews(sessionID string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for _, c := range s.hitCalls {
+		if c.SessionID == sessionID {
+			out[c.HitID] = c.ReviewStatus
+		}
+	}
+	return out
+}
+
+// HitReviewCalls returns every hit review written, in order.
+func (s *Server) HitReviewCalls() []HitReviewCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]HitReviewCall(nil), s.hitCalls...)
+}

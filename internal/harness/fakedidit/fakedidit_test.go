@@ -1,0 +1,432 @@
+package fakedidit
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/diditflow/diditflow/didit"
+)
+
+const testKey = "test-key"
+
+// receiver is a webhook endpoint that verifies Didit's signatures with the
+// project's verifier and answers a chosen status.
+type receiver struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	secrets []string
+	answer  int
+	got     []didit.Event
+	refused int
+}
+
+func newReceiver(t *testing.T, secret string, answer int) *receiver {
+	rc := &receiver{t: t, secrets: []string{secret}, answer: answer}
+	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	v := didit.Verifier{Secrets: rc.secrets}
+	ev, _, err := v.ConstructEvent(body, didit.HeadersFrom(r.Header))
+	if err != nil {
+		rc.refused++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	rc.got = append(rc.got, ev)
+	w.WriteHeader(rc.answer)
+}
+
+func (rc *receiver) events() []didit.Event {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]didit.Event(nil), rc.got...)
+}
+
+// fixture starts a fake delivering to rc.
+func fixture(t *testing.T, rc *receiver, o Options) (*Server, *httptest.Server) {
+	o.Key = testKey
+	if rc != nil {
+		o.ReceiverURL = rc.srv.URL
+		o.Secret = rc.secrets[0]
+	}
+	if o.RetryDelays == nil {
+		o.RetryDelays = []time.Duration{time.Millisecond, 2 * time.Millisecond}
+	}
+	s := New(o)
+	api := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		api.Close()
+		_ = s.Close()
+	})
+	return s, api
+}
+
+func call(t *testing.T, method, url string, body any) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("x-api-key", testKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+func webhookBody(sessionID, eventID string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"event_id": eventID, "webhook_type": "status.updated", "session_id": sessionID,
+		"status": "Approved", "created_at": time.Now().Unix(), "timestamp": 0,
+	})
+	return b
+}
+
+const sessionA = "9b2f4c1e-6d3a-4e8b-a5f0-1c7d2e9b8a64"
+
+func TestAuthRequired(t *testing.T) {
+	_, api := fixture(t, nil, Options{})
+	for _, key := range []string{"", "wrong"} {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/v3/sessions/", nil)
+		if key != "" {
+			req.Header.Set("x-api-key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"detail"`) {
+			t.Fatalf("key %q: %d %s; want 401 JSON", key, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestDecisionNotFound(t *testing.T) {
+	s, api := fixture(t, nil, Options{})
+	s.PutSession(sessionA, "In Progress", nil, "user-1", time.Now())
+
+	resp, b := call(t, http.MethodGet, api.URL+"/v3/session/"+sessionA+"/decision/", nil)
+	d := decode[map[string]any](t, b)
+	if resp.StatusCode != 200 || d["status"] != "In Progress" || d["session_id"] != sessionA {
+		t.Fatalf("minimal decision: %d %s", resp.StatusCode, b)
+	}
+
+	resp, b = call(t, http.MethodGet, api.URL+"/v3/session/"+newUUID()+"/decision/", nil)
+	if resp.StatusCode != 404 || string(b) != `{"detail":"Not found."}` {
+		t.Fatalf("unknown uuid: %d %s", resp.StatusCode, b)
+	}
+	resp, b = call(t, http.MethodGet, api.URL+"/v3/session/not-a-uuid/decision/", nil)
+	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(b), "<html") {
+		t.Fatalf("malformed id: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+}
+
+func TestSessionsPagination(t *testing.T) {
+	s, api := fixture(t, nil, Options{})
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 7 {
+		status := "Approved"
+		if i%3 == 2 {
+			status = "Declined"
+		}
+		s.PutSession(newUUID(), status, nil, "v"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Hour))
+	}
+	// 5 Approved, limit 2: three pages.
+	type pageBody struct {
+		Count    int               `json:"count"`
+		Next     *string           `json:"next"`
+		Previous *string           `json:"previous"`
+		Results  []json.RawMessage `json:"results"`
+	}
+	next := api.URL + "/v3/sessions/?status=Approved&limit=2"
+	var seen []string
+	var pages int
+	for next != "" {
+		pages++
+		resp, b := call(t, http.MethodGet, next, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", next, resp.StatusCode, b)
+		}
+		p := decode[pageBody](t, b)
+		if p.Count != 5 {
+			t.Fatalf("count %d, want 5", p.Count)
+		}
+		for _, r := range p.Results {
+			row := decode[map[string]any](t, r)
+			if row["status"] != "Approved" {
+				t.Fatalf("filter leaked %v", row)
+			}
+			seen = append(seen, row["created_at"].(string))
+		}
+		next = ""
+		if p.Next != nil {
+			next = *p.Next
+			if !strings.HasPrefix(next, api.URL+"/v3/sessions/?") || !strings.Contains(next, "status=Approved") {
+				t.Fatalf("next %q is not absolute with the filter", next)
+			}
+		}
+	}
+	if pages != 3 || len(seen) != 5 {
+		t.Fatalf("pages %d rows %d", pages, len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] >= seen[i-1] {
+			t.Fatalf("not newest first: %v", seen)
+		}
+	}
+}
+
+func TestDeliverGivesUpAfterRetries(t *testing.T) {
+	rc := newReceiver(t, "secret-1", http.StatusInternalServerError)
+	s, api := fixture(t, rc, Options{})
+	eventID := newUUID()
+	attempts := s.Deliver(context.Background(), webhookBody(sessionA, eventID))
+	if len(attempts) != 3 {
+		t.Fatalf("%d attempts, want 3: %+v", len(attempts), attempts)
+	}
+	log := s.Deliveries()
+	if len(log) != 3 {
+		t.Fatalf("%d logged", len(log))
+	}
+	for _, d := range log {
+		if d.ResponseStatus != 500 || d.Status != "failed" || d.EventID != eventID {
+			t.Fatalf("logged %+v", d)
+		}
+	}
+	if n := len(rc.events()); n != 3 {
+		t.Fatalf("receiver verified %d deliveries, want 3", n)
+	}
+	resp, b := call(t, http.MethodGet, api.URL+"/v3/session/"+sessionA+"/webhooks/", nil)
+	rows := decode[[]map[string]any](t, b)
+	if resp.StatusCode != 200 || len(rows) != 3 {
+		t.Fatalf("session webhooks: %d %s", resp.StatusCode, b)
+	}
+	if body, ok := rows[0]["request_body"].(string); !ok || !strings.Contains(body, eventID) {
+		t.Fatalf("request_body not a string holding the event: %v", rows[0]["request_body"])
+	}
+}
+
+func TestResendAfterRotation(t *testing.T) {
+	rc := newReceiver(t, "secret-1", http.StatusOK)
+	now := time.Now().Add(-time.Minute)
+	var clock sync.Mutex
+	s, api := fixture(t, rc, Options{Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
+	eventID := newUUID()
+	if a := s.Deliver(context.Background(), webhookBody(sessionA, eventID)); len(a) != 1 || a[0].Status != 200 {
+		t.Fatalf("first delivery %+v", a)
+	}
+
+	resp, b := call(t, http.MethodPatch, api.URL+"/v3/webhook/", map[string]any{"rotate_secret_key": true})
+	cfg := decode[map[string]any](t, b)
+	secret, _ := cfg["secret_shared_key"].(string)
+	if resp.StatusCode != 200 || secret == "" || secret == "secret-1" || len(secret) != 43 {
+		t.Fatalf("rotate: %d %s", resp.StatusCode, b)
+	}
+	rc.mu.Lock()
+	rc.secrets = []string{secret} // the old secret is dead at once
+	rc.mu.Unlock()
+	clock.Lock()
+	now = now.Add(30 * time.Second)
+	clock.Unlock()
+
+	first := s.Deliveries()[0]
+	resp, b = call(t, http.MethodPost, api.URL+"/v3/session/"+sessionA+"/webhook/"+first.UUID+"/resend", nil)
+	got := decode[map[string]any](t, b)
+	if resp.StatusCode != 200 || got["response_status"] != float64(200) || got["uuid"] == first.UUID {
+		t.Fatalf("resend: %d %s", resp.StatusCode, b)
+	}
+	evs := rc.events()
+	if len(evs) != 2 || evs[1].EventID != eventID || evs[1].Timestamp <= evs[0].Timestamp {
+		t.Fatalf("receiver got %+v", evs)
+	}
+	if log := s.Deliveries(); len(log) != 2 || log[1].EventID != eventID {
+		t.Fatalf("log %+v", log)
+	}
+	// The old secret no longer signs anything.
+	rc.mu.Lock()
+	rc.secrets = []string{"secret-1"}
+	rc.mu.Unlock()
+	s.Deliver(context.Background(), webhookBody(sessionA, newUUID()))
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.refused == 0 {
+		t.Fatal("delivery after rotation verified with the old secret")
+	}
+}
+
+func TestBulkAMLUpdateFiresDataUpdated(t *testing.T) {
+	raw, err := os.ReadFile("../simulator/templates/status-updated-declined-aml-hit.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		Decision json.RawMessage `json:"decision"`
+	}
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	rc := newReceiver(t, "secret-1", http.StatusOK)
+	s, api := fixture(t, rc, Options{})
+	s.PutSession(sessionA, "Declined", tmpl.Decision, "user-1", time.Now())
+	const hit = "NK-4fTq8Xw2bLmZpR7cVd3sYe"
+
+	resp, b := call(t, http.MethodPatch, api.URL+"/v3/session/"+sessionA+"/bulk-update-aml-hit-status/",
+		map[string]any{"node_id": "feature_aml_1", "hit_updates": []any{map[string]any{"hit_id": hit, "review_status": "Bogus"}}})
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad status: %d %s", resp.StatusCode, b)
+	}
+	resp, b = call(t, http.MethodPatch, api.URL+"/v3/session/"+sessionA+"/bulk-update-aml-hit-status/",
+		map[string]any{"node_id": "feature_aml_1", "hit_updates": []any{map[string]any{"hit_id": hit, "review_status": "False Positive"}}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("bulk: %d %s", resp.StatusCode, b)
+	}
+	s.Wait()
+
+	if got := s.HitReviews(sessionA)[hit]; got != "False Positive" {
+		t.Fatalf("HitReviews = %q", got)
+	}
+	if c := s.HitReviewCalls(); len(c) != 1 || !c[0].Bulk || c[0].NodeID != "feature_aml_1" {
+		t.Fatalf("calls %+v", c)
+	}
+	_, b = call(t, http.MethodGet, api.URL+"/v3/session/"+sessionA+"/decision/", nil)
+	d, err := didit.ParseDecision(b)
+	if err != nil || len(d.AMLScreenings) != 1 || d.AMLScreenings[0].Hits[0].ReviewStatus != "False Positive" {
+		t.Fatalf("decision after review: %v %+v", err, d)
+	}
+	evs := rc.events()
+	if len(evs) != 1 || evs[0].WebhookType != "data.updated" || evs[0].Status != "Declined" ||
+		evs[0].Decision == nil || evs[0].Decision.AMLScreenings[0].Hits[0].ReviewStatus != "False Positive" {
+		t.Fatalf("webhooks %+v", evs)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	_, api := fixture(t, nil, Options{RateLimitEvery: 2})
+	for i := 1; i <= 6; i++ {
+		resp, _ := call(t, http.MethodGet, api.URL+"/v3/sessions/", nil)
+		want := http.StatusOK
+		if i%2 == 0 {
+			want = http.StatusTooManyRequests
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("call %d: %d, want %d", i, resp.StatusCode, want)
+		}
+		if want == http.StatusTooManyRequests && (resp.Header.Get("Retry-After") != "1" || resp.Header.Get("X-RateLimit-Limit") == "") {
+			t.Fatalf("call %d headers %v", i, resp.Header)
+		}
+	}
+}
+
+func TestDestinations(t *testing.T) {
+	_, api := fixture(t, nil, Options{ReceiverURL: "http://127.0.0.1:1/hook", Secret: "secret-1"})
+	resp, b := call(t, http.MethodPost, api.URL+"/v3/webhook/destinations/",
+		map[string]any{"label": "second", "url": "https://example.com/hook", "subscribed_events": []string{"status.updated"}})
+	created := decode[map[string]any](t, b)
+	if resp.StatusCode != 201 || created["secret_shared_key"] == nil {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	resp, _ = call(t, http.MethodPost, api.URL+"/v3/webhook/destinations/",
+		map[string]any{"label": "dup", "url": "https://example.com/hook", "subscribed_events": []string{"status.updated"}})
+	if resp.StatusCode != 400 {
+		t.Fatalf("duplicate url: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, http.MethodPost, api.URL+"/v3/webhook/destinations/",
+		map[string]any{"label": "none", "url": "https://example.com/other", "subscribed_events": []string{}})
+	if resp.StatusCode != 400 {
+		t.Fatalf("empty events: %d", resp.StatusCode)
+	}
+
+	_, b = call(t, http.MethodGet, api.URL+"/v3/webhook/destinations/", nil)
+	rows := decode[[]map[string]any](t, b)
+	if len(rows) != 2 || rows[0]["uuid"] != DefaultDestinationUUID {
+		t.Fatalf("list %s", b)
+	}
+	for _, r := range rows {
+		if _, ok := r["secret_shared_key"]; ok {
+			t.Fatalf("list row has a secret: %v", r)
+		}
+	}
+	_, b = call(t, http.MethodGet, api.URL+"/v3/webhook/destinations/"+DefaultDestinationUUID+"/", nil)
+	if one := decode[map[string]any](t, b); one["secret_shared_key"] != "secret-1" {
+		t.Fatalf("get one %s", b)
+	}
+
+	id := created["uuid"].(string)
+	if resp, _ = call(t, http.MethodDelete, api.URL+"/v3/webhook/destinations/"+id+"/", nil); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if resp, _ = call(t, http.MethodGet, api.URL+"/v3/webhook/destinations/"+id+"/", nil); resp.StatusCode != 404 {
+		t.Fatalf("deleted still there: %d", resp.StatusCode)
+	}
+}
+
+func TestDeliverFansOutWithEachSecret(t *testing.T) {
+	rc := newReceiver(t, "secret-1", http.StatusOK)
+	s, api := fixture(t, rc, Options{})
+	resp, b := call(t, http.MethodPost, api.URL+"/v3/webhook/destinations/",
+		map[string]any{"label": "second", "url": rc.srv.URL + "/second", "subscribed_events": []string{"status.updated"}})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	rc.mu.Lock()
+	rc.secrets = append(rc.secrets, decode[map[string]any](t, b)["secret_shared_key"].(string))
+	rc.mu.Unlock()
+	if a := s.Deliver(context.Background(), webhookBody(sessionA, newUUID())); len(a) != 2 || a[0].Status != 200 || a[1].Status != 200 {
+		t.Fatalf("attempts %+v", a)
+	}
+	id := decode[map[string]any](t, b)["uuid"].(string)
+	_, b = call(t, http.MethodGet, api.URL+"/v3/webhook/destinations/"+id+"/deliveries/", nil)
+	if p := decode[map[string]any](t, b); p["count"] != float64(1) {
+		t.Fatalf("deliveries %s", b)
+	}
+}
+
+func TestMissingSlashRedirects(t *testing.T) {
+	_, api := fixture(t, nil, Options{})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(api.URL + "/v3/sessions?limit=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != api.URL+"/v3/sessions/?limit=1" {
+		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
