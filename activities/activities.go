@@ -56,6 +56,9 @@ type Activities struct {
 	Store      Store
 	Mailer     notify.Mailer
 	Compliance Compliance
+	// Didit is Didit's API, for what webhooks do not carry; nil or without
+	// a key, the API features are off.
+	Didit DiditAPI
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger

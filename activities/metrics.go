@@ -8,6 +8,10 @@ type Metrics struct {
 	events  *prometheus.CounterVec
 	notices *prometheus.CounterVec
 	refused *prometheus.CounterVec
+	// apiCalls counts calls to Didit's API by call and result (ok, or the
+	// error class: server, credentials, not_found, rate_limited, malformed,
+	// request; no_key when the API is off).
+	apiCalls *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -25,8 +29,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "diditflow_recipients_refused_total",
 			Help: "Recipients a mail server refused for good (5xx to RCPT), by audience (user, compliance); counted once per notification.",
 		}, []string{"audience"}),
+		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_didit_api_calls_total",
+			Help: "Calls to Didit's API by call and result: ok, or the error class (server, credentials, not_found, rate_limited, malformed, request); no_key when DIDIT_API_KEY is unset.",
+		}, []string{"call", "result"}),
 	}
-	reg.MustRegister(m.events, m.notices, m.refused)
+	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls)
 	return m
 }
 

@@ -11,7 +11,7 @@ UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 # The binaries come first: they print their effective settings (-config) and
 # the search attributes to register (-search-attributes), so that nothing
 # below restates a default of the code (internal/config).
-go build -o "$BIN/" ./starter ./worker
+go build -o "$BIN/" ./starter ./worker ./cmd/didit-fake
 
 # setting NAME SETTINGS: NAME's value in SETTINGS (the output of -config).
 setting() { sed -n "s/^$1=//p" <<<"$2"; }
@@ -88,6 +88,20 @@ fi
     --name "$name" --type "$type" >/dev/null 2>&1 || true
 done
 
+# Didit's API: with no key of a real account, a fake of it (cmd/didit-fake)
+# serves decisions and the delivery log, so decision fetch works with no
+# account. A real DIDIT_API_KEY (and DIDIT_API_URL) wins.
+if [[ -z "${DIDIT_API_KEY:-}" ]]; then
+  fake_addr="${DIDIT_FAKE_ADDR:-127.0.0.1:8099}"
+  export DIDIT_API_KEY="dev-didit-api-key"
+  export DIDIT_API_URL="http://$fake_addr"
+  start didit-fake "$BIN/didit-fake" -addr "$fake_addr" -key "$DIDIT_API_KEY" \
+    -receiver "http://$HTTP_ADDR/webhooks/didit" -secret "${DIDIT_WEBHOOK_SECRETS%%,*}"
+  didit_api="$DIDIT_API_URL  (the fake Didit API, key $DIDIT_API_KEY; set DIDIT_API_KEY for the real one)"
+else
+  didit_api="${DIDIT_API_URL:-https://verification.didit.me}"
+fi
+
 start worker "$BIN/worker"
 start starter "$BIN/starter"
 
@@ -118,6 +132,7 @@ cat <<MSG
 [run]   Temporal UI       http://localhost:$UI_PORT  (workflow IDs: didit-session-<session_id>)
 [run]   records           $(setting DATABASE_URL "$worker_settings")
 [run]   mail              $mail
+[run]   Didit API         $didit_api
 [run] next: send a verification, then look at the UI, the records and the mail:
 [run]   go run ./cmd/didit-sim -scenario approved        (or declined-aml, in-review-then-approved, …)
 [run] Ctrl-C stops everything.

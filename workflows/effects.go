@@ -124,6 +124,7 @@ func (s *session) handleBatch(batch []contract.SessionEvent) {
 		s.see(key)
 		fresh = append(fresh, se)
 	}
+	fresh = s.fetchDecisions(fresh)
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), maxRecordBatch)]
 		fresh = fresh[len(chunk):]
@@ -187,11 +188,19 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 		s.state.Status = res.CurrentStatus
 	}
 	current := res.Applied && res.CurrentStatus == ev.Status
-	if se.Proof.EnvelopeOnly || ev.DecisionError != "" {
+	if s.batch.superseded[key] {
+		// The fetched decision, of a later status, carries the effects.
+		return
+	}
+	if (se.Proof.EnvelopeOnly || ev.DecisionError != "") && !s.batch.verified[key] {
 		// Without a trustworthy decision there is no address to notify and
 		// no AML result to act on: the status stands, its effects wait for
 		// an event that confirms it.
-		s.flags.raise(s.ctx, FlagUnusableDecision, "decision of event "+key+" is unusable ("+unusableReason(se)+"); check the session in Didit's console")
+		reason := "decision of event " + key + " is unusable (" + unusableReason(se) + ")"
+		if why, ok := s.batch.missing[key]; ok {
+			reason += " and could not be fetched: " + why
+		}
+		s.flags.raise(s.ctx, FlagUnusableDecision, reason+"; check the session in Didit's console")
 		if res.StatusChanged(ev.Status) {
 			s.state.Unconfirmed = true
 		}
@@ -295,6 +304,13 @@ func (s *session) queueNotice(ev didit.Event, key string) {
 	redo := ev.ResubmitInfo.Steps()
 	n := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Key: string(kind) + ":" + key,
 		Email: cmp.Or(ev.Decision.ContactEmail(), s.state.ContactEmail), Redo: redo}
+	if why, ok := s.batch.missing[key]; ok && n.Email == "" {
+		// Without the decision there is no address: say so, rather than
+		// have the notice fail as undeliverable.
+		s.flags.raise(s.ctx, FlagDecisionUnavailable, "event "+key+" ("+string(ev.Status)+") carries no decision and it could not be fetched: "+
+			why+"; the user was not sent the "+string(kind)+" notice")
+		return
+	}
 	s.state.Effects = append(s.state.Effects, PendingEffect{EventKey: key, Notice: &n})
 }
 

@@ -25,6 +25,9 @@ const (
 	// FlagUnusableDecision: an event whose decision cannot be trusted (only
 	// X-Signature-Simple verified, or it did not parse).
 	FlagUnusableDecision = "unusable_decision"
+	// FlagDecisionUnavailable: an event needed the session's decision
+	// (it carried none), and Didit's API could not give it.
+	FlagDecisionUnavailable = "decision_unavailable"
 	// FlagCaseNotOpened: Temporal refused to start an AML case.
 	FlagCaseNotOpened = "case_not_opened"
 )

@@ -95,6 +95,8 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityInput, name: "FlagSession", typ: reflect.TypeFor[activities.FlagInput]()},
 	{site: siteActivityInput, name: "SessionCases", typ: reflect.TypeFor[string]()},
 	{site: siteActivityResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
+	{site: siteActivityInput, name: "FetchDecision", typ: reflect.TypeFor[string]()},
+	{site: siteActivityResult, name: "FetchDecision", typ: reflect.TypeFor[activities.FetchedDecision]()},
 	{site: siteActivityInput, name: "FlagAMLCase", typ: reflect.TypeFor[activities.FlagInput](),
 		exempt: "no recorded AML case was flagged"},
 	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),

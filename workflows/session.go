@@ -105,6 +105,9 @@ type session struct {
 	// hits, batched records, bounded state, effects carried over.
 	wired bool
 	flags *flags
+	// batch is what the decision fetch decided about the events of the
+	// batch being recorded.
+	batch batchDecisions
 	// seenKeys indexes state.Seen.
 	seenKeys map[string]bool
 }

@@ -41,6 +41,10 @@ type Settings struct {
 	// this many Didit events; 0 leaves it to the server's suggestion, which
 	// comes first in practice.
 	ContinueAsNewAfter int `json:"continue_as_new_after"`
+	// DiditAPIQueue is the task queue of the activities that call Didit's
+	// API, whose worker the server rate-limits to Didit's budget; empty
+	// runs them on the workflow's own queue.
+	DiditAPIQueue string `json:"didit_api_queue,omitempty"`
 }
 
 // DefaultSettings are the production defaults.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -163,7 +164,15 @@ type Worker struct {
 	StepRetryBudget     time.Duration `envconfig:"STEP_RETRY_BUDGET" default:"1h"`
 	AMLReminderInterval time.Duration `envconfig:"AML_REMINDER_INTERVAL" default:"24h"`
 	AMLEscalateAfter    int           `envconfig:"AML_ESCALATE_AFTER" default:"3"`
-	Log                 Log
+	// Didit's API, for what webhooks do not carry (decisions). Without a
+	// key the API features are off.
+	DiditAPIURL string `envconfig:"DIDIT_API_URL" default:"https://verification.didit.me"`
+	DiditAPIKey string `envconfig:"DIDIT_API_KEY" secret:"true"`
+	// DiditAPIReadsPerSecond is the server-enforced rate of the API read
+	// activities across every worker: Didit allows 600 GET a minute per
+	// key, and 9/s leaves a tenth of that to other uses of the key.
+	DiditAPIReadsPerSecond float64 `envconfig:"DIDIT_API_READS_PER_SECOND" default:"9"`
+	Log                    Log
 }
 
 // LoadWorker reads the worker's settings and checks them.
@@ -203,6 +212,12 @@ func (c Worker) validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
+	}
+	if u, err := url.Parse(c.DiditAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("DIDIT_API_URL must be an http(s) URL, got %q", c.DiditAPIURL))
+	}
+	if c.DiditAPIReadsPerSecond <= 0 || c.DiditAPIReadsPerSecond > 10 {
+		errs = append(errs, fmt.Errorf("DIDIT_API_READS_PER_SECOND must be in (0, 10] (Didit allows 600 GET a minute), got %v", c.DiditAPIReadsPerSecond))
 	}
 	if c.AMLEscalateAfter < 1 {
 		errs = append(errs, fmt.Errorf("AML_ESCALATE_AFTER must be at least 1, got %d", c.AMLEscalateAfter))

@@ -14,7 +14,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
@@ -23,9 +26,25 @@ import (
 
 // Worker is a configured Temporal worker and what it holds open.
 type Worker struct {
+	// Worker polls the session workflows' task queue.
 	worker.Worker
+	// api polls the Didit API activities' queue, which the server
+	// rate-limits to Didit's budget across every worker.
+	api   worker.Worker
 	Store *store.Store
 }
+
+// Run runs both workers until interruptCh fires, then stops them.
+func (w *Worker) Run(interruptCh <-chan any) error {
+	if err := w.api.Start(); err != nil {
+		return err
+	}
+	defer w.api.Stop()
+	return w.Worker.Run(interruptCh)
+}
+
+// APIQueue is the task queue of the Didit API activities.
+func APIQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api" }
 
 // Close releases the worker's resources; call it after the worker stopped.
 func (w *Worker) Close() error {
@@ -53,16 +72,44 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 			notify.BreakerLogger(log), notify.BreakerOpenTimeout(cfg.MailBreakerOpenTimeout))
 	}
 
+	didit, err := api.New(api.Config{BaseURL: cfg.DiditAPIURL, Key: cfg.DiditAPIKey})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("DIDIT_API_URL: %w", err), st.Close())
+	}
+	if didit.Enabled() {
+		log.Info("Didit API on: decisions missing from webhooks are fetched", "url", cfg.DiditAPIURL,
+			"task_queue", APIQueue(cfg), "reads_per_second", cfg.DiditAPIReadsPerSecond)
+	} else {
+		log.Warn("Didit API off (DIDIT_API_KEY unset): events without a usable decision are flagged, not repaired")
+	}
+
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
 	wf := &workflows.Workflows{Settings: Settings(cfg)}
 	wf.Register(w)
-	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log}
+	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit}
 	if metrics != nil {
 		acts.Metrics = activities.NewMetrics(metrics.Registry)
 		metrics.watchStore(st)
+		metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "diditflow_didit_api_enabled",
+			Help: "1 when DIDIT_API_KEY is set and the Didit API features (decision fetch) are on, else 0.",
+		}, func() float64 {
+			if didit.Enabled() {
+				return 1
+			}
+			return 0
+		}))
 	}
 	w.RegisterActivity(acts)
-	return &Worker{Worker: w, Store: st}, nil
+	// The server hands out at most TaskQueueActivitiesPerSecond of this
+	// queue's activities, whatever the number of workers polling it; each
+	// makes one Didit call.
+	apiWorker := worker.New(tc, APIQueue(cfg), worker.Options{
+		TaskQueueActivitiesPerSecond: cfg.DiditAPIReadsPerSecond,
+		DisableWorkflowWorker:        true,
+	})
+	apiWorker.RegisterActivity(acts.FetchDecision)
+	return &Worker{Worker: w, api: apiWorker, Store: st}, nil
 }
 
 // Settings maps the configuration onto the workflows' settings.
@@ -72,6 +119,7 @@ func Settings(cfg config.Worker) workflows.Settings {
 	s.StepBudget = cfg.StepRetryBudget
 	s.AMLReminderInterval = cfg.AMLReminderInterval
 	s.AMLEscalateAfter = cfg.AMLEscalateAfter
+	s.DiditAPIQueue = APIQueue(cfg)
 	return s
 }
 

@@ -76,6 +76,8 @@ type stack struct {
 	metricsAddr string
 	// stepBudget is the worker's STEP_RETRY_BUDGET.
 	stepBudget string
+	// workerEnv is added to the worker's environment.
+	workerEnv []string
 }
 
 func newStack(t *testing.T, opts ...func(*stack)) *stack {
@@ -111,7 +113,7 @@ func newStack(t *testing.T, opts ...func(*stack)) *stack {
 func (s *stack) startWorker() {
 	s.t.Helper()
 	s.workers++
-	p, err := launch.Start(workerBin, nil, []string{
+	p, err := launch.Start(workerBin, nil, append([]string{
 		"TEMPORAL_ADDRESS=" + s.address,
 		"TEMPORAL_TASK_QUEUE=" + taskQueue,
 		"DATABASE_URL=" + s.dbPath,
@@ -121,7 +123,7 @@ func (s *stack) startWorker() {
 		"STEP_RETRY_BUDGET=" + s.stepBudget,
 		"LOG_FORMAT=text",
 		"METRICS_ADDR=" + s.metricsAddr,
-	}, filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
+	}, s.workerEnv...), filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -46,18 +46,18 @@ func TestMakeRun(t *testing.T) {
 		t.Skip("make not installed")
 	}
 	data := t.TempDir()
-	temporalPort, uiPort, httpPort := launch.Port(t), launch.Port(t), launch.Port(t)
+	temporalPort, uiPort, httpPort, fakePort := launch.Port(t), launch.Port(t), launch.Port(t), launch.Port(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "DATABASE_URL=") &&
-			!strings.HasPrefix(kv, "SMTP_URL=") && !strings.HasPrefix(kv, "OUTBOX_DIR=") {
+			!strings.HasPrefix(kv, "SMTP_URL=") && !strings.HasPrefix(kv, "OUTBOX_DIR=") && !strings.HasPrefix(kv, "DIDIT_API_") {
 			env = append(env, kv)
 		}
 	}
 	marker := "DIDITFLOW_DATA=" + data
 	env = append(env, marker,
 		"TEMPORAL_ADDRESS=127.0.0.1:"+temporalPort, "TEMPORAL_UI_PORT="+uiPort,
-		"HTTP_ADDR=127.0.0.1:"+httpPort, "DIDIT_WEBHOOK_SECRETS="+secret,
+		"HTTP_ADDR=127.0.0.1:"+httpPort, "DIDIT_WEBHOOK_SECRETS="+secret, "DIDIT_FAKE_ADDR=127.0.0.1:"+fakePort,
 		"TEMPORAL_CLI="+os.Getenv("TEMPORAL_CLI"))
 
 	logPath := filepath.Join(t.TempDir(), "make-run.log")
@@ -130,7 +130,7 @@ func TestMakeRun(t *testing.T) {
 		t.Fatal("make run did not stop within a minute of Ctrl-C")
 	}
 	out, _ := os.ReadFile(logPath)
-	for _, want := range []string{"[run] diditflow is up", "[starter]", "[worker]", "[temporal]", "[run] stopped"} {
+	for _, want := range []string{"[run] diditflow is up", "[starter]", "[worker]", "[temporal]", "[didit-fake]", "Didit API on", "[run] stopped"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)
 		}

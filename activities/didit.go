@@ -1,0 +1,94 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/didit/api"
+)
+
+// DiditAPI is what the activities need of Didit's API (didit/api.Client).
+type DiditAPI interface {
+	Enabled() bool
+	Decision(ctx context.Context, sessionID string) (api.DecisionResult, error)
+}
+
+// Why a decision could not be fetched, when no retry can help.
+const (
+	// DecisionNoKey: no DIDIT_API_KEY is configured.
+	DecisionNoKey = "no_api_key"
+	// DecisionNotFound: Didit has no such session for this key (404).
+	DecisionNotFound = "not_found"
+	// DecisionRefused: Didit refused the key (401/403), or refused the call
+	// as malformed.
+	DecisionRefused = "refused"
+)
+
+// FetchedDecision is a session's decision as Didit's API gave it, reduced
+// (no names, documents or media), or why there is none.
+type FetchedDecision struct {
+	Decision *didit.Decision `json:"decision,omitempty"`
+	// At is when Didit answered (its Date header), Unix seconds: the
+	// fetched decision is ordered at that time.
+	At int64 `json:"at,omitempty"`
+	// Missing is set instead of Decision when no retry can fetch it:
+	// DecisionNoKey, DecisionNotFound or DecisionRefused.
+	Missing string `json:"missing,omitempty"`
+}
+
+// FetchDecision reads a session's decision from Didit
+// (GET /v3/session/{id}/decision/). A 5xx, a timeout or an unreadable answer
+// fails the attempt for Temporal to retry; a 429 fails it with Didit's
+// Retry-After as the next retry's delay. What no retry can fix (no key, 404,
+// refused credentials) is a result the workflow flags.
+func (a *Activities) FetchDecision(ctx context.Context, sessionID string) (FetchedDecision, error) {
+	if a.Didit == nil || !a.Didit.Enabled() {
+		a.apiCall("decision", "no_key")
+		return FetchedDecision{Missing: DecisionNoKey}, nil
+	}
+	res, err := a.Didit.Decision(ctx, sessionID)
+	if err != nil {
+		kind := api.KindOf(err)
+		a.apiCall("decision", kind.String())
+		a.log().Warn("decision fetch failed", "session_id", sessionID, "error_kind", kind.String(), "error", err)
+		switch kind {
+		case api.KindNotFound:
+			return FetchedDecision{Missing: DecisionNotFound}, nil
+		case api.KindCredentials, api.KindRequest:
+			return FetchedDecision{Missing: DecisionRefused}, nil
+		}
+		return FetchedDecision{}, apiRetryError(err)
+	}
+	a.apiCall("decision", "ok")
+	at := res.Date
+	if at.IsZero() {
+		at = a.now()
+	}
+	d := res.Decision
+	if d.SessionID == "" {
+		d.SessionID = sessionID
+	}
+	return FetchedDecision{Decision: &d, At: at.Unix()}, nil
+}
+
+// apiRetryError is a retryable failure of a Didit API call; a 429's
+// Retry-After becomes the delay of the next attempt, so Temporal, not the
+// client, waits as long as Didit asked.
+func apiRetryError(err error) error {
+	var e *api.Error
+	if errors.As(err, &e) && e.Kind == api.KindRateLimited && e.RetryAfter > 0 {
+		return temporal.NewApplicationErrorWithOptions(err.Error(), "DiditRateLimited",
+			temporal.ApplicationErrorOptions{NextRetryDelay: min(e.RetryAfter, 10*time.Minute)})
+	}
+	return temporal.NewApplicationError(err.Error(), "DiditAPI")
+}
+
+func (a *Activities) apiCall(call, result string) {
+	if a.Metrics != nil {
+		a.Metrics.apiCalls.WithLabelValues(call, result).Inc()
+	}
+}

@@ -1,0 +1,148 @@
+package workflows
+
+import (
+	"slices"
+	"strconv"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
+)
+
+// The decision fetch (workflow.GetVersion): an event whose effects need data
+// it does not carry has the session's decision fetched from Didit's API.
+// Asked for only when a batch holds such an event, so the marker is only in
+// the histories of sessions that needed it.
+const (
+	decisionFetchChange = "session-decision-fetch"
+	// decisionFetchVersion: one fetch per batch that needs it; an event of
+	// the fetched status takes the fetched decision, one of another status
+	// is recorded without effects and followed by an event made from the
+	// fetched decision, ordered at Didit's answer; a decision that cannot
+	// be fetched is flagged.
+	decisionFetchVersion workflow.Version = 1
+)
+
+// needsDecision reports whether the event's effects need a decision it does
+// not carry: one only X-Signature-Simple vouches for, one that did not
+// parse, or none for a status that notifies the user (Kyc Expired and
+// Resubmitted come without one, and need an address the run may not hold).
+func (s *session) needsDecision(se contract.SessionEvent) bool {
+	ev := se.Event
+	if se.Proof.EnvelopeOnly || ev.DecisionError != "" {
+		return true
+	}
+	if ev.Decision != nil || noticeFor(ev.Status) == "" {
+		return false
+	}
+	switch ev.Status {
+	case didit.StatusResubmitted, didit.StatusKycExpired:
+		return s.state.ContactEmail == ""
+	}
+	return true
+}
+
+// batchDecisions is what a batch's decision fetch decided about its events,
+// by event key; apply reads it.
+type batchDecisions struct {
+	// verified events carry the fetched decision instead of their own.
+	verified map[string]bool
+	// superseded events are of another status than the fetched decision:
+	// recorded, without effects; the fetched event carries them.
+	superseded map[string]bool
+	// missing events needed a decision that could not be fetched: why.
+	missing map[string]string
+}
+
+// fetchDecisions fetches the session's decision, once, if any fresh event
+// needs it, and returns the events to record: fresh, enriched, and possibly
+// one more made from the fetched decision.
+func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.SessionEvent {
+	s.batch = batchDecisions{}
+	var needs []int
+	for i, se := range fresh {
+		if s.needsDecision(se) {
+			needs = append(needs, i)
+		}
+	}
+	if len(needs) == 0 {
+		return fresh
+	}
+	if workflow.GetVersion(s.ctx, decisionFetchChange, workflow.DefaultVersion, decisionFetchVersion) < decisionFetchVersion {
+		return fresh
+	}
+	ctx := s.ctx
+	if q := s.settings.DiditAPIQueue; q != "" {
+		ctx = workflow.WithTaskQueue(ctx, q)
+	}
+	var got activities.FetchedDecision
+	if !s.steps.run(ctx, "fetch decision", acts.FetchDecision, s.state.SessionID, &got) {
+		got.Missing = "skipped"
+	}
+	s.batch = batchDecisions{verified: map[string]bool{}, superseded: map[string]bool{}, missing: map[string]string{}}
+	if got.Decision == nil {
+		for _, i := range needs {
+			s.batch.missing[fresh[i].Event.Key()] = missingReason(got.Missing)
+		}
+		return fresh
+	}
+	d := got.Decision
+	if email := d.ContactEmail(); email != "" {
+		s.state.ContactEmail = email
+	}
+	other := false
+	for _, i := range needs {
+		se := &fresh[i]
+		key := se.Event.Key()
+		if d.Status != se.Event.Status {
+			s.batch.superseded[key] = true
+			other = true
+			continue
+		}
+		fetched := *d
+		se.Event.Decision, se.Event.DecisionError = &fetched, ""
+		se.Event.VendorData = d.VendorData
+		s.batch.verified[key] = true
+	}
+	if other {
+		fe := s.fetchedEvent(d, got.At)
+		if key := fe.Event.Key(); !s.seen(key) {
+			s.see(key)
+			fresh = append(fresh, fe)
+			slices.SortStableFunc(fresh, compareOrder)
+		}
+	}
+	return fresh
+}
+
+// fetchedEvent is the event a fetched decision stands for: authenticated by
+// the API key, of the decision's status, created when Didit answered.
+func (s *session) fetchedEvent(d *didit.Decision, at int64) contract.SessionEvent {
+	ev := didit.Event{
+		EventID:     "decision:" + s.state.SessionID + "@" + strconv.FormatInt(at, 10),
+		SessionID:   s.state.SessionID,
+		WebhookType: didit.WebhookStatusUpdated,
+		Status:      d.Status,
+		VendorData:  d.VendorData,
+		CreatedAt:   at,
+		Timestamp:   at,
+		Decision:    d,
+	}
+	return contract.SessionEvent{Event: ev, Proof: didit.Proof{Timestamp: at}, ReceivedAt: workflow.Now(s.ctx)}
+}
+
+func missingReason(missing string) string {
+	switch missing {
+	case activities.DecisionNoKey:
+		return "no DIDIT_API_KEY is configured"
+	case activities.DecisionNotFound:
+		return "Didit has no such session for our API key (404)"
+	case activities.DecisionRefused:
+		return "Didit refused our API key or the call (401/403/4xx)"
+	case "skipped":
+		return "an operator skipped the fetch"
+	}
+	return "unknown (" + missing + ")"
+}

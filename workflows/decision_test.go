@@ -1,0 +1,194 @@
+package workflows
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/contract"
+)
+
+// stubDidit stands in for Didit's decision API, which cannot run here: it
+// answers each call with the next of its answers (the last one repeats).
+type stubDidit struct {
+	mu      sync.Mutex
+	key     bool
+	answers []stubAnswer
+	calls   int
+}
+
+type stubAnswer struct {
+	decision didit.Decision
+	date     time.Time
+	err      error
+}
+
+func (s *stubDidit) Enabled() bool { return s.key }
+
+func (s *stubDidit) Decision(_ context.Context, sessionID string) (api.DecisionResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.answers[min(s.calls, len(s.answers)-1)]
+	s.calls++
+	if a.err != nil {
+		return api.DecisionResult{}, a.err
+	}
+	d := a.decision
+	d.SessionID = sessionID
+	return api.DecisionResult{Decision: d, Date: a.date}, nil
+}
+
+// noDecision is a Didit event of a status Didit sends without a decision.
+func noDecision(t *testing.T, status didit.Status, createdAt int64) contract.SessionEvent {
+	se := statusEvent(t, "status-updated-in-progress.json", status, createdAt)
+	se.Event.Decision = nil
+	return se
+}
+
+func flagKinds(st SessionState) []string {
+	var out []string
+	for _, f := range st.Flags {
+		out = append(out, f.Kind)
+	}
+	return out
+}
+
+// TestKycExpiredFetchesTheAddress: Kyc Expired comes without a decision; the
+// fetched one gives the address, and the user is asked to verify again.
+func TestKycExpiredFetchesTheAddress(t *testing.T) {
+	h := newHarness(t, nil)
+	at := time.Unix(1767300000, 0)
+	stub := &stubDidit{key: true, answers: []stubAnswer{{decision: didit.Decision{Status: didit.StatusKycExpired, Email: "fetched@example.com"}, date: at}}}
+	h.acts.Didit = stub
+	h.deliverAt(time.Second, noDecision(t, didit.StatusKycExpired, at.Unix()-60))
+	var st SessionState
+	h.env.RegisterDelayedCallback(func() { st = h.state() }, time.Minute)
+	h.run(s1)
+	if stub.calls != 1 {
+		t.Fatalf("%d decision fetches, want 1", stub.calls)
+	}
+	mails := h.mails()
+	if len(mails) != 1 || !strings.Contains(mails[0].To, "fetched@example.com") || !strings.Contains(mails[0].Subject, "verify") {
+		t.Fatalf("mails = %+v, want the verify-again notice at the fetched address", mails)
+	}
+	if len(st.Flags) != 0 || h.record(s1).Status != "Kyc Expired" {
+		t.Fatalf("flags %v, record %q", flagKinds(st), h.record(s1).Status)
+	}
+}
+
+// TestKnownAddressNeedsNoFetch: the run already holds the address from an
+// earlier decision, so Kyc Expired costs no API call.
+func TestKnownAddressNeedsNoFetch(t *testing.T) {
+	h := newHarness(t, nil)
+	stub := &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindServer, Op: "decision", Status: 500}}}}
+	h.acts.Didit = stub
+	approved := fixtureEvent(t, "status-updated-approved.json")
+	h.deliverAt(time.Second, approved)
+	h.deliverAt(time.Minute, noDecision(t, didit.StatusKycExpired, approved.Event.CreatedAt+86400))
+	h.run(s1)
+	if stub.calls != 0 {
+		t.Fatalf("%d decision fetches, want none", stub.calls)
+	}
+	if got := h.subjects(); len(got) != 2 {
+		t.Fatalf("mails = %q, want approved and verify again", got)
+	}
+}
+
+// TestNoAPIKeyFlagsTheSession: without a key the session is flagged with
+// the reason, not left to an "undeliverable" notice.
+func TestNoAPIKeyFlagsTheSession(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		api  *stubDidit
+		want string
+	}{
+		{"no key", &stubDidit{}, "DIDIT_API_KEY"},
+		{"not found", &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindNotFound, Op: "decision", Status: 404}}}}, "404"},
+		{"refused", &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindCredentials, Op: "decision", Status: 403}}}}, "refused"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.acts.Didit = c.api
+			h.deliverAt(time.Second, noDecision(t, didit.StatusKycExpired, 1767300000))
+			var st SessionState
+			h.env.RegisterDelayedCallback(func() { st = h.state() }, time.Hour)
+			h.signalAt(2*time.Hour, contract.AcknowledgeSignal, contract.OperatorAction{Operator: "ops"})
+			h.run(s1)
+			if len(h.mails()) != 0 {
+				t.Fatal("a mail without an address")
+			}
+			if !slices.Equal(flagKinds(st), []string{FlagDecisionUnavailable}) || !strings.Contains(st.Flags[0].Reason, c.want) {
+				t.Fatalf("flags = %+v, want one %s naming %q", st.Flags, FlagDecisionUnavailable, c.want)
+			}
+		})
+	}
+}
+
+// TestRateLimitedFetchRetriesAfterDiditsDelay: a 429 fails the attempt with
+// Retry-After as the next delay; the next attempt succeeds.
+func TestRateLimitedFetchRetriesAfterDiditsDelay(t *testing.T) {
+	h := newHarness(t, nil)
+	at := time.Unix(1767300000, 0)
+	stub := &stubDidit{key: true, answers: []stubAnswer{
+		{err: &api.Error{Kind: api.KindRateLimited, Op: "decision", Status: 429, RetryAfter: 30 * time.Second}},
+		{decision: didit.Decision{Status: didit.StatusKycExpired, Email: "fetched@example.com"}, date: at},
+	}}
+	h.acts.Didit = stub
+	h.deliverAt(time.Second, noDecision(t, didit.StatusKycExpired, at.Unix()-60))
+	h.run(s1)
+	if stub.calls != 2 || len(h.mails()) != 1 {
+		t.Fatalf("%d fetches, %d mails; want 2 and 1", stub.calls, len(h.mails()))
+	}
+}
+
+// TestEnvelopeOnlyEventTakesTheFetchedDecision: an event only
+// X-Signature-Simple vouches for has its decision fetched: of the same
+// status, its effects run with it and nothing is flagged; of a later
+// status, the fetched decision moves the record on, and notifies once.
+func TestEnvelopeOnlyEventTakesTheFetchedDecision(t *testing.T) {
+	simple := func(t *testing.T, status didit.Status) contract.SessionEvent {
+		se := statusEvent(t, "status-updated-approved.json", status, 1767225000)
+		se.Proof = didit.Proof{Scheme: didit.SchemeSimple, Timestamp: se.Event.Timestamp, EnvelopeOnly: true}
+		se.Event = se.Event.Authenticated(se.Proof)
+		return se
+	}
+	t.Run("same status", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.acts.Didit = &stubDidit{key: true, answers: []stubAnswer{{decision: didit.Decision{Status: didit.StatusApproved, Email: userEmail}, date: time.Unix(1767300000, 0)}}}
+		h.deliverAt(time.Second, simple(t, didit.StatusApproved))
+		var st SessionState
+		h.env.RegisterDelayedCallback(func() { st = h.state() }, time.Minute)
+		h.run(s1)
+		if got := h.subjects(); len(got) != 1 || got[0] != "Your identity verification is approved" {
+			t.Fatalf("mails = %q", got)
+		}
+		if len(st.Flags) != 0 {
+			t.Fatalf("flags = %+v", st.Flags)
+		}
+	})
+	t.Run("later status", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.acts.Didit = &stubDidit{key: true, answers: []stubAnswer{{decision: didit.Decision{Status: didit.StatusApproved, Email: userEmail}, date: time.Unix(1767300000, 0)}}}
+		h.deliverAt(time.Second, simple(t, didit.StatusInReview))
+		var st SessionState
+		h.env.RegisterDelayedCallback(func() { st = h.state() }, time.Minute)
+		// The In Review webhook, fully signed, arrives late: it moves nothing.
+		late := statusEvent(t, "status-updated-approved.json", didit.StatusInReview, 1767225000)
+		h.deliverAt(2*time.Minute, late)
+		h.run(s1)
+		if h.record(s1).Status != "Approved" {
+			t.Fatalf("record = %q, want Approved from the fetched decision", h.record(s1).Status)
+		}
+		if got := h.subjects(); len(got) != 1 || got[0] != "Your identity verification is approved" {
+			t.Fatalf("mails = %q, want the approval only", got)
+		}
+		if len(st.Flags) != 0 {
+			t.Fatalf("flags = %+v", st.Flags)
+		}
+	})
+}
