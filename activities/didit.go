@@ -9,12 +9,14 @@ import (
 
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // DiditAPI is what the activities need of Didit's API (didit/api.Client).
 type DiditAPI interface {
 	Enabled() bool
 	Decision(ctx context.Context, sessionID string) (api.DecisionResult, error)
+	BulkUpdateAMLHits(ctx context.Context, sessionID, nodeID string, reviews []api.HitReview) error
 }
 
 // Why a decision could not be fetched, when no retry can help.
@@ -91,4 +93,51 @@ func (a *Activities) apiCall(call, result string) {
 	if a.Metrics != nil {
 		a.Metrics.apiCalls.WithLabelValues(call, result).Inc()
 	}
+}
+
+// NodeReviews are the reviews of one AML node's hits, written back to Didit
+// in one bulk call.
+type NodeReviews struct {
+	SessionID string `json:"session_id"`
+	// NodeID is the AML node; empty when the decision named none.
+	NodeID  string          `json:"node_id,omitempty"`
+	Reviews []api.HitReview `json:"reviews"`
+}
+
+// ReviewStatus is Didit's review status for a compliance outcome.
+func ReviewStatus(o contract.Outcome) string {
+	switch o {
+	case contract.ConfirmedMatch:
+		return api.ReviewConfirmedMatch
+	case contract.FalsePositive:
+		return api.ReviewFalsePositive
+	}
+	return api.ReviewInconclusive
+}
+
+// WriteHitReviews writes compliance's outcome for each hit of one AML node
+// back to Didit (PATCH .../bulk-update-aml-hit-status/), so Didit's console
+// shows what compliance decided. Writing the same reviews again changes
+// nothing. Without an API key it does nothing and says so (false); a
+// refused key or an unknown session or hit fails for good, which parks the
+// step for an operator; 5xx and 429 are retried.
+func (a *Activities) WriteHitReviews(ctx context.Context, in NodeReviews) (bool, error) {
+	if a.Didit == nil || !a.Didit.Enabled() {
+		a.apiCall("aml_hit_reviews", "no_key")
+		a.log().Warn("AML hit reviews not written back: Didit API off", "session_id", in.SessionID, "hits", len(in.Reviews))
+		return false, nil
+	}
+	err := a.Didit.BulkUpdateAMLHits(ctx, in.SessionID, in.NodeID, in.Reviews)
+	if err == nil {
+		a.apiCall("aml_hit_reviews", "ok")
+		return true, nil
+	}
+	kind := api.KindOf(err)
+	a.apiCall("aml_hit_reviews", kind.String())
+	a.log().Warn("AML hit reviews not written back", "session_id", in.SessionID, "error_kind", kind.String(), "error", err)
+	var e *api.Error
+	if errors.As(err, &e) && !e.Retryable() {
+		return false, temporal.NewNonRetryableApplicationError(err.Error(), "DiditAPI"+kind.String(), nil)
+	}
+	return false, apiRetryError(err)
 }

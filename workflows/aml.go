@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
@@ -26,6 +29,9 @@ type CaseState struct {
 	// Flags are what needs an operator besides parked steps (since
 	// caseFlagsVersion).
 	Flags []Flag `json:"flags,omitempty"`
+	// ReviewsWritten counts the AML nodes whose hit reviews were written
+	// back to Didit (since caseReviewsVersion).
+	ReviewsWritten int `json:"reviews_written,omitempty"`
 }
 
 // The AML case workflow's versions (workflow.GetVersion).
@@ -34,6 +40,11 @@ const (
 	// caseFlagsVersion: the flag wiring (search attribute, record, metric)
 	// with an acknowledge signal, and refused recipients flagged.
 	caseFlagsVersion workflow.Version = 1
+
+	caseReviewsChange = "aml-case-reviews-written-back"
+	// caseReviewsVersion: on resolution, each hit's outcome is written back
+	// to Didit as its review status, one bulk call per AML node.
+	caseReviewsVersion workflow.Version = 1
 )
 
 // AMLCase is a compliance case for a session's AML hits: it records the
@@ -93,7 +104,7 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			st.run(ctx, "record reminder", acts.RecordAMLReminder, reminder, nil)
 			continue
 		}
-		if reason := invalidResolution(res); reason != "" {
+		if reason := invalidResolution(res, in.Case); reason != "" {
 			state.Rejected = append(state.Rejected, reason)
 			logger.Warn("resolve signal ignored", "reason", reason)
 			continue
@@ -102,6 +113,9 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			activities.ResolveInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID, Resolution: res}, nil)
 		state.Resolution = &res
 		logger.Info("AML case resolved", "outcome", res.Outcome)
+		if workflow.GetVersion(ctx, caseReviewsChange, workflow.DefaultVersion, caseReviewsVersion) >= caseReviewsVersion {
+			state.ReviewsWritten = writeReviews(ctx, st, settings, in.Case, res)
+		}
 		return res, nil
 	}
 }
@@ -146,14 +160,58 @@ func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, sett
 	return res, true
 }
 
-func invalidResolution(r contract.Resolution) string {
+func invalidResolution(r contract.Resolution, c activities.AMLCase) string {
 	switch {
 	case !r.Outcome.Valid():
 		return "outcome must be confirmed_match, false_positive or inconclusive, got " + string(r.Outcome)
 	case r.Reviewer == "":
 		return "reviewer is required"
 	}
+	ids := make([]string, 0, len(r.Hits))
+	for id := range r.Hits {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !r.Hits[id].Valid() {
+			return "hit " + id + ": outcome must be confirmed_match, false_positive or inconclusive, got " + string(r.Hits[id])
+		}
+		if !slices.ContainsFunc(c.Hits, func(h didit.AMLHit) bool { return h.ID == id }) {
+			return "hit " + id + " is not a hit of this case"
+		}
+	}
 	return ""
+}
+
+// writeReviews writes each hit's outcome back to Didit, one bulk call per
+// AML node, in the order the case lists them, and returns how many nodes
+// were written. A step parks like any other: a refused key waits for an
+// operator's retry once the key is fixed.
+func writeReviews(ctx workflow.Context, st *steps, settings Settings, c activities.AMLCase, res contract.Resolution) int {
+	var nodes []activities.NodeReviews
+	for _, h := range c.Hits {
+		i := slices.IndexFunc(nodes, func(n activities.NodeReviews) bool { return n.NodeID == h.NodeID })
+		if i < 0 {
+			nodes = append(nodes, activities.NodeReviews{SessionID: c.SessionID, NodeID: h.NodeID})
+			i = len(nodes) - 1
+		}
+		nodes[i].Reviews = append(nodes[i].Reviews, api.HitReview{HitID: h.ID, ReviewStatus: activities.ReviewStatus(res.HitOutcome(h.ID))})
+	}
+	if q := settings.DiditAPIWriteQueue; q != "" {
+		ctx = workflow.WithTaskQueue(ctx, q)
+	}
+	written := 0
+	for _, n := range nodes {
+		var ok bool
+		name := "write AML hit reviews to Didit"
+		if n.NodeID != "" {
+			name += " (node " + n.NodeID + ")"
+		}
+		if st.run(ctx, name, acts.WriteHitReviews, n, &ok) && ok {
+			written++
+		}
+	}
+	return written
 }
 
 // Register registers the workflows under their contract names.

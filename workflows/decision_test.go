@@ -20,6 +20,7 @@ type stubDidit struct {
 	key     bool
 	answers []stubAnswer
 	calls   int
+	bulk    []bulkCall
 }
 
 type stubAnswer struct {
@@ -29,6 +30,22 @@ type stubAnswer struct {
 }
 
 func (s *stubDidit) Enabled() bool { return s.key }
+
+// bulkCall is one bulk AML hit review the stub received.
+type bulkCall struct {
+	session, node string
+	reviews       []api.HitReview
+}
+
+func (s *stubDidit) BulkUpdateAMLHits(_ context.Context, sessionID, nodeID string, reviews []api.HitReview) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bulk = append(s.bulk, bulkCall{sessionID, nodeID, slices.Clone(reviews)})
+	if len(s.answers) > 0 && s.answers[0].err != nil {
+		return s.answers[0].err
+	}
+	return nil
+}
 
 func (s *stubDidit) Decision(_ context.Context, sessionID string) (api.DecisionResult, error) {
 	s.mu.Lock()
@@ -191,4 +208,68 @@ func TestEnvelopeOnlyEventTakesTheFetchedDecision(t *testing.T) {
 			t.Fatalf("flags = %+v", st.Flags)
 		}
 	})
+}
+
+// TestResolvedCaseWritesReviewsBack: each hit's outcome (its own, else the
+// case's) goes back to Didit as its review status, one bulk call per node.
+func TestResolvedCaseWritesReviewsBack(t *testing.T) {
+	h := newHarness(t, nil)
+	stub := &stubDidit{key: true}
+	h.acts.Didit = stub
+	in := amlCase(t)
+	if len(in.Case.Hits) == 0 {
+		t.Fatal("fixture has no hits")
+	}
+	// A second node, as a session with two AML screenings has.
+	extra := in.Case.Hits[0]
+	extra.ID, extra.NodeID = "hit-on-node-2", "aml-node-2"
+	in.Case.Hits = append(in.Case.Hits, extra)
+	first := in.Case.Hits[0].ID
+	h.signalAt(30*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com",
+		Hits: map[string]contract.Outcome{first: contract.ConfirmedMatch}})
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
+	if err := h.env.GetWorkflowResult(new(contract.Resolution)); err != nil {
+		t.Fatal(err)
+	}
+	if len(stub.bulk) != 2 {
+		t.Fatalf("bulk calls = %+v, want one per node", stub.bulk)
+	}
+	for _, c := range stub.bulk {
+		for _, r := range c.reviews {
+			want := api.ReviewFalsePositive
+			if r.HitID == first {
+				want = api.ReviewConfirmedMatch
+			}
+			if r.ReviewStatus != want || c.session != in.Case.SessionID {
+				t.Errorf("node %q hit %s: %q, want %q", c.node, r.HitID, r.ReviewStatus, want)
+			}
+		}
+	}
+	if stub.bulk[1].node != "aml-node-2" || len(stub.bulk[1].reviews) != 1 {
+		t.Fatalf("second node call = %+v", stub.bulk[1])
+	}
+}
+
+// TestResolutionNamingAnUnknownHitIsRejected: a per-hit outcome for a hit
+// the case does not hold is refused, and the case waits for a valid one.
+func TestResolutionNamingAnUnknownHitIsRejected(t *testing.T) {
+	h := newHarness(t, nil)
+	in := amlCase(t)
+	h.signalAt(time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com",
+		Hits: map[string]contract.Outcome{"no-such-hit": contract.ConfirmedMatch}})
+	h.signalAt(2*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com"})
+	var st CaseState
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(contract.StateQuery)
+		if err == nil {
+			_ = v.Get(&st)
+		}
+	}, 90*time.Second)
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
+	if err := h.env.GetWorkflowResult(new(contract.Resolution)); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Rejected) != 1 || !strings.Contains(st.Rejected[0], "no-such-hit") {
+		t.Fatalf("rejected = %q", st.Rejected)
+	}
 }

@@ -97,6 +97,8 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
 	{site: siteActivityInput, name: "FetchDecision", typ: reflect.TypeFor[string]()},
 	{site: siteActivityResult, name: "FetchDecision", typ: reflect.TypeFor[activities.FetchedDecision]()},
+	{site: siteActivityInput, name: "WriteHitReviews", typ: reflect.TypeFor[activities.NodeReviews]()},
+	{site: siteActivityResult, name: "WriteHitReviews", typ: reflect.TypeFor[bool]()},
 	{site: siteActivityInput, name: "FlagAMLCase", typ: reflect.TypeFor[activities.FlagInput](),
 		exempt: "no recorded AML case was flagged"},
 	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),

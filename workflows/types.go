@@ -45,6 +45,9 @@ type Settings struct {
 	// API, whose worker the server rate-limits to Didit's budget; empty
 	// runs them on the workflow's own queue.
 	DiditAPIQueue string `json:"didit_api_queue,omitempty"`
+	// DiditAPIWriteQueue is the same for the calls that write to Didit,
+	// whose budget is half the reads'.
+	DiditAPIWriteQueue string `json:"didit_api_write_queue,omitempty"`
 }
 
 // DefaultSettings are the production defaults.

@@ -172,7 +172,10 @@ type Worker struct {
 	// activities across every worker: Didit allows 600 GET a minute per
 	// key, and 9/s leaves a tenth of that to other uses of the key.
 	DiditAPIReadsPerSecond float64 `envconfig:"DIDIT_API_READS_PER_SECOND" default:"9"`
-	Log                    Log
+	// DiditAPIWritesPerSecond is the same for writes (AML hit reviews):
+	// Didit allows 300 a minute.
+	DiditAPIWritesPerSecond float64 `envconfig:"DIDIT_API_WRITES_PER_SECOND" default:"4.5"`
+	Log                     Log
 }
 
 // LoadWorker reads the worker's settings and checks them.
@@ -218,6 +221,9 @@ func (c Worker) validate() error {
 	}
 	if c.DiditAPIReadsPerSecond <= 0 || c.DiditAPIReadsPerSecond > 10 {
 		errs = append(errs, fmt.Errorf("DIDIT_API_READS_PER_SECOND must be in (0, 10] (Didit allows 600 GET a minute), got %v", c.DiditAPIReadsPerSecond))
+	}
+	if c.DiditAPIWritesPerSecond <= 0 || c.DiditAPIWritesPerSecond > 5 {
+		errs = append(errs, fmt.Errorf("DIDIT_API_WRITES_PER_SECOND must be in (0, 5] (Didit allows 300 writes a minute), got %v", c.DiditAPIWritesPerSecond))
 	}
 	if c.AMLEscalateAfter < 1 {
 		errs = append(errs, fmt.Errorf("AML_ESCALATE_AFTER must be at least 1, got %d", c.AMLEscalateAfter))

@@ -139,4 +139,16 @@ type Resolution struct {
 	Outcome  Outcome `json:"outcome"`
 	Reviewer string  `json:"reviewer"`
 	Note     string  `json:"note,omitempty"`
+	// Hits gives some hits an outcome of their own, by hit ID (one true
+	// match among namesakes); hits not listed take Outcome. Each hit's
+	// outcome is written back to Didit as its review status.
+	Hits map[string]Outcome `json:"hits,omitempty"`
+}
+
+// HitOutcome is the outcome of one hit: its own, else the case's.
+func (r Resolution) HitOutcome(hitID string) Outcome {
+	if o, ok := r.Hits[hitID]; ok {
+		return o
+	}
+	return r.Outcome
 }

@@ -30,8 +30,9 @@ type Worker struct {
 	worker.Worker
 	// api polls the Didit API activities' queue, which the server
 	// rate-limits to Didit's budget across every worker.
-	api   worker.Worker
-	Store *store.Store
+	api    worker.Worker
+	writes worker.Worker
+	Store  *store.Store
 }
 
 // Run runs both workers until interruptCh fires, then stops them.
@@ -40,11 +41,18 @@ func (w *Worker) Run(interruptCh <-chan any) error {
 		return err
 	}
 	defer w.api.Stop()
+	if err := w.writes.Start(); err != nil {
+		return err
+	}
+	defer w.writes.Stop()
 	return w.Worker.Run(interruptCh)
 }
 
-// APIQueue is the task queue of the Didit API activities.
+// APIQueue is the task queue of the Didit API activities that read.
 func APIQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api" }
+
+// APIWriteQueue is the task queue of the Didit API activities that write.
+func APIWriteQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api-writes" }
 
 // Close releases the worker's resources; call it after the worker stopped.
 func (w *Worker) Close() error {
@@ -109,7 +117,12 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		DisableWorkflowWorker:        true,
 	})
 	apiWorker.RegisterActivity(acts.FetchDecision)
-	return &Worker{Worker: w, api: apiWorker, Store: st}, nil
+	writes := worker.New(tc, APIWriteQueue(cfg), worker.Options{
+		TaskQueueActivitiesPerSecond: cfg.DiditAPIWritesPerSecond,
+		DisableWorkflowWorker:        true,
+	})
+	writes.RegisterActivity(acts.WriteHitReviews)
+	return &Worker{Worker: w, api: apiWorker, writes: writes, Store: st}, nil
 }
 
 // Settings maps the configuration onto the workflows' settings.
@@ -120,6 +133,7 @@ func Settings(cfg config.Worker) workflows.Settings {
 	s.AMLReminderInterval = cfg.AMLReminderInterval
 	s.AMLEscalateAfter = cfg.AMLEscalateAfter
 	s.DiditAPIQueue = APIQueue(cfg)
+	s.DiditAPIWriteQueue = APIWriteQueue(cfg)
 	return s
 }
 

@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
 )
@@ -18,10 +21,20 @@ const apiKey = "e2e-didit-api-key"
 
 // withFakeDidit points the worker at a fake of Didit's API.
 func withFakeDidit(t *testing.T) (*fakedidit.Server, func(*stack)) {
+	fake, _, opt := fakeDidit(t)
+	return fake, opt
+}
+
+// fakeDidit is withFakeDidit with a client of the fake's API.
+func fakeDidit(t *testing.T) (*fakedidit.Server, *api.Client, func(*stack)) {
 	fake := fakedidit.New(fakedidit.Options{Key: apiKey, Secret: secret, RetryDelays: []time.Duration{}})
 	srv := httptest.NewServer(fake.Handler())
 	t.Cleanup(srv.Close)
-	return fake, func(s *stack) {
+	client, err := api.New(api.Config{BaseURL: srv.URL, Key: apiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, client, func(s *stack) {
 		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+srv.URL, "DIDIT_API_KEY="+apiKey)
 	}
 }
@@ -67,5 +80,68 @@ func TestKycExpiredFetchesTheDecisionEndToEnd(t *testing.T) {
 		t.Fatalf("record = %q", got)
 	}
 	s.saveHistory(id, "decision-fetch-kyc-expired.json")
-	_ = strconv.Itoa
+}
+
+// TestResolvedCaseReviewsReachDiditEndToEnd: compliance resolves a case with
+// one hit confirmed and its namesake a false positive; each hit's review
+// reaches (the fake) Didit, whose data.updated webhook back opens no new
+// case and mails nobody again.
+func TestResolvedCaseReviewsReachDiditEndToEnd(t *testing.T) {
+	fake, client, opt := fakeDidit(t)
+	s := newStack(t, opt)
+	ctx := context.Background()
+	receiverURL := s.receiver.URL + "/webhooks/didit"
+	if _, err := client.PatchWebhookConfig(ctx, api.WebhookPatch{URL: &receiverURL}); err != nil {
+		t.Fatal(err)
+	}
+	session := sessionUUID()
+	var body map[string]any
+	if err := json.Unmarshal(delivery(t, "status-updated-declined-aml-hit.json", session), &body); err != nil {
+		t.Fatal(err)
+	}
+	decision := body["decision"].(map[string]any)
+	node := decision["aml_screenings"].([]any)[0].(map[string]any)
+	confirmed := node["hits"].([]any)[0].(map[string]any)["id"].(string)
+	const namesake = "NK-namesake-of-the-first"
+	node["hits"] = append(node["hits"].([]any), map[string]any{"id": namesake, "match": true, "review_status": "Unreviewed",
+		"datasets": []any{"PEP"}, "match_score": 0.61, "risk_score": 0.4})
+	rawDecision, _ := json.Marshal(decision)
+	fake.PutSession(session, "Declined", rawDecision, "user-e2e", time.Now().Add(-time.Hour))
+	raw, _ := json.Marshal(body)
+	s.deliver(raw)
+
+	caseID := contract.AMLCaseWorkflowID(session)
+	s.waitFor("the AML case", func() bool { return s.workflowStatus(caseID) == enums.WORKFLOW_EXECUTION_STATUS_RUNNING })
+	res := contract.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer@example.com",
+		Hits: map[string]contract.Outcome{namesake: contract.FalsePositive}}
+	if err := s.temporal.SignalWorkflow(ctx, caseID, "", contract.ResolveSignal, res); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the case workflow to complete", func() bool { return s.completed(caseID) })
+	s.waitFor("the reviews at Didit", func() bool { return len(fake.HitReviewCalls()) == 2 })
+	want := map[string]string{confirmed: "Confirmed Match", namesake: "False Positive"}
+	for _, c := range fake.HitReviewCalls() {
+		if c.SessionID != session || c.NodeID != node["node_id"] || !c.Bulk || want[c.HitID] != c.ReviewStatus {
+			t.Errorf("review at Didit: %+v, want %q", c, want[c.HitID])
+		}
+	}
+	fake.Wait()
+	s.waitFor("Didit's data.updated to be accepted", func() bool {
+		for _, d := range fake.Deliveries() {
+			if d.WebhookType == "data.updated" && d.ResponseStatus == 200 {
+				return true
+			}
+		}
+		return false
+	})
+	s.waitFor("the session to complete", func() bool { return s.completed(contract.SessionWorkflowID(session)) })
+	if st := s.workflowStatus(contract.FollowUpCaseID(session, 2)); st != enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED {
+		t.Fatalf("a second case after Didit's data.updated: %v", st)
+	}
+	for _, m := range []string{"AML case opened", "was not approved"} {
+		if n := s.sink.Count(m); n != 1 {
+			t.Errorf("%d mails about %q, want 1", n, m)
+		}
+	}
+	s.saveHistory(caseID, "aml-case-reviews-written-back.json")
 }
