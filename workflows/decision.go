@@ -29,7 +29,7 @@ const (
 // not carry: one only X-Signature-Simple vouches for, one that did not
 // parse, or none for a status that notifies the user (Kyc Expired and
 // Resubmitted come without one, and need an address the run may not hold).
-func (s *session) needsDecision(se contract.SessionEvent) bool {
+func (s *session) needsDecision(se contract.SessionEvent, batchEmail bool) bool {
 	ev := se.Event
 	if se.Proof.EnvelopeOnly || ev.DecisionError != "" {
 		return true
@@ -39,9 +39,15 @@ func (s *session) needsDecision(se contract.SessionEvent) bool {
 	}
 	switch ev.Status {
 	case didit.StatusResubmitted, didit.StatusKycExpired:
-		return s.state.ContactEmail == ""
+		return s.state.ContactEmail == "" && !batchEmail
 	}
 	return true
+}
+
+// carriesEmail reports whether an event brings a trustworthy address: a
+// fully signed event with a decision that names one.
+func carriesEmail(se contract.SessionEvent) bool {
+	return !se.Proof.EnvelopeOnly && se.Event.Decision.ContactEmail() != ""
 }
 
 // batchDecisions is what a batch's decision fetch decided about its events,
@@ -61,9 +67,12 @@ type batchDecisions struct {
 // one more made from the fetched decision.
 func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.SessionEvent {
 	s.batch = batchDecisions{}
+	// An address in the same batch (Approved, then Kyc Expired, sent
+	// together) serves the notices of the events without one.
+	batchEmail := slices.ContainsFunc(fresh, carriesEmail)
 	var needs []int
 	for i, se := range fresh {
-		if s.needsDecision(se) {
+		if s.needsDecision(se, batchEmail) {
 			needs = append(needs, i)
 		}
 	}

@@ -116,6 +116,24 @@ func TestKnownAddressNeedsNoFetch(t *testing.T) {
 	}
 }
 
+// TestAddressInTheSameBatchNeedsNoFetch: Approved (with its decision) and
+// Kyc Expired arrive at once (one batch, or the approval's first); its
+// address serves both, without a fetch.
+func TestAddressInTheSameBatchNeedsNoFetch(t *testing.T) {
+	h := newHarness(t, nil)
+	stub := &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindServer, Op: "decision", Status: 500}}}}
+	h.acts.Didit = stub
+	approved := fixtureEvent(t, "status-updated-approved.json")
+	h.deliverAt(time.Second, approved, noDecision(t, didit.StatusKycExpired, approved.Event.CreatedAt+86400))
+	h.run(s1)
+	if stub.calls != 0 {
+		t.Fatalf("%d decision fetches, want none", stub.calls)
+	}
+	if got := h.subjects(); len(got) != 2 {
+		t.Fatalf("mails = %q, want approved and verify again", got)
+	}
+}
+
 // TestNoAPIKeyFlagsTheSession: without a key the session is flagged with
 // the reason, not left to an "undeliverable" notice.
 func TestNoAPIKeyFlagsTheSession(t *testing.T) {
