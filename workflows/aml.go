@@ -125,6 +125,8 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 func syncCaseFlags(ctx workflow.Context, c activities.AMLCase, needs bool, reasons []string) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(needs))
 	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// The workflow's own queue: see syncFlags.
+		TaskQueue:           workflow.GetInfo(ctx).TaskQueueName,
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})

@@ -80,6 +80,10 @@ func (s *session) wireFlags() {
 func (s *session) syncFlags(ctx workflow.Context, needsAttention bool, reasons []string) {
 	s.upsertSearchAttributes()
 	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// The workflow's own queue, even when the step that raised the flag
+		// ran on a Didit API queue (workflow.WithTaskQueue), whose workers
+		// run only the API activities.
+		TaskQueue:           workflow.GetInfo(ctx).TaskQueueName,
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})

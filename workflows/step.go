@@ -152,9 +152,6 @@ func (s *steps) answer(ctx workflow.Context, signal string, raw json.RawMessage)
 // as non-retryable, which ends the retries at once.
 func (s *steps) activityOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// A queue set on ctx (workflow.WithTaskQueue) is kept: Didit's API
-		// activities run on a rate-limited queue of their own.
-		TaskQueue:              workflow.GetActivityOptions(ctx).TaskQueue,
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: s.budget,
 		RetryPolicy: &temporal.RetryPolicy{

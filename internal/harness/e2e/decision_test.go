@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -144,4 +145,49 @@ func TestResolvedCaseReviewsReachDiditEndToEnd(t *testing.T) {
 		}
 	}
 	s.saveHistory(caseID, "aml-case-reviews-written-back.json")
+}
+
+// TestParkedDecisionFetchFlagsTheRecord: Didit's API answers 500 past the
+// step budget; the fetch parks, and the flag reaches the search attribute
+// and the record although the fetch ran on the API's own task queue.
+func TestParkedDecisionFetchFlagsTheRecord(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+	}))
+	t.Cleanup(down.Close)
+	s := newStack(t, func(s *stack) {
+		s.stepBudget = "3s"
+		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+down.URL, "DIDIT_API_KEY="+apiKey)
+	})
+	session := sessionUUID()
+	var body map[string]any
+	if err := json.Unmarshal(delivery(t, "status-updated-in-progress.json", session), &body); err != nil {
+		t.Fatal(err)
+	}
+	body["status"] = "Kyc Expired"
+	raw, _ := json.Marshal(body)
+	s.deliver(raw)
+	id := contract.SessionWorkflowID(session)
+	// The flag's activity completed on the workflow's own queue (an API
+	// queue's workers would not run it).
+	s.waitFor("the flag written", func() bool {
+		it := s.temporal.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		scheduled := map[int64]bool{}
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return false
+			}
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "FlagSession" {
+				if a.GetTaskQueue().GetName() != taskQueue {
+					t.Fatalf("FlagSession scheduled on %q", a.GetTaskQueue().GetName())
+				}
+				scheduled[ev.GetEventId()] = true
+			}
+			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] {
+				return true
+			}
+		}
+		return false
+	})
 }
