@@ -65,6 +65,12 @@ func (a *Activities) FetchDecision(ctx context.Context, sessionID string) (Fetch
 		}
 		return FetchedDecision{}, apiRetryError(err)
 	}
+	if !res.Decision.Status.Known() {
+		// Not a decision we can act on (a schema change, a body of another
+		// call): retried, and parked if it stays so.
+		a.apiCall("decision", api.KindMalformed.String())
+		return FetchedDecision{}, temporal.NewApplicationError("didit api decision: malformed: unknown status", "DiditAPI")
+	}
 	a.apiCall("decision", "ok")
 	at := res.Date
 	if at.IsZero() {

@@ -170,6 +170,8 @@ func invalidResolution(r contract.Resolution, c activities.AMLCase) string {
 		return "reviewer is required"
 	}
 	ids := make([]string, 0, len(r.Hits))
+	// The keys are sorted before use, so the map's order never shows.
+	//workflowcheck:ignore
 	for id := range r.Hits {
 		ids = append(ids, id)
 	}

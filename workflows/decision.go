@@ -95,6 +95,10 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 		for _, i := range needs {
 			s.batch.missing[fresh[i].Event.Key()] = missingReason(got.Missing)
 		}
+		if got.Missing == activities.DecisionNotFound || got.Missing == activities.DecisionRefused {
+			// Worth a look whatever the events still manage without it.
+			s.flags.raise(s.ctx, FlagDecisionUnavailable, "the session's decision could not be fetched: "+missingReason(got.Missing))
+		}
 		return fresh
 	}
 	d := got.Decision
@@ -106,6 +110,9 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 		se := &fresh[i]
 		key := se.Event.Key()
 		if d.Status != se.Event.Status {
+			// Didit says otherwise: the event is kept in the run's history
+			// only, never recorded, so it cannot move the record (Approved
+			// and Declined share a rank) nor mail anyone.
 			s.batch.superseded[key] = true
 			other = true
 			continue
@@ -116,6 +123,13 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 		s.batch.verified[key] = true
 	}
 	if other {
+		fresh = slices.DeleteFunc(fresh, func(se contract.SessionEvent) bool {
+			if s.batch.superseded[se.Event.Key()] {
+				s.remember(historyEntry(se, "superseded"))
+				return true
+			}
+			return false
+		})
 		fe := s.fetchedEvent(d, got.At)
 		if key := fe.Event.Key(); !s.seen(key) {
 			s.see(key)
