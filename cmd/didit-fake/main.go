@@ -16,14 +16,13 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
-	"time"
 
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 func main() {
@@ -47,7 +46,7 @@ func run() error {
 		retries   = flag.String("retry-delays", "1m,4m", "waits before each delivery retry (comma-separated, empty: no retries)")
 	)
 	flag.Parse()
-	delays, err := parseDelays(*retries)
+	delays, err := simulator.ParseDelays(*retries)
 	if err != nil {
 		return err
 	}
@@ -65,20 +64,4 @@ func run() error {
 	defer stop()
 	<-ctx.Done()
 	return srv.Close()
-}
-
-// parseDelays reads a comma-separated list of durations; empty means none.
-func parseDelays(s string) ([]time.Duration, error) {
-	out := []time.Duration{}
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		d, err := time.ParseDuration(part)
-		if err != nil {
-			return nil, fmt.Errorf("-retry-delays: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }

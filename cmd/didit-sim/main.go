@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
@@ -51,7 +50,7 @@ func run() error {
 	if (*scenario == "") == (*file == "") {
 		return fmt.Errorf("give -scenario or -file (scenarios: %s)", strings.Join(simulator.Scenarios(), ", "))
 	}
-	delays, err := parseDelays(*retries)
+	delays, err := simulator.ParseDelays(*retries)
 	if err != nil {
 		return err
 	}
@@ -93,19 +92,4 @@ func run() error {
 		fmt.Printf("workflow: didit-session-%s\n", res.Sessions[0])
 	}
 	return err
-}
-
-func parseDelays(s string) ([]time.Duration, error) {
-	out := []time.Duration{}
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		d, err := time.ParseDuration(f)
-		if err != nil {
-			return nil, fmt.Errorf("-retry-delays: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }

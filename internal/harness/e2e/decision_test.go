@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 const apiKey = "e2e-didit-api-key"
@@ -40,21 +39,13 @@ func fakeDidit(t *testing.T) (*fakedidit.Server, *api.Client, func(*stack)) {
 	}
 }
 
-func sessionUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // TestKycExpiredFetchesTheDecisionEndToEnd: Didit sends Kyc Expired without
 // a decision, and this run never saw the user's address; the worker fetches
 // the decision from (the fake) Didit and asks the user to verify again.
 func TestKycExpiredFetchesTheDecisionEndToEnd(t *testing.T) {
 	fake, opt := withFakeDidit(t)
 	s := newStack(t, opt)
-	session := sessionUUID()
+	session := simulator.NewUUID()
 	decision, _ := json.Marshal(map[string]any{
 		"session_id": session, "status": "Kyc Expired", "vendor_data": "user-e2e",
 		"contact_details": map[string]any{"email": "fetched@example.com"},
@@ -95,7 +86,7 @@ func TestResolvedCaseReviewsReachDiditEndToEnd(t *testing.T) {
 	if _, err := client.PatchWebhookConfig(ctx, api.WebhookPatch{URL: &receiverURL}); err != nil {
 		t.Fatal(err)
 	}
-	session := sessionUUID()
+	session := simulator.NewUUID()
 	var body map[string]any
 	if err := json.Unmarshal(delivery(t, "status-updated-declined-aml-hit.json", session), &body); err != nil {
 		t.Fatal(err)
@@ -159,7 +150,7 @@ func TestParkedDecisionFetchFlagsTheRecord(t *testing.T) {
 		s.stepBudget = "3s"
 		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+down.URL, "DIDIT_API_KEY="+apiKey)
 	})
-	session := sessionUUID()
+	session := simulator.NewUUID()
 	var body map[string]any
 	if err := json.Unmarshal(delivery(t, "status-updated-in-progress.json", session), &body); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 var reviewStatuses = []string{"Unreviewed", "Confirmed Match", "False Positive", "Inconclusive"}
@@ -103,7 +105,7 @@ func (s *Server) reviewHits(w http.ResponseWriter, sessionID, nodeID string, upd
 func (s *Server) dataUpdated(ss *session) ([]byte, error) {
 	now := s.now().Unix()
 	ev := map[string]any{
-		"event_id":       newUUID(),
+		"event_id":       simulator.NewUUID(),
 		"webhook_type":   "data.updated",
 		"application_id": ApplicationID,
 		"environment":    "sandbox",

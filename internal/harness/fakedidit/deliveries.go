@@ -3,7 +3,6 @@ package fakedidit
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 	"github.com/diditflow/diditflow/internal/httppost"
 )
 
@@ -144,7 +144,7 @@ func (s *Server) attempt(ctx context.Context, d destination, ev event, req signe
 	start := time.Now()
 	status, err := httppost.Do(ctx, s.client, d.url, req.header, req.body)
 	rec := &LoggedDelivery{
-		UUID:            newUUID(),
+		UUID:            simulator.NewUUID(),
 		DestinationUUID: d.uuid,
 		SessionID:       ev.str("session_id"),
 		WebhookType:     ev.str("webhook_type"),
@@ -322,12 +322,4 @@ func (s *Server) getDestinationDelivery(w http.ResponseWriter, _ *http.Request, 
 func (s *Server) resendDestinationDelivery(w http.ResponseWriter, r *http.Request, ids []string) {
 	rec, err := s.resend(r.Context(), ids[1], func(rec *LoggedDelivery) bool { return rec.DestinationUUID == ids[0] })
 	s.answerResend(w, rec, err)
-}
-
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

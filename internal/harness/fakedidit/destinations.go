@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 // destination is a webhook destination (SPEC §4.2). The default one is also
@@ -174,7 +176,7 @@ func (s *Server) createDestination(w http.ResponseWriter, r *http.Request, _ []s
 		return
 	}
 	now := s.now()
-	d := &destination{uuid: newUUID(), enabled: true, version: "v3", events: []string{},
+	d := &destination{uuid: simulator.NewUUID(), enabled: true, version: "v3", events: []string{},
 		secret: newSecret(), createdAt: now, updatedAt: now}
 	d.apply(in)
 	s.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 const testKey = "test-key"
@@ -148,7 +149,7 @@ func TestDecisionNotFound(t *testing.T) {
 		t.Fatalf("minimal decision: %d %s", resp.StatusCode, b)
 	}
 
-	resp, b = call(t, http.MethodGet, api.URL+"/v3/session/"+newUUID()+"/decision/", nil)
+	resp, b = call(t, http.MethodGet, api.URL+"/v3/session/"+simulator.NewUUID()+"/decision/", nil)
 	if resp.StatusCode != 404 || string(b) != `{"detail":"Not found."}` {
 		t.Fatalf("unknown uuid: %d %s", resp.StatusCode, b)
 	}
@@ -166,7 +167,7 @@ func TestSessionsPagination(t *testing.T) {
 		if i%3 == 2 {
 			status = "Declined"
 		}
-		s.PutSession(newUUID(), status, nil, "v"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Hour))
+		s.PutSession(simulator.NewUUID(), status, nil, "v"+strconv.Itoa(i), base.Add(time.Duration(i)*time.Hour))
 	}
 	// 5 Approved, limit 2: three pages.
 	type pageBody struct {
@@ -216,7 +217,7 @@ func TestSessionsPagination(t *testing.T) {
 func TestDeliverGivesUpAfterRetries(t *testing.T) {
 	rc := newReceiver(t, "secret-1", http.StatusInternalServerError)
 	s, api := fixture(t, rc, Options{})
-	eventID := newUUID()
+	eventID := simulator.NewUUID()
 	attempts := s.Deliver(context.Background(), webhookBody(sessionA, eventID))
 	if len(attempts) != 3 {
 		t.Fatalf("%d attempts, want 3: %+v", len(attempts), attempts)
@@ -248,7 +249,7 @@ func TestResendAfterRotation(t *testing.T) {
 	now := time.Now().Add(-time.Minute)
 	var clock sync.Mutex
 	s, api := fixture(t, rc, Options{Now: func() time.Time { clock.Lock(); defer clock.Unlock(); return now }})
-	eventID := newUUID()
+	eventID := simulator.NewUUID()
 	if a := s.Deliver(context.Background(), webhookBody(sessionA, eventID)); len(a) != 1 || a[0].Status != 200 {
 		t.Fatalf("first delivery %+v", a)
 	}
@@ -283,7 +284,7 @@ func TestResendAfterRotation(t *testing.T) {
 	rc.mu.Lock()
 	rc.secrets = []string{"secret-1"}
 	rc.mu.Unlock()
-	s.Deliver(context.Background(), webhookBody(sessionA, newUUID()))
+	s.Deliver(context.Background(), webhookBody(sessionA, simulator.NewUUID()))
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.refused == 0 {
@@ -408,7 +409,7 @@ func TestDeliverFansOutWithEachSecret(t *testing.T) {
 	rc.mu.Lock()
 	rc.secrets = append(rc.secrets, decode[map[string]any](t, b)["secret_shared_key"].(string))
 	rc.mu.Unlock()
-	if a := s.Deliver(context.Background(), webhookBody(sessionA, newUUID())); len(a) != 2 || a[0].Status != 200 || a[1].Status != 200 {
+	if a := s.Deliver(context.Background(), webhookBody(sessionA, simulator.NewUUID())); len(a) != 2 || a[0].Status != 200 || a[1].Status != 200 {
 		t.Fatalf("attempts %+v", a)
 	}
 	id := decode[map[string]any](t, b)["uuid"].(string)

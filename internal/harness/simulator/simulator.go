@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,8 +106,8 @@ func Build(scenario string, opts Options) ([]Delivery, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown scenario %q (one of %v)", scenario, Scenarios())
 	}
-	session := newUUID()
-	vendor := "user_" + newUUID()[:8]
+	session := NewUUID()
+	vendor := "user_" + NewUUID()[:8]
 	// The session started long enough ago for its last event to be now.
 	start := opts.now().Add(-steps[len(steps)-1].after)
 	var out []Delivery
@@ -149,14 +150,14 @@ func FromFile(raw []byte, opts Options) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
-	d := newDelivery(body, newUUID(), opts)
+	d := newDelivery(body, NewUUID(), opts)
 	d.Name = fmt.Sprintf("%v %v", body["webhook_type"], body["status"])
 	return d, nil
 }
 
 func newDelivery(body map[string]any, session string, opts Options) Delivery {
 	body["session_id"] = session
-	body["event_id"] = newUUID()
+	body["event_id"] = NewUUID()
 	if d, ok := body["decision"].(map[string]any); ok {
 		d["session_id"] = session
 		if opts.Email != "" {
@@ -197,12 +198,31 @@ func (d Delivery) Body(ts time.Time) ([]byte, error) {
 	return didit.Wire(js)
 }
 
-func newUUID() string {
+// NewUUID returns a random (version 4) UUID, as Didit's session and event
+// IDs are.
+func NewUUID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// ParseDelays reads a comma-separated list of durations (a -retry-delays
+// flag); empty means none.
+func ParseDelays(s string) ([]time.Duration, error) {
+	out := []time.Duration{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, fmt.Errorf("-retry-delays: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // DiditRetryDelays is Didit's schedule after a failed attempt (SPEC §3.1):
