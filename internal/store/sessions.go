@@ -170,12 +170,13 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 	}
 
 	// vendor_data is the business's own reference for the user; an event
-	// that omits it must not erase it.
+	// that omits it must not erase it. A session that moves is not stale,
+	// so an applied event also resets reconciliation's backoff.
 	r, err := tx.ExecContext(ctx, s.q(`
 		INSERT INTO verifications
 			(session_id, status, status_rank, event_created_at, event_key, vendor_data, webhook_type,
-			 aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?)
+			 aml_hits, aml_max_risk_score, needs_attention, first_seen_at, updated_at, applied_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)
 		ON CONFLICT (session_id) DO UPDATE SET
 			status             = excluded.status,
 			status_rank        = excluded.status_rank,
@@ -186,13 +187,16 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 			webhook_type       = excluded.webhook_type,
 			aml_hits           = excluded.aml_hits,
 			aml_max_risk_score = excluded.aml_max_risk_score,
-			updated_at         = excluded.updated_at
+			updated_at         = excluded.updated_at,
+			applied_at         = excluded.applied_at,
+			stale_checks       = 0,
+			next_check_at      = NULL
 		WHERE (excluded.event_created_at > verifications.event_created_at
 		       OR (excluded.event_created_at = verifications.event_created_at
 		           AND excluded.status_rank > verifications.status_rank))
 		  AND (? = FALSE OR excluded.status_rank >= verifications.status_rank)`),
 		e.SessionID, e.Status, e.StatusRank, e.EventCreatedAt, e.EventKey, e.VendorData, e.WebhookType,
-		e.AMLHits, e.AMLMaxRiskScore, now, now, e.ForwardOnly,
+		e.AMLHits, e.AMLMaxRiskScore, now, now, now, e.ForwardOnly,
 	)
 	if err != nil {
 		return RecordResult{}, err
