@@ -98,8 +98,12 @@ if [[ -z "${DIDIT_API_KEY:-}" ]]; then
   start didit-fake "$BIN/didit-fake" -addr "$fake_addr" -key "$DIDIT_API_KEY" \
     -receiver "http://$HTTP_ADDR/webhooks/didit" -secret "${DIDIT_WEBHOOK_SECRETS%%,*}"
   didit_api="$DIDIT_API_URL  (the fake Didit API, key $DIDIT_API_KEY; set DIDIT_API_KEY for the real one)"
+  # didit-sim registers each session with the fake before its webhook, so
+  # the worker's decision fetch finds what Didit would have.
+  sim_flags=" -didit-api $DIDIT_API_URL -didit-api-key $DIDIT_API_KEY"
 else
   didit_api="${DIDIT_API_URL:-https://verification.didit.me}"
+  sim_flags=""
 fi
 
 start worker "$BIN/worker"
@@ -134,7 +138,7 @@ cat <<MSG
 [run]   mail              $mail
 [run]   Didit API         $didit_api
 [run] next: send a verification, then look at the UI, the records and the mail:
-[run]   go run ./cmd/didit-sim -scenario approved        (or declined-aml, in-review-then-approved, …)
+[run]   go run ./cmd/didit-sim$sim_flags -scenario approved        (or declined-aml, in-review-then-approved, kyc-expired, …)
 [run] Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" || true

@@ -8,9 +8,13 @@
 //	go run ./cmd/didit-fake -addr 127.0.0.1:8099 -rate-limit-every 5 -retry-delays 2s,5s
 //	curl -H 'x-api-key: dev-didit-api-key' http://127.0.0.1:8099/v3/webhook/destinations/
 //
-// Point diditflow's Didit API base URL at http://<addr>/v3. Sessions are
-// registered through the Go API (PutSession) by the harness; this command
-// starts with none.
+// Point diditflow's Didit API base URL (DIDIT_API_URL) at http://<addr>. It
+// starts with no sessions; a harness in another process registers them
+// through the harness-only POST /_harness/sessions/ (same x-api-key), as
+// didit-sim does with -didit-api http://<addr> -didit-api-key <key>, so the
+// decision API knows each session before its webhook reaches diditflow.
+//
+//	curl -H 'x-api-key: dev-didit-api-key' -d '{"session_id":"<uuid>","status":"In Progress"}' http://127.0.0.1:8099/_harness/sessions/
 package main
 
 import (

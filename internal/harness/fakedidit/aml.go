@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -90,21 +89,19 @@ func (s *Server) reviewHits(w http.ResponseWriter, sessionID, nodeID string, upd
 	for _, u := range updates {
 		s.hitCalls = append(s.hitCalls, HitReviewCall{SessionID: sessionID, NodeID: nodeID, HitID: u.HitID, ReviewStatus: u.ReviewStatus, Bulk: bulk})
 	}
-	body, err := s.dataUpdated(ss)
+	ev := s.dataUpdated(ss)
 	s.mu.Unlock()
-	if err != nil {
-		slog.Error("fakedidit: cannot build data.updated webhook", "err", err)
-	} else {
-		s.bg.Go(func() { s.Deliver(s.ctx, body) })
-	}
+	// Sent, not delivered: the record is already the body's, and a later
+	// review must not be undone by this webhook going out after it.
+	s.bg.Go(func() { s.send(s.ctx, ev) })
 	return hits, true
 }
 
 // dataUpdated builds the data.updated webhook a hit review fires; s.mu must
 // be held.
-func (s *Server) dataUpdated(ss *session) ([]byte, error) {
+func (s *Server) dataUpdated(ss *session) event {
 	now := s.now().Unix()
-	ev := map[string]any{
+	ev := event{
 		"event_id":       simulator.NewUUID(),
 		"webhook_type":   "data.updated",
 		"application_id": ApplicationID,
@@ -118,7 +115,7 @@ func (s *Server) dataUpdated(ss *session) ([]byte, error) {
 	if ss.vendorData != "" {
 		ev["vendor_data"] = ss.vendorData
 	}
-	return json.Marshal(ev)
+	return ev
 }
 
 // applyHitUpdates sets review_status on the hits of decision's
@@ -140,13 +137,11 @@ func applyHitUpdates(decision json.RawMessage, nodeID string, updates []hitUpdat
 		hit["review_status"] = u.ReviewStatus
 		out = append(out, hit)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	d, err := encodeJSON(m)
+	if err != nil {
 		return nil, nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), out, nil
+	return d, out, nil
 }
 
 // findHit returns the first hit with id hitID in a screening of node nodeID

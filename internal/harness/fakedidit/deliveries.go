@@ -77,11 +77,20 @@ func (s *Server) sign(ev event, secret string) (signed, error) {
 // Destinations are served concurrently; the attempts are returned in
 // destination order (the default destination first). A body that is not a
 // JSON object yields one attempt with an error and nothing is sent.
+//
+// Before sending, it records the body's session state as Register does, so
+// that the decision API agrees with the webhook, as Didit's does.
 func (s *Server) Deliver(ctx context.Context, body []byte) []Attempt {
 	ev, err := parseEvent(body)
 	if err != nil {
 		return []Attempt{{Err: err}}
 	}
+	s.record(ev.update())
+	return s.send(ctx, ev)
+}
+
+// send is Deliver for a body built from the fake's own record.
+func (s *Server) send(ctx context.Context, ev event) []Attempt {
 	targets := s.targets(ev.str("webhook_type"))
 	results := make([][]Attempt, len(targets))
 	var wg sync.WaitGroup

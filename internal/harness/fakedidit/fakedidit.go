@@ -11,7 +11,20 @@
 // The harness drives its state directly: PutSession registers sessions and
 // their decisions, Deliver sends a session webhook to every enabled,
 // subscribed destination the way Didit does (signed, 5 s timeout, retried on
-// 5xx, 404 and transport failures) and logs every attempt.
+// 5xx, 404 and transport failures) and logs every attempt. Like Didit, the
+// fake's record of a session follows the webhooks it sends: Deliver first
+// records the body's session state (see Register).
+//
+// One endpoint is the harness's, not Didit's: POST /_harness/sessions/, with
+// the API's x-api-key, records a session state sent by a tool in another
+// process (cmd/didit-sim -didit-api), as Register does:
+//
+//	{"session_id": "<uuid>", "status": "Approved", "decision": {…},
+//	 "vendor_data": "user-1", "created_at": "2026-01-01T00:00:00Z"}
+//
+// decision, vendor_data and created_at are optional. It answers 200 with the
+// session as GET /v3/sessions/ lists it, or 400 with the reason. It is never
+// throttled.
 package fakedidit
 
 import (
@@ -214,6 +227,25 @@ func (s *Server) PutSession(id, status string, decision json.RawMessage, vendorD
 	if decision == nil {
 		ss.decision = nil
 	}
+}
+
+// Register records the session state a webhook body reports, as Deliver
+// does before sending it, and sends nothing; it lets a harness that sends
+// its own webhooks (a simulator.Sender's Registry) keep the fake's decision
+// API in step. A body without a session_id is ignored.
+//
+// The status becomes the session's. A decision in the body becomes the
+// session's; without one the stored decision stays, its status set to the
+// new one, since Didit's decision API always answers the session's current
+// status. vendor_data replaces the stored one when present. A session seen
+// for the first time is created at the body's created_at, else now.
+func (s *Server) Register(_ context.Context, body []byte) error {
+	ev, err := parseEvent(body)
+	if err != nil {
+		return err
+	}
+	s.record(ev.update())
+	return nil
 }
 
 // Deliveries returns a copy of the delivery log, oldest first.

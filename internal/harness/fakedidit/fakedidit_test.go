@@ -293,19 +293,9 @@ func TestResendAfterRotation(t *testing.T) {
 }
 
 func TestBulkAMLUpdateFiresDataUpdated(t *testing.T) {
-	raw, err := os.ReadFile("../simulator/templates/status-updated-declined-aml-hit.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tmpl struct {
-		Decision json.RawMessage `json:"decision"`
-	}
-	if err := json.Unmarshal(raw, &tmpl); err != nil {
-		t.Fatal(err)
-	}
 	rc := newReceiver(t, "secret-1", http.StatusOK)
 	s, api := fixture(t, rc, Options{})
-	s.PutSession(sessionA, "Declined", tmpl.Decision, "user-1", time.Now())
+	s.PutSession(sessionA, "Declined", amlDecision(t), "user-1", time.Now())
 	const hit = "NK-4fTq8Xw2bLmZpR7cVd3sYe"
 
 	resp, b := call(t, http.MethodPatch, api.URL+"/v3/session/"+sessionA+"/bulk-update-aml-hit-status/",
@@ -430,4 +420,165 @@ func TestMissingSlashRedirects(t *testing.T) {
 	if resp.StatusCode != 301 || resp.Header.Get("Location") != api.URL+"/v3/sessions/?limit=1" {
 		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
+}
+
+// decisionOf is the decision API's answer for a session.
+func decisionOf(t *testing.T, api *httptest.Server, session string) map[string]any {
+	t.Helper()
+	resp, b := call(t, http.MethodGet, api.URL+"/v3/session/"+session+"/decision/", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("decision of %s: %d %s", session, resp.StatusCode, b)
+	}
+	return decode[map[string]any](t, b)
+}
+
+// listed is the session's row in GET /v3/sessions/.
+func listed(t *testing.T, api *httptest.Server, session string) map[string]any {
+	t.Helper()
+	_, b := call(t, http.MethodGet, api.URL+"/v3/sessions/", nil)
+	for _, row := range decode[struct {
+		Results []map[string]any `json:"results"`
+	}](t, b).Results {
+		if row["session_id"] == session {
+			return row
+		}
+	}
+	t.Fatalf("session %s not listed: %s", session, b)
+	return nil
+}
+
+func TestDeliverKeepsDiditsRecordOfTheSession(t *testing.T) {
+	rc := newReceiver(t, "secret-1", http.StatusOK)
+	// Close to the real time: the receiver checks the signing time.
+	now := time.Now().Truncate(time.Second)
+	s, api := fixture(t, rc, Options{Now: func() time.Time { return now }})
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	approved, _ := json.Marshal(map[string]any{
+		"event_id": simulator.NewUUID(), "webhook_type": "status.updated", "session_id": sessionA,
+		"status": "Approved", "created_at": created.Unix(), "vendor_data": "user-1",
+		"decision": map[string]any{"session_id": sessionA, "status": "Approved", "vendor_data": "user-1",
+			"contact_details": map[string]any{"email": "user@example.com"}},
+	})
+	s.Deliver(context.Background(), approved)
+	if d := decisionOf(t, api, sessionA); d["status"] != "Approved" || d["contact_details"] == nil {
+		t.Fatalf("decision after Approved: %v", d)
+	}
+
+	// Kyc Expired comes without a decision: Didit keeps the one it has, at
+	// the session's new status, and the session's creation time.
+	expired, _ := json.Marshal(map[string]any{
+		"event_id": simulator.NewUUID(), "webhook_type": "status.updated", "session_id": sessionA,
+		"status": "Kyc Expired", "created_at": created.Add(24 * time.Hour).Unix(),
+	})
+	s.Deliver(context.Background(), expired)
+	d := decisionOf(t, api, sessionA)
+	if d["status"] != "Kyc Expired" || d["contact_details"].(map[string]any)["email"] != "user@example.com" {
+		t.Fatalf("decision after Kyc Expired: %v", d)
+	}
+	row := listed(t, api, sessionA)
+	if row["status"] != "Kyc Expired" || row["vendor_data"] != "user-1" || row["created_at"] != isoTime(created) {
+		t.Fatalf("listed as %v", row)
+	}
+
+	// A session first seen without created_at starts now; with no decision
+	// ever, the decision API answers the minimal one at its status.
+	other := simulator.NewUUID()
+	s.Deliver(context.Background(), []byte(`{"webhook_type":"status.updated","session_id":"`+other+`","status":"In Progress"}`))
+	if d := decisionOf(t, api, other); d["status"] != "In Progress" || d["created_at"] != isoTime(now) {
+		t.Fatalf("minimal decision: %v", d)
+	}
+	if n := len(rc.events()); n != 3 {
+		t.Fatalf("receiver got %d webhooks, want 3", n)
+	}
+}
+
+func TestHarnessRegistersSessions(t *testing.T) {
+	s, api := fixture(t, nil, Options{RateLimitEvery: 1})
+	url := api.URL + "/_harness/sessions/"
+	post := func(body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("x-api-key", testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return resp.StatusCode, m
+	}
+	for _, bad := range []string{
+		`{"session_id":`,
+		`{"session_id":"not-a-uuid","status":"Approved"}`,
+		`{"session_id":"` + sessionA + `","status":"KYC Expired"}`,
+		`{"session_id":"` + sessionA + `","status":"Approved","decision":"Approved"}`,
+		`{"session_id":"` + sessionA + `","status":"Approved","created_at":"yesterday"}`,
+	} {
+		if code, m := post(bad); code != http.StatusBadRequest || len(m) != 1 {
+			t.Errorf("%s: %d %v, want 400 with a reason", bad, code, m)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the key: %v %v", resp, err)
+	}
+
+	code, row := post(`{"session_id":"` + sessionA + `","status":"Approved","vendor_data":"user-1","created_at":"2026-03-01T12:00:00Z",` +
+		`"decision":{"session_id":"` + sessionA + `","status":"Approved","contact_details":{"email":"user@example.com"}}}`)
+	if code != http.StatusOK || row["status"] != "Approved" || row["created_at"] != "2026-03-01T12:00:00.000000Z" {
+		t.Fatalf("register: %d %v", code, row)
+	}
+	code, row = post(`{"session_id":"` + sessionA + `","status":"Kyc Expired","created_at":"2026-03-02T12:00:00Z"}`)
+	if code != http.StatusOK || row["vendor_data"] != "user-1" || row["created_at"] != "2026-03-01T12:00:00.000000Z" {
+		t.Fatalf("update: %d %v", code, row)
+	}
+	// The API itself is throttled at every request; read the record directly.
+	s.mu.Lock()
+	ss := s.sessions[sessionA]
+	d := decode[map[string]any](t, ss.decisionJSON())
+	s.mu.Unlock()
+	if d["status"] != "Kyc Expired" || d["contact_details"] == nil {
+		t.Fatalf("decision kept at the new status: %v", d)
+	}
+}
+
+func TestHitReviewsAreNotUndoneByTheirWebhooks(t *testing.T) {
+	rc := newReceiver(t, "secret-1", http.StatusOK)
+	s, api := fixture(t, rc, Options{})
+	s.PutSession(sessionA, "Declined", amlDecision(t), "user-1", time.Now())
+	const hit = "NK-4fTq8Xw2bLmZpR7cVd3sYe"
+	for _, review := range []string{"False Positive", "Confirmed Match", "Inconclusive"} {
+		resp, b := call(t, http.MethodPatch, api.URL+"/v3/session/"+sessionA+"/update-aml-hit-status/",
+			map[string]any{"hit_id": hit, "review_status": review})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", review, resp.StatusCode, b)
+		}
+	}
+	s.Wait()
+	_, b := call(t, http.MethodGet, api.URL+"/v3/session/"+sessionA+"/decision/", nil)
+	d, err := didit.ParseDecision(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.AMLScreenings[0].Hits[0].ReviewStatus; got != "Inconclusive" {
+		t.Fatalf("hit review after three reviews: %q, want the last one", got)
+	}
+}
+
+// amlDecision is the decision of the simulator's declined AML-hit template.
+func amlDecision(t *testing.T) json.RawMessage {
+	t.Helper()
+	raw, err := os.ReadFile("../simulator/templates/status-updated-declined-aml-hit.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		Decision json.RawMessage `json:"decision"`
+	}
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	return tmpl.Decision
 }

@@ -37,8 +37,12 @@ func (s *Server) routes() []route {
 		{"/v3/webhook/destinations/{id}/deliveries/", map[string]handlerFunc{http.MethodGet: s.listDestinationDeliveries}},
 		{"/v3/webhook/destinations/{id}/deliveries/{id}/", map[string]handlerFunc{http.MethodGet: s.getDestinationDelivery}},
 		{"/v3/webhook/destinations/{id}/deliveries/{id}/resend/", map[string]handlerFunc{http.MethodPost: s.resendDestinationDelivery}},
+		{harnessSessions, map[string]handlerFunc{http.MethodPost: s.registerSession}},
 	}
 }
+
+// harnessSessions is the harness's own endpoint (see the package doc).
+const harnessSessions = "/_harness/sessions/"
 
 // Handler returns the API. Like Django, it resolves the URL first (unknown
 // or malformed: HTML 404; missing trailing slash: 301), then authenticates
@@ -59,7 +63,7 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, http.StatusUnauthorized, detail("Authentication credentials were not provided or are invalid."))
 			return
 		}
-		if s.throttled() {
+		if rt.pattern != harnessSessions && s.throttled() {
 			throttle(w, r)
 			return
 		}

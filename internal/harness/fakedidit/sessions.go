@@ -1,12 +1,145 @@
 package fakedidit
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/diditflow/diditflow/didit"
 )
+
+// sessionUpdate is what Didit learns of a session at a status change: what
+// a webhook body or a harness registration reports.
+type sessionUpdate struct {
+	id, status string
+	// decision nil keeps the stored one (with the new status).
+	decision json.RawMessage
+	// vendorData "" keeps the stored one.
+	vendorData string
+	// createdAt is used only for a new session; zero means now.
+	createdAt time.Time
+}
+
+// update reads the session state of a webhook body.
+func (ev event) update() sessionUpdate {
+	u := sessionUpdate{id: ev.str("session_id"), status: ev.str("status"), vendorData: ev.str("vendor_data")}
+	if d, ok := ev["decision"].(map[string]any); ok {
+		u.decision, _ = encodeJSON(d)
+	}
+	if n, ok := ev["created_at"].(json.Number); ok {
+		if sec, err := n.Int64(); err == nil {
+			u.createdAt = time.Unix(sec, 0)
+		}
+	}
+	return u
+}
+
+// record merges u into the session it names, creating it if unknown.
+func (s *Server) record(u sessionUpdate) *session {
+	if u.id == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.sessions[u.id]
+	if !ok {
+		s.nextNumber++
+		ss = &session{id: u.id, number: s.nextNumber, createdAt: u.createdAt}
+		if ss.createdAt.IsZero() {
+			ss.createdAt = s.now()
+		}
+		s.sessions[u.id] = ss
+	}
+	if u.status != "" {
+		ss.status = u.status
+	}
+	if u.vendorData != "" {
+		ss.vendorData = u.vendorData
+	}
+	if u.decision != nil {
+		ss.decision = u.decision
+	}
+	if ss.decision != nil {
+		if d, err := withStatus(ss.decision, ss.status); err == nil {
+			ss.decision = d
+		}
+	}
+	return ss
+}
+
+// withStatus returns decision with its "status" set to status.
+func withStatus(decision json.RawMessage, status string) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(decision))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m["status"] == status {
+		return decision, nil
+	}
+	m["status"] = status
+	return encodeJSON(m)
+}
+
+// encodeJSON marshals v without HTML escaping, as Didit's Python does.
+func encodeJSON(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// registerSession serves POST /_harness/sessions/, the harness's way to
+// record a session from another process (see the package doc).
+func (s *Server) registerSession(w http.ResponseWriter, r *http.Request, _ []string) {
+	var in struct {
+		SessionID  string          `json:"session_id"`
+		Status     string          `json:"status"`
+		Decision   json.RawMessage `json:"decision"`
+		VendorData string          `json:"vendor_data"`
+		CreatedAt  string          `json:"created_at"`
+	}
+	if !readJSON(w, r, &in) {
+		return
+	}
+	u := sessionUpdate{id: in.SessionID, status: in.Status, vendorData: in.VendorData}
+	switch {
+	case !isUUID(in.SessionID):
+		fieldError(w, "session_id", "Must be a valid UUID.")
+		return
+	case !didit.Status(in.Status).Known():
+		fieldError(w, "status", strconv.Quote(in.Status)+" is not a valid choice.")
+		return
+	}
+	if d := bytes.TrimSpace(in.Decision); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		if d[0] != '{' {
+			fieldError(w, "decision", "Must be a JSON object.")
+			return
+		}
+		u.decision = append(json.RawMessage(nil), d...)
+	}
+	if in.CreatedAt != "" {
+		t, err := time.Parse(time.RFC3339, in.CreatedAt)
+		if err != nil {
+			fieldError(w, "created_at", "Must be an RFC 3339 time.")
+			return
+		}
+		u.createdAt = t
+	}
+	ss := s.record(u)
+	s.mu.Lock()
+	row := ss.row()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, row)
+}
 
 // isoTime renders a time the way Didit's API does (Python isoformat, UTC).
 func isoTime(t time.Time) string {

@@ -1,6 +1,10 @@
 // Package simulator plays Didit: it builds realistic session webhooks from
 // the shapes of Didit's real deliveries, signs them with the didit package's
-// Signer and sends them the way Didit does, retries included.
+// Signer and sends them the way Didit does, retries included. As Didit, it
+// puts a decision only in webhooks of the statuses that carry one (SPEC
+// §2.3), so a receiver must fetch the others' from Didit's API; a Registry
+// tells a fake of that API (internal/harness/fakedidit) each session's state
+// before its webhook goes out.
 package simulator
 
 import (
@@ -34,6 +38,39 @@ type step struct {
 	after    time.Duration
 	// resubmit adds resubmit_info, as Didit does for Resubmitted.
 	resubmit bool
+	// edit, if set, changes the template's decision to fit the step.
+	edit func(decision map[string]any)
+}
+
+// carriesDecision reports whether Didit puts a decision in a webhook of
+// status (SPEC §2.3). The others (Not Started, In Progress, Awaiting User,
+// Resubmitted, Expired, Kyc Expired) come without one.
+func carriesDecision(status didit.Status) bool {
+	switch status {
+	case didit.StatusApproved, didit.StatusDeclined, didit.StatusInReview, didit.StatusAbandoned:
+		return true
+	}
+	return false
+}
+
+// livenessInReview leaves the liveness check to a reviewer, as a low score
+// does; the reviewer may then ask the user to redo it (Resubmitted).
+func livenessInReview(decision map[string]any) {
+	checks, _ := decision["liveness_checks"].([]any)
+	for _, c := range checks {
+		if c, ok := c.(map[string]any); ok {
+			c["status"] = string(didit.StatusInReview)
+			c["score"] = json.Number("41.5")
+		}
+	}
+}
+
+// leftAfterDocument is a session abandoned after its ID document: the
+// features after it never ran, and Didit has null for those (SPEC §2.4).
+func leftAfterDocument(decision map[string]any) {
+	for _, f := range []string{"liveness_checks", "face_matches", "aml_screenings"} {
+		decision[f] = nil
+	}
 }
 
 var scenarios = map[string][]step{
@@ -51,13 +88,16 @@ var scenarios = map[string][]step{
 		{template: "status-updated-in-review.json", status: didit.StatusInReview, after: time.Minute},
 		{template: "status-updated-approved.json", status: didit.StatusApproved, after: 10 * time.Minute},
 	},
+	// A reviewer asks for a new liveness check (SPEC §2.2: Resubmitted comes
+	// from manual review).
 	"resubmitted": {
 		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
-		{template: "status-updated-approved.json", status: didit.StatusResubmitted, after: time.Minute, resubmit: true},
+		{template: "status-updated-approved.json", status: didit.StatusInReview, after: time.Minute, edit: livenessInReview},
+		{template: "status-updated-approved.json", status: didit.StatusResubmitted, after: 10 * time.Minute, resubmit: true},
 	},
 	"abandoned": {
 		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
-		{template: "status-updated-in-progress.json", status: didit.StatusAbandoned, after: 30 * time.Minute},
+		{template: "status-updated-approved.json", status: didit.StatusAbandoned, after: 30 * time.Minute, edit: leftAfterDocument},
 	},
 	"kyc-expired": {
 		{template: "status-updated-approved.json", status: didit.StatusApproved},
@@ -123,12 +163,15 @@ func Build(scenario string, opts Options) ([]Delivery, error) {
 		body["status"] = string(st.status)
 		body["vendor_data"] = vendor
 		body["created_at"] = json.Number(strconv.FormatInt(start.Add(st.after).Unix(), 10))
-		if st.status == didit.StatusAbandoned {
+		if !carriesDecision(st.status) {
 			delete(body, "decision")
 		}
 		if d, ok := body["decision"].(map[string]any); ok {
 			d["status"] = string(st.status)
 			d["vendor_data"] = vendor
+			if st.edit != nil {
+				st.edit(d)
+			}
 		}
 		if st.resubmit {
 			body["resubmit_info"] = map[string]any{
@@ -144,7 +187,8 @@ func Build(scenario string, opts Options) ([]Delivery, error) {
 }
 
 // FromFile turns one event body (such as a Didit fixture) into a delivery
-// for a new session.
+// for a new session. The body is otherwise sent as written, so a file can
+// hold what Didit would not send (a decision with Kyc Expired, say).
 func FromFile(raw []byte, opts Options) (Delivery, error) {
 	body, err := decode(raw)
 	if err != nil {
@@ -229,6 +273,13 @@ func ParseDelays(s string) ([]time.Duration, error) {
 // about a minute, then about four more.
 var DiditRetryDelays = []time.Duration{time.Minute, 4 * time.Minute}
 
+// Registry learns a session's state from the webhook body Didit is about to
+// send, so that a fake of Didit's API answers what Didit would: Didit's
+// decision API knows a session before its webhook leaves.
+type Registry interface {
+	Register(ctx context.Context, body []byte) error
+}
+
 // Sender posts deliveries to a receiver.
 type Sender struct {
 	URL    string
@@ -237,6 +288,10 @@ type Sender struct {
 	// RetryDelays are the waits before each retry of a 5xx, 404 or
 	// connection failure; nil means DiditRetryDelays.
 	RetryDelays []time.Duration
+	// Registry, if set, is told each delivery's session state before its
+	// first attempt. A failure is logged and counted, and the delivery is
+	// sent all the same.
+	Registry Registry
 	// Log receives one line per attempt; nil discards.
 	Log io.Writer
 	Now func() time.Time
@@ -257,8 +312,34 @@ func (s *Sender) now() time.Time {
 	return time.Now()
 }
 
-// Send delivers d, retrying like Didit, and returns every attempt.
+// Send registers d's session state with the Registry, if any, then
+// delivers d, retrying like Didit, and returns every attempt.
 func (s *Sender) Send(ctx context.Context, d Delivery) []Attempt {
+	attempts, _ := s.send(ctx, d)
+	return attempts
+}
+
+// send is Send that also reports whether the registration failed.
+func (s *Sender) send(ctx context.Context, d Delivery) ([]Attempt, bool) {
+	failed := s.register(ctx, d) != nil
+	return s.deliver(ctx, d), failed
+}
+
+func (s *Sender) register(ctx context.Context, d Delivery) error {
+	if s.Registry == nil {
+		return nil
+	}
+	body, err := d.Body(s.now())
+	if err == nil {
+		err = s.Registry.Register(ctx, body)
+	}
+	if err != nil {
+		s.logf("%s  session %s  registration failed: %v\n", d.Name, d.SessionID, err)
+	}
+	return err
+}
+
+func (s *Sender) deliver(ctx context.Context, d Delivery) []Attempt {
 	delays := s.RetryDelays
 	if delays == nil {
 		delays = DiditRetryDelays
@@ -358,6 +439,9 @@ type Result struct {
 	Deliveries int
 	// ByStatus counts final answers by HTTP status; 0 counts errors.
 	ByStatus map[int]int
+	// RegistrationFailures counts deliveries whose session state the
+	// Sender's Registry refused or could not be told.
+	RegistrationFailures int
 }
 
 // Run sends plan.Sessions sessions built by build, at plan.Rate.
@@ -397,15 +481,92 @@ func (s *Sender) Run(ctx context.Context, plan Plan, build func() ([]Delivery, e
 					case <-time.After(plan.Delay):
 					}
 				}
-				attempts := s.Send(ctx, d)
+				attempts, unregistered := s.send(ctx, d)
 				last := attempts[len(attempts)-1]
 				mu.Lock()
 				res.Deliveries++
 				res.ByStatus[last.Status]++
+				if unregistered {
+					res.RegistrationFailures++
+				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	return res, nil
+}
+
+// HarnessAPI is a Registry that posts each session's state to a fake
+// Didit's harness-only endpoint, POST <URL>/_harness/sessions/ (package
+// fakedidit; real Didit has no such thing).
+type HarnessAPI struct {
+	// URL is the fake's base URL, as DIDIT_API_URL has it (without /v3).
+	URL string
+	// Key is the fake's x-api-key.
+	Key string
+	// Client nil means one with a 5 s timeout.
+	Client *http.Client
+}
+
+// SessionState is the body of POST /_harness/sessions/: what Didit knows of
+// a session, taken from a webhook body.
+type SessionState struct {
+	SessionID string `json:"session_id"`
+	Status    string `json:"status"`
+	// Decision is absent when the webhook carries none: the fake then keeps
+	// the one it has.
+	Decision   json.RawMessage `json:"decision,omitempty"`
+	VendorData string          `json:"vendor_data,omitempty"`
+	// CreatedAt is RFC 3339; the fake uses it only for a session it does
+	// not know yet.
+	CreatedAt string `json:"created_at,omitempty"`
+}
+
+// StateOf reads a webhook body's session state.
+func StateOf(body []byte) (SessionState, error) {
+	var ev struct {
+		SessionID  string          `json:"session_id"`
+		Status     string          `json:"status"`
+		Decision   json.RawMessage `json:"decision"`
+		VendorData string          `json:"vendor_data"`
+		CreatedAt  json.Number     `json:"created_at"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return SessionState{}, fmt.Errorf("webhook body: %w", err)
+	}
+	st := SessionState{SessionID: ev.SessionID, Status: ev.Status, VendorData: ev.VendorData}
+	if len(ev.Decision) > 0 && string(ev.Decision) != "null" {
+		st.Decision = ev.Decision
+	}
+	// created_at is Unix seconds; anything else is left to the fake's clock.
+	if sec, err := ev.CreatedAt.Int64(); err == nil {
+		st.CreatedAt = time.Unix(sec, 0).UTC().Format(time.RFC3339)
+	}
+	return st, nil
+}
+
+// Register posts the session state body reports.
+func (h HarnessAPI) Register(ctx context.Context, body []byte) error {
+	st, err := StateOf(body)
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	client := h.Client
+	if client == nil {
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
+	header := http.Header{"Content-Type": {"application/json"}, "X-Api-Key": {h.Key}}
+	status, err := httppost.Do(ctx, client, strings.TrimSuffix(h.URL, "/")+"/_harness/sessions/", header, js)
+	if err != nil {
+		return fmt.Errorf("register session %s: %w", st.SessionID, err)
+	}
+	if status < 200 || status > 299 {
+		return fmt.Errorf("register session %s: fake Didit answered %d %s", st.SessionID, status, http.StatusText(status))
+	}
+	return nil
 }

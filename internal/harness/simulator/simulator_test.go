@@ -47,8 +47,14 @@ func TestScenariosAreVerifiableDiditEvents(t *testing.T) {
 					t.Fatalf("%s: created_at %d out of order", d.Name, ev.CreatedAt)
 				}
 				last = ev.CreatedAt
-				if ev.Decision != nil && ev.Decision.ContactEmail() != "user@example.com" {
-					t.Fatalf("%s: contact email %q", d.Name, ev.Decision.ContactEmail())
+				// Didit sends a decision with these statuses only (SPEC §2.3).
+				want := ev.Status == didit.StatusApproved || ev.Status == didit.StatusDeclined ||
+					ev.Status == didit.StatusInReview || ev.Status == didit.StatusAbandoned
+				if (ev.Decision != nil) != want {
+					t.Fatalf("%s: decision present = %v, want %v", d.Name, ev.Decision != nil, want)
+				}
+				if ev.Decision != nil && (ev.Decision.ContactEmail() != "user@example.com" || ev.Decision.Status != ev.Status) {
+					t.Fatalf("%s: decision %q to %q", d.Name, ev.Decision.Status, ev.Decision.ContactEmail())
 				}
 			}
 		})
