@@ -12,6 +12,11 @@ type Metrics struct {
 	// error class: server, credentials, not_found, rate_limited, malformed,
 	// request; no_key when the API is off).
 	apiCalls *prometheus.CounterVec
+	// Reconciliation: runs by result, and items examined and repaired by
+	// path (deliveries, sessions, stale).
+	reconcileRuns     *prometheus.CounterVec
+	reconcileExamined *prometheus.CounterVec
+	reconcileRepaired *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -33,8 +38,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "diditflow_didit_api_calls_total",
 			Help: "Calls to Didit's API by call and result: ok, or the error class (server, credentials, not_found, rate_limited, malformed, request); no_key when DIDIT_API_KEY is unset.",
 		}, []string{"call", "result"}),
+		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_reconcile_runs_total",
+			Help: "Reconcile runs by result: ok, capped (RECONCILE_MAX_CALLS reached), off (no DIDIT_API_KEY), failed (a step gave up, e.g. refused credentials).",
+		}, []string{"result"}),
+		reconcileExamined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_reconcile_examined_total",
+			Help: "Items reconciliation compared with the records, by path: deliveries (a destination's delivery log), sessions (created in the lookback), stale (not moved for RECONCILE_STALE_AFTER).",
+		}, []string{"path"}),
+		reconcileRepaired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_reconcile_repaired_total",
+			Help: "Events reconciliation fed into sessions that the webhooks had missed, by path (deliveries, sessions, stale).",
+		}, []string{"path"}),
 	}
-	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls)
+	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls, m.reconcileRuns, m.reconcileExamined, m.reconcileRepaired)
 	return m
 }
 

@@ -51,6 +51,10 @@ const (
 	SchemeV2
 	// SchemeSimple is X-Signature-Simple: HMAC of four envelope fields only.
 	SchemeSimple
+	// SchemeAPI is no signature: the event came from Didit's API, over TLS
+	// and authenticated by diditflow's API key (a delivery's body read back
+	// by reconciliation, or a decision fetched from Didit).
+	SchemeAPI
 )
 
 func (s Scheme) String() string {
@@ -61,6 +65,8 @@ func (s Scheme) String() string {
 		return "v2"
 	case SchemeSimple:
 		return "simple"
+	case SchemeAPI:
+		return "didit_api"
 	}
 	return "none"
 }
@@ -70,7 +76,8 @@ func (s Scheme) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText is the inverse of MarshalText.
 func (s *Scheme) UnmarshalText(b []byte) error {
-	for _, c := range []Scheme{SchemeRaw, SchemeV2, SchemeSimple} {
+	// "none" is the zero Scheme, which MarshalText writes too.
+	for _, c := range []Scheme{0, SchemeRaw, SchemeV2, SchemeSimple, SchemeAPI} {
 		if string(b) == c.String() {
 			*s = c
 			return nil

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"slices"
-	"strconv"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -143,17 +142,10 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 // fetchedEvent is the event a fetched decision stands for: authenticated by
 // the API key, of the decision's status, created when Didit answered.
 func (s *session) fetchedEvent(d *didit.Decision, at int64) contract.SessionEvent {
-	ev := didit.Event{
-		EventID:     "decision:" + s.state.SessionID + "@" + strconv.FormatInt(at, 10),
-		SessionID:   s.state.SessionID,
-		WebhookType: didit.WebhookStatusUpdated,
-		Status:      d.Status,
-		VendorData:  d.VendorData,
-		CreatedAt:   at,
-		Timestamp:   at,
-		Decision:    d,
-	}
-	return contract.SessionEvent{Event: ev, Proof: didit.Proof{Timestamp: at}, ReceivedAt: workflow.Now(s.ctx)}
+	se := contract.DecisionEvent(s.state.SessionID, d, at, workflow.Now(s.ctx))
+	// Recorded histories carry the zero scheme for a fetch of their own.
+	se.Proof = didit.Proof{Timestamp: at}
+	return se
 }
 
 func missingReason(missing string) string {

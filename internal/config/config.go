@@ -175,7 +175,27 @@ type Worker struct {
 	// DiditAPIWritesPerSecond is the same for writes (AML hit reviews):
 	// Didit allows 300 a minute.
 	DiditAPIWritesPerSecond float64 `envconfig:"DIDIT_API_WRITES_PER_SECOND" default:"4.5"`
-	Log                     Log
+	// Reconciliation (a Temporal Schedule) asks Didit every ReconcileInterval
+	// for what the webhooks missed over ReconcileLookback.
+	ReconcileInterval time.Duration `envconfig:"RECONCILE_INTERVAL" default:"15m"`
+	ReconcileLookback time.Duration `envconfig:"RECONCILE_LOOKBACK" default:"24h"`
+	// ReconcileStaleAfter is how long a session may sit in a status that is
+	// not final before its decision is checked (then after twice as long
+	// each time, up to a week).
+	ReconcileStaleAfter time.Duration `envconfig:"RECONCILE_STALE_AFTER" default:"24h"`
+	// ReconcileReadsPerSecond is the part of DIDIT_API_READS_PER_SECOND that
+	// reconciliation spends; decision fetches get the rest. A run's steps
+	// run one at a time, so this holds across every worker.
+	ReconcileReadsPerSecond float64 `envconfig:"RECONCILE_READS_PER_SECOND" default:"3"`
+	// ReconcilePageSize is the page size of the lists reconciliation reads.
+	ReconcilePageSize int `envconfig:"RECONCILE_PAGE_SIZE" default:"100"`
+	// ReconcileMaxCalls caps the Didit calls of one run; the next run goes on
+	// where it stopped.
+	ReconcileMaxCalls int `envconfig:"RECONCILE_MAX_CALLS" default:"5000"`
+	// WebhookDestinationID names the Didit webhook destination whose
+	// deliveries reconciliation reads; empty reads every enabled one.
+	WebhookDestinationID string `envconfig:"DIDIT_WEBHOOK_DESTINATION_ID"`
+	Log                  Log
 }
 
 // LoadWorker reads the worker's settings and checks them.
@@ -219,11 +239,31 @@ func (c Worker) validate() error {
 	if u, err := url.Parse(c.DiditAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("DIDIT_API_URL must be an http(s) URL, got %q", c.DiditAPIURL))
 	}
-	if c.DiditAPIReadsPerSecond <= 0 || c.DiditAPIReadsPerSecond > 10 {
-		errs = append(errs, fmt.Errorf("DIDIT_API_READS_PER_SECOND must be in (0, 10] (Didit allows 600 GET a minute), got %v", c.DiditAPIReadsPerSecond))
+	// Didit allows 600 GET and 300 writes a minute per key; a key with
+	// other limits (or a test against a fake) may set more.
+	if c.DiditAPIReadsPerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("DIDIT_API_READS_PER_SECOND must be positive (Didit allows 600 GET a minute: at most 10), got %v", c.DiditAPIReadsPerSecond))
 	}
-	if c.DiditAPIWritesPerSecond <= 0 || c.DiditAPIWritesPerSecond > 5 {
-		errs = append(errs, fmt.Errorf("DIDIT_API_WRITES_PER_SECOND must be in (0, 5] (Didit allows 300 writes a minute), got %v", c.DiditAPIWritesPerSecond))
+	if c.DiditAPIWritesPerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("DIDIT_API_WRITES_PER_SECOND must be positive (Didit allows 300 writes a minute: at most 5), got %v", c.DiditAPIWritesPerSecond))
+	}
+	for name, d := range map[string]time.Duration{
+		"RECONCILE_INTERVAL": c.ReconcileInterval, "RECONCILE_LOOKBACK": c.ReconcileLookback,
+		"RECONCILE_STALE_AFTER": c.ReconcileStaleAfter,
+	} {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("%s must be at least 1s, got %s", name, d))
+		}
+	}
+	if c.ReconcileReadsPerSecond <= 0 || c.ReconcileReadsPerSecond >= c.DiditAPIReadsPerSecond {
+		errs = append(errs, fmt.Errorf("RECONCILE_READS_PER_SECOND must be above 0 and below DIDIT_API_READS_PER_SECOND (%v), which it is part of, got %v",
+			c.DiditAPIReadsPerSecond, c.ReconcileReadsPerSecond))
+	}
+	if c.ReconcilePageSize < 1 || c.ReconcilePageSize > 100 {
+		errs = append(errs, fmt.Errorf("RECONCILE_PAGE_SIZE must be in [1, 100], got %d", c.ReconcilePageSize))
+	}
+	if c.ReconcileMaxCalls < 1 {
+		errs = append(errs, fmt.Errorf("RECONCILE_MAX_CALLS must be at least 1, got %d", c.ReconcileMaxCalls))
 	}
 	if c.AMLEscalateAfter < 1 {
 		errs = append(errs, fmt.Errorf("AML_ESCALATE_AFTER must be at least 1, got %d", c.AMLEscalateAfter))

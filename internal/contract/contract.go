@@ -23,7 +23,19 @@ const (
 	SessionWorkflowType = "VerificationSession"
 	// AMLCaseWorkflowType runs one AML case.
 	AMLCaseWorkflowType = "AMLCase"
+	// ReconcileWorkflowType asks Didit what diditflow missed and repairs
+	// it; ReconcileScheduleID starts it every RECONCILE_INTERVAL.
+	ReconcileWorkflowType = "Reconcile"
 )
+
+// ReconcileScheduleID is the Temporal Schedule the worker keeps for
+// reconciliation; `temporal schedule trigger --schedule-id
+// diditflow-reconcile` starts a run by hand.
+const ReconcileScheduleID = "diditflow-reconcile"
+
+// ReconcileWorkflowID is the ID of the schedule's runs (the schedule
+// appends the time of each).
+const ReconcileWorkflowID = "diditflow-reconcile-run"
 
 // Signals and queries.
 const (
@@ -105,6 +117,31 @@ type SessionEvent struct {
 	Proof didit.Proof `json:"verification"`
 	// ReceivedAt is when the receiver accepted the delivery.
 	ReceivedAt time.Time `json:"received_at"`
+}
+
+// DecisionEventID is the event ID of the event a decision read from
+// Didit's API stands for: one per session and second of Didit's answer, so a
+// fetch by the session and one by reconciliation in the same second are one
+// event.
+func DecisionEventID(sessionID string, at int64) string {
+	return "decision:" + sessionID + "@" + strconv.FormatInt(at, 10)
+}
+
+// DecisionEvent is the event a decision read from Didit's API stands for:
+// of the decision's status, created when Didit answered (at, Unix seconds),
+// authenticated by the API key rather than a signature.
+func DecisionEvent(sessionID string, d *didit.Decision, at int64, receivedAt time.Time) SessionEvent {
+	ev := didit.Event{
+		EventID:     DecisionEventID(sessionID, at),
+		SessionID:   sessionID,
+		WebhookType: didit.WebhookStatusUpdated,
+		Status:      d.Status,
+		VendorData:  d.VendorData,
+		CreatedAt:   at,
+		Timestamp:   at,
+		Decision:    d,
+	}
+	return SessionEvent{Event: ev, Proof: didit.Proof{Scheme: didit.SchemeAPI, Timestamp: at}, ReceivedAt: receivedAt}
 }
 
 // OperatorAction is the optional payload of RetrySignal, SkipSignal and

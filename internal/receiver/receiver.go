@@ -17,11 +17,11 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/temporalclient"
 )
 
 // Temporal is what the receiver needs of a Temporal client.
@@ -300,14 +300,7 @@ func (r *Receiver) signal(ctx context.Context, ev didit.Event, proof didit.Proof
 	start := time.Now()
 	run, err := r.temporal.SignalWithStartWorkflow(ctx, id, contract.EventSignal,
 		contract.SessionEvent{Event: ev, Proof: proof, ReceivedAt: time.Now().UTC()},
-		client.StartWorkflowOptions{
-			ID:                       id,
-			TaskQueue:                r.cfg.TaskQueue,
-			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			// A closed session may be reopened (manual review, Kyc Expired),
-			// so a later event starts a new run.
-			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		},
+		temporalclient.SessionStartOptions(ev.SessionID, r.cfg.TaskQueue),
 		contract.SessionWorkflowType, contract.SessionStart{SessionID: ev.SessionID})
 	result := "ok"
 	if err != nil {

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/log"
+
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // Options loads the client options from the environment. An unset
@@ -58,4 +61,19 @@ func Lazy(logger *slog.Logger) (client.Client, error) {
 		return nil, fmt.Errorf("temporal client for %s: %w", opts.HostPort, err)
 	}
 	return c, nil
+}
+
+// SessionStartOptions are the options of the SignalWithStart that hands a
+// contract.SessionEvent to its session's workflow, starting a run if none is open:
+// the receiver's, and reconciliation's for what the receiver missed.
+func SessionStartOptions(sessionID, taskQueue string) client.StartWorkflowOptions {
+	id := contract.SessionWorkflowID(sessionID)
+	return client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A closed session may be reopened (manual review, Kyc Expired),
+		// so a later event starts a new run.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
 }

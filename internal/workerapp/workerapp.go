@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit/api"
@@ -32,20 +33,43 @@ type Worker struct {
 	// rate-limits to Didit's budget across every worker.
 	api    worker.Worker
 	writes worker.Worker
-	Store  *store.Store
+	// reconcile polls the reconcile steps' queue.
+	reconcile worker.Worker
+	Store     *store.Store
 }
 
-// Run runs both workers until interruptCh fires, then stops them.
+// Run runs the workers until interruptCh fires, then stops them.
 func (w *Worker) Run(interruptCh <-chan any) error {
-	if err := w.api.Start(); err != nil {
+	if err := w.Start(); err != nil {
 		return err
 	}
-	defer w.api.Stop()
-	if err := w.writes.Start(); err != nil {
-		return err
+	defer w.Stop()
+	<-interruptCh
+	return nil
+}
+
+// Start starts every worker: the session workflows' and the queues of the
+// Didit API and reconcile activities.
+func (w *Worker) Start() error {
+	started := []worker.Worker{}
+	for _, x := range []worker.Worker{w.api, w.writes, w.reconcile, w.Worker} {
+		if err := x.Start(); err != nil {
+			for _, s := range started {
+				s.Stop()
+			}
+			return err
+		}
+		started = append(started, x)
 	}
-	defer w.writes.Stop()
-	return w.Worker.Run(interruptCh)
+	return nil
+}
+
+// Stop stops every worker, the session workflows' first.
+func (w *Worker) Stop() {
+	w.Worker.Stop()
+	w.reconcile.Stop()
+	w.writes.Stop()
+	w.api.Stop()
 }
 
 // APIQueue is the task queue of the Didit API activities that read.
@@ -53,6 +77,9 @@ func APIQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api" }
 
 // APIWriteQueue is the task queue of the Didit API activities that write.
 func APIWriteQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api-writes" }
+
+// ReconcileQueue is the task queue of the reconcile steps.
+func ReconcileQueue(cfg config.Worker) string { return cfg.TaskQueue + "-reconcile" }
 
 // Close releases the worker's resources; call it after the worker stopped.
 func (w *Worker) Close() error {
@@ -84,11 +111,13 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("DIDIT_API_URL: %w", err), st.Close())
 	}
+	decisionReads := cfg.DiditAPIReadsPerSecond - cfg.ReconcileReadsPerSecond
 	if didit.Enabled() {
-		log.Info("Didit API on: decisions missing from webhooks are fetched", "url", cfg.DiditAPIURL,
-			"task_queue", APIQueue(cfg), "reads_per_second", cfg.DiditAPIReadsPerSecond)
+		log.Info("Didit API on: decisions missing from webhooks are fetched, and missed events reconciled", "url", cfg.DiditAPIURL,
+			"task_queue", APIQueue(cfg), "reads_per_second", decisionReads,
+			"reconcile_reads_per_second", cfg.ReconcileReadsPerSecond, "reconcile_interval", cfg.ReconcileInterval.String())
 	} else {
-		log.Warn("Didit API off (DIDIT_API_KEY unset): events without a usable decision are flagged, not repaired")
+		log.Warn("Didit API off (DIDIT_API_KEY unset): events without a usable decision are flagged, not repaired, and nothing is reconciled")
 	}
 
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
@@ -113,7 +142,7 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	// queue's activities, whatever the number of workers polling it; each
 	// makes one Didit call.
 	apiWorker := worker.New(tc, APIQueue(cfg), worker.Options{
-		TaskQueueActivitiesPerSecond: cfg.DiditAPIReadsPerSecond,
+		TaskQueueActivitiesPerSecond: decisionReads,
 		DisableWorkflowWorker:        true,
 	})
 	apiWorker.RegisterActivity(acts.FetchDecision)
@@ -122,7 +151,25 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		DisableWorkflowWorker:        true,
 	})
 	writes.RegisterActivity(acts.WriteHitReviews)
-	return &Worker{Worker: w, api: apiWorker, writes: writes, Store: st}, nil
+
+	rec := &activities.Reconciler{API: didit, Store: st, Temporal: tc, TaskQueue: cfg.TaskQueue,
+		Limiter: rate.NewLimiter(rate.Limit(cfg.ReconcileReadsPerSecond), 1), Metrics: acts.Metrics, Logger: log}
+	// A run's steps run one at a time, so one slot per worker is plenty.
+	reconcile := worker.New(tc, ReconcileQueue(cfg), worker.Options{
+		DisableWorkflowWorker:              true,
+		MaxConcurrentActivityExecutionSize: 1,
+	})
+	reconcile.RegisterActivity(rec)
+	return &Worker{Worker: w, api: apiWorker, writes: writes, reconcile: reconcile, Store: st}, nil
+}
+
+// ReconcileParams are the reconcile runs' settings from the configuration.
+func ReconcileParams(cfg config.Worker) workflows.ReconcileParams {
+	return workflows.ReconcileParams{
+		Lookback: cfg.ReconcileLookback, StaleAfter: cfg.ReconcileStaleAfter,
+		Destination: cfg.WebhookDestinationID, PageSize: cfg.ReconcilePageSize,
+		MaxCalls: cfg.ReconcileMaxCalls, Queue: ReconcileQueue(cfg),
+	}
 }
 
 // Settings maps the configuration onto the workflows' settings.

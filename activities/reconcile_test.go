@@ -1,0 +1,397 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/fakedidit"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/internal/store"
+)
+
+const reconcileKey = "reconcile-test-key"
+
+// signals records the events reconciliation hands to sessions.
+type signals struct {
+	mu     sync.Mutex
+	events []contract.SessionEvent
+	fail   error
+}
+
+func (s *signals) SignalWithStartWorkflow(_ context.Context, id, name string, arg any,
+	opts client.StartWorkflowOptions, wf any, _ ...any) (client.WorkflowRun, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	se := arg.(contract.SessionEvent)
+	if id != contract.SessionWorkflowID(se.Event.SessionID) || name != contract.EventSignal ||
+		wf != contract.SessionWorkflowType || opts.TaskQueue != "sessions" {
+		panic("reconcile signalled " + id + " " + name + " on " + opts.TaskQueue)
+	}
+	s.events = append(s.events, se)
+	return nil, nil
+}
+
+func (s *signals) got() []contract.SessionEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]contract.SessionEvent(nil), s.events...)
+}
+
+// reconcileRig is a Reconciler on a real store, against the fake Didit,
+// whose receiver answers receiverStatus.
+type reconcileRig struct {
+	t        *testing.T
+	fake     *fakedidit.Server
+	store    *store.Store
+	signals  *signals
+	rec      *Reconciler
+	env      *testsuite.TestActivityEnvironment
+	answer   atomic.Int32
+	requests atomic.Int32
+}
+
+func newReconcileRig(t *testing.T, fakeOpts fakedidit.Options) *reconcileRig {
+	t.Helper()
+	rig := &reconcileRig{t: t, signals: &signals{}}
+	rig.answer.Store(http.StatusServiceUnavailable)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(int(rig.answer.Load()))
+	}))
+	t.Cleanup(receiver.Close)
+	fakeOpts.Key, fakeOpts.ReceiverURL, fakeOpts.Secret = reconcileKey, receiver.URL, "s3cret"
+	fakeOpts.RetryDelays = []time.Duration{time.Millisecond, time.Millisecond}
+	rig.fake = fakedidit.New(fakeOpts)
+	counting := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rig.requests.Add(1)
+		rig.fake.Handler().ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(counting)
+	t.Cleanup(srv.Close)
+	client, err := api.New(api.Config{BaseURL: srv.URL, Key: reconcileKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "records.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rig.store = st
+	rig.rec = &Reconciler{API: client, Store: st, Temporal: rig.signals, TaskQueue: "sessions"}
+	var suite testsuite.WorkflowTestSuite
+	rig.env = suite.NewTestActivityEnvironment()
+	rig.env.RegisterActivity(rig.rec)
+	return rig
+}
+
+// body is a v3 session event of the given status for session.
+func eventBody(t *testing.T, fixture, session, eventID string, createdAt time.Time) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "didit", "testdata", "fixtures", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	body["session_id"], body["event_id"] = session, eventID
+	body["created_at"], body["timestamp"] = createdAt.Unix(), createdAt.Unix()
+	if d, ok := body["decision"].(map[string]any); ok {
+		d["session_id"] = session
+	}
+	js, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func (rig *reconcileRig) deliver(body []byte) {
+	rig.t.Helper()
+	rig.fake.Deliver(context.Background(), body)
+}
+
+// deliveries runs ReconcileDeliveries over every page of the default
+// destination.
+func (rig *reconcileRig) deliveries(from time.Time, pageSize int) (StepResult, int) {
+	rig.t.Helper()
+	var total StepResult
+	steps := 0
+	in := DeliveriesStep{Destination: fakedidit.DefaultDestinationUUID, From: from, To: time.Now(), PageSize: pageSize}
+	for {
+		steps++
+		var res StepResult
+		val, err := rig.env.ExecuteActivity(rig.rec.ReconcileDeliveries, in)
+		if err != nil {
+			rig.t.Fatalf("step %d: %v", steps, err)
+		}
+		if err := val.Get(&res); err != nil {
+			rig.t.Fatal(err)
+		}
+		total.Examined += res.Examined
+		total.Repaired += res.Repaired
+		total.Held += res.Held
+		total.Errors += res.Errors
+		total.Calls += res.Calls
+		if res.Next == "" {
+			return total, steps
+		}
+		in.Cursor = res.Next
+	}
+}
+
+func record(t *testing.T, st *store.Store, session, key string, status didit.Status, at time.Time) {
+	t.Helper()
+	if _, err := st.RecordEvent(context.Background(), store.EventRecord{SessionID: session, EventKey: key,
+		WebhookType: string(didit.WebhookStatusUpdated), Status: string(status), StatusRank: status.Rank(),
+		EventCreatedAt: at.Unix()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReconcileDeliveriesFeedsWhatWasMissed: Didit's three failed attempts
+// of an event are read once each and fed once; an event we hold is not fed;
+// delivered ones cost no call; a second run reads only the list.
+func TestReconcileDeliveriesFeedsWhatWasMissed(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	a, b := simulator.NewUUID(), simulator.NewUUID()
+	now := time.Now()
+	rig.deliver(eventBody(t, "status-updated-in-progress.json", a, "ev-a1", now.Add(-time.Hour)))
+	rig.deliver(eventBody(t, "status-updated-approved.json", a, "ev-a2", now.Add(-50*time.Minute)))
+	rig.deliver(eventBody(t, "status-updated-in-progress.json", b, "ev-b1", now.Add(-40*time.Minute)))
+	rig.answer.Store(http.StatusOK)
+	rig.deliver(eventBody(t, "status-updated-approved.json", b, "ev-b2", now.Add(-30*time.Minute)))
+	// ev-b1 reached us another way (a resend an operator made).
+	record(t, rig.store, b, "ev-b1", didit.StatusInProgress, now.Add(-40*time.Minute))
+
+	res, steps := rig.deliveries(now.Add(-2*time.Hour), 4)
+	if res.Examined != 10 || steps != 3 {
+		t.Fatalf("examined %d rows in %d steps, want 10 (3 attempts × 3 failed events + 1) in 3", res.Examined, steps)
+	}
+	// An event whose attempts fall on two pages may be fed twice: the
+	// session's workflow drops the second by its event_id.
+	got := rig.signals.got()
+	fed := map[string]bool{}
+	for _, se := range got {
+		if se.Event.SessionID != a || se.Proof.Scheme != didit.SchemeAPI || se.Proof.EnvelopeOnly || se.Event.Metadata != nil {
+			t.Fatalf("fed %+v", se)
+		}
+		if se.Event.Status == didit.StatusApproved && se.Event.Decision == nil {
+			t.Fatal("the Approved body lost its decision")
+		}
+		fed[se.Event.EventID] = true
+	}
+	if len(fed) != 2 || !fed["ev-a1"] || !fed["ev-a2"] || len(got) > 3 || res.Repaired != len(got) {
+		t.Fatalf("fed %v (%d signals, repaired %d), want ev-a1 and ev-a2", fed, len(got), res.Repaired)
+	}
+	// 3 list pages + one read per failed attempt (9).
+	if res.Calls != 12 || res.Held+res.Repaired != 9 {
+		t.Fatalf("calls %d, held %d; want 12 calls and every failed attempt settled", res.Calls, res.Held)
+	}
+	sent := len(got)
+
+	before := rig.requests.Load()
+	res, _ = rig.deliveries(now.Add(-2*time.Hour), 4)
+	if res.Repaired != 0 || len(rig.signals.got()) != sent {
+		t.Fatalf("second run fed %d", res.Repaired)
+	}
+	if n := rig.requests.Load() - before; n != 3 {
+		t.Fatalf("second run made %d requests, want the 3 list pages only", n)
+	}
+}
+
+// TestReconcileDeliveriesStopsAtTheWindow: newest first, the list is read
+// only down to the window's start.
+func TestReconcileDeliveriesStopsAtTheWindow(t *testing.T) {
+	var clock atomic.Int64
+	start := time.Now().Add(-3 * time.Hour)
+	clock.Store(start.UnixNano())
+	rig := newReconcileRig(t, fakedidit.Options{Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	old := simulator.NewUUID()
+	rig.deliver(eventBody(t, "status-updated-in-progress.json", old, "ev-old", start))
+	clock.Store(time.Now().UnixNano())
+	recent := simulator.NewUUID()
+	rig.deliver(eventBody(t, "status-updated-in-progress.json", recent, "ev-new", time.Now()))
+
+	res, _ := rig.deliveries(time.Now().Add(-time.Hour), 100)
+	if res.Examined != 3 || len(rig.signals.got()) != 1 || rig.signals.got()[0].Event.SessionID != recent {
+		t.Fatalf("examined %d, fed %d; want only the recent event's 3 attempts", res.Examined, len(rig.signals.got()))
+	}
+}
+
+// TestReconcileSessionsBringsSessionsUpToDate: a session Didit lists in
+// another status than ours, or that we never saw, is fed the event of its
+// decision; one we hold as Didit does, or never opened, costs nothing more.
+func TestReconcileSessionsBringsSessionsUpToDate(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	now := time.Now()
+	behind, unseen, same, untouched := simulator.NewUUID(), simulator.NewUUID(), simulator.NewUUID(), simulator.NewUUID()
+	approved := func(id string) json.RawMessage {
+		js, _ := json.Marshal(map[string]any{"session_id": id, "status": "Approved",
+			"contact_details": map[string]any{"email": "user@example.com"}})
+		return js
+	}
+	rig.fake.PutSession(behind, "Approved", approved(behind), "u-1", now.Add(-2*time.Hour))
+	rig.fake.PutSession(unseen, "In Progress", nil, "u-2", now.Add(-time.Hour))
+	rig.fake.PutSession(same, "Approved", approved(same), "u-3", now.Add(-time.Hour))
+	rig.fake.PutSession(untouched, "Not Started", nil, "u-4", now.Add(-time.Hour))
+	record(t, rig.store, behind, "ev-1", didit.StatusInProgress, now.Add(-2*time.Hour))
+	record(t, rig.store, same, "ev-2", didit.StatusApproved, now.Add(-time.Hour))
+
+	var res StepResult
+	val, err := rig.env.ExecuteActivity(rig.rec.ReconcileSessions, SessionsStep{From: now.Add(-24 * time.Hour), To: now, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	got := rig.signals.got()
+	if res.Examined != 4 || res.Repaired != 2 || len(got) != 2 || res.Calls != 3 {
+		t.Fatalf("examined %d, repaired %d, signals %d, calls %d; want 4, 2, 2, 3", res.Examined, res.Repaired, len(got), res.Calls)
+	}
+	byID := map[string]contract.SessionEvent{}
+	for _, se := range got {
+		byID[se.Event.SessionID] = se
+	}
+	if se := byID[behind]; se.Event.Status != didit.StatusApproved || se.Event.Decision.ContactEmail() != "user@example.com" ||
+		se.Event.EventID != contract.DecisionEventID(behind, se.Event.CreatedAt) || se.Proof.Scheme != didit.SchemeAPI {
+		t.Fatalf("behind session fed %+v", se)
+	}
+	if se := byID[unseen]; se.Event.Status != didit.StatusInProgress {
+		t.Fatalf("unseen session fed %+v", se)
+	}
+}
+
+// TestReconcileSessionsLegacyFeedsTheSessionsDeliveries: without a
+// destination to read, a session behind has its own delivery list read and
+// its failed deliveries fed; its decision is read only when they do not
+// bring its status.
+func TestReconcileSessionsLegacyFeedsTheSessionsDeliveries(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	now := time.Now()
+	sid := simulator.NewUUID()
+	rig.fake.PutSession(sid, "In Progress", nil, "u-1", now.Add(-time.Hour))
+	rig.deliver(eventBody(t, "status-updated-approved.json", sid, "ev-approved", now.Add(-time.Minute)))
+
+	var res StepResult
+	val, err := rig.env.ExecuteActivity(rig.rec.ReconcileSessions, SessionsStep{From: now.Add(-24 * time.Hour), To: now, PageSize: 50, Legacy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	got := rig.signals.got()
+	if len(got) != 1 || got[0].Event.EventID != "ev-approved" || res.Calls != 2 {
+		t.Fatalf("fed %d events, %d calls; want ev-approved alone, from the list and the session's deliveries", len(got), res.Calls)
+	}
+}
+
+// TestReconcileStaleChecksWithBackoff: a session stuck in a status that is
+// not final is checked against its decision, and then waits twice as long.
+func TestReconcileStaleChecksWithBackoff(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	now := time.Now()
+	moved, waiting, final := simulator.NewUUID(), simulator.NewUUID(), simulator.NewUUID()
+	rig.fake.PutSession(moved, "Declined", nil, "", now.Add(-72*time.Hour))
+	rig.fake.PutSession(waiting, "In Progress", nil, "", now.Add(-72*time.Hour))
+	record(t, rig.store, moved, "ev-1", didit.StatusInProgress, now)
+	record(t, rig.store, waiting, "ev-2", didit.StatusInProgress, now)
+	record(t, rig.store, final, "ev-3", didit.StatusApproved, now)
+
+	later := now.Add(25 * time.Hour)
+	rig.rec.Now = func() time.Time { return later }
+	stale := func() StepResult {
+		var res StepResult
+		val, err := rig.env.ExecuteActivity(rig.rec.ReconcileStale, StaleStep{StaleAfter: 24 * time.Hour, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := val.Get(&res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := stale()
+	got := rig.signals.got()
+	if res.Examined != 2 || res.Repaired != 1 || len(got) != 1 || got[0].Event.SessionID != moved || got[0].Event.Status != didit.StatusDeclined {
+		t.Fatalf("examined %d, repaired %d, fed %+v", res.Examined, res.Repaired, got)
+	}
+	if res := stale(); res.Examined != 0 {
+		t.Fatalf("checked %d sessions again at once", res.Examined)
+	}
+	later = later.Add(47 * time.Hour)
+	if res := stale(); res.Examined != 0 {
+		t.Fatal("a session checked once was checked again before twice the wait")
+	}
+	later = later.Add(2 * time.Hour)
+	if res := stale(); res.Examined != 2 {
+		t.Fatalf("after 48 h, %d sessions checked, want both again", res.Examined)
+	}
+}
+
+func TestStaleWaitDoublesUpToAWeek(t *testing.T) {
+	for n, want := range []time.Duration{24 * time.Hour, 48 * time.Hour, 96 * time.Hour, MaxStaleWait, MaxStaleWait} {
+		if got := StaleWait(24*time.Hour, n); got != want {
+			t.Errorf("StaleWait(24h, %d) = %s, want %s", n, got, want)
+		}
+	}
+	if got := StaleWait(time.Minute, 100); got != MaxStaleWait {
+		t.Errorf("StaleWait(1m, 100) = %s", got)
+	}
+}
+
+// TestReconcileErrors: a 429 is retried after Didit's Retry-After; a
+// refused key fails the step for good; no key does nothing.
+func TestReconcileErrors(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{RateLimitEvery: 1})
+	_, err := rig.env.ExecuteActivity(rig.rec.ReconcileTargets, "")
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.NonRetryable() || appErr.NextRetryDelay() <= 0 {
+		t.Fatalf("429: %v", err)
+	}
+
+	refused := newReconcileRig(t, fakedidit.Options{})
+	wrong, _ := api.New(api.Config{BaseURL: refusedURL(t, refused), Key: "wrong-key"})
+	refused.rec.API = wrong
+	_, err = refused.env.ExecuteActivity(refused.rec.ReconcileTargets, "")
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != ErrTypeDiditCredentials {
+		t.Fatalf("401: %v", err)
+	}
+
+	off := newReconcileRig(t, fakedidit.Options{})
+	noKey, _ := api.New(api.Config{BaseURL: "http://127.0.0.1:1"})
+	off.rec.API = noKey
+	var targets ReconcileTargets
+	val, err := off.env.ExecuteActivity(off.rec.ReconcileTargets, "")
+	if err != nil || val.Get(&targets) != nil || targets.Enabled {
+		t.Fatalf("no key: %+v, %v", targets, err)
+	}
+}
+
+func refusedURL(t *testing.T, rig *reconcileRig) string {
+	srv := httptest.NewServer(rig.fake.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/fakedidit"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
+)
+
+// TestTemporalDownIsReconciledEndToEnd: Temporal goes down while sessions
+// change; Didit (the fake) tries each delivery three times, as Didit does,
+// and gives up. Temporal comes back, and with no delivery replayed by hand
+// the reconcile schedule brings every session to its final state: the user
+// whose verification expired (an event without a decision) is asked to
+// verify again, at the address of the fetched decision, and nobody is
+// mailed twice.
+func TestTemporalDownIsReconciledEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dev, err := launch.StartDevServer(ctx, launch.DevServerConfig{Dir: t.TempDir()})
+	if err != nil {
+		launch.Unavailable(t, "a Temporal dev server", err)
+	}
+	t.Cleanup(dev.Close)
+	tc, err := client.Dial(client.Options{HostPort: dev.Address(), Logger: launch.SilentLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+
+	// Didit's two retries, a minute and four apart, scaled down; the count
+	// is Didit's.
+	fake := fakedidit.New(fakedidit.Options{Key: apiKey, Secret: secret,
+		RetryDelays: []time.Duration{300 * time.Millisecond, 1200 * time.Millisecond}})
+	srv := httptest.NewServer(fake.Handler())
+	t.Cleanup(srv.Close)
+	t.Cleanup(fake.Wait)
+	didit, err := api.New(api.Config{BaseURL: srv.URL, Key: apiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, func(s *stack) {
+		s.temporal, s.address = tc, dev.Address()
+		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+srv.URL, "DIDIT_API_KEY="+apiKey,
+			"RECONCILE_INTERVAL=3s", "RECONCILE_LOOKBACK=1h",
+			"DIDIT_API_READS_PER_SECOND=40", "RECONCILE_READS_PER_SECOND=20")
+	})
+	receiverURL := s.receiver.URL + "/webhooks/didit"
+	if _, err := didit.PatchWebhookConfig(ctx, api.WebhookPatch{URL: &receiverURL}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the worker to create the reconcile schedule", func() bool {
+		_, err := tc.ScheduleClient().GetHandle(ctx, contract.ReconcileScheduleID).Describe(ctx)
+		return err == nil
+	})
+
+	a, b, c := simulator.NewUUID(), simulator.NewUUID(), simulator.NewUUID()
+	email := map[string]string{a: "a@example.com", b: "b@example.com", c: "c@example.com"}
+	event := func(fixture, session, status string, decision bool) []byte {
+		t.Helper()
+		now := time.Now().Unix()
+		var body map[string]any
+		if err := json.Unmarshal(deliveryOf(t, fixture, session, session+"/"+status, now, now), &body); err != nil {
+			t.Fatal(err)
+		}
+		body["status"] = status
+		if d, ok := body["decision"].(map[string]any); ok && decision {
+			d["status"] = status
+			d["contact_details"] = map[string]any{"email": email[session]}
+		} else {
+			delete(body, "decision")
+		}
+		raw, _ := json.Marshal(body)
+		return raw
+	}
+	deliver := func(bodies ...[]byte) []fakedidit.Attempt {
+		var all []fakedidit.Attempt
+		for _, body := range bodies {
+			all = append(all, fake.Deliver(ctx, body)...)
+		}
+		return all
+	}
+
+	// Before the outage: a is in progress, b approved (and told so).
+	for _, at := range deliver(event("status-updated-in-progress.json", a, "In Progress", false),
+		event("status-updated-approved.json", b, "Approved", true)) {
+		if at.Status != 200 {
+			t.Fatalf("a delivery before the outage: %+v", at)
+		}
+	}
+	s.waitFor("b's approval mail", func() bool { return s.sent(b, "user:approved") && s.status(a) == "In Progress" })
+
+	dev.Stop()
+	// During it: a is approved, b's verification expires (Didit sends Kyc
+	// Expired without a decision), c starts and is declined. Each session's
+	// events are sent in order, the sessions at once.
+	var wg sync.WaitGroup
+	attempts := make([][]fakedidit.Attempt, 3)
+	wg.Go(func() { attempts[0] = deliver(event("status-updated-approved.json", a, "Approved", true)) })
+	wg.Go(func() { attempts[1] = deliver(event("status-updated-in-progress.json", b, "Kyc Expired", false)) })
+	wg.Go(func() {
+		attempts[2] = deliver(event("status-updated-in-progress.json", c, "In Progress", false),
+			event("status-updated-approved.json", c, "Declined", true))
+	})
+	wg.Wait()
+	for i, want := range []int{3, 3, 6} {
+		if len(attempts[i]) != want {
+			t.Fatalf("session %d: %d attempts, want %d (Didit's first try and two retries per event)", i, len(attempts[i]), want)
+		}
+		for _, at := range attempts[i] {
+			if at.Status >= 200 && at.Status < 300 {
+				t.Fatalf("a delivery was accepted with Temporal down: %+v", at)
+			}
+		}
+	}
+	fake.Wait()
+	logged := len(fake.Deliveries())
+
+	if err := dev.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("every session at its final state", func() bool {
+		return s.status(a) == "Approved" && s.status(b) == "Kyc Expired" && s.status(c) == "Declined"
+	})
+	s.waitFor("the verify-again notice", func() bool { return s.sent(b, "user:kyc_expired") })
+	s.waitFor("a's and c's notices", func() bool { return s.sent(a, "user:approved") && s.sent(c, "user:declined") })
+	// Another reconcile run or two over the same window change nothing.
+	time.Sleep(7 * time.Second)
+	s.waitFor("the sessions to complete", func() bool {
+		return s.completed(contract.SessionWorkflowID(a)) && s.completed(contract.SessionWorkflowID(b)) &&
+			s.completed(contract.SessionWorkflowID(c))
+	})
+
+	got := map[string][]string{}
+	for _, m := range s.sink.Mails() {
+		to := strings.Join(m.To, ",")
+		got[to] = append(got[to], m.Subject)
+	}
+	want := map[string][]string{
+		email[a]: {"Your identity verification is approved"},
+		email[b]: {"Your identity verification is approved", "Please verify your identity again"},
+		email[c]: {"Your identity verification was not approved"},
+	}
+	for to, subjects := range want {
+		if strings.Join(got[to], "|") != strings.Join(subjects, "|") {
+			t.Errorf("mails to %s: %q, want %q", to, got[to], subjects)
+		}
+	}
+	if after := len(fake.Deliveries()); after != logged {
+		t.Errorf("Didit delivered %d more times: reconciliation must not need a resend", after-logged)
+	}
+}
