@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
@@ -158,5 +160,37 @@ func TestTemporalDownIsReconciledEndToEnd(t *testing.T) {
 	}
 	if after := len(fake.Deliveries()); after != logged {
 		t.Errorf("Didit delivered %d more times: reconciliation must not need a resend", after-logged)
+	}
+	s.checkReconcileRuns(ctx, "reconcile-after-outage.json")
+}
+
+// checkReconcileRuns checks that reconcile runs repaired the lost
+// deliveries from Didit's delivery log, and saves the history of the run
+// that did for the replay test.
+func (s *stack) checkReconcileRuns(ctx context.Context, historyName string) {
+	s.t.Helper()
+	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: "WorkflowType = '" + contract.ReconcileWorkflowType + "' AND ExecutionStatus = 'Completed'"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	repaired := 0
+	for _, ex := range resp.GetExecutions() {
+		var sum activities.ReconcileSummary
+		if err := s.temporal.GetWorkflow(ctx, ex.GetExecution().GetWorkflowId(), ex.GetExecution().GetRunId()).Get(ctx, &sum); err != nil {
+			s.t.Fatal(err)
+		}
+		if sum.Result != "ok" {
+			s.t.Errorf("reconcile run %s: %+v", ex.GetExecution().GetWorkflowId(), sum)
+		}
+		if sum.Repaired["deliveries"] > 0 && repaired == 0 {
+			s.saveHistory(ex.GetExecution().GetWorkflowId(), historyName)
+		}
+		repaired += sum.Repaired["deliveries"]
+	}
+	// a's Approved, b's Kyc Expired, c's In Progress and Declined; once
+	// more at most for an event whose attempts straddled two runs.
+	if repaired < 4 {
+		s.t.Fatalf("reconcile runs repaired %d deliveries, want the 4 lost events", repaired)
 	}
 }
