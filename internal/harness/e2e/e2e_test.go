@@ -123,6 +123,11 @@ func (s *stack) startWorker() {
 		"STEP_RETRY_BUDGET=" + s.stepBudget,
 		"LOG_FORMAT=text",
 		"METRICS_ADDR=" + s.metricsAddr,
+		// Every stack with a Didit API key updates the one reconcile
+		// schedule of the shared dev server; its runs start only when a
+		// test sets an interval of its own (the schedule fires on the
+		// interval's multiples of the epoch, so 15m could fire mid-test).
+		"RECONCILE_INTERVAL=24h",
 	}, s.workerEnv...), filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
 	if err != nil {
 		s.t.Fatal(err)
