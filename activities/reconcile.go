@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -37,7 +38,7 @@ type ReconcileStore interface {
 	SettleDeliveries(ctx context.Context, ds []store.SettledDelivery) error
 	PruneSettledDeliveries(ctx context.Context, before time.Time) (int64, error)
 	StaleSessions(ctx context.Context, unchangedSince, now time.Time, limit int) ([]store.StaleSession, error)
-	MarkStaleChecked(ctx context.Context, sessionID string, checks int, next time.Time) error
+	MarkStaleChecked(ctx context.Context, sessionID string, checks int, next, appliedAt time.Time) error
 }
 
 // Signaler hands an event to its session's workflow (client.Client).
@@ -175,6 +176,18 @@ func stepError(err error) error {
 	return apiRetryError(err)
 }
 
+// itemFailed reports whether an error reading one item (a delivery, a
+// decision) is that item's alone, so the step counts it and goes on: a 404,
+// an answer that is not the documented JSON or over the size cap, another
+// 4xx. Credentials, 429 and 5xx concern every item and fail the step.
+func itemFailed(err error) bool {
+	switch api.KindOf(err) {
+	case api.KindNotFound, api.KindMalformed, api.KindRequest:
+		return true
+	}
+	return false
+}
+
 // ErrTypeDiditCredentials is the failure type of a step Didit refused our
 // API key for (401/403).
 const ErrTypeDiditCredentials = "DiditAPIcredentials"
@@ -196,12 +209,14 @@ func (r *Reconciler) ReconcileTargets(ctx context.Context, configured string) (R
 	}
 	dests, err := r.API.Destinations(ctx)
 	r.outcome("destinations", err)
-	if err != nil {
+	if err != nil && api.KindOf(err) != api.KindNotFound {
 		return ReconcileTargets{}, stepError(err)
 	}
 	out := ReconcileTargets{Enabled: true}
 	for _, d := range dests {
-		if d.Enabled {
+		// Another webhook_version is another payload shape, meant for
+		// another consumer: not ours to parse as v3.
+		if d.Enabled && (d.WebhookVersion == "" || d.WebhookVersion == "v3") {
 			out.Destinations = append(out.Destinations, d.UUID)
 		}
 	}
@@ -231,8 +246,9 @@ func (r *Reconciler) ReconcileDeliveries(ctx context.Context, in DeliveriesStep)
 	if err := r.call(ctx, &res); err != nil {
 		return res, err
 	}
+	from, to := dayFilter(in.From, in.To)
 	page, err := r.API.DestinationDeliveries(ctx, in.Destination,
-		api.DeliveryFilter{DateFrom: in.From, DateTo: in.To, Limit: in.PageSize}, in.Cursor)
+		api.DeliveryFilter{DateFrom: from, DateTo: to, Limit: in.PageSize}, in.Cursor)
 	r.outcome("destination_deliveries", err)
 	if err != nil {
 		return res, stepError(err)
@@ -256,8 +272,18 @@ func (r *Reconciler) ReconcileDeliveries(ctx context.Context, in DeliveriesStep)
 		r.outcome("delivery", err)
 		return d, err
 	})
+	if err != nil {
+		return res, err
+	}
 	r.count("deliveries", res)
-	return res, err
+	return res, nil
+}
+
+// dayFilter is the window as the lists' date filters take it: whole days,
+// one more on each side, since Didit does not say in which time zone it
+// cuts them. The rows are then cut at the window exactly.
+func dayFilter(from, to time.Time) (time.Time, time.Time) {
+	return from.Add(-24 * time.Hour), to.Add(24 * time.Hour)
 }
 
 // settleFailed reads each failed delivery not yet settled (with read, a
@@ -291,8 +317,11 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 		d, err := read(row)
 		outcome := ""
 		switch {
-		case api.KindOf(err) == api.KindNotFound:
-			res.Errors++
+		case itemFailed(err):
+			// Gone, or an answer no retry will change: settled, so it does
+			// not stop every later run at the same place.
+			r.log().Warn("reconcile: a failed delivery could not be read; skipped", "delivery", row.UUID,
+				"session_id", row.SessionID, "error_kind", api.KindOf(err).String(), "error", err)
 			outcome = settledUnusable
 		case err != nil:
 			return stepError(err)
@@ -321,8 +350,14 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 // never logged.
 func (r *Reconciler) feedBody(ctx context.Context, body []byte, fed map[store.EventRef]bool) (string, error) {
 	ev, err := didit.ParseEvent(body)
-	if err != nil || ev.SessionID == "" || ev.ConsoleTest() {
-		r.log().Warn("reconcile: a failed delivery holds no session event; skipped", "reason", reasonOf(err))
+	if err == nil && !isV3(body) {
+		err = errors.New("not a webhook_version v3 body")
+	}
+	if err != nil || ev.SessionID == "" || ev.ConsoleTest() || !ev.WebhookType.Known() {
+		// What the receiver would have refused, acknowledged as a test or
+		// ignored (an unhandled webhook_type).
+		r.log().Warn("reconcile: a failed delivery holds no session event we handle; skipped", "reason", reasonOf(err),
+			"webhook_type", string(ev.WebhookType))
 		return settledUnusable, nil
 	}
 	ref := store.EventRef{SessionID: ev.SessionID, EventKey: ev.Key()}
@@ -336,7 +371,7 @@ func (r *Reconciler) feedBody(ctx context.Context, body []byte, fed map[store.Ev
 	if held[ref] {
 		return settledHeld, nil
 	}
-	se := contract.SessionEvent{Event: ev, Proof: didit.Proof{Scheme: didit.SchemeAPI, Timestamp: ev.Timestamp}, ReceivedAt: r.now().UTC()}
+	se := contract.SessionEvent{Event: ev, Proof: didit.Proof{Source: didit.SourceAPI, Timestamp: ev.Timestamp}, ReceivedAt: r.now().UTC()}
 	if err := r.signal(ctx, se); err != nil {
 		return "", err
 	}
@@ -348,9 +383,17 @@ func (r *Reconciler) feedBody(ctx context.Context, body []byte, fed map[store.Ev
 
 func reasonOf(err error) string {
 	if err == nil {
-		return "no session, or a console test"
+		return "no session, a console test or an unhandled webhook_type"
 	}
 	return err.Error()
+}
+
+// isV3 reports whether a body is of webhook_version v3 (or names none).
+func isV3(body []byte) bool {
+	var v struct {
+		Version string `json:"webhook_version"`
+	}
+	return json.Unmarshal(body, &v) == nil && (v.Version == "" || v.Version == "v3")
 }
 
 // signal is the receiver's SignalWithStart, for an event the receiver missed.
@@ -374,7 +417,8 @@ func (r *Reconciler) ReconcileSessions(ctx context.Context, in SessionsStep) (St
 	if err := r.call(ctx, &res); err != nil {
 		return res, err
 	}
-	page, err := r.API.Sessions(ctx, api.SessionFilter{DateFrom: in.From, DateTo: in.To, Limit: in.PageSize}, in.Cursor)
+	from, to := dayFilter(in.From, in.To)
+	page, err := r.API.Sessions(ctx, api.SessionFilter{DateFrom: from, DateTo: to, Limit: in.PageSize}, in.Cursor)
 	r.outcome("sessions", err)
 	if err != nil {
 		return res, stepError(err)
@@ -434,7 +478,6 @@ func (r *Reconciler) feedSessionDeliveries(ctx context.Context, res *StepResult,
 	}
 	bodies := map[string]api.Delivery{}
 	var failed []api.DeliveryRow
-	brought := false
 	for _, d := range all {
 		if d.Delivered() || d.UUID == "" {
 			continue
@@ -445,13 +488,20 @@ func (r *Reconciler) feedSessionDeliveries(ctx context.Context, res *StepResult,
 			dr.SessionID = row.SessionID
 		}
 		failed = append(failed, dr)
-		if ev, err := didit.ParseEvent(d.RequestBody); err == nil && ev.Status == row.Status {
-			brought = true
-		}
 	}
 	// The list brought the bodies: settling them costs no further call.
-	err = r.settleFailed(ctx, res, failed, false, func(d api.DeliveryRow) (api.Delivery, error) { return bodies[d.UUID], nil })
-	return brought, err
+	var brought bool
+	fed := res.Repaired
+	err = r.settleFailed(ctx, res, failed, false, func(d api.DeliveryRow) (api.Delivery, error) {
+		dl := bodies[d.UUID]
+		if ev, err := didit.ParseEvent(dl.RequestBody); err == nil && ev.Status == row.Status {
+			brought = true
+		}
+		return dl, nil
+	})
+	// Only an event fed now can bring the status: one settled earlier did
+	// not, or the session would not be behind.
+	return brought && res.Repaired > fed, err
 }
 
 // repairByDecision reads a session's decision and, if its status is not
@@ -463,16 +513,21 @@ func (r *Reconciler) repairByDecision(ctx context.Context, res *StepResult, sess
 	got, err := r.API.Decision(ctx, sessionID)
 	r.outcome("decision", err)
 	if err != nil {
-		if api.KindOf(err) == api.KindNotFound {
+		if itemFailed(err) {
 			res.Errors++
+			r.log().Warn("reconcile: a session's decision could not be read; skipped", "session_id", sessionID,
+				"error_kind", api.KindOf(err).String(), "error", err)
 			return nil
 		}
 		return stepError(err)
 	}
 	d := got.Decision
-	if !d.Status.Known() {
+	if !d.Status.Known() || got.Date.IsZero() {
+		// Without Didit's Date the decision cannot be ordered against the
+		// webhooks: the worker's clock is not Didit's.
 		res.Errors++
 		r.outcome("decision", &api.Error{Kind: api.KindMalformed})
+		r.log().Warn("reconcile: a session's decision is unusable (unknown status or no Date); skipped", "session_id", sessionID)
 		return nil
 	}
 	if string(d.Status) == have {
@@ -481,11 +536,10 @@ func (r *Reconciler) repairByDecision(ctx context.Context, res *StepResult, sess
 	if d.SessionID == "" {
 		d.SessionID = sessionID
 	}
-	at := got.Date
-	if at.IsZero() {
-		at = r.now()
-	}
-	if err := r.signal(ctx, contract.DecisionEvent(sessionID, &d, at.Unix(), r.now().UTC())); err != nil {
+	// A second before Didit's answer: it loses every tie to a webhook of
+	// the same second, which shows that state or a newer one.
+	at := got.Date.Unix() - 1
+	if err := r.signal(ctx, contract.DecisionEvent(sessionID, &d, at, r.now().UTC())); err != nil {
 		return err
 	}
 	res.Repaired++
@@ -511,7 +565,9 @@ func (r *Reconciler) ReconcileStale(ctx context.Context, in StaleStep) (StepResu
 			return res, err
 		}
 		checks := ss.Checks + 1
-		if err := r.Store.MarkStaleChecked(ctx, ss.SessionID, checks, now.Add(StaleWait(in.StaleAfter, checks))); err != nil {
+		// Conditional on the session not having moved meanwhile (the repair
+		// may be recorded already): its new status starts a fresh backoff.
+		if err := r.Store.MarkStaleChecked(ctx, ss.SessionID, checks, now.Add(StaleWait(in.StaleAfter, checks)), ss.UpdatedAt); err != nil {
 			return res, err
 		}
 	}
@@ -541,16 +597,36 @@ type ReconcileSummary struct {
 	Repaired map[string]int `json:"repaired,omitempty"`
 	Errors   int            `json:"errors,omitempty"`
 	Calls    int            `json:"calls"`
-	// Result is ok, off (no API key), capped (RECONCILE_MAX_CALLS reached),
-	// or failed (a step gave up).
+	// Result is ok, off (no API key), capped (a path reached
+	// RECONCILE_MAX_CALLS and the next run goes on) or failed (a step gave
+	// up: the run went on with the next path, or ended if Didit refused
+	// the key).
 	Result string `json:"result"`
-	// Failure is why a step gave up.
+	// Capped lists the paths that reached their cap.
+	Capped []string `json:"capped,omitempty"`
+	// Failure is why steps gave up, by path.
 	Failure string `json:"failure,omitempty"`
 }
 
-// ReconcileFinished counts a finished run and logs its totals, and prunes
-// settled deliveries older than any window will read again.
-func (r *Reconciler) ReconcileFinished(ctx context.Context, sum ReconcileSummary, pruneBefore time.Time) error {
+// ReconcileFinish is a finished run's totals, and the time before which
+// settled deliveries are never read again.
+type ReconcileFinish struct {
+	Summary     ReconcileSummary `json:"summary"`
+	PruneBefore time.Time        `json:"prune_before"`
+}
+
+// ReconcileFinished prunes settled deliveries older than any window will
+// read again, then counts the run and logs its totals.
+func (r *Reconciler) ReconcileFinished(ctx context.Context, in ReconcileFinish) error {
+	sum := in.Summary
+	if r.Store != nil && sum.Result != "off" {
+		// A failed prune is only a bigger table: the run still counts.
+		if n, err := r.Store.PruneSettledDeliveries(ctx, in.PruneBefore); err != nil {
+			r.log().Warn("reconcile: pruning settled deliveries failed", "error", err)
+		} else if n > 0 {
+			r.log().Info("reconcile: pruned settled deliveries", "rows", n)
+		}
+	}
 	if r.Metrics != nil {
 		r.Metrics.reconcileRuns.WithLabelValues(sum.Result).Inc()
 	}
@@ -559,17 +635,7 @@ func (r *Reconciler) ReconcileFinished(ctx context.Context, sum ReconcileSummary
 		level = slog.LevelError
 	}
 	r.log().Log(ctx, level, "reconcile run finished", "result", sum.Result, "calls", sum.Calls,
-		"examined", sum.Examined, "repaired", sum.Repaired, "errors", sum.Errors, "failure", sum.Failure)
-	if r.Store == nil || sum.Result == "off" {
-		return nil
-	}
-	n, err := r.Store.PruneSettledDeliveries(ctx, pruneBefore)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		r.log().Info("reconcile: pruned settled deliveries", "rows", n)
-	}
+		"examined", sum.Examined, "repaired", sum.Repaired, "errors", sum.Errors, "capped", sum.Capped, "failure", sum.Failure)
 	return nil
 }
 

@@ -32,6 +32,8 @@ type signals struct {
 	mu     sync.Mutex
 	events []contract.SessionEvent
 	fail   error
+	// then, if set, runs on each event, as the session's workflow would.
+	then func(contract.SessionEvent)
 }
 
 func (s *signals) SignalWithStartWorkflow(_ context.Context, id, name string, arg any,
@@ -47,6 +49,9 @@ func (s *signals) SignalWithStartWorkflow(_ context.Context, id, name string, ar
 		panic("reconcile signalled " + id + " " + name + " on " + opts.TaskQueue)
 	}
 	s.events = append(s.events, se)
+	if s.then != nil {
+		s.then(se)
+	}
 	return nil, nil
 }
 
@@ -193,7 +198,7 @@ func TestReconcileDeliveriesFeedsWhatWasMissed(t *testing.T) {
 	got := rig.signals.got()
 	fed := map[string]bool{}
 	for _, se := range got {
-		if se.Event.SessionID != a || se.Proof.Scheme != didit.SchemeAPI || se.Proof.EnvelopeOnly || se.Event.Metadata != nil {
+		if se.Event.SessionID != a || se.Proof.Source != didit.SourceAPI || se.Proof.EnvelopeOnly || se.Event.Metadata != nil {
 			t.Fatalf("fed %+v", se)
 		}
 		if se.Event.Status == didit.StatusApproved && se.Event.Decision == nil {
@@ -275,7 +280,7 @@ func TestReconcileSessionsBringsSessionsUpToDate(t *testing.T) {
 		byID[se.Event.SessionID] = se
 	}
 	if se := byID[behind]; se.Event.Status != didit.StatusApproved || se.Event.Decision.ContactEmail() != "user@example.com" ||
-		se.Event.EventID != contract.DecisionEventID(behind, se.Event.CreatedAt) || se.Proof.Scheme != didit.SchemeAPI {
+		se.Event.EventID != contract.DecisionEventID(behind, se.Event.CreatedAt) || se.Proof.Source != didit.SourceAPI {
 		t.Fatalf("behind session fed %+v", se)
 	}
 	if se := byID[unseen]; se.Event.Status != didit.StatusInProgress {
@@ -394,4 +399,69 @@ func refusedURL(t *testing.T, rig *reconcileRig) string {
 	srv := httptest.NewServer(rig.fake.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestReconcileSkipsWhatTheReceiverWouldNot: the body of a failed delivery
+// that the receiver would have ignored (an unhandled webhook_type), that is
+// of another webhook_version, or that does not parse is settled as
+// unusable, never fed.
+func TestReconcileSkipsWhatTheReceiverWouldNot(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	var body map[string]any
+	if err := json.Unmarshal(eventBody(t, "status-updated-in-progress.json", simulator.NewUUID(), "ev-x", time.Now()), &body); err != nil {
+		t.Fatal(err)
+	}
+	body["webhook_type"] = "activity.created"
+	unhandled, _ := json.Marshal(body)
+	body["webhook_type"], body["webhook_version"] = "status.updated", "v2"
+	v2, _ := json.Marshal(body)
+	for _, raw := range [][]byte{unhandled, v2, []byte(`{"truncated":`)} {
+		got, err := rig.rec.feedBody(context.Background(), raw, map[store.EventRef]bool{})
+		if err != nil || got != settledUnusable {
+			t.Errorf("%.40s: %q, %v; want unusable", raw, got, err)
+		}
+	}
+	if n := len(rig.signals.got()); n != 0 {
+		t.Fatalf("fed %d events", n)
+	}
+}
+
+// TestReconcileStaleSurvivesAPoisonDecision: a decision that does not
+// parse is counted and backed off like any check, so it cannot stop every
+// later run at the same session; a repair recorded at once keeps the reset
+// its event made.
+func TestReconcileStaleSurvivesAPoisonDecision(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	now := time.Now()
+	poison, moved := simulator.NewUUID(), simulator.NewUUID()
+	rig.fake.PutSession(poison, "In Progress", json.RawMessage(`{"status":"In Progress","aml_screenings":"oops"}`), "", now)
+	rig.fake.PutSession(moved, "In Review", nil, "", now)
+	record(t, rig.store, poison, "ev-1", didit.StatusInProgress, now.Add(-48*time.Hour))
+	record(t, rig.store, moved, "ev-2", didit.StatusInProgress, now.Add(-48*time.Hour))
+	// The records keep whole seconds: the repair is recorded in a later
+	// one than the event it replaces, as it is a day later in production.
+	time.Sleep(1100 * time.Millisecond)
+	rig.signals.then = func(se contract.SessionEvent) {
+		record(t, rig.store, se.Event.SessionID, se.Event.Key(), se.Event.Status, time.Unix(se.Event.CreatedAt, 0))
+	}
+	later := now.Add(25 * time.Hour)
+	rig.rec.Now = func() time.Time { return later }
+	var res StepResult
+	val, err := rig.env.ExecuteActivity(rig.rec.ReconcileStale, StaleStep{StaleAfter: 24 * time.Hour, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Examined != 2 || res.Errors != 1 || res.Repaired != 1 {
+		t.Fatalf("examined %d, errors %d, repaired %d; want 2, 1, 1", res.Examined, res.Errors, res.Repaired)
+	}
+	due, err := rig.store.StaleSessions(context.Background(), later.Add(-24*time.Hour), later, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].SessionID != moved || due[0].Checks != 0 {
+		t.Fatalf("due after the step: %+v; want the moved session alone, its backoff reset by its new event", due)
+	}
 }

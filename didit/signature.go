@@ -51,11 +51,12 @@ const (
 	SchemeV2
 	// SchemeSimple is X-Signature-Simple: HMAC of four envelope fields only.
 	SchemeSimple
-	// SchemeAPI is no signature: the event came from Didit's API, over TLS
-	// and authenticated by diditflow's API key (a delivery's body read back
-	// by reconciliation, or a decision fetched from Didit).
-	SchemeAPI
 )
+
+// SourceAPI is the Proof.Source of an event read from Didit's API, over TLS
+// under diditflow's API key, rather than received signed: a delivery's
+// body read back by reconciliation, or a decision fetched from Didit.
+const SourceAPI = "didit_api"
 
 func (s Scheme) String() string {
 	switch s {
@@ -65,8 +66,6 @@ func (s Scheme) String() string {
 		return "v2"
 	case SchemeSimple:
 		return "simple"
-	case SchemeAPI:
-		return "didit_api"
 	}
 	return "none"
 }
@@ -77,7 +76,7 @@ func (s Scheme) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // UnmarshalText is the inverse of MarshalText.
 func (s *Scheme) UnmarshalText(b []byte) error {
 	// "none" is the zero Scheme, which MarshalText writes too.
-	for _, c := range []Scheme{0, SchemeRaw, SchemeV2, SchemeSimple, SchemeAPI} {
+	for _, c := range []Scheme{0, SchemeRaw, SchemeV2, SchemeSimple} {
 		if string(b) == c.String() {
 			*s = c
 			return nil
@@ -120,8 +119,13 @@ func (hs Headers) Set(h http.Header) {
 
 // Proof is what a successful Verify established about a delivery.
 type Proof struct {
-	// Scheme is the first scheme that verified.
-	Scheme Scheme `json:"scheme"`
+	// Scheme is the first scheme that verified; none (and left out of the
+	// JSON, which workers of earlier releases could not read) for an event
+	// from Source.
+	Scheme Scheme `json:"scheme,omitzero"`
+	// Source, when no signature was checked, says where the event came
+	// from instead: SourceAPI.
+	Source string `json:"source,omitempty"`
 	// Timestamp is the signed Unix time (X-Timestamp, equal to the body's).
 	Timestamp int64 `json:"timestamp"`
 	// EnvelopeOnly is set when only X-Signature-Simple verified: then only

@@ -75,13 +75,9 @@ func run() error {
 		return err
 	}
 	defer w.Close()
-	// Without the schedule the worker still handles every webhook; the
-	// error says reconciliation is not running.
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-	if err := workerapp.EnsureReconcileSchedule(sctx, tc, cfg, log); err != nil {
-		log.Error("reconcile schedule not set up: missed webhooks will not be repaired", "error", err)
-	}
-	scancel()
+	// Without the schedule the worker still handles every webhook; it keeps
+	// trying to set it up, and says so.
+	go workerapp.SetUpReconcileSchedule(ctx, tc, cfg, log, 30*time.Second)
 	if cfg.MetricsAddr != "" {
 		go func() {
 			// Without metrics the worker still does its job; say so loudly.

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"errors"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -23,10 +25,13 @@ type ReconcileParams struct {
 	Destination string `json:"destination,omitempty"`
 	// PageSize is the page size of the lists read.
 	PageSize int `json:"page_size"`
-	// MaxCalls caps the run's Didit calls; the next run goes on.
+	// MaxCalls caps the Didit calls of each path of a run (deliveries,
+	// sessions, stale); the next run goes on.
 	MaxCalls int `json:"max_calls"`
 	// Queue is the reconcile activities' task queue.
 	Queue string `json:"queue"`
+	// StepTimeout bounds one step (start to close); zero means 15 minutes.
+	StepTimeout time.Duration `json:"step_timeout,omitempty"`
 }
 
 // ReconcileInput starts a Reconcile run: the schedule's parameters and,
@@ -43,9 +48,11 @@ type ReconcileProgress struct {
 	Targets activities.ReconcileTargets `json:"targets"`
 	Phase   string                      `json:"phase"`
 	// Dest indexes Targets.Destinations in the deliveries phase.
-	Dest    int                         `json:"dest,omitempty"`
-	Cursor  string                      `json:"cursor,omitempty"`
-	Summary activities.ReconcileSummary `json:"summary"`
+	Dest   int    `json:"dest,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
+	// PhaseCalls counts the current path's calls, against MaxCalls.
+	PhaseCalls int                         `json:"phase_calls,omitempty"`
+	Summary    activities.ReconcileSummary `json:"summary"`
 }
 
 // The phases of a run, in order.
@@ -80,9 +87,13 @@ func (w *Workflows) Reconcile(ctx workflow.Context, in ReconcileInput) (activiti
 	if p.Summary.Repaired == nil {
 		p.Summary.Repaired = map[string]int{}
 	}
+	timeout := in.Params.StepTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Minute
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           in.Params.Queue,
-		StartToCloseTimeout: 15 * time.Minute,
+		StartToCloseTimeout: timeout,
 		HeartbeatTimeout:    2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 2 * time.Minute,
@@ -91,32 +102,63 @@ func (w *Workflows) Reconcile(ctx workflow.Context, in ReconcileInput) (activiti
 		},
 	})
 	var rec *activities.Reconciler
+	var failures []string
 	for p.Phase != phaseDone {
-		if p.Summary.Calls >= in.Params.MaxCalls {
-			p.Summary.Result = "capped"
-			break
-		}
 		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > reconcileHistoryLimit {
 			return activities.ReconcileSummary{}, workflow.NewContinueAsNewError(ctx, w.Reconcile, ReconcileInput{Params: in.Params, Progress: p})
 		}
-		if err := reconcileStep(actx, rec, in.Params, p); err != nil {
-			p.Summary.Result, p.Summary.Failure = "failed", err.Error()
-			break
+		phase := p.Phase
+		err := reconcileStep(actx, rec, in.Params, p)
+		if err != nil {
+			// The path gives up for this run and the next path goes on,
+			// unless Didit refused the key, which every path needs.
+			failures = append(failures, phase+": "+err.Error())
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDiditCredentials || phase == phaseTargets {
+				break
+			}
+			nextPhase(p)
+			continue
+		}
+		if p.Phase == phase && p.PhaseCalls >= in.Params.MaxCalls {
+			p.Summary.Capped = append(p.Summary.Capped, phase)
+			nextPhase(p)
 		}
 	}
-	if p.Summary.Result == "" {
+	switch {
+	case len(failures) > 0:
+		p.Summary.Result, p.Summary.Failure = "failed", strings.Join(failures, "; ")
+	case p.Summary.Result == "" && len(p.Summary.Capped) > 0:
+		p.Summary.Result = "capped"
+	case p.Summary.Result == "":
 		p.Summary.Result = "ok"
 	}
 	// Settled deliveries older than the window (whose dates are whole days)
 	// are never read again.
-	pruneBefore := p.From.Add(-48 * time.Hour)
-	if err := workflow.ExecuteActivity(actx, rec.ReconcileFinished, p.Summary, pruneBefore).Get(ctx, nil); err != nil {
+	finish := activities.ReconcileFinish{Summary: p.Summary, PruneBefore: p.From.Add(-72 * time.Hour)}
+	if err := workflow.ExecuteActivity(actx, rec.ReconcileFinished, finish).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("reconcile: finishing the run failed", "error", err)
 	}
 	if p.Summary.Result == "failed" {
 		return p.Summary, temporal.NewNonRetryableApplicationError("reconcile run failed: "+p.Summary.Failure, "ReconcileFailed", nil, p.Summary)
 	}
 	return p.Summary, nil
+}
+
+// nextPhase moves p to the path after its current one.
+func nextPhase(p *ReconcileProgress) {
+	p.Cursor, p.PhaseCalls = "", 0
+	switch p.Phase {
+	case phaseDeliveries:
+		if p.Dest++; p.Dest < len(p.Targets.Destinations) {
+			return
+		}
+		p.Phase = phaseSessions
+	case phaseSessions:
+		p.Phase = phaseStale
+	default:
+		p.Phase = phaseDone
+	}
 }
 
 // reconcileStep runs the next step of the run and moves p on.
@@ -144,11 +186,6 @@ func reconcileStep(ctx workflow.Context, rec *activities.Reconciler, params Reco
 			return err
 		}
 		p.Cursor = res.Next
-		if p.Cursor == "" {
-			if p.Dest++; p.Dest >= len(p.Targets.Destinations) {
-				p.Phase = phaseSessions
-			}
-		}
 	case phaseSessions:
 		in := activities.SessionsStep{From: p.From, To: p.To, Cursor: p.Cursor, PageSize: params.PageSize,
 			Legacy: len(p.Targets.Destinations) == 0}
@@ -156,17 +193,16 @@ func reconcileStep(ctx workflow.Context, rec *activities.Reconciler, params Reco
 			return err
 		}
 		p.Cursor = res.Next
-		if p.Cursor == "" {
-			p.Phase = phaseStale
-		}
 	case phaseStale:
 		in := activities.StaleStep{StaleAfter: params.StaleAfter, Limit: params.PageSize}
 		if err := workflow.ExecuteActivity(ctx, rec.ReconcileStale, in).Get(ctx, &res); err != nil {
 			return err
 		}
-		if res.Next == "" {
-			p.Phase = phaseDone
-		}
+		p.Cursor = res.Next
+	}
+	p.PhaseCalls += res.Calls
+	if res.Next == "" {
+		nextPhase(p)
 	}
 	p.Summary.Examined[path] += res.Examined
 	p.Summary.Repaired[path] += res.Repaired

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,9 +80,9 @@ func TestReconcileRunsEveryPathInOrder(t *testing.T) {
 			}
 			return activities.StepResult{Examined: 3, Repaired: 1, Calls: 3}, nil
 		})
-	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, sum activities.ReconcileSummary, _ time.Time) error {
-			finished = sum
+	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReconcileFinish) error {
+			finished = in.Summary
 			return nil
 		})
 
@@ -116,45 +117,67 @@ func TestReconcileWithoutDestinations(t *testing.T) {
 			return activities.StepResult{Calls: 1}, nil
 		})
 	env.OnActivity(rec.ReconcileStale, mock.Anything, mock.Anything).Return(activities.StepResult{}, nil)
-	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything).Return(nil)
 	if _, err := runReconcile(t, env, reconcileParams); err != nil || !legacy {
 		t.Fatalf("legacy %v, err %v", legacy, err)
 	}
 
 	env, rec = reconcileEnv(t)
 	env.OnActivity(rec.ReconcileTargets, mock.Anything, "").Return(activities.ReconcileTargets{}, nil)
-	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything).Return(nil)
 	if sum, err := runReconcile(t, env, reconcileParams); err != nil || sum.Result != "off" {
 		t.Fatalf("no key: %+v, %v", sum, err)
 	}
 }
 
-// TestReconcileStopsAtItsCallCapAndOnAFailure: a run past RECONCILE_MAX_CALLS
-// ends as capped; a step that gives up fails the run, visibly, after
-// counting it.
-func TestReconcileStopsAtItsCallCapAndOnAFailure(t *testing.T) {
+// TestReconcileCapsEachPathAndGoesOnAfterAFailure: a path past
+// RECONCILE_MAX_CALLS stops for this run and the next path goes on; a path
+// whose step gives up does not stop the others, and the run shows failed;
+// a refused key ends the run.
+func TestReconcileCapsEachPathAndGoesOnAfterAFailure(t *testing.T) {
 	env, rec := reconcileEnv(t)
 	env.OnActivity(rec.ReconcileTargets, mock.Anything, "").Return(activities.ReconcileTargets{Enabled: true, Destinations: []string{"d1"}}, nil)
 	env.OnActivity(rec.ReconcileDeliveries, mock.Anything, mock.Anything).Return(activities.StepResult{Calls: 60, Next: "again"}, nil)
-	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(rec.ReconcileSessions, mock.Anything, mock.Anything).Return(activities.StepResult{Calls: 1}, nil)
+	env.OnActivity(rec.ReconcileStale, mock.Anything, mock.Anything).Return(activities.StepResult{Calls: 2}, nil)
+	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything).Return(nil)
 	params := reconcileParams
 	params.MaxCalls = 100
-	if sum, err := runReconcile(t, env, params); err != nil || sum.Result != "capped" || sum.Calls != 120 {
+	if sum, err := runReconcile(t, env, params); err != nil || sum.Result != "capped" || sum.Calls != 123 ||
+		len(sum.Capped) != 1 || sum.Capped[0] != "deliveries" {
 		t.Fatalf("capped: %+v, %v", sum, err)
+	}
+
+	env, rec = reconcileEnv(t)
+	env.OnActivity(rec.ReconcileTargets, mock.Anything, "").Return(activities.ReconcileTargets{Enabled: true, Destinations: []string{"d1"}}, nil)
+	env.OnActivity(rec.ReconcileDeliveries, mock.Anything, mock.Anything).Return(activities.StepResult{},
+		temporal.NewApplicationError("didit api destination deliveries: server (HTTP 502)", "DiditAPI"))
+	stale := false
+	env.OnActivity(rec.ReconcileSessions, mock.Anything, mock.Anything).Return(activities.StepResult{Calls: 1, Repaired: 1}, nil)
+	env.OnActivity(rec.ReconcileStale, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.StaleStep) (activities.StepResult, error) {
+			stale = true
+			return activities.StepResult{}, nil
+		})
+	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything).Return(nil)
+	var result activities.ReconcileSummary
+	_, err := runReconcile(t, env, reconcileParams)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != "ReconcileFailed" || !stale {
+		t.Fatalf("a failed path: %v, stale ran %v", err, stale)
+	}
+	if appErr.Details(&result) != nil || result.Repaired["sessions"] != 1 || !strings.HasPrefix(result.Failure, "deliveries: ") {
+		t.Fatalf("failed run's summary %+v", result)
 	}
 
 	env, rec = reconcileEnv(t)
 	env.OnActivity(rec.ReconcileTargets, mock.Anything, "").Return(activities.ReconcileTargets{},
 		temporal.NewNonRetryableApplicationError("didit api destinations: credentials (HTTP 403)", activities.ErrTypeDiditCredentials, nil))
 	var finished activities.ReconcileSummary
-	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, sum activities.ReconcileSummary, _ time.Time) error {
-			finished = sum
-			return nil
-		})
-	_, err := runReconcile(t, env, reconcileParams)
-	var appErr *temporal.ApplicationError
+	env.OnActivity(rec.ReconcileFinished, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReconcileFinish) error { finished = in.Summary; return nil })
+	_, err = runReconcile(t, env, reconcileParams)
 	if !errors.As(err, &appErr) || appErr.Type() != "ReconcileFailed" || finished.Result != "failed" {
-		t.Fatalf("failed run: %v, finished %+v", err, finished)
+		t.Fatalf("refused key: %v, finished %+v", err, finished)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	enumspb "go.temporal.io/api/enums/v1"
 	"log/slog"
 	"time"
 
@@ -78,7 +79,9 @@ func (s temporalSchedule) Check(ctx context.Context) error {
 func (s temporalSchedule) Trigger(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
-	return s.classify("trigger", s.handle.Trigger(ctx, client.ScheduleTriggerOptions{}))
+	// A run still going would make the schedule's own policy (skip) drop
+	// the trigger: buffer one run after it, whose window covers the gap.
+	return s.classify("trigger", s.handle.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE}))
 }
 
 func (s temporalSchedule) classify(op string, err error) error {

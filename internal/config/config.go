@@ -255,6 +255,10 @@ func (c Worker) validate() error {
 			errs = append(errs, fmt.Errorf("%s must be at least 1s, got %s", name, d))
 		}
 	}
+	if c.ReconcileLookback < c.ReconcileInterval {
+		errs = append(errs, fmt.Errorf("RECONCILE_LOOKBACK (%s) must be at least RECONCILE_INTERVAL (%s), or runs leave gaps between their windows",
+			c.ReconcileLookback, c.ReconcileInterval))
+	}
 	if c.ReconcileReadsPerSecond <= 0 || c.ReconcileReadsPerSecond >= c.DiditAPIReadsPerSecond {
 		errs = append(errs, fmt.Errorf("RECONCILE_READS_PER_SECOND must be above 0 and below DIDIT_API_READS_PER_SECOND (%v), which it is part of, got %v",
 			c.DiditAPIReadsPerSecond, c.ReconcileReadsPerSecond))

@@ -141,7 +141,7 @@ func DecisionEvent(sessionID string, d *didit.Decision, at int64, receivedAt tim
 		Timestamp:   at,
 		Decision:    d,
 	}
-	return SessionEvent{Event: ev, Proof: didit.Proof{Scheme: didit.SchemeAPI, Timestamp: at}, ReceivedAt: receivedAt}
+	return SessionEvent{Event: ev, Proof: didit.Proof{Source: didit.SourceAPI, Timestamp: at}, ReceivedAt: receivedAt}
 }
 
 // OperatorAction is the optional payload of RetrySignal, SkipSignal and

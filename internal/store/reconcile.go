@@ -198,15 +198,32 @@ func (s *Store) StaleSessions(ctx context.Context, unchangedSince, now time.Time
 
 // MarkStaleChecked records that reconciliation found a session unchanged
 // for the checks-th time in a row and will not check it again before next.
-// It returns ErrNotFound when the session has no record.
-func (s *Store) MarkStaleChecked(ctx context.Context, sessionID string, checks int, next time.Time) error {
+// With a non-zero appliedAt (StaleSession.UpdatedAt) it changes nothing if
+// an event was applied since: that event reset the backoff, and the check
+// must not undo it. It returns ErrNotFound when the session has no record.
+func (s *Store) MarkStaleChecked(ctx context.Context, sessionID string, checks int, next, appliedAt time.Time) error {
 	if checks < 0 || next.IsZero() {
 		return fmt.Errorf("mark stale check of %s: checks %d, next %v: %w", sessionID, checks, next, ErrInvalid)
 	}
+	if appliedAt.IsZero() {
+		r, err := s.db.ExecContext(ctx, s.q(`
+			UPDATE verifications SET stale_checks = ?, next_check_at = ? WHERE session_id = ?`),
+			checks, next.Unix(), sessionID)
+		return oneRow(r, err, "mark stale check of "+sessionID)
+	}
 	r, err := s.db.ExecContext(ctx, s.q(`
-		UPDATE verifications SET stale_checks = ?, next_check_at = ? WHERE session_id = ?`),
-		checks, next.Unix(), sessionID)
-	return oneRow(r, err, "mark stale check of "+sessionID)
+		UPDATE verifications SET stale_checks = ?, next_check_at = ? WHERE session_id = ? AND applied_at = ?`),
+		checks, next.Unix(), sessionID, appliedAt.Unix())
+	if err != nil {
+		return fmt.Errorf("mark stale check of %s: %w", sessionID, err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	if _, err := s.Session(ctx, sessionID); err != nil {
+		return fmt.Errorf("mark stale check of %s: %w", sessionID, err)
+	}
+	return nil
 }
 
 // finalStatuses is the SQL list of the statuses didit.Status.Final calls

@@ -270,7 +270,7 @@ func testStaleSessions(t *testing.T, dsn string) {
 		"g-due-again":  {2, ago(30 * time.Minute)},
 		"h-due-now":    {4, testNow},
 	} {
-		if err := s.MarkStaleChecked(ctx, id, next.checks, next.at); err != nil {
+		if err := s.MarkStaleChecked(ctx, id, next.checks, next.at, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +312,7 @@ func testAppliedEventResetsBackoff(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	hourAgo, inAnHour := testNow.Add(-time.Hour), testNow.Add(time.Hour)
 	recordAt(t, s, testNow.Add(-3*time.Hour), "s-1", "In Progress")
-	if err := s.MarkStaleChecked(ctx, "s-1", 3, inAnHour); err != nil {
+	if err := s.MarkStaleChecked(ctx, "s-1", 3, inAnHour, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	assertStale(t, s, hourAgo, testNow, 10)
@@ -333,14 +333,14 @@ func testAppliedEventResetsBackoff(t *testing.T, dsn string) {
 	soon := testNow.Add(time.Minute)
 	assertStale(t, s, soon, soon, 10, "s-1 In Review 0 15:09")
 
-	if err := s.MarkStaleChecked(ctx, "missing", 1, inAnHour); !errors.Is(err, ErrNotFound) {
+	if err := s.MarkStaleChecked(ctx, "missing", 1, inAnHour, time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkStaleChecked of a missing session: %v, want ErrNotFound", err)
 	}
 	for _, bad := range []struct {
 		checks int
 		next   time.Time
 	}{{-1, inAnHour}, {1, time.Time{}}} {
-		if err := s.MarkStaleChecked(ctx, "s-1", bad.checks, bad.next); !errors.Is(err, ErrInvalid) {
+		if err := s.MarkStaleChecked(ctx, "s-1", bad.checks, bad.next, time.Time{}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("MarkStaleChecked(%d, %v): %v, want ErrInvalid", bad.checks, bad.next, err)
 		}
 	}

@@ -76,3 +76,25 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, cfg config.Wo
 		"lookback", cfg.ReconcileLookback.String())
 	return nil
 }
+
+// SetUpReconcileSchedule is EnsureReconcileSchedule tried until it
+// succeeds or ctx ends, every retry after the first failure: a worker that
+// starts while Temporal is briefly away, or races another worker's update,
+// still sets the schedule up. Each failure is logged as an error, since
+// until then nothing is reconciled.
+func SetUpReconcileSchedule(ctx context.Context, c client.Client, cfg config.Worker, log *slog.Logger, retry time.Duration) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := EnsureReconcileSchedule(actx, c, cfg, log)
+		cancel()
+		if err == nil {
+			return
+		}
+		log.Error("reconcile schedule not set up yet: missed webhooks are not repaired until it is", "error", err, "retry_in", retry.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+	}
+}

@@ -169,7 +169,16 @@ func ReconcileParams(cfg config.Worker) workflows.ReconcileParams {
 		Lookback: cfg.ReconcileLookback, StaleAfter: cfg.ReconcileStaleAfter,
 		Destination: cfg.WebhookDestinationID, PageSize: cfg.ReconcilePageSize,
 		MaxCalls: cfg.ReconcileMaxCalls, Queue: ReconcileQueue(cfg),
+		StepTimeout: reconcileStepTimeout(cfg),
 	}
+}
+
+// reconcileStepTimeout is twice the time the longest step takes at the
+// reconcile rate (a page of sessions behind, each read twice, and the page
+// itself), and at least 15 minutes.
+func reconcileStepTimeout(cfg config.Worker) time.Duration {
+	calls := float64(2*cfg.ReconcilePageSize + 1)
+	return max(15*time.Minute, 2*time.Duration(calls/cfg.ReconcileReadsPerSecond*float64(time.Second))+time.Minute)
 }
 
 // Settings maps the configuration onto the workflows' settings.
