@@ -3,21 +3,25 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
 	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/internal/workerapp"
 )
 
 // TestTemporalDownIsReconciledEndToEnd: Temporal goes down while sessions
@@ -192,5 +196,51 @@ func (s *stack) checkReconcileRuns(ctx context.Context, historyName string) {
 	// more at most for an event whose attempts straddled two runs.
 	if repaired < 4 {
 		s.t.Fatalf("reconcile runs repaired %d deliveries, want the 4 lost events", repaired)
+	}
+}
+
+// TestReconcileScheduleIsKeptByTheWorker: the worker creates the schedule,
+// a restart with other settings updates it in place (keeping an operator's
+// pause), and without a key it is left alone.
+func TestReconcileScheduleIsKeptByTheWorker(t *testing.T) {
+	ctx := context.Background()
+	tc := launch.Temporal(t)
+	handle := tc.ScheduleClient().GetHandle(ctx, contract.ReconcileScheduleID)
+	_ = handle.Delete(ctx)
+	t.Cleanup(func() { _ = handle.Delete(context.Background()) })
+	cfg, err := config.ReadWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TaskQueue, cfg.DiditAPIKey, cfg.ReconcileInterval = "schedule-test", "k", time.Hour
+	log := slog.New(slog.DiscardHandler)
+	if err := workerapp.EnsureReconcileSchedule(ctx, tc, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	if err := handle.Pause(ctx, client.SchedulePauseOptions{Note: "an operator"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReconcileInterval = 2 * time.Hour
+	for range 2 {
+		if err := workerapp.EnsureReconcileSchedule(ctx, tc, cfg, log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	desc, err := handle.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, action := desc.Schedule.Spec, desc.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if len(spec.Intervals) != 1 || spec.Intervals[0].Every != 2*time.Hour || action.TaskQueue != "schedule-test" ||
+		desc.Schedule.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP || !desc.Schedule.State.Paused {
+		t.Fatalf("schedule after the update: %+v, %+v, %+v", spec, desc.Schedule.Policy, desc.Schedule.State)
+	}
+
+	cfg.DiditAPIKey, cfg.ReconcileInterval = "", 3*time.Hour
+	if err := workerapp.EnsureReconcileSchedule(ctx, tc, cfg, log); err != nil {
+		t.Fatal(err)
+	}
+	if desc, err = handle.Describe(ctx); err != nil || desc.Schedule.Spec.Intervals[0].Every != 2*time.Hour {
+		t.Fatalf("a worker without a key changed the schedule: %v", err)
 	}
 }
