@@ -10,7 +10,7 @@ TEMPORAL_STAMP       := $(BIN)/.temporal-$(TEMPORAL_CLI_VERSION)
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: test vet build run chaos bench clean-bin
+.PHONY: test vet build run chaos bench bench-reconcile clean-bin
 
 ## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/), then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
@@ -50,3 +50,7 @@ chaos: $(TEMPORAL_STAMP)
 ## bench: the webhook path against raw SignalWithStart, forged-request rate, end to end (writes docs/BENCHMARKS.md)
 bench: $(TEMPORAL_STAMP)
 	go run ./cmd/bench -write
+
+## bench-reconcile: one reconcile run drains a 10,002-delivery backlog from the fake Didit: the worker's RSS growth, the run's history events and Didit calls (about ten minutes; figures in docs/BENCHMARKS.md)
+bench-reconcile: $(TEMPORAL_STAMP)
+	go test -run '^$$' -bench BenchmarkReconcileBacklog -benchtime 1x -timeout 30m ./internal/harness/e2e/

@@ -42,6 +42,9 @@ func Start(bin string, args, env []string, logPath string) (*Proc, error) {
 	return p, nil
 }
 
+// Pid is the process's id, for reading what /proc says of it.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
