@@ -267,16 +267,61 @@ func (r *Reconciler) ReconcileDeliveries(ctx context.Context, in DeliveriesStep)
 			failed = append(failed, row)
 		}
 	}
-	err = r.settleFailed(ctx, &res, failed, true, func(row api.DeliveryRow) (api.Delivery, error) {
-		d, err := r.API.DestinationDelivery(ctx, in.Destination, row.UUID)
-		r.outcome("delivery", err)
-		return d, err
-	})
+	err = r.settleFailed(ctx, &res, failed, r.deliveryReader(ctx, &res, in.Destination, failed))
 	if err != nil {
 		return res, err
 	}
 	r.count("deliveries", res)
 	return res, nil
+}
+
+// deliveryReader reads failed deliveries in full for settleFailed. A
+// session with several failed rows on the page (Didit's retries of one
+// event, a session's events during an outage) has its delivery list read
+// once instead (GET /v3/session/{id}/webhooks/ carries every attempt with
+// its body); a row the list lacks, or a key that may not read it, falls
+// back to reading the one delivery.
+func (r *Reconciler) deliveryReader(ctx context.Context, res *StepResult, dest string, failed []api.DeliveryRow) func(api.DeliveryRow) (api.Delivery, error) {
+	perSession := map[string]int{}
+	for _, row := range failed {
+		perSession[row.SessionID]++
+	}
+	lists := map[string]map[string]api.Delivery{}
+	listsRefused := false
+	return func(row api.DeliveryRow) (api.Delivery, error) {
+		if sid := row.SessionID; sid != "" && perSession[sid] > 1 && !listsRefused {
+			list, read := lists[sid]
+			if !read {
+				if err := r.call(ctx, res); err != nil {
+					return api.Delivery{}, err
+				}
+				all, err := r.API.SessionDeliveries(ctx, sid)
+				r.outcome("session_deliveries", err)
+				switch {
+				case err == nil:
+					list = make(map[string]api.Delivery, len(all))
+					for _, d := range all {
+						list[d.UUID] = d
+					}
+				case api.KindOf(err) == api.KindCredentials:
+					// A scoped key without sessions:read: one by one.
+					listsRefused = true
+				case !itemFailed(err):
+					return api.Delivery{}, err
+				}
+				lists[sid] = list
+			}
+			if d, ok := list[row.UUID]; ok {
+				return d, nil
+			}
+		}
+		if err := r.call(ctx, res); err != nil {
+			return api.Delivery{}, err
+		}
+		d, err := r.API.DestinationDelivery(ctx, dest, row.UUID)
+		r.outcome("delivery", err)
+		return d, err
+	}
 }
 
 // dayFilter is the window as the lists' date filters take it: whole days,
@@ -286,11 +331,11 @@ func dayFilter(from, to time.Time) (time.Time, time.Time) {
 	return from.Add(-24 * time.Hour), to.Add(24 * time.Hour)
 }
 
-// settleFailed reads each failed delivery not yet settled (with read, a
-// Didit call each when calls is set), feeds its event if we do not hold it,
-// and settles it.
-func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed []api.DeliveryRow, calls bool,
-	read func(api.DeliveryRow) (api.Delivery, error)) error {
+// settleFailed reads each failed delivery not yet settled (with read),
+// feeds its event if we do not hold it, and settles the page's deliveries
+// in one write, after their events reached their sessions.
+func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed []api.DeliveryRow,
+	read func(api.DeliveryRow) (api.Delivery, error)) (err error) {
 	if len(failed) == 0 {
 		return nil
 	}
@@ -302,6 +347,13 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 	if err != nil {
 		return err
 	}
+	var done []store.SettledDelivery
+	defer func() {
+		// What was fed is settled even when a later row fails the step.
+		if len(done) > 0 {
+			err = errors.Join(err, r.Store.SettleDeliveries(ctx, done))
+		}
+	}()
 	// Didit logs each attempt: the three failed attempts of one event are
 	// fed once.
 	fed := map[store.EventRef]bool{}
@@ -309,11 +361,7 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 		if settled[row.UUID] {
 			continue
 		}
-		if calls {
-			if err := r.call(ctx, res); err != nil {
-				return err
-			}
-		}
+		settled[row.UUID] = true
 		d, err := read(row)
 		outcome := ""
 		switch {
@@ -338,9 +386,7 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 		case settledUnusable:
 			res.Errors++
 		}
-		if err := r.Store.SettleDeliveries(ctx, []store.SettledDelivery{{UUID: row.UUID, SessionID: row.SessionID, Outcome: outcome}}); err != nil {
-			return err
-		}
+		done = append(done, store.SettledDelivery{UUID: row.UUID, SessionID: row.SessionID, Outcome: outcome})
 	}
 	return nil
 }
@@ -492,7 +538,7 @@ func (r *Reconciler) feedSessionDeliveries(ctx context.Context, res *StepResult,
 	// The list brought the bodies: settling them costs no further call.
 	var brought bool
 	fed := res.Repaired
-	err = r.settleFailed(ctx, res, failed, false, func(d api.DeliveryRow) (api.Delivery, error) {
+	err = r.settleFailed(ctx, res, failed, func(d api.DeliveryRow) (api.Delivery, error) {
 		dl := bodies[d.UUID]
 		if ev, err := didit.ParseEvent(dl.RequestBody); err == nil && ev.Status == row.Status {
 			brought = true
