@@ -63,7 +63,7 @@ func TestMain(m *testing.M) {
 
 // stack is one diditflow deployment: receiver, worker process, records, mail.
 type stack struct {
-	t        *testing.T
+	t        testing.TB
 	temporal client.Client
 	address  string
 	receiver *httptest.Server
@@ -78,9 +78,11 @@ type stack struct {
 	stepBudget string
 	// workerEnv is added to the worker's environment.
 	workerEnv []string
+	// workerLog is the log file of the worker last started.
+	workerLog string
 }
 
-func newStack(t *testing.T, opts ...func(*stack)) *stack {
+func newStack(t testing.TB, opts ...func(*stack)) *stack {
 	t.Helper()
 	s := &stack{t: t, temporal: launch.Temporal(t), address: launch.TemporalAddress(t), sink: smtptest.NewServer(t)}
 	s.metricsAddr = "127.0.0.1:" + launch.Port(t)
@@ -113,6 +115,7 @@ func newStack(t *testing.T, opts ...func(*stack)) *stack {
 func (s *stack) startWorker() {
 	s.t.Helper()
 	s.workers++
+	s.workerLog = filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers))
 	p, err := launch.Start(workerBin, nil, append([]string{
 		"TEMPORAL_ADDRESS=" + s.address,
 		"TEMPORAL_TASK_QUEUE=" + taskQueue,
@@ -128,7 +131,7 @@ func (s *stack) startWorker() {
 		// test sets an interval of its own (the schedule fires on the
 		// interval's multiples of the epoch, so 15m could fire mid-test).
 		"RECONCILE_INTERVAL=24h",
-	}, s.workerEnv...), filepath.Join(s.t.TempDir(), fmt.Sprintf("worker-%d.log", s.workers)))
+	}, s.workerEnv...), s.workerLog)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -10,11 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +25,6 @@ import (
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
 	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/harness/simulator"
-	"github.com/diditflow/diditflow/internal/harness/smtptest"
-	"github.com/diditflow/diditflow/internal/store"
 )
 
 // The backlog: Temporal was down for a while, so every webhook Didit sent
@@ -73,17 +69,26 @@ func BenchmarkReconcileBacklog(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), backlogLimit)
 	defer cancel()
 
-	s := newBacklogStack(b)
+	fake, fakeURL := backlogFake(b)
+	// The reconcile schedule fires by itself only at midnight UTC (a 24h
+	// interval), so the benchmark's trigger starts the run it measures
+	// (triggeredRun takes either).
+	s := newStack(b, func(s *stack) {
+		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+fakeURL, "DIDIT_API_KEY="+apiKey,
+			// The fake has no rate limit: reconcile at 400 calls a second.
+			"DIDIT_API_READS_PER_SECOND=500", "RECONCILE_READS_PER_SECOND=400",
+			"RECONCILE_MAX_CALLS=100000", "RECONCILE_PAGE_SIZE="+strconv.Itoa(*reconcilePageSize),
+			"RECONCILE_LOOKBACK=24h")
+	})
 	backlog := newBacklog(b, time.Now())
 	for _, ev := range backlog.byTime() {
-		if _, err := s.fake.SeedFailedDelivery(ev.body, http.StatusServiceUnavailable, ev.at); err != nil {
+		if _, err := fake.SeedFailedDelivery(ev.body, http.StatusServiceUnavailable, ev.at); err != nil {
 			b.Fatal(err)
 		}
 	}
-	attempts := len(s.fake.Deliveries())
+	attempts := len(fake.Deliveries())
 	progress(b, "seeded %d failed deliveries: %d events of %d sessions", attempts, len(backlog.events), len(backlog.sessions))
 
-	s.startWorker(b)
 	sched := s.temporal.ScheduleClient().GetHandle(ctx, contract.ReconcileScheduleID)
 	if err := launch.WaitFor(ctx, time.Minute, "the worker's reconcile schedule", func() bool {
 		select {
@@ -98,7 +103,7 @@ func BenchmarkReconcileBacklog(b *testing.B) {
 	}
 	select {
 	case <-s.worker.Done():
-		log, _ := os.ReadFile(s.logPath)
+		log, _ := os.ReadFile(s.workerLog)
 		b.Fatalf("the worker exited:\n%s", log)
 	default:
 	}
@@ -178,7 +183,7 @@ func BenchmarkReconcileBacklog(b *testing.B) {
 
 // reconcile triggers a run through the schedule and waits for its chain of
 // runs to end.
-func (s *backlogStack) reconcile(ctx context.Context, b *testing.B, sched client.ScheduleHandle, bl *backlog) (id, firstRun string, sum activities.ReconcileSummary) {
+func (s *stack) reconcile(ctx context.Context, b *testing.B, sched client.ScheduleHandle, bl *backlog) (id, firstRun string, sum activities.ReconcileSummary) {
 	b.Helper()
 	triggered := time.Now()
 	if err := sched.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
@@ -203,89 +208,26 @@ func progress(b *testing.B, format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "reconcile backlog: "+format+"\n", args...)
 }
 
-// backlogStack is the deployment the benchmark drains the backlog with:
-// the worker process, its records and mail, and the fake Didit whose
-// delivery log holds the backlog. It has no receiver: the backlog is what
-// the receiver failed to take.
-type backlogStack struct {
-	temporal client.Client
-	address  string
-	fake     *fakedidit.Server
-	fakeURL  string
-	sink     *smtptest.Server
-	dbPath   string
-	store    *store.Store
-	worker   *launch.Proc
-	logPath  string
-	// metricsAddr is where the worker serves /metrics.
-	metricsAddr string
-}
-
-func newBacklogStack(b *testing.B) *backlogStack {
+// backlogFake is the fake Didit whose delivery log holds the backlog: its
+// webhooks went to a receiver answering 503, Temporal being down.
+func backlogFake(b *testing.B) (*fakedidit.Server, string) {
 	b.Helper()
-	s := &backlogStack{temporal: launch.Temporal(b), address: launch.TemporalAddress(b), sink: smtptest.NewServer(b)}
-	// Where Didit sent the webhooks, answering 503 while Temporal was down.
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "temporal unavailable", http.StatusServiceUnavailable)
 	}))
 	b.Cleanup(down.Close)
-	s.fake = fakedidit.New(fakedidit.Options{Key: apiKey, Secret: secret, ReceiverURL: down.URL + "/webhooks/didit"})
-	api := httptest.NewServer(s.fake.Handler())
+	fake := fakedidit.New(fakedidit.Options{Key: apiKey, Secret: secret, ReceiverURL: down.URL + "/webhooks/didit"})
+	api := httptest.NewServer(fake.Handler())
 	b.Cleanup(func() {
 		api.Close()
-		_ = s.fake.Close()
+		_ = fake.Close()
 	})
-	s.fakeURL = api.URL
-	dir := b.TempDir()
-	s.dbPath = filepath.Join(dir, "records.db")
-	s.logPath = filepath.Join(dir, "worker.log")
-	return s
-}
-
-// startWorker starts the worker as newStack does, with the fake Didit's API
-// and a reconcile schedule that never fires by itself during the run.
-func (s *backlogStack) startWorker(b *testing.B) {
-	b.Helper()
-	s.metricsAddr = "127.0.0.1:" + launch.Port(b)
-	p, err := launch.Start(workerBin, nil, []string{
-		"TEMPORAL_ADDRESS=" + s.address,
-		"TEMPORAL_TASK_QUEUE=" + taskQueue,
-		"DATABASE_URL=" + s.dbPath,
-		"SMTP_URL=" + s.sink.URL(),
-		"COMPLIANCE_EMAIL=compliance@example.com",
-		"SESSION_IDLE_WINDOW=2s",
-		"STEP_RETRY_BUDGET=1m",
-		"LOG_FORMAT=text",
-		"METRICS_ADDR=" + s.metricsAddr,
-		"DIDIT_API_URL=" + s.fakeURL,
-		"DIDIT_API_KEY=" + apiKey,
-		// The fake has no rate limit: reconcile at 400 calls a second.
-		"DIDIT_API_READS_PER_SECOND=500",
-		"RECONCILE_READS_PER_SECOND=400",
-		"RECONCILE_MAX_CALLS=100000",
-		"RECONCILE_PAGE_SIZE=" + strconv.Itoa(*reconcilePageSize),
-		// As long as the lookback allows: the schedule's own runs start at
-		// midnight UTC, so the benchmark's trigger starts the run it
-		// measures (triggeredRun takes either).
-		"RECONCILE_INTERVAL=24h",
-		"RECONCILE_LOOKBACK=24h",
-	}, s.logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.worker = p
-	b.Cleanup(func() { p.Stop(syscall.SIGTERM) })
-	st, err := store.Open(context.Background(), s.dbPath, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	s.store = st
+	return fake, api.URL
 }
 
 // triggeredRun is the reconcile workflow the schedule started for the
 // trigger at (or at the same time by itself: either drains the backlog).
-func (s *backlogStack) triggeredRun(ctx context.Context, b *testing.B, sched client.ScheduleHandle, at time.Time) (id, firstRun string) {
+func (s *stack) triggeredRun(ctx context.Context, b *testing.B, sched client.ScheduleHandle, at time.Time) (id, firstRun string) {
 	b.Helper()
 	err := launch.WaitFor(ctx, time.Minute, "the triggered reconcile run", func() bool {
 		d, err := sched.Describe(ctx)
@@ -307,7 +249,7 @@ func (s *backlogStack) triggeredRun(ctx context.Context, b *testing.B, sched cli
 }
 
 // watch wraps cond with a progress line every 15 s.
-func (s *backlogStack) watch(ctx context.Context, b *testing.B, wfID string, bl *backlog, start time.Time, cond func() bool) func() bool {
+func (s *stack) watch(ctx context.Context, b *testing.B, wfID string, bl *backlog, start time.Time, cond func() bool) func() bool {
 	next := time.Now().Add(15 * time.Second)
 	return func() bool {
 		if cond() {
@@ -337,7 +279,7 @@ func (s *backlogStack) watch(ctx context.Context, b *testing.B, wfID string, bl 
 
 // settled reports whether every session's record is at its latest status
 // and every session has been mailed.
-func (s *backlogStack) settled(ctx context.Context, bl *backlog) bool {
+func (s *stack) settled(ctx context.Context, bl *backlog) bool {
 	statuses, err := s.store.SessionStatuses(ctx, bl.sessions)
 	if err != nil || len(statuses) != len(bl.sessions) {
 		return false
@@ -353,7 +295,7 @@ func (s *backlogStack) settled(ctx context.Context, bl *backlog) bool {
 // checkBacklog fails b unless every event of the backlog is in its
 // session's event log, every record is at its latest status, and every
 // user got exactly one mail: the approval.
-func (s *backlogStack) checkBacklog(ctx context.Context, b *testing.B, bl *backlog) {
+func (s *stack) checkBacklog(ctx context.Context, b *testing.B, bl *backlog) {
 	b.Helper()
 	missing := 0
 	for _, id := range bl.sessions {
@@ -396,7 +338,7 @@ func (s *backlogStack) checkBacklog(ctx context.Context, b *testing.B, bl *backl
 
 // runEvents counts the history events of each run of a chain, following
 // its continue-as-new from the first.
-func (s *backlogStack) runEvents(ctx context.Context, b *testing.B, id, runID string) []int {
+func (s *stack) runEvents(ctx context.Context, b *testing.B, id, runID string) []int {
 	b.Helper()
 	var out []int
 	for runID != "" {
@@ -423,7 +365,7 @@ type histogram struct{ sum, count float64 }
 
 // workerMetric totals the series of a histogram of the worker's /metrics
 // whose labels hold label.
-func (s *backlogStack) workerMetric(b *testing.B, name, label string) histogram {
+func (s *stack) workerMetric(b *testing.B, name, label string) histogram {
 	b.Helper()
 	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
 	if err != nil {

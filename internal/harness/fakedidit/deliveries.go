@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,18 +36,7 @@ func (ev event) str(name string) string {
 
 // wire stamps the body with ts and renders it the way Didit puts it on the
 // wire (sorted keys, no spaces, non-ASCII escaped).
-func (ev event) wire(ts time.Time) ([]byte, error) {
-	body := make(map[string]any, len(ev)+1)
-	for k, v := range ev {
-		body[k] = v
-	}
-	body["timestamp"] = json.Number(strconv.FormatInt(ts.Unix(), 10))
-	js, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	return didit.Wire(js)
-}
+func (ev event) wire(ts time.Time) ([]byte, error) { return simulator.WireAt(ev, ts) }
 
 // signed is one request ready to go: the bytes and their headers.
 type signed struct {
@@ -56,8 +44,12 @@ type signed struct {
 	header http.Header
 }
 
-func (s *Server) sign(ev event, secret string) (signed, error) {
-	body, err := ev.wire(s.now())
+// sign stamps and signs ev for a request sent now.
+func (s *Server) sign(ev event, secret string) (signed, error) { return signAt(ev, secret, s.now()) }
+
+// signAt stamps ev with ts and signs it as Didit does.
+func signAt(ev event, secret string, ts time.Time) (signed, error) {
+	body, err := ev.wire(ts)
 	if err != nil {
 		return signed{}, err
 	}

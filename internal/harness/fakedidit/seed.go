@@ -3,11 +3,9 @@ package fakedidit
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
-	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
@@ -83,19 +81,4 @@ func (s *Server) SeedFailedDelivery(body []byte, responseStatus int, at time.Tim
 		out[i] = *rec
 	}
 	return out, nil
-}
-
-// signAt is sign for a request stamped at ts rather than now.
-func signAt(ev event, secret string, ts time.Time) (signed, error) {
-	body, err := ev.wire(ts)
-	if err != nil {
-		return signed{}, err
-	}
-	hs, err := didit.Signer{Secret: secret}.Sign(body)
-	if err != nil {
-		return signed{}, err
-	}
-	header := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"DiditWebhook/2.0 +https://didit.me"}}
-	hs.Set(header)
-	return signed{body: body, header: header}, nil
 }

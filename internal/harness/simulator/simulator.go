@@ -229,13 +229,18 @@ func (d Delivery) EventID() string {
 }
 
 // Body returns the delivery as Didit puts it on the wire, signed at ts.
-func (d Delivery) Body(ts time.Time) ([]byte, error) {
-	body := make(map[string]any, len(d.body))
-	for k, v := range d.body {
-		body[k] = v
+func (d Delivery) Body(ts time.Time) ([]byte, error) { return WireAt(d.body, ts) }
+
+// WireAt is a session webhook body stamped with ts (its timestamp) and
+// rendered as Didit puts it on the wire: sorted keys, no spaces,
+// non-ASCII escaped. body is not changed.
+func WireAt(body map[string]any, ts time.Time) ([]byte, error) {
+	stamped := make(map[string]any, len(body)+1)
+	for k, v := range body {
+		stamped[k] = v
 	}
-	body["timestamp"] = json.Number(strconv.FormatInt(ts.Unix(), 10))
-	js, err := json.Marshal(body)
+	stamped["timestamp"] = json.Number(strconv.FormatInt(ts.Unix(), 10))
+	js, err := json.Marshal(stamped)
 	if err != nil {
 		return nil, err
 	}
