@@ -21,6 +21,7 @@ type Store interface {
 	RecordEvent(ctx context.Context, e store.EventRecord) (store.RecordResult, error)
 	RecordEvents(ctx context.Context, events []store.EventRecord) ([]store.RecordResult, error)
 	SetNeedsAttention(ctx context.Context, sessionID string, v bool) error
+	ContactAddress(ctx context.Context, sessionID string) (string, error)
 	SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error
 	SetCaseAttention(ctx context.Context, caseID string, needs bool, attention string) error
 	ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (store.Notification, bool, error)
@@ -106,6 +107,7 @@ func (in RecordInput) record(receivedAt time.Time) store.EventRecord {
 		AMLMaxRiskScore: in.AMLMaxRisk,
 		ReceivedAt:      receivedAt,
 		ForwardOnly:     in.EnvelopeOnly,
+		ContactEmail:    in.ContactEmail,
 	}
 }
 
@@ -297,8 +299,18 @@ func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (NoticeResul
 
 func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
 	kind := in.notificationKind()
+	if in.Email == "" && in.FromRecords {
+		email, err := a.Store.ContactAddress(ctx, in.SessionID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", classify("read contact address", err)
+		}
+		if email == "" && in.WaitForAddress {
+			return "", noContactAddress(in)
+		}
+		in.Email = email
+	}
 	if in.Email == "" {
-		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision")
+		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision or the records")
 	}
 	msg, err := userMessage(in)
 	if err != nil {
@@ -309,6 +321,19 @@ func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResul
 		return a.Mailer.Send(ctx, msg)
 	})
 	return o.result, err
+}
+
+// ErrTypeNoContactAddress is the failure type of a notice whose session has
+// no recorded address yet: retried, as a late event may bring one.
+const ErrTypeNoContactAddress = "NoContactAddress"
+
+func noContactAddress(in UserNotice) error {
+	msg := "no contact address on record for the session yet: Didit sent this " + string(in.Kind) +
+		" event without a decision and no earlier event gave one"
+	if in.NoDecision != "" {
+		msg += "; its decision could not be fetched: " + in.NoDecision
+	}
+	return temporal.NewApplicationError(msg, ErrTypeNoContactAddress)
 }
 
 // NotifyCompliance reports an AML case to compliance: by email and, when

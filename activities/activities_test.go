@@ -77,6 +77,37 @@ func TestNotifyUserWithoutAddressIsUndeliverable(t *testing.T) {
 	}
 }
 
+// TestNoticeFromRecords: a notice without an address takes the one the
+// records keep; an event without a decision waits (a retryable failure
+// that names why) while there is none; any other is undeliverable.
+func TestNoticeFromRecords(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	expired := UserNotice{SessionID: "s-1", Kind: NoticeKycExpired, Key: "kyc_expired:e2", FromRecords: true,
+		WaitForAddress: true, NoDecision: "no DIDIT_API_KEY is configured"}
+	_, err := a.NotifyUser(ctx, expired)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.NonRetryable() || app.Type() != ErrTypeNoContactAddress || !strings.Contains(err.Error(), "DIDIT_API_KEY") {
+		t.Fatalf("no address yet: %v, want a retryable %s naming the missing key", err, ErrTypeNoContactAddress)
+	}
+	got, err := a.NotifyUser(ctx, UserNotice{SessionID: "s-1", Kind: NoticeDeclined, FromRecords: true})
+	if err != nil || got != Undeliverable {
+		t.Fatalf("a decision without an address: %q, %v; want undeliverable", got, err)
+	}
+	_, err = st.RecordEvent(ctx, store.EventRecord{SessionID: "s-1", EventKey: "e1", WebhookType: "status.updated",
+		Status: "Approved", EventCreatedAt: 1767225000, ReceivedAt: time.Unix(1767225001, 0), ContactEmail: "user@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.NotifyUser(ctx, expired); err != nil || got != Sent {
+		t.Fatalf("with an address on record: %q, %v", got, err)
+	}
+	if m := sink.Mails(); len(m) != 1 || m[0].To[0] != "user@example.com" {
+		t.Fatalf("mails = %+v", m)
+	}
+}
+
 func TestSMTPDownIsRetryable(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

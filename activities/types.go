@@ -22,6 +22,9 @@ type RecordInput struct {
 	// is its signing time, an upper bound; it may only move the record
 	// forward (store.EventRecord.ForwardOnly).
 	EnvelopeOnly bool `json:"envelope_only,omitempty"`
+	// ContactEmail is the address in a trustworthy decision of the event,
+	// kept in the records for the notices of events without one.
+	ContactEmail string `json:"contact_email,omitempty"`
 }
 
 // RecordResult says what recording an event did to the session's record.
@@ -67,8 +70,20 @@ type UserNotice struct {
 	// session and kind. The notification kind recorded is "user:" + Key.
 	Key string `json:"key,omitempty"`
 	// Email comes from Didit's decision; empty means none is known, and the
-	// notice is recorded as undeliverable.
+	// notice is recorded as undeliverable, unless FromRecords is set.
+	// Workflows since the notice-address change leave it empty, so no
+	// address travels through Temporal.
 	Email string `json:"email,omitempty"`
+	// FromRecords: the address is the one the records hold for the session
+	// (store.ContactAddress); none there makes the notice undeliverable.
+	FromRecords bool `json:"from_records,omitempty"`
+	// WaitForAddress: the event came without a decision (Kyc Expired,
+	// Resubmitted), so while the records hold no address the attempt fails
+	// and is retried, as a late event may bring one, until the step parks.
+	WaitForAddress bool `json:"wait_for_address,omitempty"`
+	// NoDecision says why the workflow could not fetch the event's decision
+	// (Didit sent none), for the reason a parked notice shows.
+	NoDecision string `json:"no_decision,omitempty"`
 	// Redo lists, for a resubmission, the steps the user must repeat.
 	Redo []string `json:"redo,omitempty"`
 }

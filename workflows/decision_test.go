@@ -134,17 +134,20 @@ func TestAddressInTheSameBatchNeedsNoFetch(t *testing.T) {
 	}
 }
 
-// TestNoAPIKeyFlagsTheSession: without a key the session is flagged with
-// the reason, not left to an "undeliverable" notice.
+// TestNoAPIKeyFlagsTheSession: a Kyc Expired session the records hold no
+// address for, whose decision cannot be fetched, is never left to a silent
+// "undeliverable" notice: the notice waits for an address and parks with
+// the reason (no key), and a 404 or a refused key is flagged besides.
 func TestNoAPIKeyFlagsTheSession(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		api  *stubDidit
 		want string
+		flag bool
 	}{
-		{"no key", &stubDidit{}, "DIDIT_API_KEY"},
-		{"not found", &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindNotFound, Op: "decision", Status: 404}}}}, "404"},
-		{"refused", &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindCredentials, Op: "decision", Status: 403}}}}, "refused"},
+		{"no key", &stubDidit{}, "DIDIT_API_KEY", false},
+		{"not found", &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindNotFound, Op: "decision", Status: 404}}}}, "404", true},
+		{"refused", &stubDidit{key: true, answers: []stubAnswer{{err: &api.Error{Kind: api.KindCredentials, Op: "decision", Status: 403}}}}, "refused", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, nil)
@@ -152,17 +155,51 @@ func TestNoAPIKeyFlagsTheSession(t *testing.T) {
 			h.deliverAt(time.Second, noDecision(t, didit.StatusKycExpired, 1767300000))
 			var st SessionState
 			h.env.RegisterDelayedCallback(func() { st = h.state() }, time.Hour)
-			h.signalAt(2*time.Hour, contract.AcknowledgeSignal, contract.OperatorAction{Operator: "ops"})
+			h.signalAt(2*time.Hour, contract.SkipSignal, contract.OperatorAction{Operator: "ops"})
+			h.signalAt(3*time.Hour, contract.AcknowledgeSignal, contract.OperatorAction{Operator: "ops"})
 			h.run(s1)
 			if len(h.mails()) != 0 {
 				t.Fatal("a mail without an address")
 			}
+			if len(st.Parked) != 1 || !strings.HasPrefix(st.Parked[0].Step, "notify user: kyc_expired") ||
+				!strings.Contains(st.Parked[0].Error, c.want) || !strings.Contains(st.Parked[0].Error, "no contact address") {
+				t.Fatalf("parked = %+v, want the kyc_expired notice parked naming %q", st.Parked, c.want)
+			}
 			kinds := slices.Compact(flagKinds(st))
 			named := slices.ContainsFunc(st.Flags, func(f Flag) bool { return strings.Contains(f.Reason, c.want) })
-			if !slices.Equal(kinds, []string{FlagDecisionUnavailable}) || !named {
+			if c.flag && (!slices.Equal(kinds, []string{FlagDecisionUnavailable}) || !named) {
 				t.Fatalf("flags = %+v, want %s naming %q", st.Flags, FlagDecisionUnavailable, c.want)
 			}
+			if !c.flag && len(kinds) != 0 {
+				t.Fatalf("flags = %+v, want only the parked notice", st.Flags)
+			}
 		})
+	}
+}
+
+// TestKycExpiredInANewRunMailsTheRecordedAddress: the approval's run has
+// completed; Kyc Expired, months later and without a key, starts a new run
+// that holds no address, and the notice takes the one the records kept.
+func TestKycExpiredInANewRunMailsTheRecordedAddress(t *testing.T) {
+	h := newHarness(t, nil)
+	h.acts.Didit = &stubDidit{}
+	approved := fixtureEvent(t, "status-updated-approved.json")
+	h.deliverAt(time.Second, approved)
+	h.run(s1)
+
+	next := newHarness(t, nil)
+	next.store, next.acts.Store = h.store, h.store
+	next.outbox, next.acts.Mailer = h.outbox, h.acts.Mailer
+	next.acts.Didit = &stubDidit{}
+	next.deliverAt(time.Second, noDecision(t, didit.StatusKycExpired, approved.Event.CreatedAt+90*86400))
+	next.run(s1)
+	mails := next.mails()
+	again := slices.IndexFunc(mails, func(m sentMail) bool { return strings.Contains(m.Subject, "verify") })
+	if len(mails) != 2 || again < 0 || !strings.Contains(mails[again].To, approved.Event.Decision.ContactEmail()) {
+		t.Fatalf("mails = %+v, want the approval and the verify-again notice at the recorded address", mails)
+	}
+	if st := next.state(); len(st.Parked) != 0 || len(st.Flags) != 0 || next.record(s1).Status != "Kyc Expired" {
+		t.Fatalf("parked %+v, flags %v, record %q", st.Parked, flagKinds(st), next.record(s1).Status)
 	}
 }
 

@@ -25,6 +25,14 @@ const (
 	// for fully signed and envelope-only events; events recorded in batches;
 	// bounded state; effects, parked or not, carried over by continue-as-new.
 	sessionFlagsVersion workflow.Version = 1
+
+	noticeAddressChange = "session-notice-address-from-records"
+	// noticeAddressVersion: a user notice carries no address; the notice
+	// activity reads the one the records keep for the session (recorded
+	// with each trustworthy decision), so Kyc Expired months after the
+	// approval, in a new run, still reaches the user without Didit's API,
+	// and no address travels through Temporal with the notice.
+	noticeAddressVersion workflow.Version = 1
 )
 
 // Bounds on a session's state and history, whatever arrives.
@@ -140,6 +148,9 @@ func (s *session) handleBatch(batch []contract.SessionEvent) {
 				SessionID: ev.SessionID, EventKey: ev.Key(), WebhookType: ev.WebhookType, Status: ev.Status,
 				EventCreatedAt: orderTime(se), VendorData: ev.VendorData, AMLHits: len(hits), AMLMaxRisk: maxRisk(hits),
 				EnvelopeOnly: se.Proof.EnvelopeOnly,
+			}
+			if !se.Proof.EnvelopeOnly || s.batch.verified[ev.Key()] {
+				ins[i].ContactEmail = ev.Decision.ContactEmail()
 			}
 		}
 		name := "record event " + ins[0].EventKey
@@ -306,8 +317,14 @@ func (s *session) queueNotice(ev didit.Event, key string) {
 	// encoding/json.Unmarshal; see the note in session.notify.
 	//workflowcheck:ignore
 	redo := ev.ResubmitInfo.Steps()
-	n := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Key: string(kind) + ":" + key,
-		Email: cmp.Or(ev.Decision.ContactEmail(), s.state.ContactEmail), Redo: redo}
+	n := activities.UserNotice{SessionID: ev.SessionID, Kind: kind, Key: string(kind) + ":" + key, Redo: redo}
+	if workflow.GetVersion(s.ctx, noticeAddressChange, workflow.DefaultVersion, noticeAddressVersion) >= noticeAddressVersion {
+		n.FromRecords, n.NoDecision = true, s.batch.missing[key]
+		n.WaitForAddress = ev.Decision == nil
+		s.state.Effects = append(s.state.Effects, PendingEffect{EventKey: key, Notice: &n})
+		return
+	}
+	n.Email = cmp.Or(ev.Decision.ContactEmail(), s.state.ContactEmail)
 	if why, ok := s.batch.missing[key]; ok && n.Email == "" {
 		// Without the decision there is no address: say so, rather than
 		// have the notice fail as undeliverable.

@@ -31,6 +31,11 @@ type EventRecord struct {
 	// and a resent old event is signed anew). It is applied only when it is
 	// newer and does not move the record to an earlier stage.
 	ForwardOnly bool
+	// ContactEmail is the user's address in the event's decision, when the
+	// decision is trustworthy; "" leaves the recorded one. It is kept from
+	// the newest applied event that gives one, or from any event while the
+	// record has none, for the notices of events that carry no decision.
+	ContactEmail string
 }
 
 // RecordResult reports what RecordEvent did with an event.
@@ -210,6 +215,14 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 		res.Applied = true
 		res.CurrentStatus = e.Status
 	}
+	if e.ContactEmail != "" {
+		_, err = tx.ExecContext(ctx, s.q(`
+			UPDATE verifications SET contact_email = ? WHERE session_id = ? AND (? OR contact_email = '')`),
+			e.ContactEmail, e.SessionID, res.Applied)
+		if err != nil {
+			return RecordResult{}, err
+		}
+	}
 	_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = ?, previous_status = ? WHERE id = ?`),
 		res.Applied, res.PreviousStatus, id)
 	return res, err
@@ -226,6 +239,21 @@ func (s *Store) Session(ctx context.Context, sessionID string) (SessionRecord, e
 		return SessionRecord{}, fmt.Errorf("get session record %s: %w", sessionID, err)
 	}
 	return v, nil
+}
+
+// ContactAddress returns the user's recorded contact address ("" when no
+// event gave one), or ErrNotFound for a session never recorded. It is
+// personal data: callers use it to send a notice and never log it.
+func (s *Store) ContactAddress(ctx context.Context, sessionID string) (string, error) {
+	var email string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT contact_email FROM verifications WHERE session_id = ?`), sessionID).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("get contact address of %s: %w", sessionID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get contact address of %s: %w", sessionID, err)
+	}
+	return email, nil
 }
 
 // RecentSessions returns up to limit records, most recently updated first.

@@ -145,6 +145,7 @@ func TestStore(t *testing.T) {
 		{"NotFound", testNotFound},
 		{"InvalidArguments", testInvalidArguments},
 		{"NoPIIInLogs", testNoPIIInLogs},
+		{"ContactAddress", testContactAddress},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -1145,4 +1146,41 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// testContactAddress: the newest applied event's address wins; an older one
+// fills the record only while it has none; an event without one keeps it.
+func testContactAddress(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	if _, err := s.ContactAddress(ctx, "s1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown session: %v, want ErrNotFound", err)
+	}
+	record := func(key string, at int64, status, email string) {
+		t.Helper()
+		e := event("s1", key, at, status)
+		e.ContactEmail = email
+		if _, err := s.RecordEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(email string) {
+		t.Helper()
+		got, err := s.ContactAddress(ctx, "s1")
+		if err != nil || got != email {
+			t.Fatalf("ContactAddress = %q, %v; want %q", got, err, email)
+		}
+	}
+	// Newest first: Kyc Expired without an address, then the older
+	// Approved that has one: not applied, but the record had none.
+	record("e3", 300, "Kyc Expired", "")
+	want("")
+	record("e1", 100, "Approved", "old@example.com")
+	want("old@example.com")
+	record("e2", 200, "In Review", "older-not-applied@example.com")
+	want("old@example.com")
+	record("e4", 400, "In Review", "new@example.com")
+	want("new@example.com")
+	record("e5", 500, "Approved", "")
+	want("new@example.com")
 }
