@@ -74,6 +74,38 @@ func TestKycExpiredFetchesTheDecisionEndToEnd(t *testing.T) {
 	s.saveHistory(id, "decision-fetch-kyc-expired.json")
 }
 
+// TestKycExpiredWithoutAKeyMailsTheRecordedAddress: no API key; the
+// approval's run completes, and Kyc Expired, without a decision, starts a
+// new run that never saw the address: the notice takes the recorded one.
+func TestKycExpiredWithoutAKeyMailsTheRecordedAddress(t *testing.T) {
+	s := newStack(t)
+	session := simulator.NewUUID()
+	id := contract.SessionWorkflowID(session)
+	s.deliver(delivery(t, "status-updated-approved.json", session))
+	s.waitFor("the approval's run to complete", func() bool { return s.completed(id) })
+
+	var body map[string]any
+	if err := json.Unmarshal(delivery(t, "status-updated-in-progress.json", session), &body); err != nil {
+		t.Fatal(err)
+	}
+	body["status"] = "Kyc Expired"
+	body["created_at"] = time.Now().Unix()
+	delete(body, "decision")
+	raw, _ := json.Marshal(body)
+	s.deliver(raw)
+
+	s.waitFor("the verify-again notice", func() bool { return s.sent(session, "user:kyc_expired") })
+	s.waitFor("the new run to complete", func() bool { return s.completed(id) })
+	mails := s.sink.Mails()
+	if len(mails) != 2 || strings.Join(mails[1].To, ",") != userEmail {
+		t.Fatalf("mails = %+v, want the approval and the verify-again notice at the recorded address", mails)
+	}
+	if got := s.status(session); got != "Kyc Expired" {
+		t.Fatalf("record = %q", got)
+	}
+	s.saveHistory(id, "notice-address-kyc-expired-new-run.json")
+}
+
 // TestResolvedCaseReviewsReachDiditEndToEnd: compliance resolves a case with
 // one hit confirmed and its namesake a false positive; each hit's review
 // reaches (the fake) Didit, whose data.updated webhook back opens no new
