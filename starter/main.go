@@ -68,7 +68,7 @@ func run() error {
 	log := cfg.Log.NewLogger()
 	gin.SetMode(gin.ReleaseMode)
 
-	tc, err := temporalclient.Lazy(log)
+	tc, err := temporalclient.Lazy(log, cfg.Encryption)
 	if err != nil {
 		return err
 	}

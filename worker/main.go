@@ -64,7 +64,7 @@ func run() error {
 	defer cancel()
 	metrics, metricsHandler := workerapp.NewMetrics(log)
 	defer metrics.Close()
-	tc, err := temporalclient.Dial(ctx, log, metricsHandler)
+	tc, err := temporalclient.Dial(ctx, log, cfg.Encryption, metricsHandler)
 	if err != nil {
 		return err
 	}

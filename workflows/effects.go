@@ -33,7 +33,30 @@ const (
 	// approval, in a new run, still reaches the user without Didit's API,
 	// and no address travels through Temporal with the notice.
 	noticeAddressVersion workflow.Version = 1
+
+	searchPrivacyChange = "session-search-attributes-without-vendor-data"
+	// searchPrivacyVersion: vendor_data, the business's reference to its
+	// user and so personal data, no longer goes into the DiditVendorData
+	// search attribute of sessions and AML cases. Search attributes are
+	// stored and indexed in clear, outside the payload codec; the records
+	// map a vendor_data to its sessions (diditflow-records).
+	searchPrivacyVersion workflow.Version = 1
 )
+
+// vendorDataSearchable reports whether this run predates searchPrivacyVersion
+// and so still sets DiditVendorData.
+func vendorDataSearchable(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, searchPrivacyChange, workflow.DefaultVersion, searchPrivacyVersion) < searchPrivacyVersion
+}
+
+// caseSearchAttributes are the search attributes an AML case starts with.
+func caseSearchAttributes(ctx workflow.Context, status didit.Status, vendorData string) temporal.SearchAttributes {
+	updates := []temporal.SearchAttributeUpdate{contract.AMLHitKey.ValueSet(true), contract.StatusKey.ValueSet(string(status))}
+	if vendorDataSearchable(ctx) {
+		updates = append(updates, contract.VendorDataKey.ValueSet(vendorData))
+	}
+	return temporal.NewSearchAttributes(updates...)
+}
 
 // Bounds on a session's state and history, whatever arrives.
 const (
@@ -376,8 +399,7 @@ func (s *session) startCase(ctx workflow.Context, c activities.AMLCase) {
 		WorkflowID:            c.CaseID,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			contract.AMLHitKey.ValueSet(true), contract.StatusKey.ValueSet(string(c.Status)), contract.VendorDataKey.ValueSet(c.VendorData)),
+		TypedSearchAttributes: caseSearchAttributes(ctx, c.Status, c.VendorData),
 	})
 	err := workflow.ExecuteChildWorkflow(ctx, contract.AMLCaseWorkflowType, AMLCaseInput{Case: c}).GetChildWorkflowExecution().Get(ctx, nil)
 	switch {

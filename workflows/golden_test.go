@@ -23,7 +23,9 @@ import (
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 // Where a payload sits in a history event. Together with a name (workflow
@@ -342,6 +344,13 @@ func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTyp
 // or "" if it keeps all of it. Fields the type has and p lacks are fine:
 // they are new, and decode to zero values from old histories.
 func roundTrip(typ reflect.Type, p *commonpb.Payload) string {
+	if string(p.GetMetadata()[converter.MetadataEncoding]) == codec.Encoding {
+		plain, err := launch.Codec().Decode([]*commonpb.Payload{p})
+		if err != nil {
+			return fmt.Sprintf("does not decrypt with launch.PayloadKeys: %v", err)
+		}
+		p = plain[0]
+	}
 	if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != converter.MetadataEncodingJSON {
 		return fmt.Sprintf("encoding %q, want %q", enc, converter.MetadataEncodingJSON)
 	}

@@ -7,12 +7,17 @@ import (
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+
+	"github.com/diditflow/diditflow/internal/codec"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 // TestReplayRecordedHistories replays histories recorded from real runs
 // (go test ./internal/harness/e2e -args -update-replay). A change to the workflow
 // code that would break running workflows fails here; such a change needs
-// workflow.GetVersion, not a re-recording.
+// workflow.GetVersion, not a re-recording. Histories recorded since payload
+// encryption hold payloads encrypted with launch.PayloadKeys; older ones are
+// in clear, and the codec passes them through, as a worker's does.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "replay", "*.json"))
 	if err != nil || len(files) == 0 {
@@ -21,7 +26,13 @@ func TestReplayRecordedHistories(t *testing.T) {
 	logger := log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
+			dc := launch.Codec().DataConverter()
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				DataConverter: dc, FailureConverter: codec.FailureConverter(dc),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			(&Workflows{Settings: DefaultSettings()}).Register(r)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(logger, f); err != nil {
 				t.Fatalf("replay: %v", err)

@@ -391,8 +391,7 @@ func (s *session) escalate(ctx workflow.Context, ev didit.Event, hits []didit.AM
 		WorkflowID:            contract.AMLCaseWorkflowID(ev.SessionID),
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		ParentClosePolicy:     enums.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			contract.AMLHitKey.ValueSet(true), contract.StatusKey.ValueSet(string(ev.Status)), contract.VendorDataKey.ValueSet(ev.VendorData)),
+		TypedSearchAttributes: caseSearchAttributes(ctx, ev.Status, ev.VendorData),
 	})
 	in := AMLCaseInput{Case: activities.AMLCase{SessionID: ev.SessionID, Status: ev.Status, VendorData: ev.VendorData, Hits: hits}}
 	err := workflow.ExecuteChildWorkflow(ctx, contract.AMLCaseWorkflowType, in).GetChildWorkflowExecution().Get(ctx, nil)
@@ -448,7 +447,7 @@ func (s *session) upsertSearchAttributes() {
 	if now.status != "" {
 		updates = append(updates, contract.StatusKey.ValueSet(string(now.status)))
 	}
-	if now.vendorData != "" {
+	if now.vendorData != "" && vendorDataSearchable(s.ctx) {
 		updates = append(updates, contract.VendorDataKey.ValueSet(now.vendorData))
 	}
 	updates = append(updates, contract.AMLHitKey.ValueSet(now.amlHit), contract.NeedsAttentionKey.ValueSet(now.needsAttention))

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/temporalclient"
 )
@@ -43,7 +44,11 @@ const temporalTimeout = 15 * time.Second
 // dialReconcileSchedule connects to Temporal as the worker does (see
 // internal/temporalclient) and returns the reconcile schedule there.
 func dialReconcileSchedule(ctx context.Context, log *slog.Logger) (reconcileSchedule, func(), error) {
-	opts, err := temporalclient.Options(log)
+	enc, err := config.LoadEncryption()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := temporalclient.Options(log, enc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -54,9 +59,9 @@ func dialReconcileSchedule(ctx context.Context, log *slog.Logger) (reconcileSche
 	where := fmt.Sprintf("Temporal namespace %q at %s", namespace, opts.HostPort)
 	dialCtx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
-	c, err := temporalclient.Dial(dialCtx, log, nil)
+	c, err := client.DialContext(dialCtx, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (set TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE as for the worker)", err)
+		return nil, nil, fmt.Errorf("dial temporal at %s: %w (set TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE as for the worker)", opts.HostPort, err)
 	}
 	handle := c.ScheduleClient().GetHandle(ctx, contract.ReconcileScheduleID)
 	return temporalSchedule{handle: handle, where: where}, c.Close, nil

@@ -61,6 +61,7 @@ type Receiver struct {
 	// earlier than A-300s, so no replay of it verifies after A+10m; longer
 	// buys nothing, shorter only signals some replays again.
 	ReplayCacheTTL time.Duration `envconfig:"REPLAY_CACHE_TTL" default:"10m"`
+	Encryption     Encryption
 	Log            Log
 }
 
@@ -117,7 +118,7 @@ func (c Receiver) validate() error {
 	if c.ReplayCacheSize > 0 && c.ReplayCacheTTL <= 0 {
 		errs = append(errs, fmt.Errorf("REPLAY_CACHE_TTL must be positive while REPLAY_CACHE_SIZE is set, got %s", c.ReplayCacheTTL))
 	}
-	errs = append(errs, c.Log.validate())
+	errs = append(errs, c.Log.validate(), c.Encryption.validate())
 	return errors.Join(errs...)
 }
 
@@ -195,6 +196,7 @@ type Worker struct {
 	// WebhookDestinationID names the Didit webhook destination whose
 	// deliveries reconciliation reads; empty reads every enabled one.
 	WebhookDestinationID string `envconfig:"DIDIT_WEBHOOK_DESTINATION_ID"`
+	Encryption           Encryption
 	Log                  Log
 }
 
@@ -272,6 +274,6 @@ func (c Worker) validate() error {
 	if c.AMLEscalateAfter < 1 {
 		errs = append(errs, fmt.Errorf("AML_ESCALATE_AFTER must be at least 1, got %d", c.AMLEscalateAfter))
 	}
-	errs = append(errs, c.Log.validate())
+	errs = append(errs, c.Log.validate(), c.Encryption.validate())
 	return errors.Join(errs...)
 }

@@ -74,8 +74,10 @@ func FollowUpCaseID(sessionID string, n int) string {
 }
 
 // Search attributes ops filter on in the Temporal UI. They must be registered
-// on the namespace (make run and docker-compose do it). No personal data:
-// vendor_data is the business's own user reference.
+// on the namespace (make run and docker-compose do it). They are stored and
+// indexed in clear, outside the payload codec, so they hold no personal
+// data. VendorDataKey stays registered for the runs that set it before
+// vendor_data, which identifies the business's user, was kept out of it.
 var (
 	StatusKey         = temporal.NewSearchAttributeKeyKeyword("DiditStatus")
 	AMLHitKey         = temporal.NewSearchAttributeKeyBool("DiditAMLHit")

@@ -7,20 +7,27 @@ package temporalclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 
+	"github.com/diditflow/diditflow/internal/codec"
+	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
-// Options loads the client options from the environment. An unset
-// TEMPORAL_ADDRESS means the local dev server on localhost:7233.
-func Options(logger *slog.Logger) (client.Options, error) {
+// Options loads the client options from the environment, with the payload
+// codec enc configures. An unset TEMPORAL_ADDRESS means the local dev server
+// on localhost:7233.
+func Options(logger *slog.Logger, enc config.Encryption) (client.Options, error) {
 	opts, err := temporalenv.LoadDefaultClientOptions()
 	if err != nil {
 		return client.Options{}, fmt.Errorf("temporal client options: %w", err)
@@ -29,13 +36,73 @@ func Options(logger *slog.Logger) (client.Options, error) {
 		opts.HostPort = client.DefaultHostPort
 	}
 	opts.Logger = log.NewStructuredLogger(logger)
+	if err := withEncryption(&opts, enc, logger); err != nil {
+		return client.Options{}, err
+	}
 	return opts, nil
+}
+
+// ErrNoKeys is the error of a client that would write personal data in
+// clear to a Temporal that is not local.
+var ErrNoKeys = errors.New("PAYLOAD_ENCRYPTION_KEYS is not set")
+
+// withEncryption sets the data and failure converters of the codec enc
+// configures. Without keys, payloads go in clear only to a local Temporal
+// (Local) or when PAYLOAD_ENCRYPTION=off says so; both are logged.
+func withEncryption(opts *client.Options, enc config.Encryption, logger *slog.Logger) error {
+	if enc.PayloadEncryptionKeys == "" {
+		switch {
+		case enc.Off():
+			logger.Warn("payload encryption is off (PAYLOAD_ENCRYPTION=off): Temporal histories hold personal data in clear",
+				"temporal_address", opts.HostPort)
+			return nil
+		case Local(*opts):
+			logger.Warn("payload encryption is off: no PAYLOAD_ENCRYPTION_KEYS, and Temporal is local (development only)",
+				"temporal_address", opts.HostPort)
+			return nil
+		}
+		return fmt.Errorf("%w and Temporal at %s is not local (a remote host, TLS or an API key): "+
+			"give id:base64(32 bytes) keys, or set PAYLOAD_ENCRYPTION=off to write personal data to it in clear", ErrNoKeys, opts.HostPort)
+	}
+	c, err := codec.ParseKeys(enc.PayloadEncryptionKeys)
+	if err != nil {
+		return fmt.Errorf("PAYLOAD_ENCRYPTION_KEYS: %w", err)
+	}
+	var pc converter.PayloadCodec = c
+	if enc.Off() {
+		pc = codec.DecryptOnly(c)
+		logger.Warn("payload encryption is off (PAYLOAD_ENCRYPTION=off): new payloads go in clear; the keys only decrypt",
+			"key_ids", strings.Join(c.KeyIDs(), ","))
+	} else {
+		logger.Info("payload encryption on", "encrypting_key_id", c.EncryptingKeyID(), "key_ids", strings.Join(c.KeyIDs(), ","))
+	}
+	opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), pc)
+	opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
+	return nil
+}
+
+// Local reports whether opts dial a Temporal on this machine in the clear:
+// a loopback host (or localhost) with neither TLS nor credentials, as the
+// dev server is. Any API key or TLS setting means not local, wherever it dials.
+func Local(opts client.Options) bool {
+	if opts.Credentials != nil || opts.ConnectionOptions.TLS != nil {
+		return false
+	}
+	host, _, err := net.SplitHostPort(opts.HostPort)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Dial connects now and fails if Temporal is unreachable; workers use it.
 // metrics, if not nil, receives the SDK's metrics.
-func Dial(ctx context.Context, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
-	opts, err := Options(logger)
+func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, metrics client.MetricsHandler) (client.Client, error) {
+	opts, err := Options(logger, enc)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +118,8 @@ func Dial(ctx context.Context, logger *slog.Logger, metrics client.MetricsHandle
 
 // Lazy returns a client that connects on first use, so the receiver can
 // start, answer 503 and report not-ready while Temporal is down.
-func Lazy(logger *slog.Logger) (client.Client, error) {
-	opts, err := Options(logger)
+func Lazy(logger *slog.Logger, enc config.Encryption) (client.Client, error) {
+	opts, err := Options(logger, enc)
 	if err != nil {
 		return nil, err
 	}

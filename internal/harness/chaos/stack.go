@@ -89,7 +89,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s.temporal = temporal
-	c, err := client.NewLazyClient(client.Options{HostPort: s.TemporalAddress(), Logger: launch.SilentLogger()})
+	c, err := client.NewLazyClient(launch.WithCodec(client.Options{HostPort: s.TemporalAddress(), Logger: launch.SilentLogger()}))
 	if err != nil {
 		return nil, err
 	}

@@ -126,6 +126,7 @@ func (s *stack) startWorker() {
 		"STEP_RETRY_BUDGET=" + s.stepBudget,
 		"LOG_FORMAT=text",
 		"METRICS_ADDR=" + s.metricsAddr,
+		"PAYLOAD_ENCRYPTION_KEYS=" + launch.PayloadKeys,
 		// Every stack with a Didit API key updates the one reconcile
 		// schedule of the shared dev server; its runs start only when a
 		// test sets an interval of its own (the schedule fires on the

@@ -38,7 +38,7 @@ func TestTemporalDownIsReconciledEndToEnd(t *testing.T) {
 		launch.Unavailable(t, "a Temporal dev server", err)
 	}
 	t.Cleanup(dev.Close)
-	tc, err := client.Dial(client.Options{HostPort: dev.Address(), Logger: launch.SilentLogger()})
+	tc, err := client.Dial(launch.WithCodec(client.Options{HostPort: dev.Address(), Logger: launch.SilentLogger()}))
 	if err != nil {
 		t.Fatal(err)
 	}

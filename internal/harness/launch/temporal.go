@@ -142,7 +142,7 @@ func Temporal(t testing.TB) client.Client {
 		if shared, sharedErr = StartDevServer(ctx, DevServerConfig{Dir: dir, LogLevel: "warn"}); sharedErr != nil {
 			return
 		}
-		sharedClient, sharedErr = client.DialContext(ctx, client.Options{HostPort: shared.Address(), Logger: QuietLogger()})
+		sharedClient, sharedErr = client.DialContext(ctx, WithCodec(client.Options{HostPort: shared.Address(), Logger: QuietLogger()}))
 	})
 	if sharedErr != nil {
 		Unavailable(t, "temporal dev server", sharedErr)
