@@ -1,10 +1,11 @@
-# Builds the starter and the worker; `--target starter` or `--target worker`.
+# Builds the starter, the worker and the codec server; `--target starter`,
+# `--target worker` or `--target codec-server`.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./starter ./worker
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./starter ./worker ./cmd/codec-server
 
 FROM gcr.io/distroless/static-debian12:nonroot AS starter
 COPY --from=build /out/starter /starter
@@ -18,3 +19,8 @@ ENTRYPOINT ["/starter"]
 FROM gcr.io/distroless/static-debian12:nonroot AS worker
 COPY --from=build /out/worker /worker
 ENTRYPOINT ["/worker"]
+
+FROM gcr.io/distroless/static-debian12:nonroot AS codec-server
+COPY --from=build /out/codec-server /codec-server
+EXPOSE 8081
+ENTRYPOINT ["/codec-server"]

@@ -11,7 +11,7 @@ UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 # The binaries come first: they print their effective settings (-config) and
 # the search attributes to register (-search-attributes), so that nothing
 # below restates a default of the code (internal/config).
-go build -o "$BIN/" ./starter ./worker ./cmd/didit-fake
+go build -o "$BIN/" ./starter ./worker ./cmd/didit-fake ./cmd/codec-server
 
 # setting NAME SETTINGS: NAME's value in SETTINGS (the output of -config).
 setting() { sed -n "s/^$1=//p" <<<"$2"; }
@@ -36,6 +36,25 @@ if [[ -n "${DIDITFLOW_DATA:-}" ]]; then
   [[ -n "${OUTBOX_DIR:-}" ]] || export OUTBOX_DIR="$DATA/$(setting OUTBOX_DIR "$defaults" | sed 's|^\.data/||')"
 fi
 mkdir -p "$DATA"
+
+# Payload encryption: a development key, made on the first start and kept
+# in $DATA (git-ignored, readable by this user only), so a dev run encrypts
+# its histories as production does and the UI decodes them through the
+# codec server below. An explicit PAYLOAD_ENCRYPTION_KEYS (or
+# PAYLOAD_ENCRYPTION=off) wins.
+if [[ -z "${PAYLOAD_ENCRYPTION_KEYS:-}" && "${PAYLOAD_ENCRYPTION:-on}" != off ]]; then
+  keyfile="$DATA/payload-keys"
+  if [[ ! -s "$keyfile" ]]; then
+    (umask 077 && printf 'dev-%s:%s\n' "$(date -u +%Y%m%d)" "$(head -c 32 /dev/urandom | base64)" >"$keyfile")
+    echo "[run] created a development payload key in $keyfile"
+  fi
+  PAYLOAD_ENCRYPTION_KEYS="$(<"$keyfile")"
+  export PAYLOAD_ENCRYPTION_KEYS
+fi
+export CODEC_ADDR="${CODEC_ADDR:-127.0.0.1:8081}"
+codec_url="http://$CODEC_ADDR"
+# The UI calls the codec server from the browser: allow its origin.
+export CODEC_CORS_ORIGINS="${CODEC_CORS_ORIGINS:-http://localhost:$UI_PORT,http://127.0.0.1:$UI_PORT}"
 
 pids=()
 stop() {
@@ -73,7 +92,7 @@ else
   port="${TEMPORAL_ADDRESS##*:}"
   start temporal "$BIN/temporal" server start-dev \
     --ip 127.0.0.1 --port "$port" --ui-port "$UI_PORT" \
-    --db-filename "$DATA/temporal.db" --log-level warn
+    --db-filename "$DATA/temporal.db" --log-level warn --ui-codec-endpoint "$codec_url"
   for _ in $(seq 1 120); do
     healthy "$TEMPORAL_ADDRESS" && break
     sleep 0.5
@@ -106,6 +125,9 @@ else
   sim_flags=""
 fi
 
+if [[ -n "${PAYLOAD_ENCRYPTION_KEYS:-}" ]]; then
+  start codec-server "$BIN/codec-server"
+fi
 start worker "$BIN/worker"
 start starter "$BIN/starter"
 
@@ -133,7 +155,8 @@ cat <<MSG
 [run] diditflow is up
 [run]   webhook endpoint  http://$addr/webhooks/didit
 [run]   webhook secret    $DIDIT_WEBHOOK_SECRETS
-[run]   Temporal UI       http://localhost:$UI_PORT  (workflow IDs: didit-session-<session_id>)
+[run]   Temporal UI       http://localhost:$UI_PORT  (workflow IDs: didit-session-<session_id>; payloads decoded by the codec server)
+[run]   codec server      $codec_url  (CLI: temporal workflow show -w <id> --codec-endpoint $codec_url)
 [run]   records           $(setting DATABASE_URL "$worker_settings")
 [run]   mail              $mail
 [run]   Didit API         $didit_api

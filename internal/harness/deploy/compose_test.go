@@ -37,7 +37,7 @@ func load(t *testing.T, env ...string) (*types.Project, error) {
 
 func project(t *testing.T) *types.Project {
 	t.Helper()
-	p, err := load(t, "DIDIT_WEBHOOK_SECRETS=s3cret")
+	p, err := load(t, "DIDIT_WEBHOOK_SECRETS=s3cret", "PAYLOAD_ENCRYPTION_KEYS=k1:"+strings.Repeat("A", 43)+"=")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func temporalDefault(name string) string {
 
 // diditflowServices are the services built from this repository, with the
 // settings each reads.
-var diditflowServices = map[string]any{"starter": config.Receiver{}, "worker": config.Worker{}}
+var diditflowServices = map[string]any{"starter": config.Receiver{}, "worker": config.Worker{}, "codec-server": config.CodecServer{}}
 
 // effective is the value service runs with for variable name: what compose
 // sets, else the code's default.
@@ -101,7 +101,7 @@ func effective(t *testing.T, p *types.Project, service, name string) string {
 
 func TestComposeServices(t *testing.T) {
 	p := project(t)
-	want := []string{"mailpit", "postgresql", "starter", "temporal", "temporal-setup", "temporal-ui", "worker"}
+	want := []string{"codec-server", "mailpit", "postgresql", "starter", "temporal", "temporal-setup", "temporal-ui", "worker"}
 	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
 		t.Fatalf("services = %v, want %v", sorted(got), want)
 	}
@@ -114,7 +114,7 @@ func TestComposeServices(t *testing.T) {
 		if s.Restart != wantRestart {
 			t.Errorf("%s: restart %q, want %q", name, s.Restart, wantRestart)
 		}
-		if name != "worker" && name != "temporal-setup" && name != "temporal-ui" && s.HealthCheck == nil {
+		if name != "worker" && name != "temporal-setup" && name != "temporal-ui" && name != "codec-server" && s.HealthCheck == nil {
 			t.Errorf("%s has no health check", name)
 		}
 	}
@@ -182,15 +182,29 @@ func TestComposeEnvironment(t *testing.T) {
 		}
 	}
 	check("worker", config.Worker{}, map[string]string{
-		"TEMPORAL_ADDRESS": `^temporal:7233$`,
-		"DATABASE_URL":     `^postgres://.*@postgresql:5432/`,
-		"SMTP_URL":         `^smtp://mailpit:1025$`,
-		"COMPLIANCE_EMAIL": `@`,
+		"PAYLOAD_ENCRYPTION_KEYS": `^k1:`,
+		"TEMPORAL_ADDRESS":        `^temporal:7233$`,
+		"DATABASE_URL":            `^postgres://.*@postgresql:5432/`,
+		"SMTP_URL":                `^smtp://mailpit:1025$`,
+		"COMPLIANCE_EMAIL":        `@`,
 	})
 	check("starter", config.Receiver{}, map[string]string{
-		"DIDIT_WEBHOOK_SECRETS": `^s3cret$`,
-		"TEMPORAL_ADDRESS":      `^temporal:7233$`,
+		"DIDIT_WEBHOOK_SECRETS":   `^s3cret$`,
+		"TEMPORAL_ADDRESS":        `^temporal:7233$`,
+		"PAYLOAD_ENCRYPTION_KEYS": `^k1:`,
 	})
+	check("codec-server", config.CodecServer{}, map[string]string{
+		"PAYLOAD_ENCRYPTION_KEYS": `^k1:`,
+		"CODEC_ADDR":              `^0\.0\.0\.0:8081$`,
+	})
+	// The UI reaches the codec server from the browser, through the port
+	// published on the host's loopback only (it serves without auth here).
+	if v := p.Services["temporal-ui"].Environment["TEMPORAL_CODEC_ENDPOINT"]; v == nil || *v != "http://localhost:8081" {
+		t.Errorf("temporal-ui: TEMPORAL_CODEC_ENDPOINT = %v, want http://localhost:8081", deref(v))
+	}
+	if ports := p.Services["codec-server"].Ports; len(ports) != 1 || ports[0].HostIP != "127.0.0.1" || ports[0].Published != "8081" {
+		t.Errorf("codec-server publishes %+v, want 127.0.0.1:8081 only", ports)
+	}
 
 	// The two meet on the same namespace and task queue.
 	for _, name := range []string{"TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE"} {
@@ -216,8 +230,9 @@ func TestComposeEnvironment(t *testing.T) {
 func TestComposeSetsOnlyWhatDiffersFromTheDefaults(t *testing.T) {
 	p := project(t)
 	reads := map[string]func() (any, error){
-		"starter": func() (any, error) { return config.ReadReceiver() },
-		"worker":  func() (any, error) { return config.ReadWorker() },
+		"starter":      func() (any, error) { return config.ReadReceiver() },
+		"worker":       func() (any, error) { return config.ReadWorker() },
+		"codec-server": func() (any, error) { return config.ReadCodecServer() },
 	}
 	for service, cfg := range diditflowServices {
 		for _, name := range append(envNames(cfg), temporalVars...) {
@@ -289,13 +304,20 @@ func TestComposeRefusesToStartWithoutSecret(t *testing.T) {
 	}
 }
 
+func TestComposeRefusesToStartWithoutPayloadKeys(t *testing.T) {
+	_, err := load(t, "DIDIT_WEBHOOK_SECRETS=s3cret")
+	if err == nil || !strings.Contains(err.Error(), "PAYLOAD_ENCRYPTION_KEYS") {
+		t.Fatalf("loading without PAYLOAD_ENCRYPTION_KEYS: %v", err)
+	}
+}
+
 func TestComposeBuildsFromTheDockerfile(t *testing.T) {
 	p := project(t)
 	dockerfile, err := os.ReadFile(launch.Path(t, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, service := range []string{"starter", "worker"} {
+	for _, service := range []string{"starter", "worker", "codec-server"} {
 		b := p.Services[service].Build
 		if b == nil || b.Target != service {
 			t.Fatalf("%s: build %+v, want target %q", service, b, service)

@@ -112,8 +112,8 @@ func splitRow(line string) []string {
 	return append(cells, strings.TrimSpace(cell.String()))
 }
 
-// README's configuration tables are the envconfig tags of config.Receiver
-// and config.Worker: every variable documented, nothing documented that is
+// README's configuration tables are the envconfig tags of config.Receiver,
+// config.Worker and config.CodecServer: every variable documented, nothing documented that is
 // not read, and each default exactly the default tag. The table of the
 // Temporal connection is Temporal's (go.temporal.io/sdk/contrib/envconfig):
 // it is only required to be there.
@@ -167,7 +167,7 @@ func checkConfiguration(t *testing.T, readme []byte) []string {
 		v          config.Var
 	}
 	code := map[string][]source{}
-	for _, c := range []any{config.Receiver{}, config.Worker{}} {
+	for _, c := range []any{config.Receiver{}, config.Worker{}, config.CodecServer{}} {
 		for _, v := range config.Vars(c) {
 			code[v.Name] = append(code[v.Name], source{fmt.Sprintf("%T", c), v})
 		}
@@ -179,7 +179,7 @@ func checkConfiguration(t *testing.T, readme []byte) []string {
 			documented[name] = true
 			sources, ok := code[name]
 			if !ok {
-				errorf("README.md:%d documents %s, which neither config.Receiver nor config.Worker reads", r.line, name)
+				errorf("README.md:%d documents %s, which none of config.Receiver, config.Worker and config.CodecServer reads", r.line, name)
 				continue
 			}
 			for _, s := range sources {

@@ -46,18 +46,19 @@ func TestMakeRun(t *testing.T) {
 		t.Skip("make not installed")
 	}
 	data := t.TempDir()
-	temporalPort, uiPort, httpPort, fakePort := launch.Port(t), launch.Port(t), launch.Port(t), launch.Port(t)
+	temporalPort, uiPort, httpPort, fakePort, codecPort := launch.Port(t), launch.Port(t), launch.Port(t), launch.Port(t), launch.Port(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "DATABASE_URL=") &&
-			!strings.HasPrefix(kv, "SMTP_URL=") && !strings.HasPrefix(kv, "OUTBOX_DIR=") && !strings.HasPrefix(kv, "DIDIT_API_") {
+			!strings.HasPrefix(kv, "SMTP_URL=") && !strings.HasPrefix(kv, "OUTBOX_DIR=") && !strings.HasPrefix(kv, "DIDIT_API_") &&
+			!strings.HasPrefix(kv, "PAYLOAD_ENCRYPTION") && !strings.HasPrefix(kv, "CODEC_") {
 			env = append(env, kv)
 		}
 	}
 	marker := "DIDITFLOW_DATA=" + data
 	env = append(env, marker,
 		"TEMPORAL_ADDRESS=127.0.0.1:"+temporalPort, "TEMPORAL_UI_PORT="+uiPort,
-		"HTTP_ADDR=127.0.0.1:"+httpPort, "DIDIT_WEBHOOK_SECRETS="+secret, "DIDIT_FAKE_ADDR=127.0.0.1:"+fakePort,
+		"HTTP_ADDR=127.0.0.1:"+httpPort, "DIDIT_WEBHOOK_SECRETS="+secret, "DIDIT_FAKE_ADDR=127.0.0.1:"+fakePort, "CODEC_ADDR=127.0.0.1:"+codecPort,
 		"TEMPORAL_CLI="+os.Getenv("TEMPORAL_CLI"))
 
 	logPath := filepath.Join(t.TempDir(), "make-run.log")
@@ -119,6 +120,30 @@ func TestMakeRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "diditflow.db")); err != nil {
 		t.Fatalf("no records database under the data directory: %v", err)
 	}
+	if fi, err := os.Stat(filepath.Join(data, "payload-keys")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("development payload key: %v (mode %v), want a file only its owner reads", err, fi)
+	}
+	// The history is encrypted; the codec server make run starts (the one
+	// the UI is pointed at) decodes it for the CLI too.
+	show := func(extra ...string) string {
+		cli, err := launch.TemporalCLI()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"workflow", "show", "--address", "127.0.0.1:" + temporalPort,
+			"--workflow-id", "didit-session-" + ds[0].SessionID, "--output", "json"}, extra...)
+		out, err := exec.Command(cli, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return readable(t, out)
+	}
+	if h := show(); strings.Contains(h, userEmail) {
+		t.Error("the history read without the codec shows the user's address")
+	}
+	if h := show("--codec-endpoint", "http://127.0.0.1:"+codecPort); !strings.Contains(h, userEmail) {
+		t.Errorf("the history read through make run's codec server does not show the user's address:\n%.3000s", h)
+	}
 
 	// Ctrl-C.
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
@@ -130,7 +155,7 @@ func TestMakeRun(t *testing.T) {
 		t.Fatal("make run did not stop within a minute of Ctrl-C")
 	}
 	out, _ := os.ReadFile(logPath)
-	for _, want := range []string{"[run] diditflow is up", "[starter]", "[worker]", "[temporal]", "[didit-fake]", "Didit API on", "[run] stopped"} {
+	for _, want := range []string{"[run] diditflow is up", "[starter]", "[worker]", "[temporal]", "[didit-fake]", "[codec-server]", "created a development payload key", "Didit API on", "[run] stopped"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)
 		}

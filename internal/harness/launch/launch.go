@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,15 +68,33 @@ func TemporalCLI() (string, error) {
 	return p, nil
 }
 
-// FreePort returns a loopback TCP port that nothing listens on now.
+// FreePort returns a loopback TCP port that nothing listens on now, and
+// that it has not returned before in this process.
 func FreePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOut.mu.Lock()
+	defer handedOut.mu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand the same ephemeral port out again once it is
+		// closed; two of a test's servers must not get it.
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return strconv.Itoa(port), nil
+		}
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+	return "", errors.New("no free port that this process has not handed out already")
 }
+
+// handedOut holds the ports FreePort returned.
+var handedOut = struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // Port is FreePort for tests: it fails t instead of returning an error.
 func Port(t testing.TB) string {
