@@ -138,6 +138,7 @@ func (s *Stack) workerEnv() []string {
 		// Short next to the step budget, so a brief outage is retried, not parked.
 		"MAIL_BREAKER_OPEN_TIMEOUT=3s",
 		"METRICS_ADDR=127.0.0.1:0",
+		"PAYLOAD_ENCRYPTION_KEYS=" + launch.PayloadKeys,
 	}
 }
 
@@ -161,7 +162,8 @@ func (s *Stack) KillWorker() {
 // waits until it is ready.
 func (s *Stack) StartStarter(ctx context.Context, secrets string) error {
 	env := []string{"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_TASK_QUEUE=" + s.StarterQueue, "HTTP_ADDR=127.0.0.1:" + s.httpPort,
-		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s"}
+		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s",
+		"PAYLOAD_ENCRYPTION_KEYS=" + launch.PayloadKeys}
 	p, err := launch.Start(filepath.Join(s.cfg.Dir, "starter"), nil, env, filepath.Join(s.cfg.Dir, "starter.log"))
 	if err != nil {
 		return err
