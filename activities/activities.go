@@ -34,6 +34,8 @@ type Store interface {
 	AMLCases(ctx context.Context, sessionID string) ([]store.AMLCase, error)
 	RecordAMLReminder(ctx context.Context, caseID string, reminder int, escalated bool) error
 	ResolveAMLCase(ctx context.Context, caseID string, res store.Resolution) error
+	PurgeClosedSessions(ctx context.Context, closedBefore time.Time, limit int) (store.PurgeResult, error)
+	PurgeClosedAMLCases(ctx context.Context, resolvedBefore time.Time, limit int) (store.PurgeResult, error)
 }
 
 // Poster sends a JSON document to a webhook.

@@ -17,6 +17,9 @@ type Metrics struct {
 	reconcileRuns     *prometheus.CounterVec
 	reconcileExamined *prometheus.CounterVec
 	reconcileRepaired *prometheus.CounterVec
+	// purgedRecords counts records whose personal fields the retention
+	// purge blanked, by record (session, notification, aml_case).
+	purgedRecords *prometheus.CounterVec
 }
 
 // NewMetrics registers the activities' metrics with reg.
@@ -50,8 +53,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "diditflow_reconcile_repaired_total",
 			Help: "Events reconciliation fed into sessions that the webhooks had missed, by path (deliveries, sessions, stale).",
 		}, []string{"path"}),
+		purgedRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_records_purged_total",
+			Help: "Records whose personal fields the retention purge blanked, by record: session (closed for RECORD_RETENTION), notification (of such a session), aml_case (resolved for AML_RECORD_RETENTION).",
+		}, []string{"record"}),
 	}
-	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls, m.reconcileRuns, m.reconcileExamined, m.reconcileRepaired)
+	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls, m.reconcileRuns, m.reconcileExamined, m.reconcileRepaired,
+		m.purgedRecords)
 	return m
 }
 

@@ -77,7 +77,7 @@ func run() error {
 	defer w.Close()
 	// Without the schedule the worker still handles every webhook; it keeps
 	// trying to set it up, and says so.
-	go workerapp.SetUpReconcileSchedule(ctx, tc, cfg, log, 30*time.Second)
+	go workerapp.SetUpSchedules(ctx, tc, cfg, log, 30*time.Second)
 	if cfg.MetricsAddr != "" {
 		go func() {
 			// Without metrics the worker still does its job; say so loudly.

@@ -225,4 +225,5 @@ func (w *Workflows) Register(r interface {
 	r.RegisterWorkflowWithOptions(w.VerificationSession, workflow.RegisterOptions{Name: contract.SessionWorkflowType})
 	r.RegisterWorkflowWithOptions(w.AMLCase, workflow.RegisterOptions{Name: contract.AMLCaseWorkflowType})
 	r.RegisterWorkflowWithOptions(w.Reconcile, workflow.RegisterOptions{Name: contract.ReconcileWorkflowType})
+	r.RegisterWorkflowWithOptions(w.Purge, workflow.RegisterOptions{Name: contract.PurgeWorkflowType})
 }

@@ -196,8 +196,20 @@ type Worker struct {
 	// WebhookDestinationID names the Didit webhook destination whose
 	// deliveries reconciliation reads; empty reads every enabled one.
 	WebhookDestinationID string `envconfig:"DIDIT_WEBHOOK_DESTINATION_ID"`
-	Encryption           Encryption
-	Log                  Log
+	// RecordRetention is how long a session in a final status keeps its
+	// personal fields (address, vendor_data, recipients) after its last
+	// event: 90 days covers the questions and disputes that follow a
+	// decision, long after its notices went out, and keeps no more.
+	RecordRetention time.Duration `envconfig:"RECORD_RETENTION" default:"2160h"`
+	// AMLRecordRetention is the same for a resolved AML case (and the
+	// vendor_data of its session): five years, as anti-money-laundering
+	// rules commonly require (EU AMLD art. 40, FATF R.11, UK MLR 2017
+	// reg. 40).
+	AMLRecordRetention time.Duration `envconfig:"AML_RECORD_RETENTION" default:"43800h"`
+	// PurgeInterval is how often the purge schedule runs.
+	PurgeInterval time.Duration `envconfig:"PURGE_INTERVAL" default:"24h"`
+	Encryption    Encryption
+	Log           Log
 }
 
 // LoadWorker reads the worker's settings and checks them.
@@ -270,6 +282,13 @@ func (c Worker) validate() error {
 	}
 	if c.ReconcileMaxCalls < 1 {
 		errs = append(errs, fmt.Errorf("RECONCILE_MAX_CALLS must be at least 1, got %d", c.ReconcileMaxCalls))
+	}
+	for name, d := range map[string]time.Duration{
+		"RECORD_RETENTION": c.RecordRetention, "AML_RECORD_RETENTION": c.AMLRecordRetention, "PURGE_INTERVAL": c.PurgeInterval,
+	} {
+		if d < time.Minute {
+			errs = append(errs, fmt.Errorf("%s must be at least 1m, got %s", name, d))
+		}
 	}
 	if c.AMLEscalateAfter < 1 {
 		errs = append(errs, fmt.Errorf("AML_ESCALATE_AFTER must be at least 1, got %d", c.AMLEscalateAfter))

@@ -350,10 +350,20 @@ func testAppliedEventResetsBackoff(t *testing.T, dsn string) {
 // in SQL, the query builds them from didit.Status.Final; should the two
 // drift apart, the index no longer serves the query.
 func testStaleSessionsUseTheIndex(t *testing.T, dsn string) {
-	ctx := t.Context()
 	s := open(t, dsn)
-	args := []any{int64(100), int64(200), int64(200), 10}
-	var plan []string
+	text := queryPlan(t, s, staleSessionsQuery, int64(100), int64(200), int64(200), 10)
+	if !strings.Contains(text, "verifications_stale") || strings.Contains(text, "B-TREE FOR ORDER BY") ||
+		strings.Contains(text, "Sort") {
+		t.Errorf("StaleSessions does not read verifications_stale in order:\n%s", text)
+	}
+}
+
+// queryPlan is the planner's plan for query (in SQLite's ? form) with args,
+// one line per step. On PostgreSQL it asks what the planner would use for a
+// large table: an empty one is cheapest to read whole and then sort.
+func queryPlan(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
+	ctx := t.Context()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -362,15 +372,13 @@ func testStaleSessionsUseTheIndex(t *testing.T, dsn string) {
 	explain := "EXPLAIN QUERY PLAN "
 	if s.dialect == postgres {
 		explain = "EXPLAIN "
-		// An empty table is cheapest to read whole and then sort; ask what
-		// the planner would use for a large one.
 		for _, set := range []string{"SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off"} {
 			if _, err := tx.ExecContext(ctx, set); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	rows, err := tx.QueryContext(ctx, explain+s.q(staleSessionsQuery), args...)
+	rows, err := tx.QueryContext(ctx, explain+s.q(query), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +387,7 @@ func testStaleSessionsUseTheIndex(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var plan []string
 	for rows.Next() {
 		fields := make([]any, len(cols))
 		var detail string
@@ -394,11 +403,7 @@ func testStaleSessionsUseTheIndex(t *testing.T, dsn string) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Join(plan, "\n")
-	if !strings.Contains(text, "verifications_stale") || strings.Contains(text, "B-TREE FOR ORDER BY") ||
-		strings.Contains(text, "Sort") {
-		t.Errorf("StaleSessions does not read verifications_stale in order:\n%s", text)
-	}
+	return strings.Join(plan, "\n")
 }
 
 // testRecordsOfTheSecondSchemaMigrate: sessions recorded before 00003 are
