@@ -23,6 +23,7 @@ const (
 )
 
 const usageText = `Usage: diditflow-admin rotate-secret [flags]
+       diditflow-admin erase [flags]   (a user's personal data; erase -h)
 
 Rotates Didit's webhook secret without losing a delivery. Run the steps in
 order; each prints the next one.
@@ -60,6 +61,9 @@ type app struct {
 	// openSchedule connects to the worker's reconcile schedule; close
 	// releases the connection.
 	openSchedule func(ctx context.Context, log *slog.Logger) (s reconcileSchedule, close func(), err error)
+	// openExecutions connects erase to Temporal; nil dials it as the
+	// worker does (dialExecutions).
+	openExecutions func(ctx context.Context, log *slog.Logger, cfg config.Worker) (e executions, close func(), err error)
 }
 
 // rotateFlags are rotate-secret's flags.
@@ -86,6 +90,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "erase":
+		return a.erase(ctx, args[1:])
 	case "rotate-secret":
 	case "help", "-h", "-help", "--help":
 		usage(a.stdout)

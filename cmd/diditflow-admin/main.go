@@ -1,7 +1,7 @@
 // Command diditflow-admin runs operator procedures against Didit and
-// diditflow. Its one command, rotate-secret, rotates Didit's webhook secret
-// without losing a delivery; see usage below and README's "Rotating the
-// webhook secret".
+// diditflow. rotate-secret rotates Didit's webhook secret without losing a
+// delivery; see usage below and README's "Rotating the webhook secret".
+// erase removes a user's personal data (diditflow-admin erase -h).
 //
 //	diditflow-admin rotate-secret                      # legacy webhook: rotate now
 //	diditflow-admin rotate-secret --after-deploy       # then trigger a reconcile run
