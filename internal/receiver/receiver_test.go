@@ -369,8 +369,9 @@ func signalsOf(t testing.TB, tc client.Client, id, runID string) []contract.Sess
 		if attrs.GetSignalName() != contract.EventSignal {
 			t.Fatalf("signal name %q", attrs.GetSignalName())
 		}
+		// The history holds what the client's codec wrote: encrypted.
 		var ev contract.SessionEvent
-		if err := json.Unmarshal(attrs.GetInput().GetPayloads()[0].GetData(), &ev); err != nil {
+		if err := launch.Codec().DataConverter().FromPayload(attrs.GetInput().GetPayloads()[0], &ev); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, ev)
