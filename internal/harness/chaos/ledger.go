@@ -297,7 +297,8 @@ func (l *Ledger) Verify(ctx context.Context, s *Stack, limit time.Duration) Repo
 }
 
 // releaseParked answers every parked step with retry, as an operator would
-// once the fault is gone, and counts them.
+// once the fault is gone, and counts them; a notice in doubt is
+// acknowledged.
 func (l *Ledger) releaseParked(ctx context.Context, s *Stack, sessions []*session) {
 	for _, ss := range sessions {
 		for _, id := range []string{contract.SessionWorkflowID(ss.id), contract.AMLCaseWorkflowID(ss.id)} {
@@ -307,8 +308,20 @@ func (l *Ledger) releaseParked(ctx context.Context, s *Stack, sessions []*sessio
 			}
 			var st struct {
 				Parked []workflows.ParkedStep `json:"parked"`
+				Flags  []workflows.Flag       `json:"flags"`
 			}
-			if v.Get(&st) != nil || len(st.Parked) == 0 {
+			if v.Get(&st) != nil {
+				continue
+			}
+			// A notice in doubt keeps its session open until a person has
+			// checked that it arrived; the ledger has (it counts the mails),
+			// so it acknowledges that flag, and only that one: any other
+			// flag leaves the session open and the run failing.
+			if slices.ContainsFunc(st.Flags, func(f workflows.Flag) bool { return f.Kind == workflows.FlagInDoubt }) {
+				_ = s.Client.SignalWorkflow(ctx, id, "", contract.AcknowledgeSignal,
+					contract.OperatorAction{Flag: workflows.FlagInDoubt, Operator: "chaos", Note: "mail counted by the ledger"})
+			}
+			if len(st.Parked) == 0 {
 				continue
 			}
 			if err := s.Client.SignalWorkflow(ctx, id, "", contract.RetrySignal, contract.OperatorAction{Operator: "chaos"}); err == nil {
