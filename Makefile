@@ -7,10 +7,15 @@ WORKFLOWCHECK        := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 BIN                  := $(CURDIR)/bin
 TEMPORAL             := $(BIN)/temporal
 TEMPORAL_STAMP       := $(BIN)/.temporal-$(TEMPORAL_CLI_VERSION)
+# The real multi-service server for make cluster, and the SQL tool that
+# embeds its schemas; v1.32.0 declares this machine's Go (v1.32.2 needs a newer one).
+TEMPORAL_SERVER_VERSION := v1.32.0
+CLUSTER_BIN          := $(BIN)/cluster-$(TEMPORAL_SERVER_VERSION)
+CLUSTER_STAMP        := $(CLUSTER_BIN)/.built
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: test vet build run chaos bench bench-reconcile clean-bin
+.PHONY: test vet build run chaos bench bench-reconcile clean-bin cluster-bin
 
 ## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/), then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
@@ -35,6 +40,15 @@ $(TEMPORAL_STAMP):
 	@touch $@
 
 bin/temporal: $(TEMPORAL_STAMP)
+
+## cluster-bin: Temporal's server and SQL tool at a pinned version, into bin/ (about 8 minutes the first time)
+$(CLUSTER_STAMP):
+	@mkdir -p $(CLUSTER_BIN)
+	@echo "building temporal server and sql tool $(TEMPORAL_SERVER_VERSION) into $(CLUSTER_BIN) (about 8 minutes the first time)"
+	GOBIN=$(CLUSTER_BIN) go install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	@touch $@
+
+cluster-bin: $(CLUSTER_STAMP)
 
 clean-bin:
 	rm -rf $(BIN)

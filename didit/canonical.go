@@ -454,7 +454,11 @@ func (d *document) number() ([]byte, error) {
 		// Python would read it as inf and print "Infinity", which is not JSON.
 		return nil, d.errorf("number out of float64 range")
 	}
-	return formatFloat(f), nil
+	// Into the scratch buffer, which only grows while the document lives:
+	// earlier slices of it stay valid.
+	begin := len(d.scratch)
+	d.scratch = appendFloat(d.scratch, f)
+	return d.scratch[begin:len(d.scratch):len(d.scratch)], nil
 }
 
 func (d *document) digits() int {
@@ -466,21 +470,21 @@ func (d *document) digits() int {
 	return n
 }
 
-// formatFloat renders f as Python prints shorten_floats(f): whole values as
+// appendFloat appends f as Python prints shorten_floats(f): whole values as
 // exact integers, others as repr (shortest round-trip digits, exponent form
 // below 1e-4; non-integral doubles are always below 1e16).
-func formatFloat(f float64) []byte {
+func appendFloat(dst []byte, f float64) []byte {
 	if f == math.Trunc(f) {
 		if math.Abs(f) < 1<<53 {
-			return strconv.AppendInt(nil, int64(f), 10)
+			return strconv.AppendInt(dst, int64(f), 10)
 		}
 		// Beyond 2^53 Python's int(f) prints the exact binary value.
-		return []byte(new(big.Float).SetFloat64(f).Text('f', 0))
+		return new(big.Float).SetFloat64(f).Append(dst, 'f', 0)
 	}
 	if math.Abs(f) < 1e-4 {
-		return strconv.AppendFloat(nil, f, 'e', -1, 64)
+		return strconv.AppendFloat(dst, f, 'e', -1, 64)
 	}
-	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+	return strconv.AppendFloat(dst, f, 'f', -1, 64)
 }
 
 func (d *document) write(out []byte, idx int32, asciiOnly bool) []byte {

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -191,7 +193,9 @@ func (v *Verifier) Verify(body []byte, h Headers) (Proof, error) {
 		}
 	}
 	if scheme == 0 && doc != nil && sigs.has[SchemeSimple] {
-		if msg, ok := doc.simpleMessage(); ok && v.matches(sigs.mac[SchemeSimple], msg) {
+		// The canonical form is done with: its buffer takes the message.
+		var ok bool
+		if doc.out, ok = doc.simpleMessage(doc.out[:0]); ok && v.matches(sigs.mac[SchemeSimple], doc.out) {
 			scheme = SchemeSimple
 		}
 	}
@@ -209,7 +213,8 @@ func (v *Verifier) Verify(body []byte, h Headers) (Proof, error) {
 	} else if bodyTS, found, err = scanNumber(body, "timestamp"); err != nil {
 		return Proof{}, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
 	}
-	if !found || string(bodyTS) != strconv.FormatInt(ts, 10) {
+	var tsText [20]byte
+	if !found || string(bodyTS) != string(strconv.AppendInt(tsText[:0], ts, 10)) {
 		return Proof{}, ErrTimestampMismatch
 	}
 	return Proof{Scheme: scheme, Timestamp: ts, EnvelopeOnly: scheme == SchemeSimple}, nil
@@ -295,7 +300,9 @@ func (v *Verifier) matches(want [sha256.Size]byte, msg []byte) bool {
 		}
 		// Every secret is tried, so the time taken does not reveal which one
 		// (or whether any) matched.
-		if hmac.Equal(want[:], sum(secret, msg)) {
+		var got [sha256.Size]byte
+		sumInto(&got, secret, msg)
+		if hmac.Equal(want[:], got[:]) {
 			ok = true
 		}
 	}
@@ -303,15 +310,77 @@ func (v *Verifier) matches(want [sha256.Size]byte, msg []byte) bool {
 }
 
 func sum(secret string, msg []byte) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(msg)
-	return m.Sum(nil)
+	var out [sha256.Size]byte
+	sumInto(&out, secret, msg)
+	return out[:]
 }
 
-// simpleMessage builds "{timestamp}:{session_id}:{status}:{webhook_type}"
-// from the body the way Python's str() renders each value (SPEC §1.5).
-func (d *document) simpleMessage() ([]byte, bool) {
-	var msg []byte
+// sumInto writes the HMAC-SHA256 of msg under secret into out, with a
+// pooled HMAC state for the secret: a keyed state is reset, not allocated,
+// for each verification (a flood of forged deliveries makes several per
+// request: every scheme under every configured secret).
+func sumInto(out *[sha256.Size]byte, secret string, msg []byte) {
+	pool := macPool(secret)
+	if pool == nil {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write(msg)
+		copy(out[:], m.Sum(nil))
+		return
+	}
+	m := pool.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(msg)
+	// Summed into the pooled state's own array, which the hash may keep
+	// hold of: out, on the caller's stack, never escapes.
+	copy(out[:], m.h.Sum(m.sum[:0]))
+	pool.Put(m)
+}
+
+// macState is a keyed HMAC and the array its sum is written to.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// maxPooledSecrets bounds the secrets macPool keeps states for: a starter
+// has one or two (during a rotation); a process that meets many (a test
+// signing with random ones) hashes the rest without a pool.
+const maxPooledSecrets = 8
+
+var macPools struct {
+	mu    sync.RWMutex
+	pools map[string]*sync.Pool
+}
+
+// macPool returns the pool of HMAC states keyed with secret, nil past
+// maxPooledSecrets.
+func macPool(secret string) *sync.Pool {
+	macPools.mu.RLock()
+	p, ok := macPools.pools[secret]
+	macPools.mu.RUnlock()
+	if ok {
+		return p
+	}
+	macPools.mu.Lock()
+	defer macPools.mu.Unlock()
+	if p, ok := macPools.pools[secret]; ok {
+		return p
+	}
+	if len(macPools.pools) >= maxPooledSecrets {
+		return nil
+	}
+	if macPools.pools == nil {
+		macPools.pools = map[string]*sync.Pool{}
+	}
+	key := []byte(secret)
+	p = &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }}
+	macPools.pools[secret] = p
+	return p
+}
+
+// simpleMessage appends "{timestamp}:{session_id}:{status}:{webhook_type}"
+// to msg from the body the way Python's str() renders each value (SPEC §1.5).
+func (d *document) simpleMessage(msg []byte) ([]byte, bool) {
 	for i, name := range [...]string{"timestamp", "session_id", "status", "webhook_type"} {
 		if i > 0 {
 			msg = append(msg, ':')
@@ -474,7 +543,7 @@ func (s Signer) Sign(body []byte) (Headers, error) {
 	if !ok {
 		return Headers{}, errors.New("didit: body has no timestamp to sign")
 	}
-	simple, _ := d.simpleMessage()
+	simple, _ := d.simpleMessage(nil)
 	return Headers{
 		Signature:       hex.EncodeToString(sum(s.Secret, body)),
 		SignatureV2:     hex.EncodeToString(sum(s.Secret, d.write(nil, 0, false))),

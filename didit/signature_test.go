@@ -4,10 +4,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -280,4 +282,28 @@ func TestVerifiedNonObjectIsNotAnEvent(t *testing.T) {
 	if _, err := fixtureVerifier().Verify(body, h); !errors.Is(err, ErrNotDiditEvent) {
 		t.Fatalf("V2-verified array: %v, want ErrNotDiditEvent", err)
 	}
+}
+
+// The HMAC states are pooled per secret: verifications running at once,
+// under secrets that match and secrets that do not, each get their own
+// verdict, and secrets past the pool's bound verify as well.
+func TestConcurrentVerificationsUnderSeveralSecrets(t *testing.T) {
+	body, h := signedFixture(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				other := fmt.Sprintf("other-secret-%d-%d", g, i%(2*maxPooledSecrets))
+				good := &Verifier{Secrets: []string{other, fixtureSecret}, Now: fixedClock(fixtureTime)}
+				bad := &Verifier{Secrets: []string{other}, Now: fixedClock(fixtureTime)}
+				if _, err := good.Verify(body, h); err != nil {
+					t.Errorf("with the secret: %v", err)
+				}
+				if _, err := bad.Verify(body, h); !errors.Is(err, ErrSignatureMismatch) {
+					t.Errorf("without it: %v, want ErrSignatureMismatch", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -82,6 +82,8 @@ func run() error {
 		Logger:          log,
 		ReplayCacheSize: cfg.ReplayCacheSize,
 		ReplayCacheTTL:  cfg.ReplayCacheTTL,
+		RefusalLogRate:  cfg.LogRefusalsPerSecond,
+		RefusalLogBurst: cfg.LogRefusalsBurst,
 	})
 	srv := &http.Server{
 		Handler:           rcv.Handler(),

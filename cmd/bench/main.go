@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,21 +27,67 @@ func main() {
 	levels := flag.String("concurrency", "1,4,16,64", "load levels (concurrent clients)")
 	sessions := flag.Int("sessions", 200, "sessions for the end-to-end measurement")
 	write := flag.Bool("write", false, "write the table to docs/BENCHMARKS.md")
+	forgedOnly := flag.Bool("forged-only", false, "run only the forged flood against its anchors (no Temporal needed), print it and exit")
 	flag.Parse()
+	if *forgedOnly {
+		if err := runForged(*step, *levels); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*step, *levels, *sessions, *write); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(step time.Duration, levels string, sessions int, write bool) error {
+// runForged floods the starter and its anchors at the highest -concurrency
+// level. The starter's Temporal address is a closed port: refusals never
+// reach Temporal.
+func runForged(step time.Duration, levels string) error {
+	conc, err := parseLevels(levels)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "diditflow-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	repo, err := launch.RepoRoot()
+	if err != nil {
+		return err
+	}
+	closed, err := launch.FreePort()
+	if err != nil {
+		return err
+	}
+	res, err := bench.Forged(context.Background(), "bench-secret", bench.ForgedOptions{Repo: repo, Dir: dir,
+		TemporalAddress: "127.0.0.1:" + closed, Concurrency: slices.Max(conc), Step: step, Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	res.Print(os.Stdout)
+	return nil
+}
+
+func parseLevels(levels string) ([]int, error) {
 	var conc []int
 	for _, f := range strings.Split(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return fmt.Errorf("-concurrency: %q", f)
+			return nil, fmt.Errorf("-concurrency: %q", f)
 		}
 		conc = append(conc, n)
+	}
+	return conc, nil
+}
+
+func run(step time.Duration, levels string, sessions int, write bool) error {
+	conc, err := parseLevels(levels)
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "diditflow-bench-")
 	if err != nil {

@@ -61,8 +61,14 @@ type Receiver struct {
 	// earlier than A-300s, so no replay of it verifies after A+10m; longer
 	// buys nothing, shorter only signals some replays again.
 	ReplayCacheTTL time.Duration `envconfig:"REPLAY_CACHE_TTL" default:"10m"`
-	Encryption     Encryption
-	Log            Log
+	// LogRefusalsPerSecond caps the log lines of refused deliveries (401,
+	// 400, 413), with a burst of LogRefusalsBurst: a flood of forged ones
+	// then costs its metrics, not a log write each. Lines past it are
+	// dropped and counted; 0 logs every refusal.
+	LogRefusalsPerSecond float64 `envconfig:"LOG_REFUSALS_PER_SECOND" default:"10"`
+	LogRefusalsBurst     int     `envconfig:"LOG_REFUSALS_BURST" default:"50"`
+	Encryption           Encryption
+	Log                  Log
 }
 
 // Log configures log/slog.

@@ -2,6 +2,8 @@ package receiver
 
 import (
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,12 +19,20 @@ type metrics struct {
 	signal     *prometheus.HistogramVec
 	inFlight   prometheus.Gauge
 	bodyBytes  prometheus.Histogram
+	// refusalLogsDropped counts refusal log lines left out past the rate.
+	refusalLogsDropped prometheus.Counter
+
+	// series holds the deliveries and duration series by outcome and
+	// reason, both fixed sets (see delivered).
+	mu     sync.RWMutex
+	series map[outcomeReason]deliverySeries
 }
 
 // newMetrics registers the receiver's metrics on reg; replayEntries is read
 // at each scrape.
 func newMetrics(reg prometheus.Registerer, replayEntries func() int) *metrics {
 	m := &metrics{
+		series: map[outcomeReason]deliverySeries{},
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_webhook_deliveries_total",
 			Help: "Didit deliveries by outcome (accepted, replay, test, ignored, unauthorized, bad_request, too_large, unavailable) and reason.",
@@ -46,13 +56,43 @@ func newMetrics(reg prometheus.Registerer, replayEntries func() int) *metrics {
 			Help:    "Size of delivery bodies read (capped at the body limit).",
 			Buckets: prometheus.ExponentialBuckets(256, 4, 8),
 		}),
+		refusalLogsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "diditflow_webhook_refusal_log_lines_dropped_total",
+			Help: "Log lines of refused deliveries (4xx) not written because they came faster than LOG_REFUSALS_PER_SECOND; diditflow_webhook_deliveries_total counts every delivery.",
+		}),
 	}
 	replayCache := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "diditflow_webhook_replay_cache_entries",
 		Help: "Accepted deliveries remembered to answer their exact replays without a signal (at most REPLAY_CACHE_SIZE).",
 	}, func() float64 { return float64(replayEntries()) })
-	reg.MustRegister(m.deliveries, m.duration, m.signal, m.inFlight, m.bodyBytes, replayCache)
+	reg.MustRegister(m.deliveries, m.duration, m.signal, m.inFlight, m.bodyBytes, m.refusalLogsDropped, replayCache)
 	return m
+}
+
+// outcomeReason is one (outcome, reason) pair of the deliveries counter.
+type outcomeReason struct{ outcome, reason string }
+
+// delivered counts one delivery and observes its duration. The series are
+// looked up once and kept: a label lookup per request is a hash and an
+// allocation on the path a flood of forged deliveries takes.
+func (m *metrics) delivered(outcome, reason string, elapsed time.Duration) {
+	key := outcomeReason{outcome, reason}
+	m.mu.RLock()
+	s, ok := m.series[key]
+	m.mu.RUnlock()
+	if !ok {
+		s = deliverySeries{m.deliveries.WithLabelValues(outcome, reason), m.duration.WithLabelValues(outcome)}
+		m.mu.Lock()
+		m.series[key] = s
+		m.mu.Unlock()
+	}
+	s.count.Inc()
+	s.duration.Observe(elapsed.Seconds())
+}
+
+type deliverySeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors,

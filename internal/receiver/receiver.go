@@ -21,6 +21,7 @@ import (
 
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/lograte"
 	"github.com/diditflow/diditflow/internal/temporalclient"
 )
 
@@ -57,6 +58,12 @@ type Config struct {
 	ReplayCacheTTL time.Duration
 	// Now is the replay cache's clock; nil means time.Now.
 	Now func() time.Time
+	// RefusalLogRate caps the log lines of refused deliveries (4xx) per
+	// second, with a burst of RefusalLogBurst; past it lines are dropped
+	// and counted, and the next one written says how many. Zero or less
+	// logs every refusal. The deliveries metric counts each one either way.
+	RefusalLogRate  float64
+	RefusalLogBurst int
 }
 
 // Receiver serves POST /webhooks/didit, GET /healthz and GET /readyz.
@@ -64,6 +71,8 @@ type Receiver struct {
 	temporal Temporal
 	cfg      Config
 	log      *slog.Logger
+	// refusals logs refused deliveries under Config.RefusalLogRate.
+	refusals *slog.Logger
 	metrics  *metrics
 	replays  *replayCache // nil when off
 }
@@ -86,6 +95,7 @@ func New(t Temporal, cfg Config) *Receiver {
 	r := &Receiver{temporal: t, cfg: cfg, log: log,
 		replays: newReplayCache(cfg.ReplayCacheSize, cfg.ReplayCacheTTL, cfg.Now)}
 	r.metrics = newMetrics(cfg.Registry, r.replayEntries)
+	r.refusals = slog.New(lograte.New(log.Handler(), cfg.RefusalLogRate, cfg.RefusalLogBurst, r.metrics.refusalLogsDropped.Inc))
 	return r
 }
 
@@ -130,61 +140,70 @@ func (r *Receiver) receive(c *gin.Context) {
 	defer r.metrics.inFlight.Dec()
 	ev, proof, out := r.handle(c)
 	elapsed := time.Since(start)
-	r.metrics.deliveries.WithLabelValues(out.result, reasonLabel(out)).Inc()
-	r.metrics.duration.WithLabelValues(out.result).Observe(elapsed.Seconds())
+	r.metrics.delivered(out.result, reasonLabel(out), elapsed)
 	r.logDelivery(c.Request.Context(), ev, proof, out, elapsed)
 	if out.status == http.StatusUnauthorized {
-		// The answer to every forged request: rendered once, not per request.
-		c.Data(out.status, "application/json; charset=utf-8", unauthorizedBody)
+		// The answer to every forged request, header and body made once.
+		c.Writer.Header()["Content-Type"] = jsonContentType
+		c.Writer.WriteHeader(out.status)
+		_, _ = c.Writer.Write(unauthorizedBody)
 		return
 	}
 	c.JSON(out.status, out.body)
 }
 
-var unauthorizedBody = []byte(`{"error":"unauthorized"}`)
+var (
+	unauthorizedBody = []byte(`{"error":"unauthorized"}`)
+	// jsonContentType is shared by every 401; nothing appends to it.
+	jsonContentType = []string{"application/json; charset=utf-8"}
+)
 
 func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, proof didit.Proof, out outcome, elapsed time.Duration) {
-	level := slog.LevelInfo
-	if out.status >= 500 {
+	level, log := slog.LevelInfo, r.log
+	switch {
+	case out.status >= 500:
 		level = slog.LevelError
-	} else if out.status >= 400 {
-		level = slog.LevelWarn
+	case out.status >= 400:
+		// A flood of forged deliveries must not cost a write each.
+		level, log = slog.LevelWarn, r.refusals
 	}
-	if !r.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := []any{
-		"outcome", out.result,
-		"status_code", out.status,
-		"duration_ms", float64(elapsed.Microseconds()) / 1000,
-	}
+	// Attributes, not key-value pairs: nothing is boxed, so a line the
+	// level or the rate drops costs no allocation.
+	var buf [10]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("outcome", out.result),
+		slog.Int("status_code", out.status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000))
 	if ev.SessionID != "" {
 		// Didit's identifiers only: vendor_data and the decision may be
 		// personal data and are never logged.
-		attrs = append(attrs, "session_id", ev.SessionID, "event_id", ev.EventID,
-			"webhook_type", ev.WebhookType, "didit_status", ev.Status, "scheme", proof.Scheme)
+		attrs = append(attrs, slog.String("session_id", ev.SessionID), slog.String("event_id", ev.EventID),
+			slog.String("webhook_type", string(ev.WebhookType)), slog.String("didit_status", string(ev.Status)),
+			slog.String("scheme", proof.Scheme.String()))
 	}
 	if out.err != nil {
-		attrs = append(attrs, "reason", out.err.Error())
+		attrs = append(attrs, slog.String("reason", out.err.Error()))
 	}
-	r.log.Log(ctx, level, "didit delivery", attrs...)
+	log.LogAttrs(ctx, level, "didit delivery", attrs...)
 }
 
 func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
-	body, out, ok := r.readBody(c)
+	buf := bodies.Get().(*[]byte)
+	// Everything kept from the body is copied out of it (the parsed event
+	// holds its own strings), so its buffer is reused once handled.
+	defer putBody(buf)
+	body, out, ok := r.readBody(c, buf)
 	if !ok {
 		return didit.Event{}, didit.Proof{}, out
 	}
-	// Everything kept from the body is copied out of it (the parsed event
-	// holds its own strings), so its buffer is reused once handled.
-	defer putBody(body)
 	ev, proof, err := r.cfg.Verifier.ConstructEvent(body, didit.HeadersFrom(c.Request.Header))
 	switch {
 	case errors.Is(err, didit.ErrNotDiditEvent):
 		return ev, proof, outcome{http.StatusBadRequest, gin.H{"error": "not a Didit session event"}, "bad_request", err}
 	case err != nil:
-		// The reason is logged, never told: it would help a forger.
-		return ev, proof, outcome{http.StatusUnauthorized, gin.H{"error": "unauthorized"}, "unauthorized", err}
+		// The reason is logged, never told: it would help a forger. The
+		// answer is unauthorizedBody, rendered once.
+		return ev, proof, outcome{http.StatusUnauthorized, nil, "unauthorized", err}
 	}
 	ev = ev.Authenticated(proof)
 	if ev.ConsoleTest() {
@@ -217,22 +236,25 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
 }
 
-// readBody reads at most MaxBodyBytes; ok is false when out is the answer.
-func (r *Receiver) readBody(c *gin.Context) (body []byte, out outcome, ok bool) {
+// readBody reads at most MaxBodyBytes into buf; ok is false when out is
+// the answer.
+func (r *Receiver) readBody(c *gin.Context, buf *[]byte) (body []byte, out outcome, ok bool) {
 	limit := r.cfg.MaxBodyBytes
-	tooLarge := outcome{http.StatusRequestEntityTooLarge, gin.H{"error": "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}, "too_large", nil}
+	tooLarge := func() outcome {
+		return outcome{http.StatusRequestEntityTooLarge, gin.H{"error": "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}, "too_large", nil}
+	}
 	raw := c.Request.Body
 	if c.Request.ContentLength > limit {
 		// Refused before reading a byte of it.
 		drainOversized(c, raw, limit)
-		return nil, tooLarge, false
+		return nil, tooLarge(), false
 	}
-	body, err := readAll(http.MaxBytesReader(c.Writer, raw, limit), getBody())
-	var maxErr *http.MaxBytesError
+	body, err := readAll(raw, (*buf)[:0], limit)
+	*buf = body
 	switch {
-	case errors.As(err, &maxErr):
+	case errors.Is(err, errTooLarge):
 		drainOversized(c, raw, limit)
-		return nil, tooLarge, false
+		return nil, tooLarge(), false
 	case err != nil:
 		return nil, outcome{http.StatusBadRequest, gin.H{"error": "could not read body"}, "bad_request", err}, false
 	}
@@ -260,23 +282,40 @@ func drainOversized(c *gin.Context, body io.Reader, limit int64) {
 // hostile or huge) are dropped rather than kept.
 var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func getBody() []byte { return (*bodies.Get().(*[]byte))[:0] }
-
-func putBody(b []byte) {
-	if cap(b) <= 64<<10 {
-		bodies.Put(&b)
+// putBody returns a request buffer to the pool.
+func putBody(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		bodies.Put(b)
 	}
 }
 
-// readAll is io.ReadAll into b.
-func readAll(r io.Reader, b []byte) ([]byte, error) {
+// errTooLarge: the body is longer than the limit.
+var errTooLarge = errors.New("body larger than the limit")
+
+// readAll is io.ReadAll into b, failing with errTooLarge once more than
+// limit bytes have come (http.MaxBytesReader's job, without allocating it
+// for every request; drainOversized marks the connection to close, as
+// MaxBytesReader would).
+func readAll(r io.Reader, b []byte, limit int64) ([]byte, error) {
 	for {
+		if int64(len(b)) > limit {
+			return b, errTooLarge
+		}
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := r.Read(b[len(b):cap(b)])
+		// At most one byte past the limit is read: enough to know.
+		room := int64(cap(b) - len(b))
+		if left := limit + 1 - int64(len(b)); left > 0 && left < room {
+			room = left
+		}
+		n, err := r.Read(b[len(b) : len(b)+int(room)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
+			if int64(len(b)) > limit {
+				return b, errTooLarge
+			}
 			return b, nil
 		}
 		if err != nil {

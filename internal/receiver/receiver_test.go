@@ -8,11 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -377,4 +379,74 @@ func signalsOf(t testing.TB, tc client.Client, id, runID string) []contract.Sess
 		out = append(out, ev)
 	}
 	return out
+}
+
+// A flood of forged deliveries writes the refusal log's burst, then lines
+// at its rate, each saying how many it left out; the metrics count every
+// delivery.
+func TestRefusalLogIsRateLimitedAndMetricsCountEveryDelivery(t *testing.T) {
+	var logs syncBuffer
+	reg := NewRegistry()
+	h := newHarness(t, launch.UnreachableTemporal(t), func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.Registry = reg
+		c.RefusalLogRate, c.RefusalLogBurst = 0.001, 5 // no token comes back during the test
+	})
+	body := fixture(t, "status-updated-in-progress.json")
+	forged := sign(t, body)
+	forged.Signature, forged.SignatureV2, forged.SignatureSimple = strings.Repeat("0", 64), strings.Repeat("0", 64), ""
+	for range 40 {
+		if r := h.post(t, body, forged); r.code != http.StatusUnauthorized {
+			t.Fatalf("forged delivery answered %d", r.code)
+		}
+	}
+	if n := strings.Count(logs.String(), `"outcome":"unauthorized"`); n != 5 {
+		t.Fatalf("%d refusal lines, want the burst of 5:\n%s", n, logs.String())
+	}
+	metric := func(name string, labels ...string) float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+		next:
+			for _, m := range f.GetMetric() {
+				for i, l := range m.GetLabel() {
+					if i*2+1 < len(labels) && (l.GetName() != labels[i*2] || l.GetValue() != labels[i*2+1]) {
+						continue next
+					}
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+		return -1
+	}
+	if got := metric("diditflow_webhook_deliveries_total", "outcome", "unauthorized", "reason", "signature_mismatch"); got != 40 {
+		t.Errorf("deliveries counted %v, want 40", got)
+	}
+	if got := metric("diditflow_webhook_refusal_log_lines_dropped_total"); got != 35 {
+		t.Errorf("dropped lines counted %v, want 35", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the handler's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -144,10 +144,9 @@ func level(c int, samples ...sample) Level {
 // Result is a whole run.
 type Result struct {
 	Schemes      []SchemeResult
-	Raw, Ingest  []Level
-	Forged       Level
-	StarterRSSKB [2]int64 // before and after the forged load
-	E2E          struct {
+	Raw, Ingest []Level
+	Forged      ForgedResult
+	E2E         struct {
 		Sessions  int
 		Elapsed   time.Duration
 		PerSecond float64
@@ -242,13 +241,16 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 		res.Ingest = append(res.Ingest, level(c, b1, b2))
 	}
 
-	logf("forged deliveries")
-	res.StarterRSSKB[0], _ = s.Peaks()
-	forgedBody, _ := f.delivery(secret, 0)
-	forged := didit.Headers{Signature: forgedSignature, SignatureV2: forgedSignature, Timestamp: strconv.FormatInt(time.Now().Unix(), 10)}
-	c := slices.Max(opts.Concurrency)
-	res.Forged = level(c, load(c, opts.Step, func(int64) error { return post(forgedBody, forged) }))
-	res.StarterRSSKB[1], _ = s.Peaks()
+	dir, err := os.MkdirTemp("", "diditflow-bench-forged-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	res.Forged, err = Forged(ctx, secret, ForgedOptions{Repo: opts.Repo, Dir: dir, TemporalAddress: s.TemporalAddress(),
+		Concurrency: slices.Max(opts.Concurrency), Step: opts.Step, Log: opts.Log})
+	if err != nil {
+		return res, err
+	}
 
 	s.StarterQueue = "chaos"
 	if err := s.RestartStarter(ctx, secret); err != nil {
@@ -354,8 +356,10 @@ func (r Result) Print(w io.Writer) {
 			in.PerSecond, ms(in.P50), ms(in.P99), in.PerSecond/max(raw.PerSecond, 1), mark, raw.Errors, in.Errors)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintf(tw, "forged deliveries rejected\t%.0f/s at concurrency %d (p99 %s, errors %d)\n", r.Forged.PerSecond, r.Forged.Concurrency, ms(r.Forged.P99), r.Forged.Errors)
-	fmt.Fprintf(tw, "starter peak memory\t%.1f MiB before, %.1f MiB after the forged load\n", float64(r.StarterRSSKB[0])/1024, float64(r.StarterRSSKB[1])/1024)
+	tw.Flush()
+	r.Forged.Print(w)
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "end to end\t%d sessions (2 deliveries each) to record and mail in %s: %.1f sessions/s\n", r.E2E.Sessions, r.E2E.Elapsed.Round(time.Millisecond), r.E2E.PerSecond)
 	tw.Flush()
 }

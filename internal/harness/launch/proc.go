@@ -67,7 +67,13 @@ func (p *Proc) Stop(sig syscall.Signal) {
 
 // PeakKB reads the process's peak resident set size (VmHWM), 0 once it
 // has exited.
-func (p *Proc) PeakKB() int64 {
+func (p *Proc) PeakKB() int64 { return p.statusKB("VmHWM:") }
+
+// RSSKB reads the process's resident set size now (VmRSS), 0 once it has
+// exited.
+func (p *Proc) RSSKB() int64 { return p.statusKB("VmRSS:") }
+
+func (p *Proc) statusKB(field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0
@@ -75,7 +81,7 @@ func (p *Proc) PeakKB() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb
 		}
