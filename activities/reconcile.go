@@ -448,7 +448,7 @@ func (r *Reconciler) signal(ctx context.Context, se contract.SessionEvent) error
 	se.Event.Metadata = nil
 	sid := se.Event.SessionID
 	_, err := r.Temporal.SignalWithStartWorkflow(ctx, contract.SessionWorkflowID(sid), contract.EventSignal, se,
-		temporalclient.SessionStartOptions(sid, r.TaskQueue), contract.SessionWorkflowType, contract.SessionStart{SessionID: sid})
+		temporalclient.SessionStartOptions(sid, se.Event.Status, r.TaskQueue), contract.SessionWorkflowType, contract.SessionStart{SessionID: sid})
 	return err
 }
 

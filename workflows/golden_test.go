@@ -45,6 +45,8 @@ const (
 	siteSearchAttribute = "search attribute"      // searchAttributes.indexedFields of any event
 	siteSummary         = "user metadata summary" // userMetadata.summary of any event
 	siteMarker          = "marker"                // marker details not covered above
+	siteLocalData       = "local activity data"   // LocalActivity marker: the SDK's record of the call
+	siteLocalResult     = "local activity result" // LocalActivity marker: the activity's result
 )
 
 // goldenKinds maps every kind of payload the recorded histories hold to the
@@ -132,6 +134,17 @@ var goldenKinds = []payloadKind{
 	// unchecked, and so that a renamed search attribute shows up here as an
 	// unmapped one.
 	{site: siteSideEffectID, typ: reflect.TypeFor[int64]()},
+	// A LocalActivity marker's data is the SDK's record of the call (its
+	// activity ID and type, the attempt, the time), keyed here by the
+	// activity type it names; its result is the activity's result.
+	{site: siteLocalData, name: "RecordEvents", typ: reflect.TypeFor[localActivityMarkerData]()},
+	{site: siteLocalData, name: "NotifyUser", typ: reflect.TypeFor[localActivityMarkerData]()},
+	{site: siteLocalData, name: "RecordVerification", typ: reflect.TypeFor[localActivityMarkerData](),
+		exempt: "no recorded batch was given up and recorded event by event"},
+	{site: siteLocalResult, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordResult]()},
+	{site: siteLocalResult, name: "NotifyUser", typ: reflect.TypeFor[activities.NoticeResult]()},
+	{site: siteLocalResult, name: "RecordVerification", typ: reflect.TypeFor[activities.RecordResult](),
+		exempt: "no recorded batch was given up and recorded event by event"},
 	{site: siteSummary, name: enums.EVENT_TYPE_TIMER_STARTED.String(), typ: reflect.TypeFor[string]()}, // "AwaitWithTimeout"
 	{site: siteSearchAttribute, name: contract.StatusKey.GetName(), typ: reflect.TypeFor[string]()},
 	{site: siteSearchAttribute, name: contract.AMLHitKey.GetName(), typ: reflect.TypeFor[bool]()},
@@ -148,7 +161,41 @@ var skippedMarkers = map[string]string{
 	"Version": "workflow.GetVersion's change ID and version number",
 }
 
-const sideEffectMarker = "SideEffect"
+const (
+	sideEffectMarker    = "SideEffect"
+	localActivityMarker = "LocalActivity"
+)
+
+// localActivityMarkerData mirrors the SDK's own (unexported) record of a
+// local activity call in its marker.
+type localActivityMarkerData struct {
+	ActivityID   string
+	ActivityType string
+	ReplayTime   time.Time
+	Attempt      int32
+	Backoff      time.Duration
+}
+
+// localActivityType is the activity type a LocalActivity marker names.
+func localActivityType(ev *historypb.HistoryEvent) string {
+	p := ev.GetMarkerRecordedEventAttributes().GetDetails()["data"].GetPayloads()
+	if len(p) == 0 {
+		return ""
+	}
+	plain := p[0]
+	if string(plain.GetMetadata()[converter.MetadataEncoding]) == codec.Encoding {
+		out, err := launch.Codec().Decode(p[:1])
+		if err != nil || len(out) == 0 {
+			return ""
+		}
+		plain = out[0]
+	}
+	var d localActivityMarkerData
+	if json.Unmarshal(plain.GetData(), &d) != nil {
+		return ""
+	}
+	return d.ActivityType
+}
 
 // payloadKind is one entry of goldenKinds.
 type payloadKind struct {
@@ -327,6 +374,10 @@ func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTyp
 	}
 	if marker := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); marker != "" {
 		switch {
+		case marker == localActivityMarker && path == "markerRecordedEventAttributes.details[data].payloads[0]":
+			return kindKey{siteLocalData, localActivityType(ev)}
+		case marker == localActivityMarker && path == "markerRecordedEventAttributes.details[result].payloads[0]":
+			return kindKey{siteLocalResult, localActivityType(ev)}
 		case marker != sideEffectMarker:
 			return kindKey{siteMarker, marker}
 		case path == "markerRecordedEventAttributes.details[data].payloads[0]":

@@ -104,6 +104,8 @@ type session struct {
 	// one flag wiring, a notice per status change, AML cases per set of
 	// hits, batched records, bounded state, effects carried over.
 	wired bool
+	// lean is set for runs since leanHistoryVersion.
+	lean  bool
 	flags *flags
 	// batch is what the decision fetch decided about the events of the
 	// batch being recorded.
@@ -134,6 +136,12 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 		s.state = &SessionState{SessionID: in.SessionID}
 	}
 	s.wired = workflow.GetVersion(ctx, sessionFlagsChange, workflow.DefaultVersion, sessionFlagsVersion) >= sessionFlagsVersion
+	if s.wired {
+		s.lean = workflow.GetVersion(ctx, leanHistoryChange, workflow.DefaultVersion, leanHistoryVersion) >= leanHistoryVersion
+	}
+	if s.lean {
+		s.searched = initialSearchAttributes(ctx)
+	}
 	s.state.Runs++
 	if s.wired {
 		s.wireFlags()
@@ -433,12 +441,49 @@ func (s *session) needsAttention() bool {
 	return len(s.state.Parked) > 0 || len(s.state.Attention) > 0 || len(s.state.Flags) > 0
 }
 
+// initialSearchAttributes are the search attributes the run started with:
+// those the starter sets for a new session (its first event's status, no
+// AML hit, no attention) or, when continued as new, those carried over. A
+// lean run writes only what differs from them, so a session's first event
+// costs no upsert. An attribute missing reads as a value no state has, so
+// it is written.
+func initialSearchAttributes(ctx workflow.Context) searchAttributes {
+	sa := workflow.GetTypedSearchAttributes(ctx)
+	var got searchAttributes
+	status, ok := sa.GetKeyword(contract.StatusKey)
+	if !ok {
+		return searchAttributes{status: unsetStatus}
+	}
+	got.status = didit.Status(status)
+	var aml, attention bool
+	if got.amlHit, aml = sa.GetBool(contract.AMLHitKey); !aml {
+		return searchAttributes{status: unsetStatus}
+	}
+	if got.needsAttention, attention = sa.GetBool(contract.NeedsAttentionKey); !attention {
+		return searchAttributes{status: unsetStatus}
+	}
+	return got
+}
+
+// unsetStatus is no status Didit sends: search attributes compared with it
+// are always written.
+const unsetStatus didit.Status = "\x00unset"
+
 func (s *session) upsertSearchAttributes() {
 	now := searchAttributes{
 		status:         s.state.Status,
 		amlHit:         s.state.AMLHit,
 		needsAttention: s.needsAttention(),
 		vendorData:     s.state.VendorData,
+	}
+	if s.lean {
+		// Lean runs postdate searchPrivacyVersion: vendor_data is never
+		// searchable, so it never calls for an upsert.
+		now.vendorData = ""
+		if now.status == "" {
+			// No event yet: nothing the start did not say.
+			return
+		}
 	}
 	if now == s.searched {
 		return

@@ -154,17 +154,46 @@ func (s *steps) activityOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: s.budget,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    5 * time.Minute,
-		},
+		RetryPolicy:            stepRetryPolicy(),
+	})
+}
+
+func stepRetryPolicy() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute}
+}
+
+// localActivityOptions are activityOptions for a local activity: the same
+// retries for as long as the budget allows. The SDK retries a short
+// backoff inside the workflow task and a long one with a timer, so a
+// failing step costs history only while it fails.
+func (s *steps) localActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: s.budget,
+		RetryPolicy:            stepRetryPolicy(),
 	})
 }
 
 // run executes an activity and decodes its result into out (may be nil). It
 // returns false when an operator skipped the step, leaving out unset.
 func (s *steps) run(ctx workflow.Context, name string, activity, in, out any) bool {
+	return s.runWith(ctx, name, out, func() workflow.Future {
+		return workflow.ExecuteActivity(s.activityOptions(ctx), activity, in)
+	})
+}
+
+// runLocal is run with a local activity, which the workflow's own worker
+// executes within the workflow task: one marker in the history instead of
+// three activity events and the workflow task that follows them. Only for
+// short, idempotent steps whose activity is registered on the workflow's
+// worker. Its input is not serialized into the history at all.
+func (s *steps) runLocal(ctx workflow.Context, name string, activity, in, out any) bool {
+	return s.runWith(ctx, name, out, func() workflow.Future {
+		return workflow.ExecuteLocalActivity(s.localActivityOptions(ctx), activity, in)
+	})
+}
+
+func (s *steps) runWith(ctx workflow.Context, name string, out any, execute func() workflow.Future) bool {
 	if id, ok := s.carried[name]; ok {
 		// Parked in an earlier run: the operator answers, as if it had
 		// parked just now.
@@ -174,7 +203,7 @@ func (s *steps) run(ctx workflow.Context, name string, activity, in, out any) bo
 		}
 	}
 	for {
-		err := workflow.ExecuteActivity(s.activityOptions(ctx), activity, in).Get(ctx, out)
+		err := execute().Get(ctx, out)
 		if err == nil {
 			return true
 		}

@@ -339,7 +339,7 @@ func (r *Receiver) signal(ctx context.Context, ev didit.Event, proof didit.Proof
 	start := time.Now()
 	run, err := r.temporal.SignalWithStartWorkflow(ctx, id, contract.EventSignal,
 		contract.SessionEvent{Event: ev, Proof: proof, ReceivedAt: time.Now().UTC()},
-		temporalclient.SessionStartOptions(ev.SessionID, r.cfg.TaskQueue),
+		temporalclient.SessionStartOptions(ev.SessionID, ev.Status, r.cfg.TaskQueue),
 		contract.SessionWorkflowType, contract.SessionStart{SessionID: ev.SessionID})
 	result := "ok"
 	if err != nil {

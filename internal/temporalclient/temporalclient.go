@@ -18,7 +18,9 @@ import (
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
@@ -133,11 +135,18 @@ func Lazy(logger *slog.Logger, enc config.Encryption) (client.Client, error) {
 // SessionStartOptions are the options of the SignalWithStart that hands a
 // contract.SessionEvent to its session's workflow, starting a run if none is open:
 // the receiver's, and reconciliation's for what the receiver missed.
-func SessionStartOptions(sessionID, taskQueue string) client.StartWorkflowOptions {
+//
+// A run it starts begins with the search attributes of the event's status,
+// no AML hit and nothing needing attention, which the workflow would
+// otherwise write in its first task: the workflow writes only what its
+// state makes different (an open run ignores them).
+func SessionStartOptions(sessionID string, status didit.Status, taskQueue string) client.StartWorkflowOptions {
 	id := contract.SessionWorkflowID(sessionID)
 	return client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                taskQueue,
+		ID:        id,
+		TaskQueue: taskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.StatusKey.ValueSet(string(status)),
+			contract.AMLHitKey.ValueSet(false), contract.NeedsAttentionKey.ValueSet(false)),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// A closed session may be reopened (manual review, Kyc Expired),
 		// so a later event starts a new run.

@@ -297,7 +297,7 @@ func TestApprovedSessionEndToEnd(t *testing.T) {
 		`diditflow_notifications_total{audience="user",result="sent"} 1`,
 		`diditflow_aml_cases_open 0`,
 		`diditflow_sessions_needing_attention 0`,
-		`temporal_activity_execution_latency`,
+		`temporal_local_activity_execution_latency`,
 		`temporal_workflow_completed`,
 	} {
 		if !strings.Contains(metrics, want) {

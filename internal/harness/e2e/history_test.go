@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+
+	"github.com/diditflow/diditflow/internal/contract"
+)
+
+// maxApprovedEvents is issue 13's target: the history events of an approved
+// session, all runs, as configured by default, less GetVersion's own
+// marker and TemporalChangeVersion upsert.
+const maxApprovedEvents = 20
+
+// TestApprovedSessionHistoryEvents counts the history of the common session:
+// In Progress, then Approved once the first is recorded (two signals, two
+// workflow tasks of work), the approval mailed, the idle window, done.
+func TestApprovedSessionHistoryEvents(t *testing.T) {
+	s := newStack(t)
+	session := "e2e-lean-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s.deliver(delivery(t, "status-updated-in-progress.json", session))
+	s.waitFor("In Progress recorded", func() bool { return s.status(session) == "In Progress" })
+	s.deliver(delivery(t, "status-updated-approved.json", session))
+	id := contract.SessionWorkflowID(session)
+	s.waitFor("the session to complete", func() bool { return s.completed(id) })
+	if n := s.sink.Count("approved"); n != 1 {
+		t.Fatalf("%d approval mails, want 1", n)
+	}
+
+	counted, versioning, breakdown := s.countEvents(id)
+	t.Logf("history events of an approved session: %d counted (+%d of GetVersion): %s", counted, versioning, breakdown)
+	if counted > maxApprovedEvents {
+		t.Errorf("%d history events, want at most %d: %s", counted, maxApprovedEvents, breakdown)
+	}
+	s.saveHistory(id, "lean-approved.json")
+}
+
+// countEvents counts every run's history events, apart from GetVersion's
+// markers and TemporalChangeVersion upserts, and names them by type.
+func (s *stack) countEvents(id string) (counted, versioning int, breakdown string) {
+	s.t.Helper()
+	ctx := context.Background()
+	byType := map[string]int{}
+	for runID := s.firstRun(id); runID != ""; {
+		next := ""
+		it := s.temporal.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			if isVersioning(e) {
+				versioning++
+				continue
+			}
+			counted++
+			name := strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
+			if m := e.GetMarkerRecordedEventAttributes(); m != nil {
+				name += " " + m.GetMarkerName()
+			}
+			byType[strings.ToLower(name)]++
+			if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
+				next = a.GetNewExecutionRunId()
+			}
+		}
+		runID = next
+	}
+	var parts []string
+	for k, v := range byType {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return counted, versioning, strings.Join(parts, ", ")
+}
+
+func isVersioning(e *historypb.HistoryEvent) bool {
+	if m := e.GetMarkerRecordedEventAttributes(); m != nil {
+		return m.GetMarkerName() == "Version"
+	}
+	if u := e.GetUpsertWorkflowSearchAttributesEventAttributes(); u != nil {
+		fields := u.GetSearchAttributes().GetIndexedFields()
+		_, ok := fields["TemporalChangeVersion"]
+		return ok && len(fields) == 1
+	}
+	return false
+}
