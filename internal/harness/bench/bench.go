@@ -37,7 +37,10 @@ type Options struct {
 	Concurrency []int
 	Step        time.Duration // how long each load level runs
 	E2ESessions int
-	Log         io.Writer
+	// IdleWindow is the worker's SESSION_IDLE_WINDOW, which the lean no-op
+	// waits too.
+	IdleWindow time.Duration
+	Log        io.Writer
 }
 
 // fixture is the approved delivery, the shape most deliveries have.
@@ -143,13 +146,15 @@ func level(c int, samples ...sample) Level {
 
 // Result is a whole run.
 type Result struct {
-	Schemes      []SchemeResult
+	Schemes     []SchemeResult
 	Raw, Ingest []Level
 	Forged      ForgedResult
 	E2E         struct {
 		Sessions  int
 		Elapsed   time.Duration
 		PerSecond float64
+		// LeanPerSecond is the lean no-op's rate over the same sessions.
+		LeanPerSecond float64
 	}
 }
 
@@ -256,15 +261,51 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 	if err := s.RestartStarter(ctx, secret); err != nil {
 		return res, err
 	}
-	logf("end to end: %d approved sessions to record and mail", opts.E2ESessions)
-	// All sessions start at once, so some deliveries meet a busy server and
-	// get 503: they are retried, as Didit would (faster, to keep the run short).
+	logf("end to end: %d approved sessions beside the lean no-op, interleaved", opts.E2ESessions)
+	lc, lw, err := leanWorker(s.TemporalAddress())
+	if err != nil {
+		return res, err
+	}
+	defer lc.Close()
+	defer lw.Stop()
+	// All sessions of a half start at once, so some deliveries meet a busy
+	// server and get 503: they are retried, as Didit would (faster, to keep
+	// the run short).
 	sender := &simulator.Sender{URL: s.WebhookURL(), Secret: secret, RetryDelays: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, Client: httpClient}
+	half := max(opts.E2ESessions/2, 1)
+	var leanTime, ourTime time.Duration
+	for i, lean := range []bool{true, false, false, true} {
+		if lean {
+			d, err := runLean(ctx, lc, template, fmt.Sprintf("%d-%d", base, i), half, opts.IdleWindow)
+			if err != nil {
+				return res, err
+			}
+			leanTime += d
+			continue
+		}
+		d, err := runOurs(ctx, s, sender, half)
+		if err != nil {
+			return res, err
+		}
+		ourTime += d
+	}
+	res.E2E.Sessions = 2 * half
+	res.E2E.Elapsed = ourTime
+	res.E2E.PerSecond = float64(2*half) / ourTime.Seconds()
+	res.E2E.LeanPerSecond = float64(2*half) / leanTime.Seconds()
+	return res, nil
+}
+
+// runOurs sends n approved sessions (In Progress, then Approved) through
+// the starter, all at once, and returns when every record is Approved,
+// every approval mailed and every session workflow completed: the lean
+// no-op's end, plus diditflow's own work.
+func runOurs(ctx context.Context, s *chaos.Stack, sender *simulator.Sender, n int) (time.Duration, error) {
 	mailsBefore := len(s.Mails())
 	start := time.Now()
 	var sessions []string
 	var mu sync.Mutex
-	sr, err := sender.Run(ctx, simulator.Plan{Sessions: opts.E2ESessions}, func() ([]simulator.Delivery, error) {
+	sr, err := sender.Run(ctx, simulator.Plan{Sessions: n}, func() ([]simulator.Delivery, error) {
 		ds, err := simulator.Build("approved", simulator.Options{Email: "user@example.com"})
 		if err == nil {
 			mu.Lock()
@@ -274,28 +315,29 @@ func Run(ctx context.Context, s *chaos.Stack, secret string, opts Options) (Resu
 		return ds, err
 	})
 	if err != nil {
-		return res, err
+		return 0, err
 	}
 	if sr.ByStatus[http.StatusOK] != sr.Deliveries {
-		return res, fmt.Errorf("end to end: deliveries answered %v", sr.ByStatus)
+		return 0, fmt.Errorf("end to end: deliveries answered %v", sr.ByStatus)
 	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for len(s.Mails())-mailsBefore < opts.E2ESessions && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	ids := make([]string, len(sessions))
+	for i, id := range sessions {
+		ids[i] = contract.SessionWorkflowID(id)
 	}
-	res.E2E.Elapsed = time.Since(start)
+	if err := waitCompleted(ctx, s.Client, ids, 5*time.Minute); err != nil {
+		return 0, fmt.Errorf("end to end: %w", err)
+	}
+	elapsed := time.Since(start)
 	approved := 0
 	for _, id := range sessions {
 		if v, err := s.Store.Session(ctx, id); err == nil && v.Status == "Approved" {
 			approved++
 		}
 	}
-	if approved != opts.E2ESessions || len(s.Mails())-mailsBefore != opts.E2ESessions {
-		return res, fmt.Errorf("end to end: %d approved records and %d mails for %d sessions", approved, len(s.Mails())-mailsBefore, opts.E2ESessions)
+	if approved != n || len(s.Mails())-mailsBefore != n {
+		return 0, fmt.Errorf("end to end: %d approved records and %d mails for %d sessions", approved, len(s.Mails())-mailsBefore, n)
 	}
-	res.E2E.Sessions = opts.E2ESessions
-	res.E2E.PerSecond = float64(opts.E2ESessions) / res.E2E.Elapsed.Seconds()
-	return res, nil
+	return elapsed, nil
 }
 
 const forgedSignature = "0000000000000000000000000000000000000000000000000000000000000000"
@@ -360,7 +402,8 @@ func (r Result) Print(w io.Writer) {
 	r.Forged.Print(w)
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "end to end\t%d sessions (2 deliveries each) to record and mail in %s: %.1f sessions/s\n", r.E2E.Sessions, r.E2E.Elapsed.Round(time.Millisecond), r.E2E.PerSecond)
+	fmt.Fprintf(tw, "end to end\t%d sessions (2 deliveries each) recorded, mailed and completed in %s: %.1f sessions/s\n", r.E2E.Sessions, r.E2E.Elapsed.Round(time.Millisecond), r.E2E.PerSecond)
+	fmt.Fprintf(tw, "lean no-op, same sessions\t%.1f sessions/s; diditflow / lean no-op = %.2f× (target ≥ 0.80)\n", r.E2E.LeanPerSecond, r.E2E.PerSecond/max(r.E2E.LeanPerSecond, 0.001))
 	tw.Flush()
 }
 
