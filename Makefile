@@ -15,7 +15,7 @@ CLUSTER_STAMP        := $(CLUSTER_BIN)/.built
 
 export TEMPORAL_CLI := $(TEMPORAL)
 
-.PHONY: test vet build run chaos bench bench-reconcile clean-bin cluster-bin
+.PHONY: test vet build run chaos bench bench-reconcile clean-bin cluster-bin cluster test-cluster
 
 ## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/), then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
@@ -49,6 +49,16 @@ $(CLUSTER_STAMP):
 	@touch $@
 
 cluster-bin: $(CLUSTER_STAMP)
+
+## cluster: Temporal's four services on PostgreSQL, two workers and two starters (see README, "A real cluster"); Ctrl-C stops it
+cluster: $(TEMPORAL_STAMP) $(CLUSTER_STAMP)
+	go build -o $(BIN)/ ./cmd/cluster
+	CLUSTER_SERVER_BIN=$(CLUSTER_BIN) exec $(BIN)/cluster
+
+## test-cluster: make cluster's stack, sessions through both starters, then the e2e suite against its frontend (not part of make test)
+test-cluster: $(TEMPORAL_STAMP) $(CLUSTER_STAMP)
+	go build -o $(BIN)/ ./cmd/cluster
+	CLUSTER_SERVER_BIN=$(CLUSTER_BIN) ./scripts/test-cluster.sh
 
 clean-bin:
 	rm -rf $(BIN)

@@ -127,11 +127,26 @@ var (
 	sharedErr    error
 )
 
+// ExternalTemporalEnv names a running Temporal frontend (host:port) for the
+// tests to use instead of a dev server of their own: make test-cluster
+// points it at make cluster's.
+const ExternalTemporalEnv = "TEST_TEMPORAL_ADDRESS"
+
+// external is the frontend ExternalTemporalEnv names, if any.
+var external string
+
 // Temporal returns a client of a dev server shared by the package's tests,
-// starting it on first use. Call StopTemporal from TestMain.
+// starting it on first use, or of the server ExternalTemporalEnv names.
+// Call StopTemporal from TestMain.
 func Temporal(t testing.TB) client.Client {
 	t.Helper()
 	sharedOnce.Do(func() {
+		if external = os.Getenv(ExternalTemporalEnv); external != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sharedClient, sharedErr = client.DialContext(ctx, WithCodec(client.Options{HostPort: external, Logger: QuietLogger()}))
+			return
+		}
 		dir, err := os.MkdirTemp("", "diditflow-temporal-")
 		if err != nil {
 			sharedErr = err
@@ -150,9 +165,12 @@ func Temporal(t testing.TB) client.Client {
 	return sharedClient
 }
 
-// TemporalAddress is the shared dev server's frontend host:port.
+// TemporalAddress is the shared server's frontend host:port.
 func TemporalAddress(t testing.TB) string {
 	Temporal(t)
+	if external != "" {
+		return external
+	}
 	return shared.Address()
 }
 
