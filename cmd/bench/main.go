@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/diditflow/diditflow/internal/harness/bench"
 	"github.com/diditflow/diditflow/internal/harness/chaos"
 	"github.com/diditflow/diditflow/internal/harness/launch"
@@ -28,7 +30,17 @@ func main() {
 	sessions := flag.Int("sessions", 200, "sessions for the end-to-end measurement")
 	write := flag.Bool("write", false, "write the table to docs/BENCHMARKS.md")
 	forgedOnly := flag.Bool("forged-only", false, "run only the forged flood against its anchors (no Temporal needed), print it and exit")
+	clusterStarters := flag.String("cluster", "", "instead, measure make cluster's stack: its starters' webhook URLs, comma-separated (start it with SESSION_IDLE_WINDOW=2s)")
+	rates := flag.String("rates", "5,10,20,40", "with -cluster: offered loads, sessions per second")
+	label := flag.String("label", "make cluster", "with -cluster: the table's title")
 	flag.Parse()
+	if *clusterStarters != "" {
+		if err := runCluster(*clusterStarters, *rates, *label, *step); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *forgedOnly {
 		if err := runForged(*step, *levels); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -70,6 +82,36 @@ func runForged(step time.Duration, levels string) error {
 	}
 	res.Print(os.Stdout)
 	return nil
+}
+
+// runCluster offers rising loads to a running make cluster (Temporal at
+// TEMPORAL_ADDRESS, default 127.0.0.1:7233).
+func runCluster(starters, rates, label string, step time.Duration) error {
+	var offered []float64
+	for _, f := range strings.Split(rates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || r <= 0 {
+			return fmt.Errorf("-rates: %q", f)
+		}
+		offered = append(offered, r)
+	}
+	address := os.Getenv("TEMPORAL_ADDRESS")
+	if address == "" {
+		address = "127.0.0.1:7233"
+	}
+	c, err := client.Dial(client.Options{HostPort: address, Logger: launch.QuietLogger()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	secret := os.Getenv("DIDIT_WEBHOOK_SECRETS")
+	if secret == "" {
+		secret = "dev-secret-change-me"
+	}
+	levels, err := bench.Cluster(context.Background(), c, idleWindow, bench.ClusterOptions{
+		Starters: strings.Split(starters, ","), Secret: strings.Split(secret, ",")[0], Rates: offered, Step: step, Log: os.Stderr})
+	bench.PrintCluster(os.Stdout, label, levels)
+	return err
 }
 
 func parseLevels(levels string) ([]int, error) {
