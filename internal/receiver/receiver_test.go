@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,7 +299,7 @@ func TestMethodNotAllowed(t *testing.T) {
 func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
 	tc := launch.Temporal(t)
 	h := newHarness(t, tc, nil)
-	session := "it-accepted-" + t.Name()
+	session := "it-accepted-" + t.Name() + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	body := withSession(t, "status-updated-approved.json", session)
 
 	got := h.post(t, body, sign(t, body))
@@ -337,7 +338,7 @@ func TestAcceptedDeliveryIsHeldByItsWorkflow(t *testing.T) {
 func TestSameDeliveryTwiceIsOneWorkflow(t *testing.T) {
 	tc := launch.Temporal(t)
 	h := newHarness(t, tc, nil)
-	session := "it-twice-" + t.Name()
+	session := "it-twice-" + t.Name() + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	body := withSession(t, "status-updated-approved.json", session)
 	headers := sign(t, body)
 
