@@ -61,6 +61,8 @@ func run(plan chaos.Plan, dbURL string, keep bool) int {
 	s, err := chaos.Start(ctx, chaos.Config{
 		Dir: dir, DatabaseURL: dbURL, Secret: "chaos-secret",
 		StepBudget: 20 * time.Second, IdleWindow: 3 * time.Second, Log: os.Stderr,
+		// make cluster's Temporal, if given (make chaos TEMPORAL_ADDRESS=127.0.0.1:7233).
+		TemporalAddress: os.Getenv("TEMPORAL_ADDRESS"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,11 @@ type Config struct {
 	IdleWindow time.Duration
 	// Log receives the harness's progress lines.
 	Log io.Writer
+	// TemporalAddress, when set, is a running Temporal of make cluster's
+	// kind (its services are processes of this machine) to use instead of
+	// a dev server of the stack's own: "Temporal down" then freezes its
+	// frontend processes (SIGSTOP) and thaws them (SIGCONT).
+	TemporalAddress string
 }
 
 // Stack is a running diditflow deployment under test.
@@ -46,7 +52,7 @@ type Stack struct {
 	cfg              Config
 	dbURL            string
 	httpPort, smtpAt string
-	temporal         *launch.DevServer
+	temporal         temporalServer
 	worker, starter  *launch.Proc
 	smtp             *smtptest.Server
 	Client           client.Client
@@ -84,11 +90,15 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := s.StartSMTP(); err != nil {
 		return nil, err
 	}
-	temporal, err := launch.StartDevServer(ctx, launch.DevServerConfig{Dir: cfg.Dir})
-	if err != nil {
-		return nil, err
+	if cfg.TemporalAddress != "" {
+		s.temporal = &clusterTemporal{address: cfg.TemporalAddress}
+	} else {
+		dev, err := launch.StartDevServer(ctx, launch.DevServerConfig{Dir: cfg.Dir})
+		if err != nil {
+			return nil, err
+		}
+		s.temporal = dev
 	}
-	s.temporal = temporal
 	c, err := client.NewLazyClient(launch.WithCodec(client.Options{HostPort: s.TemporalAddress(), Logger: launch.SilentLogger()}))
 	if err != nil {
 		return nil, err
@@ -108,7 +118,50 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	return s, nil
 }
 
-// TemporalAddress is the dev server's frontend.
+// temporalServer is the Temporal a stack runs on: its own dev server, or
+// make cluster's.
+type temporalServer interface {
+	Address() string
+	Start(ctx context.Context) error
+	Stop()
+	Close()
+}
+
+// clusterTemporal is make cluster's Temporal, already running. Its outage
+// is its frontend processes frozen: every call times out, as with the
+// server down, and thawing them loses nothing (make cluster would restart
+// a killed one on its own, at a moment the harness does not choose).
+type clusterTemporal struct{ address string }
+
+func (c *clusterTemporal) Address() string { return c.address }
+
+func (c *clusterTemporal) signal(sig string) error {
+	out, err := exec.Command("pkill", "-"+sig, "-f", "--", "--service frontend").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pkill -%s the cluster's frontend: %v: %s", sig, err, out)
+	}
+	return nil
+}
+
+func (c *clusterTemporal) Stop() { _ = c.signal("STOP") }
+
+func (c *clusterTemporal) Start(ctx context.Context) error {
+	if err := c.signal("CONT"); err != nil {
+		return err
+	}
+	return launch.WaitFor(ctx, time.Minute, "the cluster's frontend", func() bool {
+		conn, err := net.DialTimeout("tcp", c.address, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+}
+
+// Close leaves the cluster running, thawed.
+func (c *clusterTemporal) Close() { _ = c.signal("CONT") }
+
+// TemporalAddress is the Temporal frontend.
 func (s *Stack) TemporalAddress() string { return s.temporal.Address() }
 
 // BaseURL is the starter's address.
