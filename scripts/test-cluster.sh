@@ -70,4 +70,8 @@ got=$(received)
 grep -q "process exited; restarting" "$log" || { echo "[test-cluster] the cluster did not restart what was killed"; exit 1; }
 echo "[test-cluster] chaos: history service and a worker killed mid-flood: 200 sessions, 0 lost, no notice twice"
 
+# The chaos ledger's short run on the cluster: its own worker, starter,
+# records and SMTP server; "Temporal down" freezes the cluster's frontend.
+TEMPORAL_ADDRESS=127.0.0.1:7233 go run ./cmd/chaos -short
+
 TEST_TEMPORAL_ADDRESS=127.0.0.1:7233 go test -count=1 -timeout 30m ./internal/harness/e2e/ ./internal/receiver/ "$@"

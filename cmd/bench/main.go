@@ -147,7 +147,9 @@ func run(step time.Duration, levels string, sessions int, write bool) error {
 	defer stop()
 	const secret = "bench-secret"
 	s, err := chaos.Start(ctx, chaos.Config{Dir: dir, Secret: secret,
-		StepBudget: time.Minute, IdleWindow: idleWindow, Log: os.Stderr})
+		StepBudget: time.Minute, IdleWindow: idleWindow, Log: os.Stderr,
+		// make cluster's Temporal, if given (make bench TEMPORAL_ADDRESS=127.0.0.1:7233).
+		TemporalAddress: os.Getenv("TEMPORAL_ADDRESS")})
 	if err != nil {
 		return err
 	}
@@ -158,8 +160,12 @@ func run(step time.Duration, levels string, sessions int, write bool) error {
 	}
 	var table bytes.Buffer
 	res.Print(&table)
-	machine := fmt.Sprintf("%s/%s, %d CPUs, %s; Temporal dev server from bin/temporal (CLI v1.5.1, server 1.29.1, SQLite); starter, worker and load generator on the same machine",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	server := "Temporal dev server from bin/temporal (CLI v1.5.1, server 1.29.1, SQLite)"
+	if a := os.Getenv("TEMPORAL_ADDRESS"); a != "" {
+		server = "the Temporal at " + a + " (make cluster: server v1.32.0, four services on PostgreSQL)"
+	}
+	machine := fmt.Sprintf("%s/%s, %d CPUs, %s; %s; starter, worker and load generator on the same machine",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), server)
 	fmt.Printf("\n%s\n%s\n\n%s", time.Now().UTC().Format(time.RFC3339), machine, table.String())
 	if !write {
 		return nil
