@@ -1,6 +1,6 @@
 # Builds the starter, the worker and the codec server; `--target starter`,
 # `--target worker` or `--target codec-server`.
-FROM golang:1.26 AS build
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

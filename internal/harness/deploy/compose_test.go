@@ -101,20 +101,21 @@ func effective(t *testing.T, p *types.Project, service, name string) string {
 
 func TestComposeServices(t *testing.T) {
 	p := project(t)
-	want := []string{"codec-server", "mailpit", "postgresql", "starter", "temporal", "temporal-setup", "temporal-ui", "worker"}
+	want := []string{"codec-server", "mailpit", "postgresql", "starter", "temporal", "temporal-schema", "temporal-setup", "temporal-ui", "worker"}
 	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
 		t.Fatalf("services = %v, want %v", sorted(got), want)
 	}
 	for _, name := range want {
 		s := p.Services[name]
 		wantRestart := "unless-stopped"
-		if name == "temporal-setup" {
+		oneShot := name == "temporal-setup" || name == "temporal-schema"
+		if oneShot {
 			wantRestart = "no"
 		}
 		if s.Restart != wantRestart {
 			t.Errorf("%s: restart %q, want %q", name, s.Restart, wantRestart)
 		}
-		if name != "worker" && name != "temporal-setup" && name != "temporal-ui" && name != "codec-server" && s.HealthCheck == nil {
+		if !oneShot && name != "worker" && name != "temporal-ui" && name != "codec-server" && s.HealthCheck == nil {
 			t.Errorf("%s has no health check", name)
 		}
 	}
@@ -148,9 +149,11 @@ func TestComposePorts(t *testing.T) {
 func TestComposeDependencies(t *testing.T) {
 	p := project(t)
 	for service, deps := range map[string]map[string]string{
-		"temporal":       {"postgresql": types.ServiceConditionHealthy},
-		"temporal-setup": {"temporal": types.ServiceConditionHealthy},
-		"temporal-ui":    {"temporal": types.ServiceConditionHealthy},
+		"temporal": {"postgresql": types.ServiceConditionHealthy,
+			"temporal-schema": types.ServiceConditionCompletedSuccessfully},
+		"temporal-schema": {"postgresql": types.ServiceConditionHealthy},
+		"temporal-setup":  {"temporal": types.ServiceConditionHealthy},
+		"temporal-ui":     {"temporal": types.ServiceConditionHealthy},
 		"worker": {"temporal": types.ServiceConditionHealthy, "postgresql": types.ServiceConditionHealthy,
 			"mailpit": types.ServiceConditionHealthy, "temporal-setup": types.ServiceConditionCompletedSuccessfully},
 		"starter": {"temporal": types.ServiceConditionHealthy},
@@ -269,6 +272,67 @@ func TestComposeSetsOnlyWhatDiffersFromTheDefaults(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Every image is pinned to an exact release, none to latest or to a
+// floating major or minor; Temporal's is the maintained server image (not
+// the deprecated auto-setup) at a release with the fix for CVE-2025-14986
+// (1.29.2 or later), with admin-tools of the same release.
+func TestComposeImagesArePinned(t *testing.T) {
+	p := project(t)
+	exact := regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?$`)
+	three := regexp.MustCompile(`^v?\d+\.\d+\.\d+$`)
+	var server, admin string
+	for name, s := range p.Services {
+		if s.Image == "" {
+			continue // built from the Dockerfile
+		}
+		repo, tag, ok := strings.Cut(s.Image, ":")
+		switch {
+		case !ok || !exact.MatchString(tag):
+			t.Errorf("%s: image %q is not pinned to an exact release", name, s.Image)
+		case strings.HasPrefix(repo, "temporalio/") && !three.MatchString(tag):
+			t.Errorf("%s: image %q: Temporal's images are pinned to major.minor.patch", name, s.Image)
+		case repo == "temporalio/auto-setup":
+			t.Errorf("%s: temporalio/auto-setup is deprecated", name)
+		case repo == "temporalio/server":
+			server = tag
+		case repo == "temporalio/admin-tools":
+			if admin != "" && admin != tag {
+				t.Errorf("admin-tools at %s and %s", admin, tag)
+			}
+			admin = tag
+		}
+	}
+	if server == "" || version(t, server) < version(t, "1.29.2") {
+		t.Errorf("temporalio/server at %q, want 1.29.2 or later", server)
+	}
+	if admin != server {
+		t.Errorf("admin-tools at %q, the server at %q: the SQL tool must be the server's release", admin, server)
+	}
+	dockerfile, err := os.ReadFile(launch.Path(t, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(dockerfile), "\n") {
+		if img, ok := strings.CutPrefix(line, "FROM golang:"); ok && !three.MatchString(strings.Fields(img)[0]) {
+			t.Errorf("Dockerfile: %q: pin the Go image to a release", line)
+		}
+	}
+}
+
+// version orders major.minor.patch releases.
+func version(t *testing.T, v string) int {
+	t.Helper()
+	n := 0
+	for _, part := range strings.Split(strings.TrimPrefix(v, "v"), ".") {
+		d, err := strconv.Atoi(part)
+		if err != nil {
+			t.Fatalf("version %q", v)
+		}
+		n = n*1000 + d
+	}
+	return n
 }
 
 // temporal-setup registers the search attributes the workflows upsert.
