@@ -449,20 +449,13 @@ func (s *session) needsAttention() bool {
 // it is written.
 func initialSearchAttributes(ctx workflow.Context) searchAttributes {
 	sa := workflow.GetTypedSearchAttributes(ctx)
-	var got searchAttributes
-	status, ok := sa.GetKeyword(contract.StatusKey)
-	if !ok {
+	status, hasStatus := sa.GetKeyword(contract.StatusKey)
+	amlHit, hasAMLHit := sa.GetBool(contract.AMLHitKey)
+	attention, hasAttention := sa.GetBool(contract.NeedsAttentionKey)
+	if !hasStatus || !hasAMLHit || !hasAttention {
 		return searchAttributes{status: unsetStatus}
 	}
-	got.status = didit.Status(status)
-	var aml, attention bool
-	if got.amlHit, aml = sa.GetBool(contract.AMLHitKey); !aml {
-		return searchAttributes{status: unsetStatus}
-	}
-	if got.needsAttention, attention = sa.GetBool(contract.NeedsAttentionKey); !attention {
-		return searchAttributes{status: unsetStatus}
-	}
-	return got
+	return searchAttributes{status: didit.Status(status), amlHit: amlHit, needsAttention: attention}
 }
 
 // unsetStatus is no status Didit sends: search attributes compared with it

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,7 +27,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/kelseyhightower/envconfig"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
@@ -357,14 +358,14 @@ func payloadKeys(dataDir string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil
 	}
-	out, err := exec.Command("sh", "-c", `printf 'dev-%s:%s' "$(date -u +%Y%m%d)" "$(head -c 32 /dev/urandom | base64)"`).Output()
+	key, err := codec.GenerateKey("dev-" + time.Now().UTC().Format("20060102"))
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, append(out, '\n'), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
 		return "", err
 	}
-	return string(out), nil
+	return key, nil
 }
 
 func waitListening(ctx context.Context, address string) error {
@@ -387,7 +388,8 @@ func waitListening(ctx context.Context, address string) error {
 func waitHealthy(ctx context.Context, address string) error {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		c, err := client.Dial(client.Options{HostPort: address, Logger: quiet{}})
+		// Silent: the frontend is polled until it answers.
+		c, err := client.Dial(client.Options{HostPort: address, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
 		if err == nil {
 			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			c.Close()
@@ -413,19 +415,16 @@ func register(ctx context.Context, log *slog.Logger, cli, address string) error 
 		out, err := exec.CommandContext(ctx, cli, append(args, "--address", address)...).CombinedOutput()
 		return string(out), err
 	}
-	var err error
-	for range 30 {
-		var out string
-		if out, err = cmd("operator", "namespace", "create", "--namespace", "default", "--retention", "72h"); err == nil || strings.Contains(out, "already") {
-			err = nil
+	// The frontend may answer before the namespace service is ready.
+	for attempt := 1; ; attempt++ {
+		out, err := cmd("operator", "namespace", "create", "--namespace", "default", "--retention", "72h")
+		if err == nil || strings.Contains(out, "already") {
 			break
-		} else {
-			err = errors.New(lastLines([]byte(out), 2))
+		}
+		if attempt == 30 {
+			return fmt.Errorf("namespace default: %s", lastLines([]byte(out), 2))
 		}
 		time.Sleep(2 * time.Second)
-	}
-	if err != nil {
-		return fmt.Errorf("namespace default: %w", err)
 	}
 	for _, sa := range contract.SearchAttributeTypes() {
 		name, typ, _ := strings.Cut(sa, "=")
@@ -549,12 +548,3 @@ func (s *supervisor) stopAll() {
 		s.log.Info("stopped", "process", p.name)
 	}
 }
-
-// quiet is a Temporal SDK logger that drops everything: the frontend is
-// polled until it answers.
-type quiet struct{}
-
-func (quiet) Debug(string, ...any) {}
-func (quiet) Info(string, ...any)  {}
-func (quiet) Warn(string, ...any)  {}
-func (quiet) Error(string, ...any) {}
