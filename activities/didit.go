@@ -56,7 +56,7 @@ func (a *Activities) FetchDecision(ctx context.Context, sessionID string) (Fetch
 	if err != nil {
 		kind := api.KindOf(err)
 		a.apiCall("decision", kind.String())
-		a.log().Warn("decision fetch failed", "session_id", sessionID, "error_kind", kind.String(), "error", err)
+		a.log().WarnContext(ctx, "decision fetch failed", "session_id", sessionID, "error_kind", kind.String(), "error", err)
 		switch kind {
 		case api.KindNotFound:
 			return FetchedDecision{Missing: DecisionNotFound}, nil
@@ -130,7 +130,7 @@ func ReviewStatus(o contract.Outcome) string {
 func (a *Activities) WriteHitReviews(ctx context.Context, in NodeReviews) (bool, error) {
 	if a.Didit == nil || !a.Didit.Enabled() {
 		a.apiCall("aml_hit_reviews", "no_key")
-		a.log().Warn("AML hit reviews not written back: Didit API off", "session_id", in.SessionID, "hits", len(in.Reviews))
+		a.log().WarnContext(ctx, "AML hit reviews not written back: Didit API off", "session_id", in.SessionID, "hits", len(in.Reviews))
 		return false, nil
 	}
 	err := a.Didit.BulkUpdateAMLHits(ctx, in.SessionID, in.NodeID, in.Reviews)
@@ -140,7 +140,7 @@ func (a *Activities) WriteHitReviews(ctx context.Context, in NodeReviews) (bool,
 	}
 	kind := api.KindOf(err)
 	a.apiCall("aml_hit_reviews", kind.String())
-	a.log().Warn("AML hit reviews not written back", "session_id", in.SessionID, "error_kind", kind.String(), "error", err)
+	a.log().WarnContext(ctx, "AML hit reviews not written back", "session_id", in.SessionID, "error_kind", kind.String(), "error", err)
 	var e *api.Error
 	if errors.As(err, &e) && !e.Retryable() {
 		return false, temporal.NewNonRetryableApplicationError(err.Error(), "DiditAPI"+kind.String(), nil)

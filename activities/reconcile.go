@@ -196,11 +196,11 @@ const ErrTypeDiditCredentials = "DiditAPIcredentials"
 // every enabled destination.
 func (r *Reconciler) ReconcileTargets(ctx context.Context, configured string) (ReconcileTargets, error) {
 	if r.API == nil || !r.API.Enabled() {
-		r.log().Warn("reconcile: Didit API off (DIDIT_API_KEY unset), nothing to do")
+		r.log().WarnContext(ctx, "reconcile: Didit API off (DIDIT_API_KEY unset), nothing to do")
 		return ReconcileTargets{}, nil
 	}
 	if configured != "" {
-		r.log().Info("reconcile: reading the deliveries of the configured destination", "destination", configured)
+		r.log().InfoContext(ctx, "reconcile: reading the deliveries of the configured destination", "destination", configured)
 		return ReconcileTargets{Enabled: true, Destinations: []string{configured}}, nil
 	}
 	var res StepResult
@@ -221,9 +221,9 @@ func (r *Reconciler) ReconcileTargets(ctx context.Context, configured string) (R
 		}
 	}
 	if len(out.Destinations) == 0 {
-		r.log().Info("reconcile: no enabled webhook destination; reading deliveries per session (legacy webhook)")
+		r.log().InfoContext(ctx, "reconcile: no enabled webhook destination; reading deliveries per session (legacy webhook)")
 	} else {
-		r.log().Info("reconcile: reading the deliveries of every enabled destination", "destinations", out.Destinations)
+		r.log().InfoContext(ctx, "reconcile: reading the deliveries of every enabled destination", "destinations", out.Destinations)
 	}
 	return out, nil
 }
@@ -368,7 +368,7 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 		case itemFailed(err):
 			// Gone, or an answer no retry will change: settled, so it does
 			// not stop every later run at the same place.
-			r.log().Warn("reconcile: a failed delivery could not be read; skipped", "delivery", row.UUID,
+			r.log().WarnContext(ctx, "reconcile: a failed delivery could not be read; skipped", "delivery", row.UUID,
 				"session_id", row.SessionID, "error_kind", api.KindOf(err).String(), "error", err)
 			outcome = settledUnusable
 		case err != nil:
@@ -402,7 +402,7 @@ func (r *Reconciler) feedBody(ctx context.Context, body []byte, fed map[store.Ev
 	if err != nil || ev.SessionID == "" || ev.ConsoleTest() || !ev.WebhookType.Known() {
 		// What the receiver would have refused, acknowledged as a test or
 		// ignored (an unhandled webhook_type).
-		r.log().Warn("reconcile: a failed delivery holds no session event we handle; skipped", "reason", reasonOf(err),
+		r.log().WarnContext(ctx, "reconcile: a failed delivery holds no session event we handle; skipped", "reason", reasonOf(err),
 			"webhook_type", string(ev.WebhookType))
 		return settledUnusable, nil
 	}
@@ -422,7 +422,7 @@ func (r *Reconciler) feedBody(ctx context.Context, body []byte, fed map[store.Ev
 		return "", err
 	}
 	fed[ref] = true
-	r.log().Info("reconcile: missed event fed from Didit's delivery log", "session_id", ev.SessionID,
+	r.log().InfoContext(ctx, "reconcile: missed event fed from Didit's delivery log", "session_id", ev.SessionID,
 		"event_id", ev.EventID, "webhook_type", string(ev.WebhookType), "status", string(ev.Status))
 	return settledFed, nil
 }
@@ -561,7 +561,7 @@ func (r *Reconciler) repairByDecision(ctx context.Context, res *StepResult, sess
 	if err != nil {
 		if itemFailed(err) {
 			res.Errors++
-			r.log().Warn("reconcile: a session's decision could not be read; skipped", "session_id", sessionID,
+			r.log().WarnContext(ctx, "reconcile: a session's decision could not be read; skipped", "session_id", sessionID,
 				"error_kind", api.KindOf(err).String(), "error", err)
 			return nil
 		}
@@ -573,7 +573,7 @@ func (r *Reconciler) repairByDecision(ctx context.Context, res *StepResult, sess
 		// webhooks: the worker's clock is not Didit's.
 		res.Errors++
 		r.outcome("decision", &api.Error{Kind: api.KindMalformed})
-		r.log().Warn("reconcile: a session's decision is unusable (unknown status or no Date); skipped", "session_id", sessionID)
+		r.log().WarnContext(ctx, "reconcile: a session's decision is unusable (unknown status or no Date); skipped", "session_id", sessionID)
 		return nil
 	}
 	if string(d.Status) == have {
@@ -589,7 +589,7 @@ func (r *Reconciler) repairByDecision(ctx context.Context, res *StepResult, sess
 		return err
 	}
 	res.Repaired++
-	r.log().Info("reconcile: session brought up to date from its decision", "session_id", sessionID,
+	r.log().InfoContext(ctx, "reconcile: session brought up to date from its decision", "session_id", sessionID,
 		"from_status", have, "status", string(d.Status))
 	return nil
 }
@@ -668,9 +668,9 @@ func (r *Reconciler) ReconcileFinished(ctx context.Context, in ReconcileFinish) 
 	if r.Store != nil && sum.Result != "off" {
 		// A failed prune is only a bigger table: the run still counts.
 		if n, err := r.Store.PruneSettledDeliveries(ctx, in.PruneBefore); err != nil {
-			r.log().Warn("reconcile: pruning settled deliveries failed", "error", err)
+			r.log().WarnContext(ctx, "reconcile: pruning settled deliveries failed", "error", err)
 		} else if n > 0 {
-			r.log().Info("reconcile: pruned settled deliveries", "rows", n)
+			r.log().InfoContext(ctx, "reconcile: pruned settled deliveries", "rows", n)
 		}
 	}
 	if r.Metrics != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/receiver"
+	"github.com/diditflow/diditflow/internal/telemetry"
 	"github.com/diditflow/diditflow/internal/temporalclient"
 )
 
@@ -68,7 +69,12 @@ func run() error {
 	log := cfg.Log.NewLogger()
 	gin.SetMode(gin.ReleaseMode)
 
-	tc, err := temporalclient.Lazy(log, cfg.Encryption)
+	tracing, err := telemetry.Setup(context.Background(), "diditflow-starter", os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
+	tc, err := temporalclient.Lazy(log, cfg.Encryption, tracing.Interceptors...)
 	if err != nil {
 		return err
 	}
@@ -84,6 +90,7 @@ func run() error {
 		ReplayCacheTTL:  cfg.ReplayCacheTTL,
 		RefusalLogRate:  cfg.LogRefusalsPerSecond,
 		RefusalLogBurst: cfg.LogRefusalsBurst,
+		TracerProvider:  tracing.TracerProvider(),
 	})
 	srv := &http.Server{
 		Handler:           rcv.Handler(),

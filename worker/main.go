@@ -13,6 +13,7 @@ import (
 
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/telemetry"
 	"github.com/diditflow/diditflow/internal/temporalclient"
 	"github.com/diditflow/diditflow/internal/workerapp"
 )
@@ -62,9 +63,14 @@ func run() error {
 	log := cfg.Log.NewLogger()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	tracing, err := telemetry.Setup(ctx, "diditflow-worker", os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(log)
 	metrics, metricsHandler := workerapp.NewMetrics(log)
 	defer metrics.Close()
-	tc, err := temporalclient.Dial(ctx, log, cfg.Encryption, metricsHandler)
+	tc, err := temporalclient.Dial(ctx, log, cfg.Encryption, metricsHandler, tracing.Interceptors...)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,11 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBaseURL is Didit's API host (SPEC §4), without the /v3 prefix.
@@ -132,10 +137,39 @@ type response struct {
 }
 
 // do sends r and returns its 2xx answer, or an *Error (or ErrNoKey).
-func (c *Client) do(ctx context.Context, r request) (response, error) {
+// Each call is a client span of OpenTelemetry's global tracer provider
+// (a no-op unless the process turned tracing on), named after the
+// operation, with the method, host, status and error kind: never the URL,
+// whose query can hold a vendor_data filter.
+func (c *Client) do(ctx context.Context, r request) (resp response, err error) {
 	if !c.Enabled() {
 		return response{}, ErrNoKey
 	}
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "Didit API "+r.op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", r.method), attribute.String("server.address", c.base.Hostname())))
+	defer func() {
+		var e *Error
+		switch {
+		case err == nil:
+			span.SetAttributes(attribute.Int("http.response.status_code", resp.status))
+		case errors.As(err, &e):
+			if e.Status != 0 {
+				span.SetAttributes(attribute.Int("http.response.status_code", e.Status))
+			}
+			span.SetAttributes(attribute.String("error.type", e.Kind.String()))
+			span.SetStatus(codes.Error, e.Kind.String())
+		default:
+			span.SetStatus(codes.Error, "error")
+		}
+		span.End()
+	}()
+	return c.send(ctx, r)
+}
+
+// tracerName is the instrumentation scope of the client's spans.
+const tracerName = "github.com/diditflow/diditflow/didit/api"
+
+func (c *Client) send(ctx context.Context, r request) (response, error) {
 	req, err := c.newRequest(ctx, r)
 	if err != nil {
 		return response{}, err

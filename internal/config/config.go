@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/diditflow/diditflow/internal/telemetry"
 )
 
 // HTTP is where the receiver listens. It stands alone so that the starter's
@@ -138,10 +140,11 @@ func (l Log) validate() error {
 // NewLogger builds the process's slog logger.
 func (l Log) NewLogger() *slog.Logger {
 	opts := &slog.HandlerOptions{Level: l.Level}
+	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
 	if l.Format == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		h = slog.NewTextHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return slog.New(telemetry.LogHandler(h))
 }
 
 // Worker configures the Temporal worker: where records and mail go, and the

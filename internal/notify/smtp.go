@@ -14,6 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/diditflow/diditflow/internal/pii"
 )
 
@@ -167,14 +172,26 @@ func NewSMTP(rawURL, from string, opts ...SMTPOption) (*SMTP, error) {
 //
 // A recipient refused for good (5xx to RCPT) is dropped and reported through
 // m.Refused, and the message goes to the others; see Message.Refused.
-func (s *SMTP) Send(ctx context.Context, m Message) error {
+func (s *SMTP) Send(ctx context.Context, m Message) (err error) {
 	raw, rcpts, err := m.render(s.from, s.now())
 	if err != nil {
 		return fmt.Errorf("smtp %s: %w", m.ID, notDelivered(err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	accepted, err := s.deliver(ctx, m.ID, raw, rcpts, m.Commit, m.Refused)
+	// A client span under the activity's, when the process traces: the
+	// server and the counts, never an address.
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "SMTP send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("server.address", s.host), attribute.Int("smtp.recipients", len(rcpts))))
+	var accepted int
+	defer func() {
+		span.SetAttributes(attribute.Int("smtp.accepted", accepted))
+		if err != nil {
+			span.SetStatus(codes.Error, sendOutcome(err))
+		}
+		span.End()
+	}()
+	accepted, err = s.deliver(ctx, m.ID, raw, rcpts, m.Commit, m.Refused)
 	if err != nil {
 		// Network errors caused by the deadline or a cancellation say only
 		// "i/o timeout"; wrapping the context error lets callers and the
@@ -187,6 +204,20 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	s.logger.DebugContext(ctx, "notify: smtp message delivered", "message_id", m.ID,
 		"recipients", accepted, "refused", len(rcpts)-accepted)
 	return nil
+}
+
+// tracerName is the instrumentation scope of the mailer's spans.
+const tracerName = "github.com/diditflow/diditflow/internal/notify"
+
+// sendOutcome names how a send failed, in words that hold no address.
+func sendOutcome(err error) string {
+	switch {
+	case errors.Is(err, ErrUnconfirmed):
+		return "unconfirmed"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "not delivered"
 }
 
 // deliver runs one SMTP transaction and returns how many recipients the

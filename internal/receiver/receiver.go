@@ -11,12 +11,16 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
@@ -64,6 +68,10 @@ type Config struct {
 	// logs every refusal. The deliveries metric counts each one either way.
 	RefusalLogRate  float64
 	RefusalLogBurst int
+	// TracerProvider, when not nil, traces each delivery (otelgin) with
+	// Didit's trace context if it sent one; the span's context reaches
+	// the SignalWithStart, so the workflow joins the trace.
+	TracerProvider trace.TracerProvider
 }
 
 // Receiver serves POST /webhooks/didit, GET /healthz and GET /readyz.
@@ -118,6 +126,12 @@ func (r *Receiver) Handler() http.Handler {
 		r.log.Error("panic while handling request", "path", c.FullPath(), "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
+	if tp := r.cfg.TracerProvider; tp != nil {
+		engine.Use(otelgin.Middleware(serviceName, otelgin.WithTracerProvider(tp),
+			// Probes and scrapes come every few seconds and say nothing
+			// about a session.
+			otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/webhooks/") })))
+	}
 	engine.POST("/webhooks/didit", r.receive)
 	engine.POST("/webhooks/didit/", r.receive)
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -142,6 +156,7 @@ func (r *Receiver) receive(c *gin.Context) {
 	elapsed := time.Since(start)
 	r.metrics.delivered(out.result, reasonLabel(out), elapsed)
 	r.logDelivery(c.Request.Context(), ev, proof, out, elapsed)
+	annotate(trace.SpanFromContext(c.Request.Context()), ev, out)
 	if out.status == http.StatusUnauthorized {
 		// The answer to every forged request, header and body made once.
 		c.Writer.Header()["Content-Type"] = jsonContentType
@@ -150,6 +165,27 @@ func (r *Receiver) receive(c *gin.Context) {
 		return
 	}
 	c.JSON(out.status, out.body)
+}
+
+// serviceName is the receiver's name in its spans' HTTP attributes.
+const serviceName = "diditflow-starter"
+
+// annotate adds to a delivery's span what an operator searches traces by:
+// the outcome and, once verified, the session and its event. Nothing from
+// the body beyond those identifiers: no person's data.
+func annotate(span trace.Span, ev didit.Event, out outcome) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String("diditflow.outcome", out.result))
+	if ev.SessionID != "" {
+		span.SetAttributes(attribute.String("didit.session_id", ev.SessionID),
+			attribute.String("didit.webhook_type", string(ev.WebhookType)),
+			attribute.String("didit.status", string(ev.Status)))
+	}
+	if out.err != nil {
+		span.SetAttributes(attribute.String("diditflow.reason", reasonLabel(out)))
+	}
 }
 
 var (

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
@@ -102,8 +103,9 @@ func Local(opts client.Options) bool {
 }
 
 // Dial connects now and fails if Temporal is unreachable; workers use it.
-// metrics, if not nil, receives the SDK's metrics.
-func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, metrics client.MetricsHandler) (client.Client, error) {
+// metrics, if not nil, receives the SDK's metrics; interceptors (tracing)
+// see every call the client and its workers make.
+func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, metrics client.MetricsHandler, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
 	opts, err := Options(logger, enc)
 	if err != nil {
 		return nil, err
@@ -111,6 +113,7 @@ func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, metri
 	if metrics != nil {
 		opts.MetricsHandler = metrics
 	}
+	opts.Interceptors = append(opts.Interceptors, interceptors...)
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal at %s: %w", opts.HostPort, err)
@@ -120,11 +123,12 @@ func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, metri
 
 // Lazy returns a client that connects on first use, so the receiver can
 // start, answer 503 and report not-ready while Temporal is down.
-func Lazy(logger *slog.Logger, enc config.Encryption) (client.Client, error) {
+func Lazy(logger *slog.Logger, enc config.Encryption, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
 	opts, err := Options(logger, enc)
 	if err != nil {
 		return nil, err
 	}
+	opts.Interceptors = append(opts.Interceptors, interceptors...)
 	c, err := client.NewLazyClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", opts.HostPort, err)

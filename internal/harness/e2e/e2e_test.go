@@ -41,7 +41,7 @@ const (
 	userEmail = "user@example.com"
 )
 
-var workerBin string
+var workerBin, starterBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -50,8 +50,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	workerBin = filepath.Join(dir, "worker")
-	if err := launch.Build(context.Background(), dir, "./worker"); err != nil {
+	workerBin, starterBin = filepath.Join(dir, "worker"), filepath.Join(dir, "starter")
+	if err := launch.Build(context.Background(), dir, "./worker", "./starter"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -162,22 +162,31 @@ func deliveryOf(t *testing.T, fixture, session, eventID string, signedAt, create
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rewire(t, raw, func(body map[string]any) {
+		body["session_id"] = session
+		body["event_id"] = eventID
+		body["timestamp"] = json.Number(strconv.FormatInt(signedAt, 10))
+		if createdAt != 0 {
+			body["created_at"] = json.Number(strconv.FormatInt(createdAt, 10))
+		}
+		if d, ok := body["decision"].(map[string]any); ok {
+			d["session_id"] = session
+			d["contact_details"] = map[string]any{"email": userEmail}
+		}
+	})
+}
+
+// rewire decodes a delivery body (numbers kept as written), lets edit
+// change it, and encodes it as Didit puts it on the wire.
+func rewire(t *testing.T, raw []byte, edit func(body map[string]any)) []byte {
+	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var body map[string]any
 	if err := dec.Decode(&body); err != nil {
 		t.Fatal(err)
 	}
-	body["session_id"] = session
-	body["event_id"] = eventID
-	body["timestamp"] = json.Number(strconv.FormatInt(signedAt, 10))
-	if createdAt != 0 {
-		body["created_at"] = json.Number(strconv.FormatInt(createdAt, 10))
-	}
-	if d, ok := body["decision"].(map[string]any); ok {
-		d["session_id"] = session
-		d["contact_details"] = map[string]any{"email": userEmail}
-	}
+	edit(body)
 	js, err := json.Marshal(body)
 	if err != nil {
 		t.Fatal(err)
@@ -191,11 +200,18 @@ func deliveryOf(t *testing.T, fixture, session, eventID string, signedAt, create
 
 func (s *stack) deliver(body []byte) {
 	s.t.Helper()
+	s.deliverTo(s.receiver.URL, body)
+}
+
+// deliverTo posts a signed delivery to the receiver at base, as Didit
+// would, and fails the test unless it is answered 200.
+func (s *stack) deliverTo(base string, body []byte) {
+	s.t.Helper()
 	h, err := didit.Signer{Secret: secret}.Sign(body)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.receiver.URL+"/webhooks/didit", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/didit", bytes.NewReader(body))
 	h.Set(req.Header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
