@@ -1,6 +1,10 @@
 package activities
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/diditflow/diditflow/didit/api"
+)
 
 // Metrics count what the activities did, by outcome. Labels take a few fixed
 // values; no session or person becomes a label.
@@ -60,7 +64,43 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls, m.reconcileRuns, m.reconcileExamined, m.reconcileRepaired,
 		m.purgedRecords)
+	m.initSeries()
 	return m
+}
+
+// initSeries creates every series the code can count, at zero: an alert
+// on increase() sees the first failure only if the series existed before
+// it, and a dashboard's lines do not appear out of nowhere.
+func (m *Metrics) initSeries() {
+	for _, o := range []string{"applied", "stale", "duplicate"} {
+		m.events.WithLabelValues(o)
+	}
+	for _, audience := range []string{"user", "compliance"} {
+		m.refused.WithLabelValues(audience)
+		for _, r := range []NoticeResult{Sent, AlreadySent, Undeliverable, InDoubt, NotConfigured, PartlySent} {
+			m.notices.WithLabelValues(audience, string(r))
+		}
+	}
+	results := []string{"ok", "no_key"}
+	for k := api.KindServer; k <= api.KindRequest; k++ {
+		results = append(results, k.String())
+	}
+	for _, call := range []string{"decision", "aml_hit_reviews", "sessions", "session_deliveries", "destinations",
+		"destination_deliveries", "delivery"} {
+		for _, r := range results {
+			m.apiCalls.WithLabelValues(call, r)
+		}
+	}
+	for _, r := range []string{"ok", "capped", "off", "failed"} {
+		m.reconcileRuns.WithLabelValues(r)
+	}
+	for _, p := range []string{"deliveries", "sessions", "stale"} {
+		m.reconcileExamined.WithLabelValues(p)
+		m.reconcileRepaired.WithLabelValues(p)
+	}
+	for _, r := range []string{"session", "notification", "aml_case"} {
+		m.purgedRecords.WithLabelValues(r)
+	}
 }
 
 func (m *Metrics) recorded(r RecordResult) {

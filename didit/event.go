@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -44,15 +45,12 @@ const (
 	StatusAbandoned    Status = "Abandoned"
 )
 
+// Statuses are the documented session statuses, in the order of a session's life.
+var Statuses = []Status{StatusNotStarted, StatusInProgress, StatusAwaitingUser, StatusInReview, StatusResubmitted,
+	StatusApproved, StatusDeclined, StatusExpired, StatusKycExpired, StatusAbandoned}
+
 // Known reports whether s is one of the documented session statuses.
-func (s Status) Known() bool {
-	switch s {
-	case StatusNotStarted, StatusInProgress, StatusAwaitingUser, StatusInReview, StatusApproved,
-		StatusDeclined, StatusResubmitted, StatusExpired, StatusKycExpired, StatusAbandoned:
-		return true
-	}
-	return false
-}
+func (s Status) Known() bool { return slices.Contains(Statuses, s) }
 
 // Rank orders statuses along a session's life, to break ties between events
 // Didit created in the same second: a later stage wins. Unknown statuses

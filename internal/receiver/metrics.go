@@ -66,6 +66,9 @@ func newMetrics(reg prometheus.Registerer, replayEntries func() int) *metrics {
 		Help: "Accepted deliveries remembered to answer their exact replays without a signal (at most REPLAY_CACHE_SIZE).",
 	}, func() float64 { return float64(replayEntries()) })
 	reg.MustRegister(m.deliveries, m.duration, m.signal, m.inFlight, m.bodyBytes, m.refusalLogsDropped, replayCache)
+	m.initSeries()
+	m.signal.WithLabelValues("ok")
+	m.signal.WithLabelValues("error")
 	return m
 }
 
@@ -76,18 +79,40 @@ type outcomeReason struct{ outcome, reason string }
 // looked up once and kept: a label lookup per request is a hash and an
 // allocation on the path a flood of forged deliveries takes.
 func (m *metrics) delivered(outcome, reason string, elapsed time.Duration) {
-	key := outcomeReason{outcome, reason}
+	s := m.seriesOf(outcomeReason{outcome, reason})
+	s.count.Inc()
+	s.duration.Observe(elapsed.Seconds())
+}
+
+func (m *metrics) seriesOf(key outcomeReason) deliverySeries {
 	m.mu.RLock()
 	s, ok := m.series[key]
 	m.mu.RUnlock()
 	if !ok {
-		s = deliverySeries{m.deliveries.WithLabelValues(outcome, reason), m.duration.WithLabelValues(outcome)}
+		s = deliverySeries{m.deliveries.WithLabelValues(key.outcome, key.reason), m.duration.WithLabelValues(key.outcome)}
 		m.mu.Lock()
 		m.series[key] = s
 		m.mu.Unlock()
 	}
-	s.count.Inc()
-	s.duration.Observe(elapsed.Seconds())
+	return s
+}
+
+// initSeries creates, at zero, the deliveries series that alerts watch
+// (refusals by reason, unavailable) and the common outcomes: increase()
+// sees the first failure only if its series existed before it.
+func (m *metrics) initSeries() {
+	for _, o := range []string{"accepted", "replay", "test", "ignored", "too_large"} {
+		m.seriesOf(outcomeReason{o, ""})
+	}
+	m.seriesOf(outcomeReason{"unavailable", "temporal"})
+	m.seriesOf(outcomeReason{"bad_request", "unreadable_body"})
+	for _, r := range reasons {
+		outcome := "unauthorized"
+		if r.err == didit.ErrNotDiditEvent {
+			outcome = "bad_request"
+		}
+		m.seriesOf(outcomeReason{outcome, r.label})
+	}
 }
 
 type deliverySeries struct {

@@ -218,18 +218,41 @@ func oneRow(r sql.Result, err error, what string) error {
 
 // Gauges are counts for monitoring.
 type Gauges struct {
-	OpenAMLCases   int
-	NeedsAttention int
+	OpenAMLCases int
+	// OverdueAMLCases are open cases past escalation: AML_ESCALATE_AFTER
+	// reminders went out and compliance has not decided.
+	OverdueAMLCases int
+	NeedsAttention  int
+	// Sessions counts the verification records by their current status.
+	Sessions map[string]int
 }
 
-// Gauges counts open AML cases and sessions flagged for an operator.
+// Gauges counts open and overdue AML cases, sessions flagged for an
+// operator, and sessions by status.
 func (s *Store) Gauges(ctx context.Context) (Gauges, error) {
-	var g Gauges
+	g := Gauges{Sessions: map[string]int{}}
 	err := s.db.QueryRowContext(ctx, `
 		SELECT (SELECT COUNT(*) FROM aml_cases WHERE state = 'open'),
-		       (SELECT COUNT(*) FROM verifications WHERE needs_attention)`).Scan(&g.OpenAMLCases, &g.NeedsAttention)
+		       (SELECT COUNT(*) FROM aml_cases WHERE state = 'open' AND escalated),
+		       (SELECT COUNT(*) FROM verifications WHERE needs_attention)`).Scan(&g.OpenAMLCases, &g.OverdueAMLCases, &g.NeedsAttention)
 	if err != nil {
 		return Gauges{}, fmt.Errorf("count gauges: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM verifications GROUP BY status`)
+	if err != nil {
+		return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
+		}
+		g.Sessions[status] = n
+	}
+	if err := rows.Err(); err != nil {
+		return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
 	}
 	return g, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -506,9 +507,20 @@ func testGauges(t *testing.T, dsn string) {
 	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.RecordEvent(ctx, event("s-2", "k", 1, "Declined")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-2", SessionID: "s-2"}); err != nil {
+		t.Fatal(err)
+	}
+	// The third reminder escalated the second case: it is overdue.
+	if err := s.RecordAMLReminder(ctx, "aml-case-s-2", 3, true); err != nil {
+		t.Fatal(err)
+	}
 	g, err := s.Gauges(ctx)
-	if err != nil || g != (Gauges{OpenAMLCases: 1, NeedsAttention: 1}) {
-		t.Fatalf("Gauges = %+v, %v", g, err)
+	want := Gauges{OpenAMLCases: 2, OverdueAMLCases: 1, NeedsAttention: 1, Sessions: map[string]int{"In Review": 1, "Declined": 1}}
+	if err != nil || !reflect.DeepEqual(g, want) {
+		t.Fatalf("Gauges = %+v, %v; want %+v", g, err, want)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdktally "go.temporal.io/sdk/contrib/tally"
 
+	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/store"
 )
 
@@ -46,25 +47,58 @@ func NewMetrics(log *slog.Logger) (*Metrics, client.MetricsHandler) {
 	return &Metrics{Registry: reg, closer: closer}, sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
 }
 
-// watchStore adds gauges read from the records at each scrape.
+// watchStore adds the gauges read from the records, in one query per scrape.
 func (m *Metrics) watchStore(st *store.Store) {
-	gauge := func(name, help string, pick func(store.Gauges) int) prometheus.GaugeFunc {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			g, err := st.Gauges(ctx)
-			if err != nil {
-				return math.NaN()
-			}
-			return float64(pick(g))
-		})
+	m.Registry.MustRegister(&storeGauges{st: st})
+}
+
+// storeGauges reads the records at each scrape. The records are shared by
+// every worker, so each reports the same values: dashboards and alerts take
+// max(), not sum(). A failed read reports NaN rather than failing the scrape.
+type storeGauges struct{ st *store.Store }
+
+var (
+	amlOpenDesc = prometheus.NewDesc("diditflow_aml_cases_open",
+		"AML cases waiting for compliance's decision.", nil, nil)
+	amlOverdueDesc = prometheus.NewDesc("diditflow_aml_cases_overdue",
+		"Open AML cases past escalation: AML_ESCALATE_AFTER reminders sent and no decision.", nil, nil)
+	attentionDesc = prometheus.NewDesc("diditflow_sessions_needing_attention",
+		"Sessions flagged for an operator (a parked step or an untrusted decision).", nil, nil)
+	sessionsDesc = prometheus.NewDesc("diditflow_sessions",
+		"Verification records by their current Didit status.", []string{"status"}, nil)
+)
+
+func (g *storeGauges) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{amlOpenDesc, amlOverdueDesc, attentionDesc, sessionsDesc} {
+		ch <- d
 	}
-	m.Registry.MustRegister(
-		gauge("diditflow_aml_cases_open", "AML cases waiting for compliance's decision.",
-			func(g store.Gauges) int { return g.OpenAMLCases }),
-		gauge("diditflow_sessions_needing_attention", "Sessions flagged for an operator (a parked step or an untrusted decision).",
-			func(g store.Gauges) int { return g.NeedsAttention }),
-	)
+}
+
+func (g *storeGauges) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	v, err := g.st.Gauges(ctx)
+	value := func(n int) float64 {
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	}
+	ch <- prometheus.MustNewConstMetric(amlOpenDesc, prometheus.GaugeValue, value(v.OpenAMLCases))
+	ch <- prometheus.MustNewConstMetric(amlOverdueDesc, prometheus.GaugeValue, value(v.OverdueAMLCases))
+	ch <- prometheus.MustNewConstMetric(attentionDesc, prometheus.GaugeValue, value(v.NeedsAttention))
+	// Every known status, at zero when no record has it, so a panel's
+	// series do not come and go.
+	seen := map[string]bool{}
+	for _, s := range didit.Statuses {
+		seen[string(s)] = true
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, value(v.Sessions[string(s)]), string(s))
+	}
+	for s, n := range v.Sessions {
+		if !seen[s] {
+			ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), s)
+		}
+	}
 }
 
 // Serve exposes /metrics on addr until ctx ends.

@@ -23,21 +23,28 @@ import (
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/telemetry"
 )
 
 func load(t *testing.T, env ...string) (*types.Project, error) {
 	t.Helper()
+	return loadProfiles(t, nil, env...)
+}
+
+// loadProfiles loads the compose file with the given profiles active.
+func loadProfiles(t *testing.T, profiles []string, env ...string) (*types.Project, error) {
+	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{launch.Path(t, "docker-compose.yml")},
-		cli.WithWorkingDirectory(launch.Path(t)), cli.WithEnv(env), cli.WithName("diditflow"))
+		cli.WithWorkingDirectory(launch.Path(t)), cli.WithEnv(env), cli.WithName("diditflow"), cli.WithProfiles(profiles))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return opts.LoadProject(context.Background())
 }
 
-func project(t *testing.T) *types.Project {
+func project(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
-	p, err := load(t, "DIDIT_WEBHOOK_SECRETS=s3cret", "PAYLOAD_ENCRYPTION_KEYS=k1:"+strings.Repeat("A", 43)+"=")
+	p, err := loadProfiles(t, profiles, "DIDIT_WEBHOOK_SECRETS=s3cret", "PAYLOAD_ENCRYPTION_KEYS=k1:"+strings.Repeat("A", 43)+"=")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +178,7 @@ func TestComposeEnvironment(t *testing.T) {
 	p := project(t)
 	check := func(service string, cfg any, required map[string]string) {
 		env := p.Services[service].Environment
-		known := append(envNames(cfg), temporalVars...)
+		known := append(append(envNames(cfg), temporalVars...), telemetry.Variables...)
 		for name := range env {
 			if !slices.Contains(known, name) {
 				t.Errorf("%s sets %s, which nothing reads", service, name)
@@ -250,6 +257,9 @@ func TestComposeSetsOnlyWhatDiffersFromTheDefaults(t *testing.T) {
 			if v == nil {
 				continue // passed through from the shell, unset here
 			}
+			if slices.Contains(telemetry.Variables, name) {
+				continue // OpenTelemetry's own, read by the SDK
+			}
 			if slices.Contains(temporalVars, name) {
 				if def := temporalDefault(name); *v == def {
 					t.Errorf("docker-compose.yml: %s sets %s=%q, which is the Temporal client's default: remove it", service, name, *v)
@@ -279,7 +289,7 @@ func TestComposeSetsOnlyWhatDiffersFromTheDefaults(t *testing.T) {
 // the deprecated auto-setup) at a release with the fix for CVE-2025-14986
 // (1.29.2 or later), with admin-tools of the same release.
 func TestComposeImagesArePinned(t *testing.T) {
-	p := project(t)
+	p := project(t, observability)
 	exact := regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?$`)
 	three := regexp.MustCompile(`^v?\d+\.\d+\.\d+$`)
 	var server, admin string

@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/promq"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
+	"github.com/diditflow/diditflow/workflows"
+)
+
+// TestShippedQueriesNameExportedMetrics: every metric that the alert rules
+// and the dashboard select is exported by the starter or the worker binary,
+// once they have done what production does daily: refused a forged
+// delivery, run an approved session, and parked a notice the mail server
+// refused, released by an operator's retry. A metric renamed in the code
+// and not in the queries, or a typo in a query, fails here.
+func TestShippedQueriesNameExportedMetrics(t *testing.T) {
+	s := newStack(t, func(s *stack) { s.stepBudget = "3s" })
+	base, _, _ := s.startStarter()
+
+	forged, _ := http.NewRequest(http.MethodPost, base+"/webhooks/didit", bytes.NewReader(delivery(t, "status-updated-approved.json", simulator.NewUUID())))
+	didit.Headers{Timestamp: "1", Signature: strings.Repeat("0", 64)}.Set(forged.Header)
+	resp, err := http.DefaultClient.Do(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged delivery answered %d", resp.StatusCode)
+	}
+
+	approved := simulator.NewUUID()
+	s.deliverTo(base, delivery(t, "status-updated-approved.json", approved))
+	s.sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Calls: []int{2},
+		Reply: smtptest.Reply{Code: 554, Enhanced: "5.7.1", Message: "refused"}})
+	refused := simulator.NewUUID()
+	s.waitFor("the first notice", func() bool { return s.sent(approved, "user:") })
+	s.deliverTo(base, delivery(t, "status-updated-approved.json", refused))
+	id := contract.SessionWorkflowID(refused)
+	var state workflows.SessionState
+	s.waitFor("the refused notice to park", func() bool {
+		v, err := s.temporal.QueryWorkflow(context.Background(), id, "", contract.StateQuery)
+		return err == nil && v.Get(&state) == nil && len(state.Parked) == 1
+	})
+	if err := s.temporal.SignalWorkflow(context.Background(), id, "", contract.RetrySignal,
+		contract.OperatorAction{Operator: "ops@example.com", Note: "address fixed"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A recipient refused for good raises a flag, which an operator
+	// acknowledges.
+	const refusedAddress = "refused-recipient@example.com"
+	s.sink.Script(smtptest.Rule{Command: smtptest.RcptTo, Recipient: refusedAddress,
+		Reply: smtptest.Reply{Code: 550, Enhanced: "5.1.1", Message: "no such user"}})
+	flagged := simulator.NewUUID()
+	s.deliverTo(base, rewire(t, delivery(t, "status-updated-approved.json", flagged), func(body map[string]any) {
+		body["decision"].(map[string]any)["contact_details"] = map[string]any{"email": refusedAddress}
+	}))
+	flaggedID := contract.SessionWorkflowID(flagged)
+	s.waitFor("the refused recipient's flag", func() bool {
+		v, err := s.temporal.QueryWorkflow(context.Background(), flaggedID, "", contract.StateQuery)
+		return err == nil && v.Get(&state) == nil && len(state.Flags) > 0
+	})
+	if err := s.temporal.SignalWorkflow(context.Background(), flaggedID, "", contract.AcknowledgeSignal,
+		contract.OperatorAction{Operator: "ops@example.com", Note: "user told"}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the sessions to complete", func() bool {
+		return s.completed(id) && s.completed(contract.SessionWorkflowID(approved)) && s.completed(flaggedID)
+	})
+
+	families := map[string]bool{}
+	for _, url := range []string{base + "/metrics", "http://" + s.metricsAddr + "/metrics"} {
+		for name := range scrape(t, url) {
+			families[name] = true
+		}
+	}
+	queries, err := promq.Queries(launch.Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := map[string][]string{}
+	for _, q := range queries {
+		names, err := promq.Metrics(q.Expr)
+		if err != nil {
+			t.Fatalf("%s: %v", q.Where, err)
+		}
+		if len(names) == 0 {
+			t.Errorf("%s selects no metric: %s", q.Where, q.Expr)
+		}
+		for _, n := range names {
+			if !families[promq.Family(n, families)] {
+				missing[n] = append(missing[n], q.Where)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		var lines []string
+		for n, where := range missing {
+			lines = append(lines, n+" (in "+strings.Join(where, "; ")+")")
+		}
+		sort.Strings(lines)
+		var have []string
+		for f := range families {
+			if strings.HasPrefix(f, "diditflow_") || strings.HasPrefix(f, "temporal_") {
+				have = append(have, f)
+			}
+		}
+		sort.Strings(have)
+		t.Fatalf("metrics no process exports:\n%s\nexported:\n%s", strings.Join(lines, "\n"), strings.Join(have, "\n"))
+	}
+}
+
+// scrape reads a /metrics page into its metric families.
+func scrape(t *testing.T, url string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	names := map[string]bool{}
+	for n := range mfs {
+		names[n] = true
+	}
+	return names
+}
