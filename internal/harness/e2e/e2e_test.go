@@ -84,11 +84,15 @@ type stack struct {
 
 func newStack(t testing.TB, opts ...func(*stack)) *stack {
 	t.Helper()
-	s := &stack{t: t, temporal: launch.Temporal(t), address: launch.TemporalAddress(t), sink: smtptest.NewServer(t)}
+	s := &stack{t: t, sink: smtptest.NewServer(t)}
 	s.metricsAddr = "127.0.0.1:" + launch.Port(t)
 	s.stepBudget = "1m"
 	for _, o := range opts {
 		o(s)
+	}
+	if s.temporal == nil {
+		// The package's shared server, unless an option gave its own.
+		s.temporal, s.address = launch.Temporal(t), launch.TemporalAddress(t)
 	}
 	s.dbPath = filepath.Join(t.TempDir(), "records.db")
 	// The receiver as the starter runs it, with the defaults of its settings.

@@ -24,6 +24,11 @@ type DevServerConfig struct {
 	Port, UIPort string
 	// LogLevel is the server's own (default "error").
 	LogLevel string
+	// UI serves the web UI on UIPort; off (headless) by default.
+	UI bool
+	// CodecEndpoint, when set, is the codec server the UI decodes
+	// payloads with (--ui-codec-endpoint).
+	CodecEndpoint string
 }
 
 // DevServer is `temporal server start-dev` run from the pinned CLI, with
@@ -76,7 +81,13 @@ func (d *DevServer) LogPath() string { return filepath.Join(d.cfg.Dir, "temporal
 // it answers health checks.
 func (d *DevServer) Start(ctx context.Context) error {
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", d.cfg.Port, "--ui-port", d.cfg.UIPort,
-		"--db-filename", filepath.Join(d.cfg.Dir, "temporal.db"), "--log-level", d.cfg.LogLevel, "--headless"}
+		"--db-filename", filepath.Join(d.cfg.Dir, "temporal.db"), "--log-level", d.cfg.LogLevel}
+	if !d.cfg.UI {
+		args = append(args, "--headless")
+	}
+	if d.cfg.CodecEndpoint != "" {
+		args = append(args, "--ui-codec-endpoint", d.cfg.CodecEndpoint)
+	}
 	for _, sa := range contract.SearchAttributeTypes() {
 		args = append(args, "--search-attribute", sa)
 	}
@@ -191,6 +202,20 @@ func StopTemporal() {
 func UnreachableTemporal(t testing.TB) client.Client {
 	t.Helper()
 	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:" + Port(t), Logger: QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// DialTemporal connects to the frontend at addr with the harness's codec,
+// closed at the end of the test.
+func DialTemporal(t testing.TB, addr string) client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, WithCodec(client.Options{HostPort: addr, Logger: QuietLogger()}))
 	if err != nil {
 		t.Fatal(err)
 	}

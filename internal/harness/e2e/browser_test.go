@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/diditflow/diditflow/internal/codecserver"
+	"github.com/diditflow/diditflow/internal/config"
+	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
+)
+
+var updateScreenshots = flag.Bool("update", false, "refresh the screenshots in docs/ that the README shows")
+
+// chromiumPath is Debian's Chromium, the only browser the tests use.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts headless Chromium with a fresh profile, or skips the test
+// when it is missing (fails under CI=true, where .ci/run installs it).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing; .ci/run installs it (apt-get install chromium)", chromiumPath)
+		}
+		t.Skipf("%s is missing: apt-get install chromium to run the browser test", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1440, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	return ctx
+}
+
+// uiStack is a stack on a dev server of its own that serves the UI, which
+// decodes payloads through a codec server holding the stack's keys.
+func uiStack(t *testing.T, opts ...func(*stack)) (*stack, *launch.DevServer) {
+	t.Helper()
+	uiPort := launch.Port(t)
+	codecCfg, err := config.ReadCodecServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	codecCfg.CORSOrigins = []string{"http://127.0.0.1:" + uiPort}
+	h, err := codecserver.New(codecCfg, launch.Codec(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := httptest.NewServer(h)
+	t.Cleanup(codec.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev, err := launch.StartDevServer(ctx, launch.DevServerConfig{Dir: t.TempDir(), UIPort: uiPort, UI: true,
+		CodecEndpoint: codec.URL, LogLevel: "warn"})
+	if err != nil {
+		launch.Unavailable(t, "temporal dev server", err)
+	}
+	t.Cleanup(dev.Close)
+	tc := launch.DialTemporal(t, dev.Address())
+	return newStack(t, append([]func(*stack){func(s *stack) { s.temporal, s.address = tc, dev.Address() }}, opts...)...), dev
+}
+
+// TestOperatorPathInTheBrowser: a session's notice parks because the mail
+// server is down; an operator finds it in the Temporal UI by
+// DiditNeedsAttention, reads its decoded state, and after the mail server
+// is back sends retry through the UI's own Send Signal form; the flag clears
+// and the user gets the mail once.
+func TestOperatorPathInTheBrowser(t *testing.T) {
+	ctx := browser(t)
+	s, dev := uiStack(t, func(s *stack) { s.stepBudget = "3s" })
+	shots := t.TempDir()
+	ui := "http://" + dev.UIAddress()
+
+	addr := s.sink.Addr
+	if err := s.sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	session := simulator.NewUUID()
+	s.deliver(delivery(t, "status-updated-approved.json", session))
+	id := contract.SessionWorkflowID(session)
+	s.waitFor("the session to need attention", func() bool { return s.needsAttention(id) })
+
+	// Find it by its flag, as an operator would.
+	list := ui + "/namespaces/default/workflows?query=" + url.QueryEscape("DiditNeedsAttention = true")
+	link := chromedp.CSS(`a[href*="` + id + `"]`)
+	step(t, ctx, shots, "1-needs-attention",
+		chromedp.Navigate(list),
+		chromedp.WaitVisible(link))
+
+	// Its state, decoded by the codec server: the parked notice and why.
+	step(t, ctx, shots, "2-decoded-state",
+		chromedp.Click(link),
+		chromedp.Click(chromedp.CSS(`[data-testid="queries-tab"]`)),
+		chromedp.Click(chromedp.Search(`//button[contains(., "Run Query")]`)),
+		pageShows(`"parked"`), pageShows(`notify user: approved`), pageShows(session))
+
+	// The mail server is back; retry through the UI's Send a Signal form.
+	sink, err := smtptest.Start(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	const modal = `#signal-confirmation-modal `
+	const input = `{"operator":"ops@example.com","note":"SMTP is back"}`
+	step(t, ctx, shots, "3-send-signal",
+		clickVisible(`button[aria-controls="workflow-actions"]`, ""),
+		clickVisible(`[data-testid="signal-button"]`, ""),
+		clickVisible(modal+`[data-testid="signal-select-button"]`, ""),
+		clickVisible(`#signal-select-select li[role="option"]`, contract.RetrySignal),
+		clickVisible(modal+`[contenteditable="true"]`, ""),
+		chromedp.SendKeys(chromedp.CSS(`[data-e2e-target]`), input),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('[data-e2e-target]').innerText.trim() === %q`, input),
+			chromedp.WithPollingTimeout(10*time.Second)))
+	step(t, ctx, shots, "4-signal-sent",
+		clickVisible(modal+`[data-testid="confirm-modal-button"]`, ""),
+		pageGone(modal+`[data-testid="confirm-modal-button"]`))
+
+	s.waitFor("the session to complete", func() bool { return s.completed(id) })
+	if s.needsAttention(id) {
+		t.Fatal("DiditNeedsAttention still true after the retry")
+	}
+	if n := len(sink.Mails()); n != 1 || sink.Count("is approved") != 1 {
+		t.Fatalf("%d mails after the retry, want the approval once", n)
+	}
+	// The UI's filter no longer finds it.
+	step(t, ctx, shots, "5-flag-cleared",
+		chromedp.Navigate(list),
+		pageShows("No Results"))
+	if *updateScreenshots {
+		for _, name := range []string{"1-needs-attention", "2-decoded-state", "3-send-signal"} {
+			raw, err := os.ReadFile(filepath.Join(shots, name+".png"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(launch.Path(t, "docs", "screenshots", "ui-"+name+".png"), raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// step runs actions, bounded by a minute, and saves the page as name
+// (screenshot and HTML) whether they passed or not.
+func step(t *testing.T, ctx context.Context, dir, name string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var err error
+	for i, a := range actions {
+		if err = chromedp.Do(sctx, a); err != nil {
+			err = fmt.Errorf("action %d of %d: %w", i+1, len(actions), err)
+			break
+		}
+	}
+	dump(t, ctx, dir, name)
+	if err != nil {
+		t.Fatalf("%s: %v (screenshot and HTML in %s)", name, err, dir)
+	}
+}
+
+// clickVisible clicks, with the mouse, the first element matching css that
+// is displayed and, unless text is empty, whose text is text: the UI
+// renders some controls twice, one for each layout, and hides one.
+func clickVisible(css, text string) chromedp.Action[chromedp.Void] {
+	mark := fmt.Sprintf(`(() => {
+		const e = [...document.querySelectorAll(%q)].find(e => e.getClientRects().length > 0 && (%q === "" || e.innerText.trim() === %q));
+		if (!e) return false;
+		document.querySelectorAll('[data-e2e-target]').forEach(o => o.removeAttribute('data-e2e-target'));
+		e.setAttribute('data-e2e-target', '');
+		return true; })()`, css, text, text)
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		if _, err := chromedp.Poll[chromedp.Void](mark, chromedp.WithPollingTimeout(30*time.Second))(ctx, t); err != nil {
+			return chromedp.Void{}, fmt.Errorf("no visible %s %q: %w", css, text, err)
+		}
+		return chromedp.Click(chromedp.CSS(`[data-e2e-target]`))(ctx, t)
+	}
+}
+
+// pageGone waits until no element matching css is displayed.
+func pageGone(css string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`![...document.querySelectorAll(%q)].some(e => e.getClientRects().length > 0)`, css),
+		chromedp.WithPollingTimeout(30*time.Second))
+}
+
+// pageShows waits until the page's text holds text.
+func pageShows(text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](fmt.Sprintf("document.body.innerText.includes(%q)", text),
+		chromedp.WithPollingTimeout(45*time.Second))
+}
+
+// dump writes a screenshot and the page's HTML for a failing step.
+func dump(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, _ := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+	if len(png) > 0 {
+		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+	}
+	_ = os.WriteFile(filepath.Join(dir, name+".html"), []byte(html), 0o644)
+	if out := os.Getenv("BROWSER_DUMP_DIR"); out != "" {
+		_ = os.MkdirAll(out, 0o755)
+		_ = os.WriteFile(filepath.Join(out, name+".png"), png, 0o644)
+		_ = os.WriteFile(filepath.Join(out, name+".html"), []byte(html), 0o644)
+	}
+}
+
+// needsAttention reports the workflow's DiditNeedsAttention.
+func (s *stack) needsAttention(workflowID string) bool {
+	d, err := s.temporal.DescribeWorkflow(context.Background(), workflowID, "")
+	if err != nil {
+		return false
+	}
+	v, ok := d.TypedSearchAttributes.GetBool(contract.NeedsAttentionKey)
+	return ok && v
+}
