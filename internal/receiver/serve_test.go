@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net"
@@ -156,7 +159,26 @@ func BenchmarkAcceptedDelivery(b *testing.B) {
 // fresh timestamp, wrong X-Signature and X-Signature-V2, two secrets (a
 // rotation), JSON logs at info under the refusal log rate. The request is
 // reused, so the allocations counted are the receiver's own.
-func BenchmarkForgedFlood(b *testing.B) {
+func BenchmarkForgedFlood(b *testing.B) { benchmarkForgedFlood(b, nil) }
+
+// BenchmarkForgedFloodTraced is the flood with tracing on: every refusal
+// is a sampled span, batched to an exporter that drops them.
+func BenchmarkForgedFloodTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	benchmarkForgedFlood(b, tp)
+}
+
+// BenchmarkForgedFloodTracedOneInTen samples one trace in ten, as
+// OTEL_TRACES_SAMPLER=parentbased_traceidratio with _ARG=0.1 does.
+func BenchmarkForgedFloodTracedOneInTen(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	benchmarkForgedFlood(b, tp)
+}
+
+func benchmarkForgedFlood(b *testing.B, tp trace.TracerProvider) {
 	body := fixture(b, "status-updated-in-progress.json")
 	zero := strings.Repeat("0", 64)
 	h := didit.Headers{Signature: zero, SignatureV2: zero, Timestamp: strconv.Itoa(fixtureTime)}
@@ -165,6 +187,7 @@ func BenchmarkForgedFlood(b *testing.B) {
 		TaskQueue:      "bench",
 		Logger:         slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		RefusalLogRate: 10, RefusalLogBurst: 50,
+		TracerProvider: tp,
 	}).Handler()
 	req := httptest.NewRequest(http.MethodPost, "/webhooks/didit", nil)
 	h.Set(req.Header)
