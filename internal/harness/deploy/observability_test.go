@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -247,5 +248,38 @@ func readYAML(t *testing.T, rel string, v any) {
 	}
 	if err := yaml.Unmarshal(raw, v); err != nil {
 		t.Fatalf("%s: %v", rel, err)
+	}
+}
+
+// .env.example names every variable docker-compose.yml takes from the
+// environment, and a filled-in .env is never committed.
+func TestEnvExampleListsTheComposeVariables(t *testing.T) {
+	compose, err := os.ReadFile(launch.Path(t, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(launch.Path(t, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)`).FindAllStringSubmatch(string(compose), -1) {
+		names = append(names, m[1])
+	}
+	// Pass-through entries: "NAME:" with no value.
+	for _, m := range regexp.MustCompile(`(?m)^\s+([A-Z_][A-Z0-9_]*):\s*$`).FindAllStringSubmatch(string(compose), -1) {
+		names = append(names, m[1])
+	}
+	for _, n := range names {
+		if !regexp.MustCompile(`(?m)^#?` + n + `=`).Match(example) {
+			t.Errorf(".env.example does not list %s", n)
+		}
+	}
+	ignore, err := os.ReadFile(launch.Path(t, ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(strings.Fields(string(ignore)), "/.env") {
+		t.Error(".gitignore does not ignore /.env")
 	}
 }
