@@ -3,7 +3,6 @@ package notify_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/pii"
@@ -195,39 +195,8 @@ func TestSMTPImplicitTLS(t *testing.T) {
 	}
 }
 
-// silentServer accepts connections and never answers, like a hung server.
-func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan struct{}, 16)
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				for _, c := range conns {
-					_ = c.Close()
-				}
-				return
-			}
-			conns = append(conns, c)
-			ch <- struct{}{}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		<-done
-	})
-	return l.Addr().String(), ch
-}
-
 func TestSMTPCancellationUnblocksSend(t *testing.T) {
-	addr, accepted := silentServer(t)
+	addr, accepted := launch.SilentServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		<-accepted
@@ -240,7 +209,7 @@ func TestSMTPCancellationUnblocksSend(t *testing.T) {
 }
 
 func TestSMTPTimeoutIsTransient(t *testing.T) {
-	addr, _ := silentServer(t)
+	addr, _ := launch.SilentServer(t)
 	err := newSMTP(t, "smtp://"+addr, notify.WithTimeout(50*time.Millisecond)).Send(context.Background(), testMessage())
 	if !errors.Is(err, context.DeadlineExceeded) || notify.IsPermanent(err) {
 		t.Fatalf("err = %v, want transient context.DeadlineExceeded", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
@@ -68,9 +69,12 @@ type Config struct {
 	// logs every refusal. The deliveries metric counts each one either way.
 	RefusalLogRate  float64
 	RefusalLogBurst int
-	// TracerProvider, when not nil, traces each delivery (otelgin) with
-	// Didit's trace context if it sent one; the span's context reaches
-	// the SignalWithStart, so the workflow joins the trace.
+	// TracerProvider, when not nil, traces each delivery (otelgin) as the
+	// root of its trace; the span's context reaches the SignalWithStart, so
+	// the workflow joins the trace. A caller's traceparent and baggage are
+	// ignored: a delivery is unauthenticated when it arrives, and its
+	// sender must not decide what is sampled (forcing a span per forged
+	// request) nor put baggage into Temporal's headers.
 	TracerProvider trace.TracerProvider
 }
 
@@ -128,6 +132,7 @@ func (r *Receiver) Handler() http.Handler {
 	}))
 	if tp := r.cfg.TracerProvider; tp != nil {
 		engine.Use(otelgin.Middleware(serviceName, otelgin.WithTracerProvider(tp),
+			otelgin.WithPropagators(propagation.NewCompositeTextMapPropagator()),
 			// Probes and scrapes come every few seconds and say nothing
 			// about a session.
 			otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/webhooks/") })))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -216,3 +218,30 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.header }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+
+// A delivery's span is the root of its trace: a traceparent the caller
+// sends (here forcing the sampled flag on a forged delivery) is ignored.
+func TestDeliverySpanIgnoresCallersTraceContext(t *testing.T) {
+	// As telemetry.Setup installs it in the starter.
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	handler := New(panicTemporal{}, Config{Verifier: &didit.Verifier{Secrets: []string{fixtureSecret}}, TracerProvider: tp}).Handler()
+	const callers = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/didit", strings.NewReader(`{}`))
+	req.Header.Set("traceparent", "00-"+callers+"-00f067aa0ba902b7-01")
+	req.Header.Set("baggage", "user=someone@example.com")
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d", rec.Code)
+	}
+	// Under ParentBased(NeverSample), a span exists only if the caller's
+	// sampled flag was taken as its parent's.
+	if got := spans.GetSpans(); len(got) != 0 {
+		t.Fatalf("the caller's traceparent decided the sampling: %d spans, trace %s", len(got), got[0].SpanContext.TraceID())
+	}
+}

@@ -37,7 +37,11 @@ func NewMetrics(log *slog.Logger) (*Metrics, client.MetricsHandler) {
 	reporter := tallyprom.NewReporter(tallyprom.Options{
 		Registerer:       reg,
 		DefaultTimerType: tallyprom.HistogramTimerType,
-		OnRegisterError:  func(err error) { log.Warn("metrics: register", "error", err) },
+		// tally's default buckets end at 10 s, where histogram_quantile
+		// stops: a schedule-to-start latency of minutes (a Didit API
+		// backlog, workers down) must be measurable.
+		DefaultHistogramBuckets: sdkLatencyBuckets,
+		OnRegisterError:         func(err error) { log.Warn("metrics: register", "error", err) },
 	})
 	scope, closer := tally.NewRootScope(tally.ScopeOptions{
 		CachedReporter:  reporter,
@@ -46,6 +50,11 @@ func NewMetrics(log *slog.Logger) (*Metrics, client.MetricsHandler) {
 	}, time.Second)
 	return &Metrics{Registry: reg, closer: closer}, sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
 }
+
+// sdkLatencyBuckets are the SDK's histograms' buckets, in seconds: from a
+// local activity's milliseconds to the hour a parked step or a paced queue
+// can wait.
+var sdkLatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
 
 // watchStore adds the gauges read from the records, in one query per scrape.
 func (m *Metrics) watchStore(st *store.Store) {

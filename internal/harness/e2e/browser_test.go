@@ -120,7 +120,7 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 		chromedp.Click(link),
 		chromedp.Click(chromedp.CSS(`[data-testid="queries-tab"]`)),
 		chromedp.Click(chromedp.Search(`//button[contains(., "Run Query")]`)),
-		pageShows(`"parked"`), pageShows(`notify user: approved`), pageShows(session))
+		pageShows(`"parked"`), pageShows(`notify user: approved`), pageShows(`"vendor_data"`))
 
 	// The mail server is back; retry through the UI's Send a Signal form.
 	sink, err := smtptest.Start(addr)
@@ -130,11 +130,16 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 	defer sink.Close()
 	const modal = `#signal-confirmation-modal `
 	const input = `{"operator":"ops@example.com","note":"SMTP is back"}`
+	// The UI renders its dialogs twice too: conditions look at every copy.
+	const open = `[...document.querySelectorAll('dialog#signal-confirmation-modal')].some(d => d.open)`
 	step(t, ctx, shots, "3-send-signal",
-		clickVisible(`button[aria-controls="workflow-actions"]`, ""),
-		clickVisible(`[data-testid="signal-button"]`, ""),
-		clickVisible(modal+`[data-testid="signal-select-button"]`, ""),
-		clickVisible(`#signal-select-select li[role="option"]`, contract.RetrySignal),
+		clickUntil(`button[aria-controls="workflow-actions"]`, "",
+			`[...document.querySelectorAll('[data-testid="signal-button"]')].some(e => e.checkVisibility({opacityProperty: true, visibilityProperty: true}))`),
+		clickUntil(`[data-testid="signal-button"]`, "", open),
+		clickUntil(modal+`[data-testid="signal-select-button"]`, "",
+			`[...document.querySelectorAll('#signal-select-select li[role="option"]')].some(e => e.checkVisibility())`),
+		clickUntil(`#signal-select-select li[role="option"]`, contract.RetrySignal,
+			fmt.Sprintf(`[...document.querySelectorAll('%s[data-testid="signal-select"]')].some(e => e.value === %q)`, modal, contract.RetrySignal)),
 		clickVisible(modal+`[contenteditable="true"]`, ""),
 		chromedp.SendKeys(chromedp.CSS(`[data-e2e-target]`), input),
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('[data-e2e-target]').innerText.trim() === %q`, input),
@@ -190,17 +195,34 @@ func step(t *testing.T, ctx context.Context, dir, name string, actions ...chrome
 // is displayed and, unless text is empty, whose text is text: the UI
 // renders some controls twice, one for each layout, and hides one.
 func clickVisible(css, text string) chromedp.Action[chromedp.Void] {
+	return clickUntil(css, text, "true")
+}
+
+// clickUntil clicks as clickVisible does until the JavaScript condition
+// holds, clicking again if it does not within a few seconds: a page still
+// loading its scripts, or a menu still opening, can swallow a click.
+func clickUntil(css, text, condition string) chromedp.Action[chromedp.Void] {
 	mark := fmt.Sprintf(`(() => {
-		const e = [...document.querySelectorAll(%q)].find(e => e.getClientRects().length > 0 && (%q === "" || e.innerText.trim() === %q));
+		const shown = e => e.checkVisibility({opacityProperty: true, visibilityProperty: true});
+		const e = [...document.querySelectorAll(%q)].find(e => shown(e) && (%q === "" || e.innerText.trim() === %q));
 		if (!e) return false;
 		document.querySelectorAll('[data-e2e-target]').forEach(o => o.removeAttribute('data-e2e-target'));
 		e.setAttribute('data-e2e-target', '');
 		return true; })()`, css, text, text)
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		if _, err := chromedp.Poll[chromedp.Void](mark, chromedp.WithPollingTimeout(30*time.Second))(ctx, t); err != nil {
-			return chromedp.Void{}, fmt.Errorf("no visible %s %q: %w", css, text, err)
+		var err error
+		for range 5 {
+			if _, err = chromedp.Poll[chromedp.Void](mark, chromedp.WithPollingTimeout(30*time.Second))(ctx, t); err != nil {
+				return chromedp.Void{}, fmt.Errorf("no visible %s %q: %w", css, text, err)
+			}
+			if _, err = chromedp.Click(chromedp.CSS(`[data-e2e-target]`))(ctx, t); err != nil {
+				continue
+			}
+			if _, err = chromedp.Poll[chromedp.Void](condition, chromedp.WithPollingTimeout(5*time.Second))(ctx, t); err == nil {
+				return chromedp.Void{}, nil
+			}
 		}
-		return chromedp.Click(chromedp.CSS(`[data-e2e-target]`))(ctx, t)
+		return chromedp.Void{}, fmt.Errorf("clicked %s %q, and still not %s: %w", css, text, condition, err)
 	}
 }
 

@@ -3,11 +3,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -81,11 +84,15 @@ func TestShippedQueriesNameExportedMetrics(t *testing.T) {
 		return s.completed(id) && s.completed(contract.SessionWorkflowID(approved)) && s.completed(flaggedID)
 	})
 
-	families := map[string]bool{}
+	exported := map[string]*dto.MetricFamily{}
 	for _, url := range []string{base + "/metrics", "http://" + s.metricsAddr + "/metrics"} {
-		for name := range scrape(t, url) {
-			families[name] = true
+		for name, mf := range scrape(t, url) {
+			exported[name] = mf
 		}
+	}
+	families := map[string]bool{}
+	for name := range exported {
+		families[name] = true
 	}
 	queries, err := promq.Queries(launch.Path(t))
 	if err != nil {
@@ -93,16 +100,33 @@ func TestShippedQueriesNameExportedMetrics(t *testing.T) {
 	}
 	missing := map[string][]string{}
 	for _, q := range queries {
-		names, err := promq.Metrics(q.Expr)
+		selectors, err := promq.Selectors(q.Expr)
 		if err != nil {
 			t.Fatalf("%s: %v", q.Where, err)
 		}
-		if len(names) == 0 {
+		if len(selectors) == 0 {
 			t.Errorf("%s selects no metric: %s", q.Where, q.Expr)
 		}
-		for _, n := range names {
-			if !families[promq.Family(n, families)] {
-				missing[n] = append(missing[n], q.Where)
+		for _, sel := range selectors {
+			mf := exported[promq.Family(sel.Metric, families)]
+			if mf == nil {
+				missing[sel.Metric] = append(missing[sel.Metric], q.Where)
+				continue
+			}
+			// The label values a query picks exist, at zero if need be.
+			if !slices.ContainsFunc(mf.GetMetric(), func(m *dto.Metric) bool { return sel.Matches(labelsOf(m)) }) {
+				t.Errorf("%s: no series of %s matches %v", q.Where, sel.Metric, sel.Matchers)
+			}
+		}
+		thresholds, err := promq.QuantileThresholds(q.Expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, th := range thresholds {
+			mf := exported[promq.Family(th.Metric, families)]
+			if top := largestBucket(mf); top <= th.Value {
+				t.Errorf("%s: a quantile of %s is compared with %g, but its largest finite bucket is %g: it can never pass it",
+					q.Where, th.Metric, th.Value, top)
 			}
 		}
 	}
@@ -124,7 +148,7 @@ func TestShippedQueriesNameExportedMetrics(t *testing.T) {
 }
 
 // scrape reads a /metrics page into its metric families.
-func scrape(t *testing.T, url string) map[string]bool {
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -136,9 +160,27 @@ func scrape(t *testing.T, url string) map[string]bool {
 	if err != nil {
 		t.Fatalf("%s: %v", url, err)
 	}
-	names := map[string]bool{}
-	for n := range mfs {
-		names[n] = true
+	return mfs
+}
+
+func labelsOf(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
 	}
-	return names
+	return out
+}
+
+// largestBucket is the largest finite upper bound of a histogram family's
+// buckets; 0 when it has none.
+func largestBucket(mf *dto.MetricFamily) float64 {
+	top := 0.0
+	for _, m := range mf.GetMetric() {
+		for _, b := range m.GetHistogram().GetBucket() {
+			if ub := b.GetUpperBound(); !math.IsInf(ub, 1) && ub > top {
+				top = ub
+			}
+		}
+	}
+	return top
 }

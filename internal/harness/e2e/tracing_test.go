@@ -16,6 +16,7 @@ import (
 	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/harness/otlpsink"
 	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/internal/harness/smtptest"
 )
 
 // tracingEnv points a process at the collector. The batch delay is longer
@@ -77,6 +78,10 @@ func TestTraceFromDeliveryToMail(t *testing.T) {
 	s := newStack(t, func(s *stack) { s.workerEnv = tracingEnv(collector.Endpoint()) })
 	base, starter, starterLog := s.startStarter(tracingEnv(collector.Endpoint())...)
 
+	// The first try of the notice fails with a reply that quotes the
+	// address: the failure goes into spans (status, exception event) too.
+	s.sink.Script(smtptest.Rule{Command: smtptest.DataEnd, Calls: []int{1},
+		Reply: smtptest.Reply{Code: 451, Enhanced: "4.2.0", Message: "mailbox <" + userEmail + "> busy, try later"}})
 	session := simulator.NewUUID()
 	s.deliverTo(base, delivery(t, "status-updated-in-progress.json", session))
 	s.deliverTo(base, personal(t, delivery(t, "status-updated-approved.json", session)))
@@ -122,7 +127,11 @@ func TestTraceFromDeliveryToMail(t *testing.T) {
 		t.Errorf("the second delivery's trace does not reach the workflow:\n%s", tree)
 	}
 
+	failed := false
 	for _, sp := range spans {
+		if sp.Name == "SMTP send" && sp.Status != "" {
+			failed = true
+		}
 		fields := append([]string{sp.Name, sp.Status}, sp.Events...)
 		for k, v := range sp.Attrs {
 			fields = append(fields, k+"="+v)
@@ -136,6 +145,9 @@ func TestTraceFromDeliveryToMail(t *testing.T) {
 		}
 	}
 
+	if !failed {
+		t.Error("no span recorded the refused first try of the notice")
+	}
 	if !loggedInTrace(t, starterLog, "didit delivery", first.TraceID) {
 		t.Errorf("no starter log line of the first delivery carries trace_id %s", first.TraceID)
 	}
@@ -144,13 +156,15 @@ func TestTraceFromDeliveryToMail(t *testing.T) {
 	}
 }
 
-// TestUnreachableCollectorNeverBlocksADelivery: with the collector's port
-// closed, deliveries are answered, the session completes and both
-// processes still exit on SIGTERM.
+// TestUnreachableCollectorNeverBlocksADelivery: with a collector that takes
+// connections and never answers (worse than a closed port, which refuses at
+// once), deliveries are answered, the session completes and both processes
+// still exit on SIGTERM, the flush giving up after its timeout.
 func TestUnreachableCollectorNeverBlocksADelivery(t *testing.T) {
-	closed := "http://127.0.0.1:" + launch.Port(t)
-	s := newStack(t, func(s *stack) { s.workerEnv = tracingEnv(closed) })
-	base, starter, _ := s.startStarter(tracingEnv(closed)...)
+	addr, _ := launch.SilentServer(t)
+	silent := "http://" + addr
+	s := newStack(t, func(s *stack) { s.workerEnv = tracingEnv(silent) })
+	base, starter, _ := s.startStarter(tracingEnv(silent)...)
 	session := simulator.NewUUID()
 	s.deliverTo(base, delivery(t, "status-updated-approved.json", session))
 	s.waitFor("the session to complete", func() bool { return s.completed(contract.SessionWorkflowID(session)) })

@@ -157,3 +157,40 @@ func QuietLogger() log.Logger {
 func SilentLogger() log.Logger {
 	return log.NewStructuredLogger(slog.New(slog.DiscardHandler))
 }
+
+// SilentServer listens on a loopback port, accepts connections and never
+// answers, like a hung server, until the test ends. accepted receives once
+// per connection taken, as long as the test reads it (it never blocks the
+// server).
+func SilentServer(t testing.TB) (addr string, accepted <-chan struct{}) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 16)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range conns {
+					_ = c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+	})
+	return l.Addr().String(), ch
+}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 )
@@ -158,4 +159,89 @@ func Family(name string, families map[string]bool) string {
 		}
 	}
 	return name
+}
+
+// Selectors are the vector selectors of expr: each metric name with the
+// label matchers it is selected by (the name's own matcher left out).
+func Selectors(expr string) ([]Selector, error) {
+	e, err := Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	var out []Selector
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			s := Selector{Metric: vs.Name}
+			for _, m := range vs.LabelMatchers {
+				if m.Name != "__name__" {
+					s.Matchers = append(s.Matchers, m)
+				}
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, nil
+}
+
+// Selector is one metric a query selects and how.
+type Selector struct {
+	Metric   string
+	Matchers []*labels.Matcher
+}
+
+// Matches reports whether a series' labels satisfy every matcher.
+func (s Selector) Matches(series map[string]string) bool {
+	for _, m := range s.Matchers {
+		if !m.Matches(series[m.Name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Threshold is a comparison of a histogram_quantile over Metric with a
+// constant, as in `histogram_quantile(0.95, ...) > 60`: the histogram must
+// have a finite bucket above Value, or the quantile can never pass it.
+type Threshold struct {
+	Metric string
+	Value  float64
+}
+
+// QuantileThresholds lists expr's thresholds on histogram quantiles.
+func QuantileThresholds(expr string) ([]Threshold, error) {
+	e, err := Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	var out []Threshold
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		b, ok := n.(*parser.BinaryExpr)
+		if !ok {
+			return nil
+		}
+		call, ok := unwrap(b.LHS).(*parser.Call)
+		num, isNum := unwrap(b.RHS).(*parser.NumberLiteral)
+		if !ok || !isNum || call.Func.Name != "histogram_quantile" {
+			return nil
+		}
+		parser.Inspect(call, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok {
+				out = append(out, Threshold{Metric: vs.Name, Value: num.Val})
+			}
+			return nil
+		})
+		return nil
+	})
+	return out, nil
+}
+
+func unwrap(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
+	}
 }
