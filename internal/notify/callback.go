@@ -9,6 +9,11 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/diditflow/diditflow/internal/httppost"
 )
 
@@ -20,6 +25,7 @@ const DefaultCallbackTimeout = 30 * time.Second
 // concurrent use.
 type Callback struct {
 	url    string
+	host   string
 	client *http.Client
 }
 
@@ -41,22 +47,31 @@ func NewCallback(rawURL string, client *http.Client) (*Callback, error) {
 	if client == nil {
 		client = &http.Client{Timeout: DefaultCallbackTimeout}
 	}
-	return &Callback{url: u.String(), client: client}, nil
+	return &Callback{url: u.String(), host: u.Hostname(), client: client}, nil
 }
 
 // Post sends payload as JSON. A 2xx answer is success; see StatusError for
 // how other statuses are classified. Network errors are transient, and a
 // payload that cannot be encoded is permanent.
+//
+// When the process traces, the post is a client span with the host and
+// the status: never the URL, which may carry a token, nor the payload.
 func (w *Callback) Post(ctx context.Context, payload any) error {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return &permanentError{fmt.Errorf("callback: encode payload: %w", err)}
 	}
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "Compliance webhook POST", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost), attribute.String("server.address", w.host)))
+	defer span.End()
 	status, err := httppost.Do(ctx, w.client, w.url, jsonHeader, body)
 	if err != nil {
+		span.SetStatus(codes.Error, "transport")
 		return fmt.Errorf("callback: %w", err)
 	}
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
 	if status < 200 || status > 299 {
+		span.SetStatus(codes.Error, http.StatusText(status))
 		return &StatusError{StatusCode: status}
 	}
 	return nil
