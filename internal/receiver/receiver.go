@@ -127,7 +127,7 @@ func (r *Receiver) Handler() http.Handler {
 	// is served, not redirected (gin would answer 307).
 	engine.RedirectTrailingSlash = false
 	engine.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
-		r.log.Error("panic while handling request", "path", c.FullPath(), "panic", err)
+		r.log.ErrorContext(c.Request.Context(), "panic while handling request", "path", c.FullPath(), "panic", err)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
 	}))
 	if tp := r.cfg.TracerProvider; tp != nil {
