@@ -126,10 +126,8 @@ func (r *Receiver) Handler() http.Handler {
 	// Didit follows no redirect, so a URL configured with a trailing slash
 	// is served, not redirected (gin would answer 307).
 	engine.RedirectTrailingSlash = false
-	engine.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
-		r.log.ErrorContext(c.Request.Context(), "panic while handling request", "path", c.FullPath(), "panic", err)
-		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
-	}))
+	// Tracing outermost, so that a recovered panic is a 500 in its span
+	// and its log line carries the trace.
 	if tp := r.cfg.TracerProvider; tp != nil {
 		engine.Use(otelgin.Middleware(serviceName, otelgin.WithTracerProvider(tp),
 			otelgin.WithPropagators(propagation.NewCompositeTextMapPropagator()),
@@ -137,6 +135,10 @@ func (r *Receiver) Handler() http.Handler {
 			// about a session.
 			otelgin.WithGinFilter(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/webhooks/") })))
 	}
+	engine.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		r.log.ErrorContext(c.Request.Context(), "panic while handling request", "path", c.FullPath(), "panic", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal error"})
+	}))
 	engine.POST("/webhooks/didit", r.receive)
 	engine.POST("/webhooks/didit/", r.receive)
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
