@@ -161,9 +161,10 @@ func (r *Receiver) receive(c *gin.Context) {
 	defer r.metrics.inFlight.Dec()
 	ev, proof, out := r.handle(c)
 	elapsed := time.Since(start)
-	r.metrics.delivered(out.result, reasonLabel(out), elapsed)
+	reason := reasonLabel(out)
+	r.metrics.delivered(out.result, reason, elapsed)
 	r.logDelivery(c.Request.Context(), ev, proof, out, elapsed)
-	annotate(trace.SpanFromContext(c.Request.Context()), ev, out)
+	annotate(trace.SpanFromContext(c.Request.Context()), ev, out.result, reason)
 	if out.status == http.StatusUnauthorized {
 		// The answer to every forged request, header and body made once.
 		c.Writer.Header()["Content-Type"] = jsonContentType
@@ -180,18 +181,18 @@ const serviceName = "diditflow-starter"
 // annotate adds to a delivery's span what an operator searches traces by:
 // the outcome and, once verified, the session and its event. Nothing from
 // the body beyond those identifiers: no person's data.
-func annotate(span trace.Span, ev didit.Event, out outcome) {
+func annotate(span trace.Span, ev didit.Event, result, reason string) {
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(attribute.String("diditflow.outcome", out.result))
+	span.SetAttributes(attribute.String("diditflow.outcome", result))
 	if ev.SessionID != "" {
 		span.SetAttributes(attribute.String("didit.session_id", ev.SessionID),
 			attribute.String("didit.webhook_type", string(ev.WebhookType)),
 			attribute.String("didit.status", string(ev.Status)))
 	}
-	if out.err != nil {
-		span.SetAttributes(attribute.String("diditflow.reason", reasonLabel(out)))
+	if reason != "" {
+		span.SetAttributes(attribute.String("diditflow.reason", reason))
 	}
 }
 

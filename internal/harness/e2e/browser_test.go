@@ -96,7 +96,14 @@ func uiStack(t *testing.T, opts ...func(*stack)) (*stack, *launch.DevServer) {
 func TestOperatorPathInTheBrowser(t *testing.T) {
 	ctx := browser(t)
 	s, dev := uiStack(t, func(s *stack) { s.stepBudget = "3s" })
-	shots := t.TempDir()
+	// Each step's page, kept past the test when BROWSER_DUMP_DIR names a
+	// directory (to look at a failure).
+	shots := os.Getenv("BROWSER_DUMP_DIR")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	ui := "http://" + dev.UIAddress()
 
 	addr := s.sink.Addr
@@ -238,7 +245,7 @@ func pageShows(text string) chromedp.Action[chromedp.Void] {
 		chromedp.WithPollingTimeout(45*time.Second))
 }
 
-// dump writes a screenshot and the page's HTML for a failing step.
+// dump writes a screenshot and the page's HTML into dir as name.
 func dump(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -249,11 +256,6 @@ func dump(t *testing.T, ctx context.Context, dir, name string) {
 		_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
 	_ = os.WriteFile(filepath.Join(dir, name+".html"), []byte(html), 0o644)
-	if out := os.Getenv("BROWSER_DUMP_DIR"); out != "" {
-		_ = os.MkdirAll(out, 0o755)
-		_ = os.WriteFile(filepath.Join(out, name+".png"), png, 0o644)
-		_ = os.WriteFile(filepath.Join(out, name+".html"), []byte(html), 0o644)
-	}
 }
 
 // needsAttention reports the workflow's DiditNeedsAttention.

@@ -160,10 +160,34 @@ type run struct {
 // continue-as-new.
 func (s *stack) runsOf(id string) []run {
 	s.t.Helper()
-	ctx := context.Background()
 	var out []run
+	s.eachRunEvent(id, func() { out = append(out, run{}) }, func(e *historypb.HistoryEvent) {
+		r := &out[len(out)-1]
+		r.events++
+		if a := e.GetWorkflowTaskFailedEventAttributes(); a != nil {
+			if r.failedTasks == nil {
+				r.failedTasks = map[string]int{}
+			}
+			r.failedTasks[a.GetCause().String()]++
+		}
+		if e.GetWorkflowExecutionSignaledEventAttributes() != nil {
+			r.signals++
+		}
+		for _, p := range e.GetWorkflowExecutionContinuedAsNewEventAttributes().GetInput().GetPayloads() {
+			r.stateBytes += len(p.GetData())
+		}
+	})
+	return out
+}
+
+// eachRunEvent calls event with every history event of the workflow's
+// runs, from the first through each continue-as-new, and newRun before
+// each run's events.
+func (s *stack) eachRunEvent(id string, newRun func(), event func(*historypb.HistoryEvent)) {
+	s.t.Helper()
+	ctx := context.Background()
 	for runID := s.firstRun(id); runID != ""; {
-		var r run
+		newRun()
 		next := ""
 		it := s.temporal.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
@@ -171,27 +195,13 @@ func (s *stack) runsOf(id string) []run {
 			if err != nil {
 				s.t.Fatal(err)
 			}
-			r.events++
-			if a := e.GetWorkflowTaskFailedEventAttributes(); a != nil {
-				if r.failedTasks == nil {
-					r.failedTasks = map[string]int{}
-				}
-				r.failedTasks[a.GetCause().String()]++
-			}
-			if e.GetWorkflowExecutionSignaledEventAttributes() != nil {
-				r.signals++
-			}
+			event(e)
 			if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
 				next = a.GetNewExecutionRunId()
-				for _, p := range a.GetInput().GetPayloads() {
-					r.stateBytes += len(p.GetData())
-				}
 			}
 		}
-		out = append(out, r)
 		runID = next
 	}
-	return out
 }
 
 // firstRun walks back from the latest run, through the run each continued

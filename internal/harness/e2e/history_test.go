@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/diditflow/diditflow/internal/contract"
@@ -47,32 +45,19 @@ func TestApprovedSessionHistoryEvents(t *testing.T) {
 // markers and TemporalChangeVersion upserts, and names them by type.
 func (s *stack) countEvents(id string) (counted, versioning int, breakdown string) {
 	s.t.Helper()
-	ctx := context.Background()
 	byType := map[string]int{}
-	for runID := s.firstRun(id); runID != ""; {
-		next := ""
-		it := s.temporal.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			e, err := it.Next()
-			if err != nil {
-				s.t.Fatal(err)
-			}
-			if isVersioning(e) {
-				versioning++
-				continue
-			}
-			counted++
-			name := strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
-			if m := e.GetMarkerRecordedEventAttributes(); m != nil {
-				name += " " + m.GetMarkerName()
-			}
-			byType[strings.ToLower(name)]++
-			if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
-				next = a.GetNewExecutionRunId()
-			}
+	s.eachRunEvent(id, func() {}, func(e *historypb.HistoryEvent) {
+		if isVersioning(e) {
+			versioning++
+			return
 		}
-		runID = next
-	}
+		counted++
+		name := strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
+		if m := e.GetMarkerRecordedEventAttributes(); m != nil {
+			name += " " + m.GetMarkerName()
+		}
+		byType[strings.ToLower(name)]++
+	})
 	var parts []string
 	for k, v := range byType {
 		parts = append(parts, fmt.Sprintf("%s %d", k, v))

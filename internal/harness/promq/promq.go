@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -131,23 +130,6 @@ var grafanaVariables = strings.NewReplacer("$__rate_interval", "5m", "$__interva
 // parser.
 func Parse(expr string) (parser.Expr, error) {
 	return parser.NewParser(parser.Options{}).ParseExpr(grafanaVariables.Replace(expr))
-}
-
-// Metrics are the metric names expr selects, sorted and unique.
-func Metrics(expr string) ([]string, error) {
-	e, err := Parse(expr)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			names = append(names, vs.Name)
-		}
-		return nil
-	})
-	slices.Sort(names)
-	return slices.Compact(names), nil
 }
 
 // Family is the metric family a selected name belongs to: a histogram's
