@@ -343,17 +343,27 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		dec := new(mimeDecoder)
 		m.Subject = dec.decode(msg.Header.Get("Subject"))
 	}
+	reply, scripted := ss.sink.answer(DataEnd, ss.to)
+	if scripted && reply.HangUp {
+		// The server holds the whole message when it drops the line: it is
+		// received before the client can see the connection lost.
+		m.Code, m.ReplyLost = 0, true
+		ss.record(m)
+		_, err := ss.play(reply)
+		return err
+	}
 	var replyErr error
-	if reply, ok := ss.sink.answer(DataEnd, ss.to); ok {
-		hungUp, err := ss.play(reply)
-		switch {
-		case hungUp:
-			m.Code, m.ReplyLost = 0, true
-		case err != nil:
+	if scripted {
+		if _, replyErr = ss.play(reply); replyErr != nil {
 			m.Code = reply.Code
 		}
-		replyErr = err
 	}
+	ss.record(m)
+	return replyErr
+}
+
+// record keeps m as received and, if accepted, hands it to OnMail.
+func (ss *sinkSession) record(m Mail) {
 	ss.sink.mu.Lock()
 	ss.sink.received = append(ss.sink.received, m)
 	onMail := ss.sink.onMail
@@ -361,7 +371,6 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if onMail != nil && m.Accepted() {
 		onMail(m)
 	}
-	return replyErr
 }
 
 func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
