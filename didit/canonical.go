@@ -2,10 +2,10 @@ package didit
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"math/big"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,13 +19,26 @@ const MaxDepth = 512
 
 // ErrInvalidJSON is returned for bodies that Python's json.loads would reject
 // or that json.dumps could not have produced (invalid UTF-8, lone surrogates,
-// non-finite numbers, nesting deeper than MaxDepth).
+// non-finite numbers, nesting deeper than MaxDepth), and for bodies whose
+// canonical form would be longer than CanonicalLimit.
 var ErrInvalidJSON = errors.New("didit: invalid JSON")
+
+// CanonicalLimit is the longest canonical form accepted for a body of n
+// bytes: 2n + 1 KiB. Didit's wire form is its canonical form with non-ASCII
+// escaped (SPEC §1.3), never shorter, so a body Didit sent is no longer in
+// canonical form; a re-encoding proxy lengthens one only by writing whole
+// numbers in exponent form ("1e+21" for 22 digits), which the doubling leaves
+// room for. Numbers are the only thing that can grow (whitespace goes,
+// strings keep or lose escapes), so serialising stops at the first number
+// that would go past the limit: a forged body of huge floats (1e308 prints as
+// 309 digits) costs what its size allows, not 60 times that.
+func CanonicalLimit(n int) int { return 2*n + 1024 }
 
 // Canonical returns the body in the form X-Signature-V2 signs (SPEC §1.4):
 // whole-valued floats shortened to integers, keys sorted at every depth, no
 // whitespace, non-ASCII emitted as UTF-8, and only the escapes Python's
-// json.dumps(..., ensure_ascii=False) produces.
+// json.dumps(..., ensure_ascii=False) produces. Of duplicate member names
+// the last is kept, as Python's dict keeps it.
 func Canonical(body []byte) ([]byte, error) {
 	return encode(body, false)
 }
@@ -38,448 +51,511 @@ func Wire(body []byte) ([]byte, error) {
 }
 
 func encode(body []byte, asciiOnly bool) ([]byte, error) {
-	d := newDocument()
-	defer d.release()
-	if err := d.parse(body); err != nil {
+	c := newCanonicalizer()
+	defer c.release()
+	out, err := c.canonical(body)
+	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(body))
-	return d.write(out, 0, asciiOnly), nil
-}
-
-// documents are reused: a forged delivery costs a parse and a canonical
-// write, and at thousands a second their garbage would cost more than both.
-var documents = sync.Pool{New: func() any { return new(document) }}
-
-func newDocument() *document { return documents.Get().(*document) }
-
-// release returns d to the pool; nothing parsed from it may be used after.
-func (d *document) release() {
-	if cap(d.nodes) > 1<<16 {
-		return // a rare huge body: let it go rather than hold its arrays
+	if asciiOnly {
+		return escapeNonASCII(out), nil
 	}
-	clear(d.nodes)
-	d.nodes, d.kids, d.pending, d.scratch, d.out = d.nodes[:0], d.kids[:0], d.pending[:0], d.scratch[:0], d.out[:0]
-	d.src = nil
-	documents.Put(d)
+	return bytes.Clone(out), nil
 }
 
-type kind uint8
-
-const (
-	kindNull kind = iota
-	kindFalse
-	kindTrue
-	kindNumber
-	kindString
-	kindArray
-	kindObject
-)
-
-// node is one JSON value in a document's arena. Strings hold their decoded
-// UTF-8; numbers hold their rendered canonical text; containers point at a
-// contiguous run of child indices in document.kids.
-type node struct {
-	kind  kind
-	key   []byte // decoded member name when the node is an object member
-	text  []byte
-	first int32
-	count int32
+// A canonicalizer writes the canonical form of a JSON text in one pass,
+// without building a tree: scalars and arrays are written as they are read,
+// and an object's members are written in the order they come and put in
+// order (of duplicates, the last kept) when the object closes, which costs
+// nothing for a body Didit sent, sorted already. Besides its output it keeps
+// where each member of the objects open at once starts, four bytes a member,
+// so the memory it takes is a small multiple of the body's size, whatever
+// the body holds (TestCanonicalCostsMemoryInProportion).
+type canonicalizer struct {
+	src []byte
+	pos int
+	out []byte
+	// growth is how much longer than their text the numbers written so far
+	// are; allowance is what CanonicalLimit leaves for it.
+	growth, allowance int
+	// members hold where in out the members of the objects being written
+	// start, innermost object last.
+	members []int32
+	// tmp holds an object's members while they are put in order.
+	tmp []byte
+	// moved counts the bytes put in order, against maxMoved.
+	moved int
 }
 
-// document is a parsed JSON text: an arena of nodes, root at index 0.
-type document struct {
-	src     []byte
-	pos     int
-	nodes   []node
-	kids    []int32
-	pending []int32 // children of the containers still open, innermost last
-	scratch []byte  // decoded strings that needed unescaping
-	out     []byte  // reusable output buffer for callers that only hash it
-}
+// maxMoved bounds the bytes c.order moves for a body of n bytes. An object
+// is moved when it is put in order, and again with each object around it
+// that is, so nesting objects out of order 500 deep would make a body cost
+// 500 times its size. Didit's bodies are in order already, and a proxy
+// re-encoding one moves each byte once per level of the few that nest.
+func maxMoved(n int) int { return 16*n + 64<<10 }
 
-func (d *document) parse(src []byte) error {
-	d.src, d.pos = src, 0
-	if want := len(src)/16 + 1; cap(d.nodes) < want {
-		d.nodes = make([]node, 0, want)
+// canonicalizers are reused: refusing a forged delivery takes a canonical
+// form, and at thousands a second its garbage would cost more than the work.
+var canonicalizers = sync.Pool{New: func() any { return new(canonicalizer) }}
+
+func newCanonicalizer() *canonicalizer { return canonicalizers.Get().(*canonicalizer) }
+
+// pooledBytes bounds what a pooled canonicalizer keeps: the buffers a rare
+// large body grew are let go rather than held for ever.
+const pooledBytes = 256 << 10
+
+// release returns c to the pool; nothing it returned may be used after.
+func (c *canonicalizer) release() {
+	c.src = nil
+	if cap(c.out)+cap(c.tmp)+4*cap(c.members) > pooledBytes {
+		return
 	}
-	if want := len(src) / 4; cap(d.scratch) < want {
-		d.scratch = make([]byte, 0, want)
-	}
-	d.skipSpace()
-	if _, err := d.value(0); err != nil {
-		return err
-	}
-	d.skipSpace()
-	if d.pos != len(d.src) {
-		return d.errorf("unexpected data after top-level value")
-	}
-	return nil
+	canonicalizers.Put(c)
 }
 
-func (d *document) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w at offset %d: %s", ErrInvalidJSON, d.pos, fmt.Sprintf(format, args...))
+// canonical returns the canonical form of src in a buffer of c's, valid
+// until c is used again or released.
+func (c *canonicalizer) canonical(src []byte) ([]byte, error) {
+	if len(src) > math.MaxInt32/4 {
+		return nil, fmt.Errorf("%w: body of %d bytes is too large", ErrInvalidJSON, len(src))
+	}
+	c.src, c.pos = src, 0
+	c.growth, c.allowance, c.moved = 0, CanonicalLimit(len(src))-len(src), 0
+	c.out, c.members = c.out[:0], c.members[:0]
+	if cap(c.out) < len(src) {
+		// The canonical form is rarely longer than the body: one allocation.
+		c.out = make([]byte, 0, len(src))
+	}
+	c.skipSpace()
+	if err := c.value(0); err != nil {
+		return nil, err
+	}
+	c.skipSpace()
+	if c.pos != len(c.src) {
+		return nil, c.errorf("unexpected data after top-level value")
+	}
+	return c.out, nil
 }
 
-func (d *document) skipSpace() {
-	for d.pos < len(d.src) {
-		switch d.src[d.pos] {
+func (c *canonicalizer) errorf(format string, args ...any) error {
+	return fmt.Errorf("%w at offset %d: %s", ErrInvalidJSON, c.pos, fmt.Sprintf(format, args...))
+}
+
+func (c *canonicalizer) skipSpace() {
+	for c.pos < len(c.src) {
+		switch c.src[c.pos] {
 		case ' ', '\t', '\n', '\r':
-			d.pos++
+			c.pos++
 		default:
 			return
 		}
 	}
 }
 
-// value parses one value and returns its node index.
-func (d *document) value(depth int) (int32, error) {
-	if d.pos >= len(d.src) {
-		return 0, d.errorf("unexpected end of input")
+// value writes the value at c.pos.
+func (c *canonicalizer) value(depth int) error {
+	if c.pos >= len(c.src) {
+		return c.errorf("unexpected end of input")
 	}
-	idx := int32(len(d.nodes))
-	d.nodes = append(d.nodes, node{})
-	switch c := d.src[d.pos]; {
-	case c == '{':
-		return idx, d.container(idx, depth, kindObject, '}')
-	case c == '[':
-		return idx, d.container(idx, depth, kindArray, ']')
-	case c == '"':
-		s, err := d.string()
-		if err != nil {
-			return 0, err
-		}
-		d.nodes[idx] = node{kind: kindString, text: s}
-	case c == '-' || (c >= '0' && c <= '9'):
-		text, err := d.number()
-		if err != nil {
-			return 0, err
-		}
-		d.nodes[idx] = node{kind: kindNumber, text: text}
-	case d.literal("true"):
-		d.nodes[idx].kind = kindTrue
-	case d.literal("false"):
-		d.nodes[idx].kind = kindFalse
-	case d.literal("null"):
-		d.nodes[idx].kind = kindNull
+	switch ch := c.src[c.pos]; {
+	case ch == '{':
+		return c.object(depth)
+	case ch == '[':
+		return c.array(depth)
+	case ch == '"':
+		return c.quoted()
+	case ch == '-' || (ch >= '0' && ch <= '9'):
+		return c.number()
+	case c.literal("true"), c.literal("false"), c.literal("null"):
+		return nil
 	default:
-		return 0, d.errorf("unexpected character %q", c)
+		return c.errorf("unexpected character %q", ch)
 	}
-	return idx, nil
 }
 
-func (d *document) literal(word string) bool {
-	if bytes.HasPrefix(d.src[d.pos:], []byte(word)) {
-		d.pos += len(word)
-		return true
+// literal writes word if it is at c.pos.
+func (c *canonicalizer) literal(word string) bool {
+	if !bytes.HasPrefix(c.src[c.pos:], []byte(word)) {
+		return false
 	}
-	return false
+	c.pos += len(word)
+	c.out = append(c.out, word...)
+	return true
 }
 
-func (d *document) container(idx int32, depth int, k kind, closer byte) error {
-	base := len(d.pending)
-	err := d.members(depth, closer, func() error {
-		var key []byte
-		if k == kindObject {
-			var err error
-			if key, err = d.memberName(); err != nil {
-				return err
+// open writes the opener of the container at c.pos and reports whether the
+// container is empty, in which case its closer is written too.
+func (c *canonicalizer) open(depth int, opener, closer byte) (empty bool, err error) {
+	if depth >= MaxDepth {
+		return false, c.errorf("nesting deeper than %d", MaxDepth)
+	}
+	c.out = append(c.out, opener)
+	c.pos++
+	c.skipSpace()
+	if c.pos < len(c.src) && c.src[c.pos] == closer {
+		c.pos++
+		c.out = append(c.out, closer)
+		return true, nil
+	}
+	return false, nil
+}
+
+// next reads what follows an item: true after a ',', which it writes, and
+// false after the closer, which it does not.
+func (c *canonicalizer) next(closer byte) (bool, error) {
+	c.skipSpace()
+	if c.pos >= len(c.src) {
+		return false, c.errorf("unexpected end of input")
+	}
+	switch c.src[c.pos] {
+	case ',':
+		c.pos++
+		c.skipSpace()
+		c.out = append(c.out, ',')
+		return true, nil
+	case closer:
+		c.pos++
+		return false, nil
+	}
+	return false, c.errorf("expected ',' or %q", closer)
+}
+
+func (c *canonicalizer) array(depth int) error {
+	if empty, err := c.open(depth, '[', ']'); err != nil || empty {
+		return err
+	}
+	for {
+		if err := c.value(depth + 1); err != nil {
+			return err
+		}
+		if more, err := c.next(']'); err != nil || !more {
+			c.out = append(c.out, ']')
+			return err
+		}
+	}
+}
+
+func (c *canonicalizer) object(depth int) error {
+	start := len(c.out)
+	if empty, err := c.open(depth, '{', '}'); err != nil || empty {
+		return err
+	}
+	base := len(c.members)
+	defer func() { c.members = c.members[:base] }()
+	ordered := true
+	for {
+		if c.pos >= len(c.src) || c.src[c.pos] != '"' {
+			return c.errorf("expected member name")
+		}
+		m := int32(len(c.out))
+		if err := c.quoted(); err != nil {
+			return err
+		}
+		c.skipSpace()
+		if c.pos >= len(c.src) || c.src[c.pos] != ':' {
+			return c.errorf("expected ':' after member name")
+		}
+		c.pos++
+		c.skipSpace()
+		c.out = append(c.out, ':')
+		if n := len(c.members); n > base {
+			switch prev := c.members[n-1]; compareNames(c.out, int(prev), int(m)) {
+			case 0:
+				// The same name again: this member replaces the last one
+				// at once (Python keeps the last), so a run of one name
+				// costs one member's memory.
+				c.out = append(c.out[:prev], c.out[m:]...)
+				m = prev
+				c.members = c.members[:n-1]
+			case 1:
+				ordered = false
 			}
 		}
-		child, err := d.value(depth + 1)
+		if err := c.value(depth + 1); err != nil {
+			return err
+		}
+		if len(c.members) == cap(c.members) {
+			// Doubled rather than append's quarter for large slices: what
+			// is allocated on the way stays within twice the final size.
+			c.members = slices.Grow(c.members, max(len(c.members), 64))
+		}
+		c.members = append(c.members, m)
+		more, err := c.next('}')
 		if err != nil {
 			return err
 		}
-		d.nodes[child].key = key
-		d.pending = append(d.pending, child)
-		return nil
-	})
-	if err != nil {
-		return err
+		if !more {
+			break
+		}
 	}
-	children := d.pending[base:]
-	if k == kindObject {
-		children = d.sortMembers(children)
+	if !ordered {
+		if err := c.order(start, c.members[base:]); err != nil {
+			return err
+		}
 	}
-	d.nodes[idx] = node{kind: k, first: int32(len(d.kids)), count: int32(len(children))}
-	d.kids = append(d.kids, children...)
-	d.pending = d.pending[:base]
+	c.out = append(c.out, '}')
 	return nil
 }
 
-// members walks the items of the container opening at d.pos, calling item
-// for each with d.pos at the item (for objects, at the member name).
-func (d *document) members(depth int, closer byte, item func() error) error {
-	if depth >= MaxDepth {
-		return d.errorf("nesting deeper than %d", MaxDepth)
+// order rewrites the object whose '{' is at out[start], and whose closer is
+// still to come, with its members (where each starts, in the order they
+// came) sorted by name (byte order of UTF-8 is code point order, which is
+// what Python's sort_keys uses) and only the last of duplicate names kept,
+// as Python's dict keeps it. The rewrite is never longer than what it
+// replaces.
+func (c *canonicalizer) order(start int, members []int32) error {
+	if c.moved += len(c.out) - start; c.moved > maxMoved(len(c.src)) {
+		return c.errorf("members out of order nested too deep: more than %d bytes to put in order", maxMoved(len(c.src)))
 	}
-	d.pos++
-	d.skipSpace()
-	if d.pos < len(d.src) && d.src[d.pos] == closer {
-		d.pos++
-		return nil
-	}
-	for {
-		if closer == '}' && (d.pos >= len(d.src) || d.src[d.pos] != '"') {
-			return d.errorf("expected member name")
-		}
-		if err := item(); err != nil {
-			return err
-		}
-		d.skipSpace()
-		if d.pos >= len(d.src) {
-			return d.errorf("unexpected end of input")
-		}
-		switch d.src[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-		case closer:
-			d.pos++
-			return nil
-		default:
-			return d.errorf("expected ',' or %q", closer)
-		}
-	}
-}
-
-// memberName reads `"name" :` and leaves d.pos at the member's value.
-func (d *document) memberName() ([]byte, error) {
-	key, err := d.string()
-	if err != nil {
-		return nil, err
-	}
-	d.skipSpace()
-	if d.pos >= len(d.src) || d.src[d.pos] != ':' {
-		return nil, d.errorf("expected ':' after member name")
-	}
-	d.pos++
-	d.skipSpace()
-	return key, nil
-}
-
-// sortMembers orders members by name (byte order of UTF-8 is code point
-// order, which is what Python's sort_keys uses) and keeps only the last of
-// duplicate names, as Python's dict does.
-func (d *document) sortMembers(members []int32) []int32 {
-	slices.SortStableFunc(members, func(a, b int32) int {
-		return bytes.Compare(d.nodes[a].key, d.nodes[b].key)
-	})
-	out := members[:0]
+	tmp := append(c.tmp[:0], c.out[start:]...)
+	c.tmp = tmp
 	for i, m := range members {
-		if i+1 < len(members) && bytes.Equal(d.nodes[m].key, d.nodes[members[i+1]].key) {
-			continue
+		members[i] = m - int32(start)
+		if i > 0 {
+			// The comma before each member becomes a NUL, which a
+			// canonical form never holds: where a member ends is then
+			// found wherever the sort puts it.
+			tmp[members[i]-1] = 0
 		}
-		out = append(out, m)
 	}
-	return out
+	slices.SortStableFunc(members, func(a, b int32) int { return compareNames(tmp, int(a), int(b)) })
+	c.out = c.out[:start+1]
+	for k, m := range members {
+		if k+1 < len(members) && compareNames(tmp, int(m), int(members[k+1])) == 0 {
+			continue // a later duplicate, next in the stable order, wins
+		}
+		if len(c.out) > start+1 {
+			c.out = append(c.out, ',')
+		}
+		member := tmp[m:]
+		if end := bytes.IndexByte(member, 0); end >= 0 {
+			member = member[:end]
+		}
+		c.out = append(c.out, member...)
+	}
+	return nil
 }
 
-// string parses a JSON string at d.pos and returns its decoded UTF-8 bytes.
-// When the string has no escapes the result aliases the source.
-func (d *document) string() ([]byte, error) {
-	d.pos++ // opening quote
-	start := d.pos
-	for d.pos < len(d.src) {
-		c := d.src[d.pos]
+// quoted writes the JSON string at c.pos as Python's json encoder writes
+// it with ensure_ascii=False: the short escapes for " \ \n \r \t \b \f,
+// \u00XX for the other control characters, and nothing else escaped (not
+// '/', '<', '>', '&', U+2028 or U+2029). A string is never longer written
+// than read.
+func (c *canonicalizer) quoted() error {
+	c.pos++ // opening quote
+	c.out = append(c.out, '"')
+	run := c.pos // the start of what is copied as it is
+	for c.pos < len(c.src) {
+		ch := c.src[c.pos]
 		switch {
-		case c == '"':
-			s := d.src[start:d.pos]
-			d.pos++
-			return s, nil
-		case c == '\\':
-			return d.escapedString(start)
-		case c < 0x20:
-			return nil, d.errorf("control character in string")
-		case c < utf8.RuneSelf:
-			d.pos++
-		default:
-			r, size := utf8.DecodeRune(d.src[d.pos:])
-			if r == utf8.RuneError && size == 1 {
-				return nil, d.errorf("invalid UTF-8")
-			}
-			d.pos += size
-		}
-	}
-	return nil, d.errorf("unterminated string")
-}
-
-func (d *document) escapedString(start int) ([]byte, error) {
-	begin := len(d.scratch)
-	d.scratch = append(d.scratch, d.src[start:d.pos]...)
-	for d.pos < len(d.src) {
-		c := d.src[d.pos]
-		switch {
-		case c == '"':
-			d.pos++
-			return d.scratch[begin:len(d.scratch):len(d.scratch)], nil
-		case c == '\\':
-			if err := d.escape(); err != nil {
-				return nil, err
-			}
-		case c < 0x20:
-			return nil, d.errorf("control character in string")
-		case c < utf8.RuneSelf:
-			d.scratch = append(d.scratch, c)
-			d.pos++
-		default:
-			r, size := utf8.DecodeRune(d.src[d.pos:])
-			if r == utf8.RuneError && size == 1 {
-				return nil, d.errorf("invalid UTF-8")
-			}
-			d.scratch = append(d.scratch, d.src[d.pos:d.pos+size]...)
-			d.pos += size
-		}
-	}
-	return nil, d.errorf("unterminated string")
-}
-
-func (d *document) escape() error {
-	if d.pos+1 >= len(d.src) {
-		return d.errorf("unterminated escape")
-	}
-	c := d.src[d.pos+1]
-	d.pos += 2
-	switch c {
-	case '"', '\\', '/':
-		d.scratch = append(d.scratch, c)
-	case 'b':
-		d.scratch = append(d.scratch, '\b')
-	case 'f':
-		d.scratch = append(d.scratch, '\f')
-	case 'n':
-		d.scratch = append(d.scratch, '\n')
-	case 'r':
-		d.scratch = append(d.scratch, '\r')
-	case 't':
-		d.scratch = append(d.scratch, '\t')
-	case 'u':
-		r, err := d.hex4()
-		if err != nil {
-			return err
-		}
-		if utf16IsHighSurrogate(r) {
-			if !bytes.HasPrefix(d.src[d.pos:], []byte(`\u`)) {
-				return d.errorf("lone surrogate")
-			}
-			d.pos += 2
-			lo, err := d.hex4()
+		case ch == '"':
+			c.out = append(c.out, c.src[run:c.pos]...)
+			c.pos++
+			c.out = append(c.out, '"')
+			return nil
+		case ch == '\\':
+			c.out = append(c.out, c.src[run:c.pos]...)
+			r, err := c.escape()
 			if err != nil {
 				return err
 			}
+			c.out = appendRune(c.out, r)
+			run = c.pos
+		case ch < 0x20:
+			return c.errorf("control character in string")
+		case ch < utf8.RuneSelf:
+			c.pos++
+		default:
+			r, size := utf8.DecodeRune(c.src[c.pos:])
+			if r == utf8.RuneError && size == 1 {
+				return c.errorf("invalid UTF-8")
+			}
+			c.pos += size
+		}
+	}
+	return c.errorf("unterminated string")
+}
+
+// appendRune appends r as it stands in a canonical string.
+func appendRune(out []byte, r rune) []byte {
+	switch r {
+	case '"':
+		return append(out, '\\', '"')
+	case '\\':
+		return append(out, '\\', '\\')
+	case '\n':
+		return append(out, '\\', 'n')
+	case '\r':
+		return append(out, '\\', 'r')
+	case '\t':
+		return append(out, '\\', 't')
+	case '\b':
+		return append(out, '\\', 'b')
+	case '\f':
+		return append(out, '\\', 'f')
+	}
+	if r < 0x20 {
+		return appendU(out, r)
+	}
+	return utf8.AppendRune(out, r)
+}
+
+// escape decodes the escape sequence at c.pos.
+func (c *canonicalizer) escape() (rune, error) {
+	if c.pos+1 >= len(c.src) {
+		return 0, c.errorf("unterminated escape")
+	}
+	ch := c.src[c.pos+1]
+	c.pos += 2
+	switch ch {
+	case '"', '\\', '/':
+		return rune(ch), nil
+	case 'b':
+		return '\b', nil
+	case 'f':
+		return '\f', nil
+	case 'n':
+		return '\n', nil
+	case 'r':
+		return '\r', nil
+	case 't':
+		return '\t', nil
+	case 'u':
+		r, err := c.hex4()
+		if err != nil {
+			return 0, err
+		}
+		if utf16IsHighSurrogate(r) {
+			if !bytes.HasPrefix(c.src[c.pos:], []byte(`\u`)) {
+				return 0, c.errorf("lone surrogate")
+			}
+			c.pos += 2
+			lo, err := c.hex4()
+			if err != nil {
+				return 0, err
+			}
 			if !utf16IsLowSurrogate(lo) {
-				return d.errorf("lone surrogate")
+				return 0, c.errorf("lone surrogate")
 			}
 			r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 		} else if utf16IsLowSurrogate(r) {
 			// Python would decode it, but json.dumps(...).encode("utf-8")
 			// cannot encode a lone surrogate, so Didit never signs one.
-			return d.errorf("lone surrogate")
+			return 0, c.errorf("lone surrogate")
 		}
-		d.scratch = utf8.AppendRune(d.scratch, r)
-	default:
-		return d.errorf("invalid escape %q", c)
+		return r, nil
 	}
-	return nil
+	return 0, c.errorf("invalid escape %q", ch)
 }
 
-func (d *document) hex4() (rune, error) {
-	if d.pos+4 > len(d.src) {
-		return 0, d.errorf("short \\u escape")
+func (c *canonicalizer) hex4() (rune, error) {
+	if c.pos+4 > len(c.src) {
+		return 0, c.errorf("short \\u escape")
 	}
 	var r rune
-	for _, c := range d.src[d.pos : d.pos+4] {
+	for _, ch := range c.src[c.pos : c.pos+4] {
 		r <<= 4
 		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
+		case ch >= '0' && ch <= '9':
+			r |= rune(ch - '0')
+		case ch >= 'a' && ch <= 'f':
+			r |= rune(ch - 'a' + 10)
+		case ch >= 'A' && ch <= 'F':
+			r |= rune(ch - 'A' + 10)
 		default:
-			return 0, d.errorf("invalid \\u escape")
+			return 0, c.errorf("invalid \\u escape")
 		}
 	}
-	d.pos += 4
+	c.pos += 4
 	return r, nil
 }
 
 func utf16IsHighSurrogate(r rune) bool { return r >= 0xD800 && r < 0xDC00 }
 func utf16IsLowSurrogate(r rune) bool  { return r >= 0xDC00 && r < 0xE000 }
 
-// number validates a JSON number at d.pos and returns the text Python would
-// print for it after float shortening.
-func (d *document) number() ([]byte, error) {
-	start := d.pos
-	if d.src[d.pos] == '-' {
-		d.pos++
+// number writes the JSON number at c.pos as Python prints it after float
+// shortening, within the allowance for growth.
+func (c *canonicalizer) number() error {
+	start := c.pos
+	if c.src[c.pos] == '-' {
+		c.pos++
 	}
 	switch {
-	case d.pos < len(d.src) && d.src[d.pos] == '0':
-		d.pos++
-	case d.pos < len(d.src) && d.src[d.pos] >= '1' && d.src[d.pos] <= '9':
-		d.digits()
+	case c.pos < len(c.src) && c.src[c.pos] == '0':
+		c.pos++
+	case c.pos < len(c.src) && c.src[c.pos] >= '1' && c.src[c.pos] <= '9':
+		c.digits()
 	default:
-		return nil, d.errorf("invalid number")
+		return c.errorf("invalid number")
 	}
 	integer := true
-	if d.pos < len(d.src) && d.src[d.pos] == '.' {
+	if c.pos < len(c.src) && c.src[c.pos] == '.' {
 		integer = false
-		d.pos++
-		if d.digits() == 0 {
-			return nil, d.errorf("invalid number")
+		c.pos++
+		if c.digits() == 0 {
+			return c.errorf("invalid number")
 		}
 	}
-	if d.pos < len(d.src) && (d.src[d.pos] == 'e' || d.src[d.pos] == 'E') {
+	if c.pos < len(c.src) && (c.src[c.pos] == 'e' || c.src[c.pos] == 'E') {
 		integer = false
-		d.pos++
-		if d.pos < len(d.src) && (d.src[d.pos] == '+' || d.src[d.pos] == '-') {
-			d.pos++
+		c.pos++
+		if c.pos < len(c.src) && (c.src[c.pos] == '+' || c.src[c.pos] == '-') {
+			c.pos++
 		}
-		if d.digits() == 0 {
-			return nil, d.errorf("invalid number")
+		if c.digits() == 0 {
+			return c.errorf("invalid number")
 		}
 	}
-	lit := d.src[start:d.pos]
+	lit := c.src[start:c.pos]
 	if integer {
 		// Python ints are exact at any size; only "-0" prints differently.
 		if len(lit) == 2 && lit[0] == '-' && lit[1] == '0' {
-			return []byte("0"), nil
+			lit = lit[1:]
 		}
-		return lit, nil
+		c.out = append(c.out, lit...)
+		return nil
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || math.IsInf(f, 0) {
 		// Python would read it as inf and print "Infinity", which is not JSON.
-		return nil, d.errorf("number out of float64 range")
+		return c.errorf("number out of float64 range")
 	}
-	// Into the scratch buffer, which only grows while the document lives:
-	// earlier slices of it stay valid.
-	begin := len(d.scratch)
-	d.scratch = appendFloat(d.scratch, f)
-	return d.scratch[begin:len(d.scratch):len(d.scratch)], nil
+	if f == math.Trunc(f) && math.Abs(f) >= 1<<53 {
+		// An exact integer of up to 309 digits: refused before it is
+		// printed when even its least length would pass the limit.
+		least := int(math.Log10(math.Abs(f)))
+		if c.growth+least-len(lit) > c.allowance {
+			return c.errorf("canonical form longer than %d bytes", CanonicalLimit(len(c.src)))
+		}
+	}
+	before := len(c.out)
+	c.out = appendFloat(c.out, f)
+	if c.growth += len(c.out) - before - len(lit); c.growth > c.allowance {
+		return c.errorf("canonical form longer than %d bytes", CanonicalLimit(len(c.src)))
+	}
+	return nil
 }
 
-func (d *document) digits() int {
+func (c *canonicalizer) digits() int {
 	n := 0
-	for d.pos < len(d.src) && d.src[d.pos] >= '0' && d.src[d.pos] <= '9' {
-		d.pos++
+	for c.pos < len(c.src) && c.src[c.pos] >= '0' && c.src[c.pos] <= '9' {
+		c.pos++
 		n++
 	}
 	return n
 }
 
 // appendFloat appends f as Python prints shorten_floats(f): whole values as
-// exact integers, others as repr (shortest round-trip digits, exponent form
-// below 1e-4; non-integral doubles are always below 1e16).
+// exact integers (beyond 2^53 Python's int(f) prints the exact binary value,
+// which strconv's fixed format prints too), others as repr (shortest
+// round-trip digits, exponent form below 1e-4; non-integral doubles are
+// always below 1e16).
 func appendFloat(dst []byte, f float64) []byte {
 	if f == math.Trunc(f) {
-		if math.Abs(f) < 1<<53 {
-			return strconv.AppendInt(dst, int64(f), 10)
+		if f == 0 {
+			return append(dst, '0') // -0.0 too
 		}
-		// Beyond 2^53 Python's int(f) prints the exact binary value.
-		return new(big.Float).SetFloat64(f).Append(dst, 'f', 0)
+		return strconv.AppendFloat(dst, f, 'f', 0, 64)
 	}
 	if math.Abs(f) < 1e-4 {
 		return strconv.AppendFloat(dst, f, 'e', -1, 64)
@@ -487,87 +563,103 @@ func appendFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'f', -1, 64)
 }
 
-func (d *document) write(out []byte, idx int32, asciiOnly bool) []byte {
-	n := &d.nodes[idx]
-	switch n.kind {
-	case kindNull:
-		return append(out, "null"...)
-	case kindFalse:
-		return append(out, "false"...)
-	case kindTrue:
-		return append(out, "true"...)
-	case kindNumber:
-		return append(out, n.text...)
-	case kindString:
-		return appendString(out, n.text, asciiOnly)
-	}
-	open, close := byte('['), byte(']')
-	if n.kind == kindObject {
-		open, close = '{', '}'
-	}
-	out = append(out, open)
-	for i, child := range d.kids[n.first : n.first+n.count] {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		if n.kind == kindObject {
-			out = appendString(out, d.nodes[child].key, asciiOnly)
-			out = append(out, ':')
-		}
-		out = d.write(out, child, asciiOnly)
-	}
-	return append(out, close)
-}
-
 const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as Python's json encoder does: the short escapes for
-// " \ \n \r \t \b \f, \u00XX for other control characters and, when
-// asciiOnly, \uXXXX (surrogate pairs above U+FFFF) for everything past '~'.
-// Nothing else is escaped: not '/', '<', '>', '&', U+2028 or U+2029.
-func appendString(out, s []byte, asciiOnly bool) []byte {
-	out = append(out, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && (c < 0x7f || !asciiOnly) {
-			i++
-			continue
-		}
-		out = append(out, s[start:i]...)
-		size := 1
-		switch c {
-		case '"':
-			out = append(out, '\\', '"')
-		case '\\':
-			out = append(out, '\\', '\\')
-		case '\n':
-			out = append(out, '\\', 'n')
-		case '\r':
-			out = append(out, '\\', 'r')
-		case '\t':
-			out = append(out, '\\', 't')
-		case '\b':
-			out = append(out, '\\', 'b')
-		case '\f':
-			out = append(out, '\\', 'f')
-		default:
-			var r rune
-			r, size = utf8.DecodeRune(s[i:])
-			if r > 0xFFFF {
-				r -= 0x10000
-				out = appendU(out, 0xD800+(r>>10))
-				r = 0xDC00 + (r & 0x3FF)
-			}
-			out = appendU(out, r)
-		}
-		i += size
-		start = i
-	}
-	out = append(out, s[start:]...)
-	return append(out, '"')
-}
 
 func appendU(out []byte, r rune) []byte {
 	return append(out, '\\', 'u', hexDigits[r>>12&0xF], hexDigits[r>>8&0xF], hexDigits[r>>4&0xF], hexDigits[r&0xF])
+}
+
+// escapeNonASCII turns a canonical form into the wire form, Python's
+// ensure_ascii=True: every character past '~' as \uXXXX (a surrogate pair
+// above U+FFFF). Outside strings a canonical form is ASCII, and inside them
+// it already has the escapes both forms share.
+func escapeNonASCII(canonical []byte) []byte {
+	out := make([]byte, 0, len(canonical)+len(canonical)/8)
+	for i := 0; i < len(canonical); {
+		if canonical[i] < 0x7f {
+			out = append(out, canonical[i])
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(canonical[i:])
+		if r > 0xFFFF {
+			r -= 0x10000
+			out = appendU(out, 0xD800+(r>>10))
+			r = 0xDC00 + (r & 0x3FF)
+		}
+		out = appendU(out, r)
+		i += size
+	}
+	return out
+}
+
+// nameByte reads the decoded byte of the canonical string s at s[i] (past
+// its opening quote): the byte, where the next one is, and false at the
+// closing quote. In a canonical string each escape stands for one byte.
+func nameByte(s []byte, i int) (byte, int, bool) {
+	switch s[i] {
+	case '"':
+		return 0, i, false
+	case '\\':
+		switch e := s[i+1]; e {
+		case 'u': // \u00XX, a control character
+			return unhex(s[i+4])<<4 | unhex(s[i+5]), i + 6, true
+		case 'n':
+			return '\n', i + 2, true
+		case 'r':
+			return '\r', i + 2, true
+		case 't':
+			return '\t', i + 2, true
+		case 'b':
+			return '\b', i + 2, true
+		case 'f':
+			return '\f', i + 2, true
+		default: // '"' and '\\'
+			return e, i + 2, true
+		}
+	}
+	return s[i], i + 1, true
+}
+
+func unhex(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
+}
+
+// compareNames compares the decoded canonical strings that open at s[a]
+// and s[b] byte by byte: UTF-8 byte order, which is code point order.
+func compareNames(s []byte, a, b int) int {
+	a, b = a+1, b+1
+	for {
+		ca, na, moreA := nameByte(s, a)
+		cb, nb, moreB := nameByte(s, b)
+		switch {
+		case !moreA || !moreB:
+			return cmp.Compare(b2i(moreA), b2i(moreB))
+		case ca != cb:
+			return cmp.Compare(ca, cb)
+		}
+		a, b = na, nb
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendDecoded appends the decoded canonical string that opens at s[i].
+func appendDecoded(dst, s []byte, i int) []byte {
+	for i++; ; {
+		b, next, more := nameByte(s, i)
+		if !more {
+			return dst
+		}
+		dst = append(dst, b)
+		i = next
+	}
 }

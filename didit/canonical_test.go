@@ -6,6 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -140,5 +143,98 @@ func TestCanonicalIsFixedPoint(t *testing.T) {
 		if err != nil || !bytes.Equal(once, twice) {
 			t.Errorf("%s: Canonical(Canonical(x)) = %q, %v; want %q", v.Name, twice, err, once)
 		}
+	}
+}
+
+// hostileShapes are bodies of about n bytes built to make the canonical form
+// as costly as JSON allows: the most values, the longest numbers, the most
+// members to put in order, names to decode, the deepest nesting.
+func hostileShapes(n int) map[string][]byte {
+	object := func(member func(i int) string) []byte {
+		b := []byte{'{'}
+		for i := 0; len(b) < n-32; i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, member(i)...)
+		}
+		return append(b, '}')
+	}
+	nested := strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1)
+	return map[string][]byte{
+		"huge floats":    hostileBody("1e308", n),
+		"tiny values":    hostileBody("1", n),
+		"empty objects":  hostileBody("{}", n),
+		"deep arrays":    hostileBody(nested, n),
+		"escaped string": hostileBody(`"`+strings.Repeat(`\u00e9`, 1000)+`"`, n),
+		"members in reverse order": object(func(i int) string {
+			return `"` + strconv.FormatInt(int64(1<<40-i), 36) + `":0`
+		}),
+		"escaped names in reverse order": object(func(i int) string {
+			return `"\u0041` + strconv.FormatInt(int64(1<<40-i), 36) + `":0`
+		}),
+		"one name repeated":         object(func(int) string { return `"":0` }),
+		"names alternating":         object(func(i int) string { return `"` + string(rune('a'+i%2)) + `":0` }),
+		"deep objects out of order": hostileBody(strings.Repeat(`{"b":0,"a":`, MaxDepth-2)+"0"+strings.Repeat("}", MaxDepth-2), n),
+	}
+}
+
+// TestCanonicalCostsMemoryInProportion: whatever an unauthenticated body
+// holds, building its canonical form (which X-Signature-V2 needs before any
+// MAC is checked) allocates a small multiple of its size, from a cold pool.
+func TestCanonicalCostsMemoryInProportion(t *testing.T) {
+	const n = 1 << 20
+	const most = 5 // bytes allocated per byte of body, at most (3.84 measured)
+	forged := strings.Repeat("0", 64)
+	v := fixtureVerifier()
+	for name, body := range hostileShapes(n) {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := v.Verify(body, Headers{SignatureV2: forged, Timestamp: "1767225600"})
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrSignatureMismatch) {
+				t.Fatalf("forged delivery: %v, want ErrSignatureMismatch", err)
+			}
+			got := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d bytes: %d allocated (%.2fx)", len(body), got, float64(got)/float64(len(body)))
+			if got > most*uint64(len(body)) {
+				t.Errorf("refusing %d bytes allocated %d, more than %dx", len(body), got, most)
+			}
+		})
+	}
+}
+
+// TestCanonicalLimit: a body whose canonical form would pass CanonicalLimit
+// is refused at the first number past it, while the numbers Didit really
+// sends, and a re-encoding that writes some whole numbers in exponent form,
+// are untouched.
+func TestCanonicalLimit(t *testing.T) {
+	huge := hostileBody("1e308", 64<<10)
+	if _, err := Canonical(huge); !errors.Is(err, ErrInvalidJSON) || !strings.Contains(err.Error(), "canonical form longer than") {
+		t.Fatalf("64 KiB of 1e308: %v, want the limit's error", err)
+	}
+	honest := map[string]string{
+		`{"metadata":{"id":9007199254740993},"score":86.0,"risk":0.0001,"big":1e23}`: `{"big":99999999999999991611392,"metadata":{"id":9007199254740993},"risk":0.0001,"risk2":null,"score":86}`,
+	}
+	for in := range honest {
+		if _, err := Canonical([]byte(in)); err != nil {
+			t.Errorf("Canonical(%s): %v", in, err)
+		}
+	}
+	// A re-encoding proxy that prints every whole float of a real delivery
+	// in exponent form still fits.
+	body := readFixture(t, "status-updated-declined-aml-hit.json")
+	reencoded := regexp.MustCompile(`:(\d)(\d{2,})([,}])`).ReplaceAllFunc(body, func(m []byte) []byte {
+		digits := regexp.MustCompile(`\d+`).Find(m)
+		f, _ := strconv.ParseFloat(string(digits), 64)
+		return []byte(":" + strconv.FormatFloat(f, 'e', -1, 64) + string(m[len(m)-1]))
+	})
+	want, err := Canonical(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Canonical(reencoded); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("re-encoded with exponents: %v; same canonical form: %v", err, bytes.Equal(got, want))
 	}
 }

@@ -264,6 +264,9 @@ func ParseEvent(body []byte) (Event, error) {
 	if !ok || sessionID == "" {
 		return Event{}, fmt.Errorf("%w: no session_id string", ErrNotDiditEvent)
 	}
+	if !ValidSessionID(sessionID) {
+		return Event{}, fmt.Errorf("%w: session_id is not one Didit issues (1 to %d of A-Z a-z 0-9 _ -)", ErrNotDiditEvent, MaxSessionIDLen)
+	}
 	webhookType, ok := p.string("webhook_type")
 	if !ok || webhookType == "" {
 		return Event{}, fmt.Errorf("%w: no webhook_type string", ErrNotDiditEvent)
@@ -344,16 +347,24 @@ func (p fieldParser) int(name string) (int64, bool) {
 // ConstructEvent verifies a delivery and parses its body. Verification
 // failures wrap the Err* values of Verify; an authentic body that is not a
 // session event wraps ErrNotDiditEvent.
+//
+// The event is read from what the signature authenticated, the body's
+// canonical form, never from the body's own bytes: under X-Signature-V2 a
+// re-encoded body verifies ("timestamp":1767225600.0 for 1767225600, a
+// member given twice, other spacing and order), and read as it stands it
+// could say what Didit did not sign.
 func (v *Verifier) ConstructEvent(body []byte, h Headers) (Event, Proof, error) {
-	ver, err := v.Verify(body, h)
+	c := newCanonicalizer()
+	defer c.release()
+	proof, signed, err := v.verify(c, body, h)
 	if err != nil {
 		return Event{}, Proof{}, err
 	}
-	ev, err := ParseEvent(body)
+	ev, err := ParseEvent(signed)
 	if err != nil {
 		return Event{}, Proof{}, err
 	}
-	return ev, ver, nil
+	return ev, proof, nil
 }
 
 // Authenticated returns the event reduced to what ver proves. After a
@@ -380,24 +391,38 @@ func (e Event) Authenticated(p Proof) Event {
 const TestVendorData = "test-vendor-data-123"
 
 // ConsoleTest reports whether the event is a delivery of the console's "Test
-// Webhook" tool, judged by the signed body alone (SPEC §2.5): metadata holds
-// test_webhook: true, or vendor_data is Didit's test value and there is no
-// event_id. The X-Didit-Test-Webhook header is outside the signature, so it
-// proves nothing, and an event that only X-Signature-Simple verified has no
-// authentic metadata or vendor_data to judge by: call it on an event from
-// Authenticated.
+// Webhook" tool, judged by the signed body alone (SPEC §2.5): vendor_data is
+// Didit's test value and there is no event_id, which every real event has.
+// Nothing else counts. metadata.test_webhook is on test deliveries too, but
+// metadata is the business's own, set when a session is created and
+// possibly from what a user typed, so it must not be able to silence a real
+// session's records and AML cases. The X-Didit-Test-Webhook header is
+// outside the signature, so it proves nothing; and an event that only
+// X-Signature-Simple verified has no authentic vendor_data or event_id to
+// judge by: call it on an event from Authenticated.
 func (e Event) ConsoleTest() bool {
-	if e.VendorData == TestVendorData && e.EventID == "" {
-		return true
-	}
-	if len(e.Metadata) == 0 {
+	return e.VendorData == TestVendorData && e.EventID == ""
+}
+
+// MaxSessionIDLen is the longest session ID ValidSessionID accepts.
+const MaxSessionIDLen = 64
+
+// ValidSessionID reports whether id can be a Didit session ID: 1 to
+// MaxSessionIDLen characters of A-Z, a-z, 0-9, '_' and '-'. Didit's are
+// UUIDs. A session ID names workflows, records and URL paths, so anything
+// else (quotes, spaces, slashes, control characters, megabytes) is refused
+// where it comes in, before any of those is built from it.
+func ValidSessionID(id string) bool {
+	if id == "" || len(id) > MaxSessionIDLen {
 		return false
 	}
-	var m struct {
-		TestWebhook *bool `json:"test_webhook"`
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
 	}
-	// The business's metadata is any JSON; only a boolean true counts.
-	return json.Unmarshal(e.Metadata, &m) == nil && m.TestWebhook != nil && *m.TestWebhook
+	return true
 }
 
 // Key identifies the event across redeliveries: its event_id, or, when Didit

@@ -1,8 +1,11 @@
 package didit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -281,8 +284,12 @@ func TestConsoleTestIsJudgedByTheBody(t *testing.T) {
 		ev   Event
 		want bool
 	}{
-		{"metadata.test_webhook true", Event{EventID: "e-1", Metadata: []byte(`{"test_webhook":true}`)}, true},
+		// The business's metadata, which a user may influence, never
+		// makes a real event a test.
+		{"metadata.test_webhook true on a real event", Event{EventID: "e-1", VendorData: "user-1", Metadata: []byte(`{"test_webhook":true}`)}, false},
+		{"metadata.test_webhook true without an event_id", Event{VendorData: "user-1", Metadata: []byte(`{"test_webhook":true}`)}, false},
 		{"test vendor_data, no event_id", Event{VendorData: TestVendorData}, true},
+		{"a console test as Didit sends it", Event{VendorData: TestVendorData, Metadata: []byte(`{"test_webhook":true}`)}, true},
 		{"test vendor_data with an event_id", Event{EventID: "e-1", VendorData: TestVendorData}, false},
 		{"metadata.test_webhook false", Event{Metadata: []byte(`{"test_webhook":false}`)}, false},
 		{"metadata.test_webhook a string", Event{Metadata: []byte(`{"test_webhook":"true"}`)}, false},
@@ -298,5 +305,157 @@ func TestConsoleTestIsJudgedByTheBody(t *testing.T) {
 	simple := Event{VendorData: TestVendorData, Metadata: []byte(`{"test_webhook":true}`), SessionID: "s-1"}
 	if simple.Authenticated(Proof{Scheme: SchemeSimple, EnvelopeOnly: true}).ConsoleTest() {
 		t.Error("an envelope-only event counts as a console test")
+	}
+}
+
+// reencodings of a signed body: what anyone who captured the delivery can
+// send in its place and still have X-Signature-V2 verify, because each has
+// the same canonical form (SPEC §1.4): other spacing, other member order,
+// whole numbers written as floats, a member given twice with the genuine
+// copy last.
+func reencodings(t *testing.T, body []byte) map[string][]byte {
+	t.Helper()
+	indent := func(b []byte) []byte {
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, b, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		return indented.Bytes()
+	}
+	// Top-level members in reverse order.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var members []string
+	for dec.More() {
+		name, _ := dec.Token()
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			t.Fatal(err)
+		}
+		quoted, _ := json.Marshal(name)
+		members = append([]string{string(quoted) + ":" + string(value)}, members...)
+	}
+	floats := regexp.MustCompile(`"(timestamp|created_at)":(\d+)`).ReplaceAll(body, []byte(`"$1":$2.0`))
+	exponent := regexp.MustCompile(`"created_at":(\d)(\d+)`).ReplaceAllFunc(body, func(m []byte) []byte {
+		digits := regexp.MustCompile(`\d+`).Find(m)
+		return []byte(`"created_at":` + string(digits[:1]) + "." + string(digits[1:]) + "e" + strconv.Itoa(len(digits)-1))
+	})
+	// An address injected into the decision before the genuine copy of
+	// contact_details, which the canonical form drops and Go's decoder
+	// would merge into it.
+	injected := bytes.Replace(body, []byte(`"decision":{`),
+		[]byte(`"decision":{"contact_details":{"email":"mallory@example.com"},`), 1)
+	for name, b := range map[string][]byte{"floats": floats, "exponent": exponent, "injected": injected} {
+		if bytes.Equal(b, body) {
+			t.Fatalf("reencoding %q changed nothing", name)
+		}
+	}
+	return map[string][]byte{
+		"indented":            indent(body),
+		"members reversed":    []byte("{" + strings.Join(members, ",") + "}"),
+		"integers as floats":  floats,
+		"created_at exponent": exponent,
+		"address injected":    injected,
+		"all of it at once":   indent(bytes.Replace(floats, []byte(`"decision":{`), []byte(`"decision":{"contact_details":{"email":"mallory@example.com"},`), 1)),
+	}
+}
+
+// TestReencodedDeliveryReadsAsSigned: a re-encoded delivery that verifies
+// under X-Signature-V2 is read as what the signature covered, never as its
+// own bytes would read: the genuine timestamps (not 0 for 1767225600.0), no
+// injected address, every AML hit; and every encoding has the digest of
+// the genuine delivery, so a replay cache keyed on it sees one delivery.
+func TestReencodedDeliveryReadsAsSigned(t *testing.T) {
+	raw := readFixture(t, "status-updated-declined-aml-hit.json")
+	// The genuine decision has contact details without an address.
+	body := bytes.Replace(raw, []byte(`"contact_details":null`), []byte(`"contact_details":{"phone":"+34600000000"}`), 1)
+	if bytes.Equal(body, raw) {
+		t.Fatal("fixture has no contact_details:null")
+	}
+	h, err := Signer{Secret: fixtureSecret}.Sign(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := fixtureVerifier()
+	want, wantProof, err := v.ConstructEvent(body, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Timestamp != 1767225600 || want.CreatedAt != 1767225391 || want.Decision.ContactEmail() != "" || len(want.Decision.AMLHits()) == 0 {
+		t.Fatalf("genuine delivery read as %+v", want)
+	}
+	for name, variant := range reencodings(t, body) {
+		t.Run(name, func(t *testing.T) {
+			got, proof, err := v.ConstructEvent(variant, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if proof.Scheme != SchemeV2 {
+				t.Fatalf("verified by %s, want v2 (the raw bytes differ)", proof.Scheme)
+			}
+			if proof.Digest != wantProof.Digest {
+				t.Error("a re-encoding has another digest: a replay cache would take it for a new delivery")
+			}
+			if got.Timestamp != want.Timestamp || got.CreatedAt != want.CreatedAt || got.EventID != want.EventID {
+				t.Errorf("timestamp %d, created_at %d, event %q; want %d, %d, %q", got.Timestamp, got.CreatedAt, got.EventID,
+					want.Timestamp, want.CreatedAt, want.EventID)
+			}
+			if email := got.Decision.ContactEmail(); email != "" {
+				t.Errorf("contact address %q read from outside the signature", email)
+			}
+			gotJSON, _ := json.Marshal(got)
+			wantJSON, _ := json.Marshal(want)
+			if !bytes.Equal(gotJSON, wantJSON) {
+				t.Errorf("event differs from the genuine one:\n got %s\nwant %s", gotJSON, wantJSON)
+			}
+		})
+	}
+}
+
+// TestSimpleSignatureReadsTheSignedEnvelope: after X-Signature-Simple only
+// the four envelope fields are authentic, and they are read as signed: a
+// timestamp re-encoded as a float is still the signed integer.
+func TestSimpleSignatureReadsTheSignedEnvelope(t *testing.T) {
+	body := readFixture(t, "status-updated-approved.json")
+	h, err := Signer{Secret: fixtureSecret}.Sign(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	variant := bytes.Replace(body, []byte(`"timestamp":1767225600`), []byte(`"timestamp":1767225600.0`), 1)
+	v := fixtureVerifier()
+	v.AllowSimple = true
+	ev, proof, err := v.ConstructEvent(variant, Headers{SignatureSimple: h.SignatureSimple, Timestamp: h.Timestamp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proof.EnvelopeOnly || ev.Timestamp != 1767225600 {
+		t.Fatalf("envelope-only %v, timestamp %d; want true, 1767225600", proof.EnvelopeOnly, ev.Timestamp)
+	}
+}
+
+func TestValidSessionID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"9b2f4c1e-6d3a-4e8b-a5f0-1c7d2e9b8a64": true,
+		"session_01":                           true,
+		strings.Repeat("a", MaxSessionIDLen):   true,
+		strings.Repeat("a", MaxSessionIDLen+1): false,
+		"":                                     false,
+		`a" OR WorkflowId != "`:                false,
+		"a b":                                  false,
+		"a/b":                                  false,
+		"a\x00b":                               false,
+		"é":                                    false,
+	} {
+		if got := ValidSessionID(id); got != want {
+			t.Errorf("ValidSessionID(%q) = %v, want %v", id, got, want)
+		}
+	}
+	// At ingestion: an authentic body naming a session Didit cannot have
+	// named is not a Didit event.
+	body := []byte(`{"session_id":"a\" OR WorkflowId STARTS_WITH \"","status":"Approved","webhook_type":"status.updated","timestamp":1}`)
+	if _, err := ParseEvent(body); !errors.Is(err, ErrNotDiditEvent) {
+		t.Fatalf("ParseEvent: %v, want ErrNotDiditEvent", err)
 	}
 }

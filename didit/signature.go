@@ -1,7 +1,6 @@
 package didit
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -134,6 +133,12 @@ type Proof struct {
 	// timestamp, session_id, status and webhook_type are authentic, and
 	// decision, vendor_data, metadata and event_id must not be trusted.
 	EnvelopeOnly bool `json:"envelope_only,omitempty"`
+	// Digest is the SHA-256 of what the signature authenticated: the
+	// body's canonical form after X-Signature or X-Signature-V2, so that
+	// every encoding of one delivery has one digest, and the envelope
+	// message after X-Signature-Simple. A receiver keys its replay cache on
+	// it. It stays out of JSON: it only names a delivery on its way in.
+	Digest [sha256.Size]byte `json:"-"`
 }
 
 // Verifier checks Didit's signatures. The zero value refuses everything
@@ -156,68 +161,84 @@ type Verifier struct {
 // X-Signature-Simple against every secret in constant time, and finally the
 // body's own timestamp equal to X-Timestamp, since only the body copy is signed.
 //
-// The two full-body schemes authenticate the same bytes, so trying the cheap
-// raw HMAC before the canonical form changes the cost, not the verdict.
+// The two full-body schemes authenticate the same content, so trying the
+// cheap raw HMAC before the canonical form changes the cost, not the verdict.
+// Building the canonical form of an unauthenticated body costs memory and
+// time in proportion to its size (see CanonicalLimit), whatever it holds.
 //
 // A verified body that is not a JSON object yields an error wrapping
 // ErrNotDiditEvent rather than a verification error.
 func (v *Verifier) Verify(body []byte, h Headers) (Proof, error) {
+	c := newCanonicalizer()
+	defer c.release()
+	p, _, err := v.verify(c, body, h)
+	return p, err
+}
+
+// verify is Verify, returning too the bytes the event is to be read from:
+// the body's canonical form, in c's buffer. A signature authenticates the
+// content of that form, not the body's bytes (X-Signature-V2 verifies
+// every re-encoding of a delivery, such as "timestamp":1767225600.0 for
+// 1767225600, or a member given twice), so reading the body itself could
+// read what no signature covered; the canonical form reads as what was
+// signed.
+func (v *Verifier) verify(c *canonicalizer, body []byte, h Headers) (Proof, []byte, error) {
 	if !v.hasSecret() {
-		return Proof{}, ErrNoSecret
+		return Proof{}, nil, ErrNoSecret
 	}
 	ts, err := v.checkTimestamp(h.Timestamp)
 	if err != nil {
-		return Proof{}, err
+		return Proof{}, nil, err
 	}
 	sigs, err := parseSignatures(h, v.AllowSimple)
 	if err != nil {
-		return Proof{}, err
+		return Proof{}, nil, err
 	}
 
 	scheme := Scheme(0)
-	var doc *document
 	if sigs.has[SchemeRaw] && v.matches(sigs.mac[SchemeRaw], body) {
 		scheme = SchemeRaw
 	}
-	if scheme == 0 && (sigs.has[SchemeV2] || sigs.has[SchemeSimple]) {
-		doc = newDocument()
-		defer doc.release()
-		if doc.parse(body) != nil {
-			doc = nil
-		}
+	if scheme == 0 && !sigs.has[SchemeV2] && !sigs.has[SchemeSimple] {
+		return Proof{}, nil, ErrSignatureMismatch
 	}
-	if scheme == 0 && doc != nil && sigs.has[SchemeV2] {
-		doc.out = doc.write(doc.out[:0], 0, false)
-		if v.matches(sigs.mac[SchemeV2], doc.out) {
-			scheme = SchemeV2
-		}
+	canonical, err := c.canonical(body)
+	switch {
+	case err != nil && scheme == 0:
+		// Not JSON Didit could have signed (or past CanonicalLimit):
+		// nothing left to check it against.
+		return Proof{}, nil, ErrSignatureMismatch
+	case err != nil:
+		return Proof{}, nil, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
 	}
-	if scheme == 0 && doc != nil && sigs.has[SchemeSimple] {
-		// The canonical form is done with: its buffer takes the message.
+	var envelope []byte
+	if scheme == 0 && sigs.has[SchemeV2] && v.matches(sigs.mac[SchemeV2], canonical) {
+		scheme = SchemeV2
+	}
+	if scheme == 0 && sigs.has[SchemeSimple] {
 		var ok bool
-		if doc.out, ok = doc.simpleMessage(doc.out[:0]); ok && v.matches(sigs.mac[SchemeSimple], doc.out) {
+		if envelope, ok = c.simpleMessage(canonical); ok && v.matches(sigs.mac[SchemeSimple], envelope) {
 			scheme = SchemeSimple
 		}
 	}
 	if scheme == 0 {
-		return Proof{}, ErrSignatureMismatch
+		return Proof{}, nil, ErrSignatureMismatch
 	}
 
-	if doc != nil && doc.nodes[0].kind != kindObject {
-		return Proof{}, fmt.Errorf("%w: not a JSON object", ErrNotDiditEvent)
-	}
-	var bodyTS []byte
-	var found bool
-	if doc != nil {
-		bodyTS, found = doc.numberMember("timestamp")
-	} else if bodyTS, found, err = scanNumber(body, "timestamp"); err != nil {
-		return Proof{}, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
+	if canonical[0] != '{' {
+		return Proof{}, nil, fmt.Errorf("%w: not a JSON object", ErrNotDiditEvent)
 	}
 	var tsText [20]byte
-	if !found || string(bodyTS) != string(strconv.AppendInt(tsText[:0], ts, 10)) {
-		return Proof{}, ErrTimestampMismatch
+	if bodyTS, ok := topLevelMember(canonical, "timestamp"); !ok || string(bodyTS) != string(strconv.AppendInt(tsText[:0], ts, 10)) {
+		return Proof{}, nil, ErrTimestampMismatch
 	}
-	return Proof{Scheme: scheme, Timestamp: ts, EnvelopeOnly: scheme == SchemeSimple}, nil
+	p := Proof{Scheme: scheme, Timestamp: ts, EnvelopeOnly: scheme == SchemeSimple}
+	if scheme == SchemeSimple {
+		p.Digest = sha256.Sum256(envelope)
+	} else {
+		p.Digest = sha256.Sum256(canonical)
+	}
+	return p, canonical, nil
 }
 
 func (v *Verifier) checkTimestamp(header string) (int64, error) {
@@ -378,152 +399,93 @@ func macPool(secret string) *sync.Pool {
 	return p
 }
 
-// simpleMessage appends "{timestamp}:{session_id}:{status}:{webhook_type}"
-// to msg from the body the way Python's str() renders each value (SPEC §1.5).
-func (d *document) simpleMessage(msg []byte) ([]byte, bool) {
+// simpleMessage returns "{timestamp}:{session_id}:{status}:{webhook_type}"
+// (SPEC §1.5) read from a canonical form, each value as Python's str()
+// renders it, in c's buffer for reordering (done with by then).
+func (c *canonicalizer) simpleMessage(canonical []byte) ([]byte, bool) {
+	msg := c.tmp[:0]
+	defer func() { c.tmp = msg }()
 	for i, name := range [...]string{"timestamp", "session_id", "status", "webhook_type"} {
 		if i > 0 {
 			msg = append(msg, ':')
 		}
-		idx, ok := d.memberIndex(name)
+		value, ok := topLevelMember(canonical, name)
 		if !ok {
 			continue // Python's data.get(name, "") gives the empty string
 		}
-		n := d.nodes[idx]
-		switch n.kind {
-		case kindString, kindNumber:
-			msg = append(msg, n.text...)
-		case kindNull:
+		switch value[0] {
+		case '"':
+			msg = appendDecoded(msg, value, 0)
+		case 'n':
 			msg = append(msg, "None"...)
-		case kindTrue:
+		case 't':
 			msg = append(msg, "True"...)
-		case kindFalse:
+		case 'f':
 			msg = append(msg, "False"...)
-		default:
+		case '{', '[':
 			return nil, false
+		default:
+			msg = append(msg, value...)
 		}
 	}
 	return msg, true
 }
 
-// memberIndex finds a top-level object member by name.
-func (d *document) memberIndex(name string) (int32, bool) {
-	root := d.nodes[0]
-	if root.kind != kindObject {
-		return 0, false
-	}
-	for _, idx := range d.kids[root.first : root.first+root.count] {
-		if string(d.nodes[idx].key) == name {
-			return idx, true
-		}
-	}
-	return 0, false
-}
-
-// numberMember returns the canonical text of a top-level number member.
-func (d *document) numberMember(name string) ([]byte, bool) {
-	idx, ok := d.memberIndex(name)
-	if !ok || d.nodes[idx].kind != kindNumber {
+// topLevelMember returns the value of the top-level member name of a
+// canonical form (compact, and valid: the canonicalizer wrote it), if the
+// form is an object that has it. name must need no escaping.
+func topLevelMember(canonical []byte, name string) ([]byte, bool) {
+	if len(canonical) < 2 || canonical[0] != '{' {
 		return nil, false
 	}
-	return d.nodes[idx].text, true
+	for i := 1; i < len(canonical) && canonical[i] == '"'; {
+		keyEnd := stringEnd(canonical, i)
+		start := keyEnd + 1 // past ':'
+		end := valueEnd(canonical, start)
+		if string(canonical[i+1:keyEnd-1]) == name {
+			return canonical[start:end], true
+		}
+		i = end + 1 // past ',' or '}'
+	}
+	return nil, false
 }
 
-// scanNumber is numberMember for a body that was not parsed into a tree: it
-// skims the top-level object without building one, which keeps the raw
-// scheme's path cheap. As in Python, the last duplicate member wins.
-func scanNumber(body []byte, name string) ([]byte, bool, error) {
-	d := document{src: body}
-	d.skipSpace()
-	if d.pos >= len(body) || body[d.pos] != '{' {
-		return nil, false, d.errorf("not a JSON object")
-	}
-	var text []byte
-	found := false
-	err := d.members(0, '}', func() error {
-		key, err := d.memberName()
-		if err != nil {
-			return err
-		}
-		if string(key) != name {
-			return d.skip()
-		}
-		found = false
-		if c := body[min(d.pos, len(body)-1)]; c != '-' && (c < '0' || c > '9') {
-			return d.skip()
-		}
-		if text, err = d.number(); err != nil {
-			return err
-		}
-		found = true
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	d.skipSpace()
-	if d.pos != len(body) {
-		return nil, false, d.errorf("unexpected data after top-level value")
-	}
-	return text, found, nil
-}
-
-// skip passes over one value without recording or validating it: the body
-// is already authenticated and ParseEvent reads it in full afterwards, so
-// this only has to find where the value ends, and do it fast.
-func (d *document) skip() error {
-	depth := 0
-	for d.pos < len(d.src) {
-		switch d.src[d.pos] {
+// stringEnd returns the index just past the string that opens at s[i].
+func stringEnd(s []byte, i int) int {
+	for i++; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
 		case '"':
-			if err := d.skipString(); err != nil {
-				return err
-			}
+			return i + 1
+		}
+	}
+	return len(s)
+}
+
+// valueEnd returns the index just past the value that starts at s[i].
+func valueEnd(s []byte, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch s[i] {
+		case '"':
+			i = stringEnd(s, i)
+			continue
 		case '{', '[':
-			if depth++; depth > MaxDepth {
-				return d.errorf("nesting deeper than %d", MaxDepth)
-			}
-			d.pos++
+			depth++
 		case '}', ']':
 			if depth == 0 {
-				return nil
+				return i
 			}
 			depth--
-			d.pos++
 		case ',':
 			if depth == 0 {
-				return nil
-			}
-			d.pos++
-		default:
-			d.pos++
-		}
-		if depth == 0 && d.pos < len(d.src) {
-			switch d.src[d.pos] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return nil
+				return i
 			}
 		}
+		i++
 	}
-	return d.errorf("unexpected end of input")
-}
-
-func (d *document) skipString() error {
-	d.pos++
-	for {
-		i := bytes.IndexByte(d.src[d.pos:], '"')
-		if i < 0 {
-			return d.errorf("unterminated string")
-		}
-		d.pos += i + 1
-		backslashes := 0
-		for j := d.pos - 2; j >= 0 && d.src[j] == '\\'; j-- {
-			backslashes++
-		}
-		if backslashes%2 == 0 {
-			return nil
-		}
-	}
+	return i
 }
 
 // Signer produces Didit's three signature headers for a body, for tests,
@@ -535,19 +497,23 @@ type Signer struct {
 // Sign returns the headers Didit would send with body. The body must be a
 // JSON object with an integer "timestamp" member, which becomes X-Timestamp.
 func (s Signer) Sign(body []byte) (Headers, error) {
-	var d document
-	if err := d.parse(body); err != nil {
+	c := newCanonicalizer()
+	defer c.release()
+	canonical, err := c.canonical(body)
+	if err != nil {
 		return Headers{}, err
 	}
-	ts, ok := d.numberMember("timestamp")
-	if !ok {
+	ts, ok := topLevelMember(canonical, "timestamp")
+	if !ok || ts[0] < '0' || ts[0] > '9' {
 		return Headers{}, errors.New("didit: body has no timestamp to sign")
 	}
-	simple, _ := d.simpleMessage(nil)
+	v2 := hex.EncodeToString(sum(s.Secret, canonical))
+	timestamp := string(ts)
+	simple, _ := c.simpleMessage(canonical)
 	return Headers{
 		Signature:       hex.EncodeToString(sum(s.Secret, body)),
-		SignatureV2:     hex.EncodeToString(sum(s.Secret, d.write(nil, 0, false))),
+		SignatureV2:     v2,
 		SignatureSimple: hex.EncodeToString(sum(s.Secret, simple)),
-		Timestamp:       string(ts),
+		Timestamp:       timestamp,
 	}, nil
 }

@@ -4,8 +4,8 @@ package chaos
 // exact status the receiver must answer, and a runner that fires them at a
 // live receiver. None of them may change any state: a delivery that wrongly
 // got through would be signalled to Temporal, so every well-formed event is,
-// by its body, a console test delivery (metadata.test_webhook: true, SPEC
-// §2.5). A receiver that behaves refuses it before that matters; one that
+// by its body, a console test delivery (Didit's test vendor_data and no
+// event_id, SPEC §2.5). A receiver that behaves refuses it before that matters; one that
 // wrongly accepts it answers 200 ("test delivery acknowledged") instead of
 // starting a workflow, and the run reports the wrong status rather than
 // leaving a workflow behind.
@@ -293,11 +293,11 @@ func (b badBuilder) event(ts int64, status, webhookType string, extra ...string)
 		`"application_id":"chaos-badinput"`,
 		`"created_at":` + t,
 		`"environment":"live"`,
-		`"event_id":"` + badInputSession + `event-` + t + `"`,
 		`"metadata":{"test_webhook":true}`,
 		`"session_id":"` + badInputSession + `session"`,
 		`"status":` + strconv.Quote(status),
 		`"timestamp":` + t,
+		`"vendor_data":"` + didit.TestVendorData + `"`,
 	}
 	if webhookType != "" {
 		members = append(members, `"webhook_type":`+strconv.Quote(webhookType))
