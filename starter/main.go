@@ -85,6 +85,7 @@ func run() error {
 		TaskQueue:       cfg.TaskQueue,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		SignalTimeout:   cfg.SignalTimeout,
+		RequestTimeout:  cfg.RequestTimeout,
 		Logger:          log,
 		ReplayCacheSize: cfg.ReplayCacheSize,
 		ReplayCacheTTL:  cfg.ReplayCacheTTL,
@@ -107,9 +108,18 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.MetricsAddr != "" {
+		// Without metrics the starter still takes every delivery; say so.
+		go func() {
+			if err := receiver.ServeMetrics(ctx, cfg.MetricsAddr, rcv.MetricsHandler()); err != nil {
+				log.Error("starter metrics unavailable", "addr", cfg.MetricsAddr, "error", err)
+			}
+		}()
+	}
 	log.Info("starter listening", "addr", l.Addr().String(), "task_queue", cfg.TaskQueue,
 		"secrets", len(cfg.WebhookSecrets), "simple_signature", cfg.AllowSimpleSignature,
-		"replay_cache_size", cfg.ReplayCacheSize, "replay_cache_ttl", cfg.ReplayCacheTTL.String())
+		"replay_cache_size", cfg.ReplayCacheSize, "replay_cache_ttl", cfg.ReplayCacheTTL.String(),
+		"request_timeout", cfg.RequestTimeout.String(), "metrics_addr", cfg.MetricsAddr)
 	if err := receiver.Serve(ctx, srv, l, cfg.ShutdownTimeout); err != nil {
 		return err
 	}

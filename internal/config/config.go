@@ -48,6 +48,14 @@ type Receiver struct {
 	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
 	// SignalTimeout bounds the Temporal call, well under Didit's 5 s timeout.
 	SignalTimeout time.Duration `envconfig:"SIGNAL_TIMEOUT" default:"3s"`
+	// RequestTimeout bounds one delivery from its arrival: reading its body,
+	// waiting its turn to be verified, and the signal. A body not received
+	// by then is answered 408. Didit gives up after 5 s.
+	RequestTimeout time.Duration `envconfig:"REQUEST_TIMEOUT" default:"4.5s"`
+	// MetricsAddr serves the starter's /metrics on a listener of its own,
+	// loopback by default: refusal reasons and volumes are for operators,
+	// not for whoever reaches the webhook. Empty turns it off.
+	MetricsAddr string `envconfig:"STARTER_METRICS_ADDR" default:"127.0.0.1:9091"`
 	// ShutdownTimeout bounds how long in-flight requests may finish on exit.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
 	// ReplayCacheSize caps how many deliveries Temporal accepted the receiver
@@ -116,6 +124,9 @@ func (c Receiver) validate() error {
 	}
 	if c.SignalTimeout <= 0 || c.SignalTimeout >= 5*time.Second {
 		errs = append(errs, fmt.Errorf("SIGNAL_TIMEOUT must be above 0 and below Didit's 5s timeout, got %s", c.SignalTimeout))
+	}
+	if c.RequestTimeout <= c.SignalTimeout {
+		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT (%s) must be longer than SIGNAL_TIMEOUT (%s), which it includes", c.RequestTimeout, c.SignalTimeout))
 	}
 	if c.TaskQueue == "" {
 		errs = append(errs, errors.New("TEMPORAL_TASK_QUEUE must not be empty"))

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, replayEntries func() int) *metrics {
 		series: map[outcomeReason]deliverySeries{},
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_webhook_deliveries_total",
-			Help: "Didit deliveries by outcome (accepted, replay, test, ignored, unauthorized, bad_request, too_large, unavailable) and reason.",
+			Help: "Didit deliveries by outcome (accepted, replay, test, ignored, unauthorized, bad_request, too_large, timeout, unavailable) and reason.",
 		}, []string{"outcome", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "diditflow_webhook_request_duration_seconds",
@@ -105,6 +105,8 @@ func (m *metrics) initSeries() {
 		m.seriesOf(outcomeReason{o, ""})
 	}
 	m.seriesOf(outcomeReason{"unavailable", "temporal"})
+	m.seriesOf(outcomeReason{"unavailable", "busy"})
+	m.seriesOf(outcomeReason{"timeout", "slow_body"})
 	m.seriesOf(outcomeReason{"bad_request", "unreadable_body"})
 	for _, r := range reasons {
 		outcome := "unauthorized"
@@ -154,6 +156,12 @@ func reasonLabel(out outcome) string {
 		if errors.Is(out.err, r.err) {
 			return r.label
 		}
+	}
+	switch {
+	case out.err == errBusy:
+		return "busy"
+	case out.err == errSlowBody:
+		return "slow_body"
 	}
 	switch out.result {
 	case "unavailable":

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +42,11 @@ type Temporal interface {
 const (
 	DefaultMaxBodyBytes  = 1 << 20
 	DefaultSignalTimeout = 3 * time.Second
-	readyTimeout         = 2 * time.Second
+	// DefaultRequestTimeout leaves room under Didit's 5 s timeout (SPEC
+	// §3.1) for the signal's DefaultSignalTimeout after the body is read
+	// and verified.
+	DefaultRequestTimeout = 4500 * time.Millisecond
+	readyTimeout          = 2 * time.Second
 )
 
 // Config configures a Receiver.
@@ -50,9 +55,20 @@ type Config struct {
 	TaskQueue     string
 	MaxBodyBytes  int64         // zero means DefaultMaxBodyBytes
 	SignalTimeout time.Duration // zero means DefaultSignalTimeout
-	Logger        *slog.Logger  // nil discards
-	// Registry receives the receiver's metrics and is served on /metrics;
-	// nil means a new one from NewRegistry.
+	// RequestTimeout bounds the handling of one delivery, from its arrival:
+	// reading its body, waiting for a turn to verify it, and the signal
+	// (which gets SignalTimeout or what is left, whichever is less). Zero
+	// means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// Verifications caps the deliveries whose signatures are checked at
+	// once when that may take building the body's canonical form
+	// (X-Signature-V2 or X-Signature-Simple present): work in proportion to
+	// the body that anyone can ask for without a secret. The others wait
+	// their turn, within RequestTimeout. Zero means GOMAXPROCS.
+	Verifications int
+	Logger        *slog.Logger // nil discards
+	// Registry receives the receiver's metrics, which MetricsHandler
+	// serves; nil means a new one from NewRegistry.
 	Registry *prometheus.Registry
 	// ReplayCacheSize caps how many accepted deliveries the receiver
 	// remembers, to answer their exact replays (the same verified body)
@@ -87,6 +103,9 @@ type Receiver struct {
 	refusals *slog.Logger
 	metrics  *metrics
 	replays  *replayCache // nil when off
+	// verifying holds a token for each verification under way that may
+	// build a canonical form (Config.Verifications).
+	verifying chan struct{}
 }
 
 // New returns a Receiver that signals workflows through t.
@@ -97,6 +116,12 @@ func New(t Temporal, cfg Config) *Receiver {
 	if cfg.SignalTimeout <= 0 {
 		cfg.SignalTimeout = DefaultSignalTimeout
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Verifications <= 0 {
+		cfg.Verifications = runtime.GOMAXPROCS(0)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -105,7 +130,8 @@ func New(t Temporal, cfg Config) *Receiver {
 		cfg.Registry = NewRegistry()
 	}
 	r := &Receiver{temporal: t, cfg: cfg, log: log,
-		replays: newReplayCache(cfg.ReplayCacheSize, cfg.ReplayCacheTTL, cfg.Now)}
+		replays:   newReplayCache(cfg.ReplayCacheSize, cfg.ReplayCacheTTL, cfg.Now),
+		verifying: make(chan struct{}, cfg.Verifications)}
 	r.metrics = newMetrics(cfg.Registry, r.replayEntries)
 	r.refusals = slog.New(lograte.New(log.Handler(), cfg.RefusalLogRate, cfg.RefusalLogBurst, r.metrics.refusalLogsDropped.Inc))
 	return r
@@ -119,7 +145,10 @@ func (r *Receiver) replayEntries() int {
 	return r.replays.entries()
 }
 
-// Handler returns the receiver's routes.
+// Handler returns the receiver's public routes: the webhook, /healthz and
+// /readyz. Metrics are not among them (see MetricsHandler): their refusal
+// reasons and volumes are for operators, not for whoever can reach the
+// webhook.
 func (r *Receiver) Handler() http.Handler {
 	engine := gin.New()
 	engine.HandleMethodNotAllowed = true
@@ -143,15 +172,23 @@ func (r *Receiver) Handler() http.Handler {
 	engine.POST("/webhooks/didit/", r.receive)
 	engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	engine.GET("/readyz", r.ready)
-	engine.GET("/metrics", gin.WrapH(promhttp.HandlerFor(r.cfg.Registry, promhttp.HandlerOpts{})))
 	return engine
+}
+
+// MetricsHandler serves the receiver's metrics on /metrics, for a listener
+// of its own that only operators reach (STARTER_METRICS_ADDR, loopback by
+// default).
+func (r *Receiver) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.cfg.Registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // outcome is how one delivery ended: the HTTP answer and what to log.
 type outcome struct {
 	status int
 	body   gin.H
-	result string // accepted, replay, test, ignored, unauthorized, bad_request, too_large, unavailable
+	result string // accepted, replay, test, ignored, unauthorized, bad_request, too_large, timeout, unavailable
 	err    error
 }
 
@@ -232,15 +269,35 @@ func (r *Receiver) logDelivery(ctx context.Context, ev didit.Event, proof didit.
 }
 
 func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
+	// The delivery's own deadline, whatever the server's timeouts: a sender
+	// that trickles its body, or a queue of verifications, cannot hold it
+	// past the point where Didit has given up on the answer anyway.
+	deadline := time.Now().Add(r.cfg.RequestTimeout)
+	ctx, cancel := context.WithDeadline(c.Request.Context(), deadline)
+	defer cancel()
 	buf := bodies.Get().(*[]byte)
 	// Everything kept from the body is copied out of it (the parsed event
 	// holds its own strings), so its buffer is reused once handled.
 	defer putBody(buf)
-	body, out, ok := r.readBody(c, buf)
+	body, out, ok := r.readBody(c, buf, deadline)
 	if !ok {
 		return didit.Event{}, didit.Proof{}, out
 	}
-	ev, proof, err := r.cfg.Verifier.ConstructEvent(body, didit.HeadersFrom(c.Request.Header))
+	headers := didit.HeadersFrom(c.Request.Header)
+	if headers.SignatureV2 != "" || headers.SignatureSimple != "" {
+		// Checking these may take the body's canonical form before any
+		// MAC is known to match: a bounded number at once.
+		select {
+		case r.verifying <- struct{}{}:
+			defer func() { <-r.verifying }()
+		case <-ctx.Done():
+			// Too busy to tell a forgery from Didit in time: Didit retries
+			// a 503, a forger gains nothing.
+			return didit.Event{}, didit.Proof{}, outcome{http.StatusServiceUnavailable,
+				gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", errBusy}
+		}
+	}
+	ev, proof, err := r.cfg.Verifier.ConstructEvent(body, headers)
 	switch {
 	case errors.Is(err, didit.ErrNotDiditEvent):
 		return ev, proof, outcome{http.StatusBadRequest, gin.H{"error": "not a Didit session event"}, "bad_request", err}
@@ -258,18 +315,19 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	if !ev.WebhookType.Known() {
 		return ev, proof, outcome{http.StatusOK, gin.H{"status": "ignored", "reason": "unhandled webhook_type"}, "ignored", nil}
 	}
-	// An exact replay of a delivery Temporal already accepted is answered
-	// as that delivery was, without a signal: Temporal holds it. The key is
-	// taken from the verified body, so nothing unverified can match one.
+	// A replay of a delivery Temporal already accepted is answered as that
+	// delivery was, without a signal: Temporal holds it. The key is what the
+	// signature authenticated, so nothing unverified can match one, and
+	// every encoding of one delivery matches the same.
 	var key replayKey
 	if r.replays != nil {
-		key = newReplayKey(proof.Scheme, body)
+		key = replayKey{digest: proof.Digest, envelopeOnly: proof.EnvelopeOnly}
 		if runID, ok := r.replays.lookup(key); ok {
 			return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "replay": true,
 				"workflow_id": contract.SessionWorkflowID(ev.SessionID), "run_id": runID}, "replay", nil}
 		}
 	}
-	run, err := r.signal(c.Request.Context(), ev, proof)
+	run, err := r.signal(ctx, ev, proof)
 	if err != nil {
 		return ev, proof, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
 	}
@@ -280,9 +338,9 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
 }
 
-// readBody reads at most MaxBodyBytes into buf; ok is false when out is
-// the answer.
-func (r *Receiver) readBody(c *gin.Context, buf *[]byte) (body []byte, out outcome, ok bool) {
+// readBody reads at most MaxBodyBytes into buf by the deadline; ok is false
+// when out is the answer.
+func (r *Receiver) readBody(c *gin.Context, buf *[]byte, deadline time.Time) (body []byte, out outcome, ok bool) {
 	limit := r.cfg.MaxBodyBytes
 	tooLarge := func() outcome {
 		return outcome{http.StatusRequestEntityTooLarge, gin.H{"error": "body larger than " + strconv.FormatInt(limit, 10) + " bytes"}, "too_large", nil}
@@ -293,12 +351,24 @@ func (r *Receiver) readBody(c *gin.Context, buf *[]byte) (body []byte, out outco
 		drainOversized(c, raw, limit)
 		return nil, tooLarge(), false
 	}
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetReadDeadline(deadline)
 	body, err := readAll(raw, (*buf)[:0], limit)
 	*buf = body
+	if err == nil {
+		// Nothing more of this request is read; the server sets the next
+		// request's own deadlines.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	var timeout net.Error
 	switch {
 	case errors.Is(err, errTooLarge):
 		drainOversized(c, raw, limit)
 		return nil, tooLarge(), false
+	case errors.As(err, &timeout) && timeout.Timeout():
+		// What was sent is not answered on this connection again.
+		c.Header("Connection", "close")
+		return nil, outcome{http.StatusRequestTimeout, gin.H{"error": "body not received in time"}, "timeout", errSlowBody}, false
 	case err != nil:
 		return nil, outcome{http.StatusBadRequest, gin.H{"error": "could not read body"}, "bad_request", err}, false
 	}
@@ -334,8 +404,14 @@ func putBody(b *[]byte) {
 	}
 }
 
-// errTooLarge: the body is longer than the limit.
-var errTooLarge = errors.New("body larger than the limit")
+var (
+	// errTooLarge: the body is longer than the limit.
+	errTooLarge = errors.New("body larger than the limit")
+	// errSlowBody: the body did not arrive within RequestTimeout.
+	errSlowBody = errors.New("body not received within the request timeout")
+	// errBusy: no turn to verify came within RequestTimeout.
+	errBusy = errors.New("no turn to verify within the request timeout")
+)
 
 // readAll is io.ReadAll into b, failing with errTooLarge once more than
 // limit bytes have come (http.MaxBytesReader's job, without allocating it
@@ -372,8 +448,13 @@ func readAll(r io.Reader, b []byte, limit int64) ([]byte, error) {
 // no run is open. Only its success lets the receiver answer 2xx.
 func (r *Receiver) signal(ctx context.Context, ev didit.Event, proof didit.Proof) (client.WorkflowRun, error) {
 	// Finish the call even if Didit hangs up: it will retry on its own, and
-	// a half-made call is harder to reason about than a finished one.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.SignalTimeout)
+	// a half-made call is harder to reason about than a finished one. It
+	// gets SignalTimeout, or what is left of the delivery's deadline.
+	timeout := r.cfg.SignalTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(deadline))
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 
 	// The business's metadata may hold personal data and the workflow never
@@ -424,6 +505,19 @@ func Probe(addr string) error {
 		return fmt.Errorf("/healthz answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// ServeMetrics serves h (MetricsHandler) on addr until ctx ends. It returns
+// at once if addr cannot be listened on: the caller logs it and goes on, as
+// deliveries do not need metrics.
+func ServeMetrics(ctx context.Context, addr string, h http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	return Serve(ctx, srv, l, time.Second)
 }
 
 // Serve runs srv until ctx ends, then stops accepting connections and lets

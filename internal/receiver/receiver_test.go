@@ -87,8 +87,10 @@ func (c *countingTemporal) SignalWithStartWorkflow(ctx context.Context, id, sign
 }
 
 type harness struct {
-	url      string
-	temporal *countingTemporal
+	url string
+	// metricsURL serves the metrics, apart from the webhook's listener.
+	metricsURL string
+	temporal   *countingTemporal
 }
 
 func newHarness(t testing.TB, tc Temporal, mutate func(*Config)) *harness {
@@ -101,9 +103,12 @@ func newHarness(t testing.TB, tc Temporal, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv := httptest.NewServer(New(counting, cfg).Handler())
+	rcv := New(counting, cfg)
+	srv := httptest.NewServer(rcv.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{url: srv.URL, temporal: counting}
+	metrics := httptest.NewServer(rcv.MetricsHandler())
+	t.Cleanup(metrics.Close)
+	return &harness{url: srv.URL, metricsURL: metrics.URL, temporal: counting}
 }
 
 type response struct {
@@ -167,8 +172,10 @@ func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 	notJSON := []byte(`timestamp=1767225600`)
 	notJSONHeaders := didit.Headers{Signature: hexHMAC(notJSON), Timestamp: "1767225600"}
 	entity := []byte(`{"session_id":"u-1","status":"FLAGGED","timestamp":1767225600,"webhook_type":"user.status.updated"}`)
-	// Console test deliveries, known by their signed bodies (SPEC §2.5).
-	consoleTest := bytes.Replace(approved, []byte(`"metadata":{"account_tier"`), []byte(`"metadata":{"test_webhook":true,"account_tier"`), -1)
+	// Console test deliveries, known by their signed bodies (SPEC §2.5):
+	// Didit's test vendor_data and no event_id.
+	consoleTest := []byte(`{"created_at":1767225600,"metadata":{"test_webhook":true},"session_id":"t-1","status":"Approved",` +
+		`"timestamp":1767225600,"vendor_data":"test-vendor-data-123","webhook_type":"status.updated"}`)
 	testVendor := []byte(`{"session_id":"t-1","status":"Approved","timestamp":1767225600,"created_at":1767225600,` +
 		`"vendor_data":"test-vendor-data-123","webhook_type":"status.updated"}`)
 
@@ -228,7 +235,7 @@ func TestRejectedDeliveriesNeverReachTemporal(t *testing.T) {
 
 func (h *harness) scrape(t testing.TB) string {
 	t.Helper()
-	resp, err := http.Get(h.url + "/metrics")
+	resp, err := http.Get(h.metricsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

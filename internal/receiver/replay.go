@@ -19,29 +19,25 @@ import (
 // first attempt, SPEC §3.1) fall well inside.
 const DefaultReplayCacheTTL = 2 * didit.DefaultTolerance
 
-// replayKey names one verified delivery: the SHA-256 of its raw body and the
-// scheme that verified it. It is computed only after verification, so a
-// forger cannot make one: a key equal to a cached one takes the same bytes
-// under a valid signature of the same scheme, and then the event, its proof
-// and so the signal are the ones Temporal already holds (the receive time
-// aside). The scheme is part of it because the same bytes prove less under
-// X-Signature-Simple (the envelope only): a Simple-verified copy must not
-// stand for a fully signed delivery, nor the other way round.
+// replayKey names one verified delivery by what its signature authenticated
+// (didit.Proof.Digest): the canonical form of its body after X-Signature or
+// X-Signature-V2, the envelope message after X-Signature-Simple alone, which
+// proves less and so is kept apart. It is computed only after verification,
+// so a forger cannot make one: a key equal to a cached one takes content
+// signed with a valid signature, and then the event, and so the signal, is
+// the one Temporal already holds (the receive time aside).
 //
-// Byte-identical is what a replay means: Didit's retries of one attempt that
-// are not re-signed, a sender replaying a captured delivery within the
-// window, fan-out to several destinations on this endpoint with the same
-// body. A delivery re-signed with a fresh timestamp (Didit's resend, SPEC
-// §4.5; its retries, if they are re-signed, §1.6) carries that timestamp in
-// its body too, so it is a new key: it is signalled, and the workflow drops
-// the duplicate by its event key.
+// Every encoding of one signed content is one key: Didit's retries of an
+// attempt that are not re-signed, a captured delivery replayed within the
+// window as it was or re-encoded (other spacing, member order, 1.0 for 1, a
+// member repeated: X-Signature-V2 verifies them all), fan-out to several
+// destinations on this endpoint. A delivery re-signed with a fresh timestamp
+// (Didit's resend, SPEC §4.5; its retries, if they are re-signed, §1.6)
+// carries that timestamp in its body too, so it is a new key: it is
+// signalled, and the workflow drops the duplicate by its event key.
 type replayKey struct {
-	sum    [sha256.Size]byte
-	scheme didit.Scheme
-}
-
-func newReplayKey(scheme didit.Scheme, body []byte) replayKey {
-	return replayKey{sum: sha256.Sum256(body), scheme: scheme}
+	digest       [sha256.Size]byte
+	envelopeOnly bool
 }
 
 // replayEntry is one accepted delivery: when Temporal accepted it and the run

@@ -106,7 +106,7 @@ func Forged(ctx context.Context, secret string, opts ForgedOptions) (ForgedResul
 	starter, starterURL, err := start("starter", nil, []string{
 		"TEMPORAL_ADDRESS=" + opts.TemporalAddress, "HTTP_ADDR=127.0.0.1:" + ports[2],
 		"DIDIT_WEBHOOK_SECRETS=" + secret + "," + rotatingSecret,
-		"PAYLOAD_ENCRYPTION_KEYS=" + launch.PayloadKeys,
+		"PAYLOAD_ENCRYPTION_KEYS=" + launch.PayloadKeys, "STARTER_METRICS_ADDR=",
 	}, ports[2])
 	if err != nil {
 		return res, err

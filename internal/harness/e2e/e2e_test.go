@@ -72,8 +72,9 @@ type stack struct {
 	store    *store.Store
 	worker   *launch.Proc
 	workers  int
-	// metricsAddr is where the worker serves /metrics.
-	metricsAddr string
+	// metricsAddr is where the worker serves /metrics; starterMetricsAddr
+	// where the starter binary does, once startStarter ran it.
+	metricsAddr, starterMetricsAddr string
 	// stepBudget is the worker's STEP_RETRY_BUDGET.
 	stepBudget string
 	// workerEnv is added to the worker's environment.

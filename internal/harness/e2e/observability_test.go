@@ -85,7 +85,13 @@ func TestShippedQueriesNameExportedMetrics(t *testing.T) {
 	})
 
 	exported := map[string]*dto.MetricFamily{}
-	for _, url := range []string{base + "/metrics", "http://" + s.metricsAddr + "/metrics"} {
+	// The webhook's listener serves no metrics: they are on their own.
+	if resp, err := http.Get(base + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /metrics on the webhook's listener: %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	for _, url := range []string{"http://" + s.starterMetricsAddr + "/metrics", "http://" + s.metricsAddr + "/metrics"} {
 		for name, mf := range scrape(t, url) {
 			exported[name] = mf
 		}

@@ -26,13 +26,16 @@ func tracingEnv(endpoint string) []string {
 }
 
 // startStarter runs the starter binary against the stack's Temporal and
-// returns its base URL once it answers /healthz.
+// returns its base URL once it answers /healthz; its metrics are served on
+// s.starterMetricsAddr.
 func (s *stack) startStarter(env ...string) (base string, p *launch.Proc, logPath string) {
 	s.t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", launch.Port(s.t))
+	s.starterMetricsAddr = net.JoinHostPort("127.0.0.1", launch.Port(s.t))
 	logPath = filepath.Join(s.t.TempDir(), "starter.log")
 	p, err := launch.Start(starterBin, nil, append([]string{
 		"HTTP_ADDR=" + addr,
+		"STARTER_METRICS_ADDR=" + s.starterMetricsAddr,
 		"TEMPORAL_ADDRESS=" + s.address,
 		"TEMPORAL_TASK_QUEUE=" + taskQueue,
 		"DIDIT_WEBHOOK_SECRETS=" + secret,
