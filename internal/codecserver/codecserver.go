@@ -4,9 +4,10 @@
 // /{namespace}/encode, or /decode and /encode with an X-Namespace header.
 // The SDK's converter.NewPayloadCodecHTTPHandler does the codec work; this
 // package puts around it what a server handing out decrypted personal data
-// needs: bearer-token and OIDC auth, CORS for the UI, a body cap, request
-// validation, and one audit log line per call that names the caller but
-// never a payload or a token.
+// needs: bearer-token and OIDC auth, each operation authorised on its own
+// (its own static tokens, the OIDC claims it requires), CORS for the UI, a
+// body cap, request validation, and one audit log line per call that names
+// the caller but never a payload or a token.
 //
 // A main wires it up and does nothing else:
 //
@@ -126,7 +127,13 @@ func New(cfg config.CodecServer, codec converter.PayloadCodec, log *slog.Logger)
 	case !exposure.Auth:
 		log.Info("codec server: serving without auth on loopback; callers are logged as anonymous", attrs...)
 	default:
-		log.Info("codec server: auth required", append(attrs, "static_tokens", len(s.auth.tokens), "oidc_issuer", cfg.OIDCIssuer)...)
+		decodeTokens, encodeTokens := s.auth.counts()
+		attrs = append(attrs, "decode_tokens", decodeTokens, "encode_tokens", encodeTokens)
+		if cfg.OIDCIssuer != "" {
+			attrs = append(attrs, "oidc_issuer", cfg.OIDCIssuer,
+				"decode_claims", cfg.DecodeRequireClaims, "encode_claims", cfg.EncodeRequireClaims)
+		}
+		log.Info("codec server: auth required", attrs...)
 	}
 	return s, nil
 }
@@ -203,10 +210,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// one is refused only once the caller is known.
 	ns, nsErr := namespace(pathNamespace, r.Header.Get("X-Namespace"))
 	a.namespace = ns
-	c, err := s.authenticate(r)
+	c, err := s.authenticate(r, op)
+	a.caller = c
 	if err != nil {
 		a.reason = err.Error()
 		challenge := `Bearer realm="diditflow codec server"`
+		if _, ok := errors.AsType[*forbiddenError](err); ok {
+			rec.Header().Set("WWW-Authenticate", challenge+`, error="insufficient_scope"`)
+			// Why goes into the audit line, not to a caller the settings do
+			// not trust.
+			http.Error(rec, "forbidden: this caller may not "+op, http.StatusForbidden)
+			return
+		}
 		if !errors.Is(err, errNoToken) {
 			challenge += `, error="invalid_token"`
 		}
@@ -214,7 +229,6 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
 		return
 	}
-	a.caller = c
 	if nsErr != nil {
 		a.reason = nsErr.Error()
 		http.Error(rec, nsErr.Error(), http.StatusBadRequest)
@@ -329,7 +343,7 @@ func (s *server) audit(ctx context.Context, a auditRecord, status int, took time
 	if a.reason != "" {
 		attrs = append(attrs, slog.String("reason", a.reason))
 	}
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(ctx, level, "codec call", attrs...)

@@ -114,8 +114,9 @@ func (b *logBuffer) lastAudit(t *testing.T) string {
 }
 
 const (
-	ciToken   = "ci-token-0123456789abcdef"
-	bareToken = "bare-token-0123456789abcdef"
+	ciToken     = "ci-token-0123456789abcdef"
+	bareToken   = "bare-token-0123456789abcdef"
+	encodeToken = "ops-encode-0123456789abcdef"
 )
 
 // testConfig is the codec server's defaults, with the static tokens given.
@@ -230,13 +231,21 @@ func TestRefusesCallsWithoutAValidToken(t *testing.T) {
 	}
 }
 
-// A static token encodes and decodes, in both of the protocol's forms: the
-// namespace in the path and in X-Namespace.
+// encodeConfig is testConfig with the static tokens given and the encode
+// token "ops".
+func encodeConfig(tokens ...string) config.CodecServer {
+	cfg := testConfig(tokens...)
+	cfg.EncodeAuthTokens = []string{"ops:" + encodeToken}
+	return cfg
+}
+
+// Static tokens encode and decode, each with its own, in both of the
+// protocol's forms: the namespace in the path and in X-Namespace.
 func TestStaticTokenRoundTrip(t *testing.T) {
-	url, logs := serve(t, testConfig("ci:"+ciToken, bareToken))
+	url, logs := serve(t, encodeConfig("ci:"+ciToken, bareToken))
 	original := []*commonpb.Payload{jsonPayload(`{"status":"Approved"}`), jsonPayload(`"second"`)}
 
-	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original...), "Authorization", "Bearer "+ciToken)
+	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original...), "Authorization", "Bearer "+encodeToken)
 	if r.status != http.StatusOK {
 		t.Fatalf("encode: status %d: %s", r.status, r.body)
 	}
@@ -245,7 +254,7 @@ func TestStaticTokenRoundTrip(t *testing.T) {
 		t.Fatalf("encode returned %v, want the test codec's payloads", encoded)
 	}
 	line := logs.lastAudit(t)
-	for _, want := range []string{`"operation":"encode"`, `"namespace":"default"`, `"caller":"ci"`, `"auth":"token"`, `"payloads":2`, `"status":200`} {
+	for _, want := range []string{`"operation":"encode"`, `"namespace":"default"`, `"caller":"ops"`, `"auth":"token"`, `"payloads":2`, `"status":200`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("audit line %s lacks %s", line, want)
 		}
@@ -273,6 +282,67 @@ func TestStaticTokenRoundTrip(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("audit line %s lacks %s", line, want)
 		}
+	}
+}
+
+// CODEC_AUTH_TOKEN decodes and CODEC_ENCODE_AUTH_TOKEN encodes, neither
+// both: a token of the other list is refused 403 with an audit line that
+// names it, and with no encode token /encode is closed to static tokens.
+func TestStaticTokensPerOperation(t *testing.T) {
+	body := payloadsJSON(t, jsonPayload(`"x"`))
+	url, logs := serve(t, encodeConfig("ci:"+ciToken))
+	for _, c := range []struct {
+		op, token string
+		status    int
+		audit     []string
+	}{
+		{"decode", ciToken, http.StatusOK, []string{`"caller":"ci"`, `"status":200`}},
+		{"encode", encodeToken, http.StatusOK, []string{`"caller":"ops"`, `"status":200`}},
+		{"encode", ciToken, http.StatusForbidden, []string{`"caller":"ci"`, `"auth":"token"`, `"status":403`, `"level":"WARN"`, "CODEC_ENCODE_AUTH_TOKEN"}},
+		{"decode", encodeToken, http.StatusForbidden, []string{`"caller":"ops"`, `"status":403`, `"level":"WARN"`, "CODEC_AUTH_TOKEN"}},
+		{"encode", bareToken, http.StatusUnauthorized, []string{`"status":401`, "CODEC_ENCODE_AUTH_TOKEN"}},
+	} {
+		r := call(t, http.MethodPost, url+"/default/"+c.op, body, "Authorization", "Bearer "+c.token)
+		if r.status != c.status {
+			t.Errorf("%s with %.6s...: status %d, want %d", c.op, c.token, r.status, c.status)
+		}
+		if c.status == http.StatusForbidden {
+			if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="insufficient_scope"`) {
+				t.Errorf("%s with %.6s...: WWW-Authenticate = %q, want insufficient_scope", c.op, c.token, got)
+			}
+			if strings.Contains(r.body, "CODEC_") {
+				t.Errorf("%s with %.6s...: the answer %q tells the caller the server's settings", c.op, c.token, r.body)
+			}
+		}
+		line := logs.lastAudit(t)
+		for _, want := range append(c.audit, `"operation":"`+c.op+`"`) {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s with %.6s...: audit line %s lacks %s", c.op, c.token, line, want)
+			}
+		}
+	}
+
+	// Decode tokens only: nothing encodes.
+	url, logs = serve(t, testConfig("ci:"+ciToken))
+	if r := call(t, http.MethodPost, url+"/default/encode", body, "Authorization", "Bearer "+ciToken); r.status != http.StatusForbidden {
+		t.Errorf("encode with a decode token, no encode token set: status %d, want 403", r.status)
+	}
+	if line := logs.lastAudit(t); !strings.Contains(line, `"caller":"ci"`) || !strings.Contains(line, "none is set") {
+		t.Errorf("audit line %s should name the caller and say no encode token is set", line)
+	}
+	if log := logs.String(); strings.Contains(log, ciToken) || strings.Contains(log, encodeToken) {
+		t.Errorf("the log holds a token:\n%s", log)
+	}
+
+	// Encode tokens only: off loopback that is auth, and nothing decodes.
+	cfg := encodeConfig()
+	cfg.Addr = ":8081"
+	url, _ = serve(t, cfg)
+	if r := call(t, http.MethodPost, url+"/default/decode", body, "Authorization", "Bearer "+encodeToken); r.status != http.StatusForbidden {
+		t.Errorf("decode with an encode token, no decode token set: status %d, want 403", r.status)
+	}
+	if r := call(t, http.MethodPost, url+"/default/decode", body); r.status != http.StatusUnauthorized {
+		t.Errorf("decode without a token: status %d, want 401", r.status)
 	}
 }
 
@@ -396,6 +466,10 @@ func TestCheck(t *testing.T) {
 		if e, err := Check(cfg); err != nil || !e.Auth {
 			t.Errorf("%s with a token: %+v, %v", addr, e, err)
 		}
+		cfg.AuthTokens, cfg.EncodeAuthTokens = nil, []string{encodeToken}
+		if e, err := Check(cfg); err != nil || !e.Auth {
+			t.Errorf("%s with an encode token: %+v, %v", addr, e, err)
+		}
 	}
 }
 
@@ -492,11 +566,11 @@ func TestBodyLimitAndValidation(t *testing.T) {
 // either.
 func TestPayloadsNeverLogged(t *testing.T) {
 	const sentinel = "SENTINEL-user@example.com-4111111111111111"
-	url, logs := serve(t, testConfig("ci:"+ciToken))
+	url, logs := serve(t, encodeConfig("ci:"+ciToken))
 	auth := "Bearer " + ciToken
 	original := jsonPayload(`{"email":"` + sentinel + `"}`)
 
-	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original), "Authorization", auth)
+	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original), "Authorization", "Bearer "+encodeToken)
 	if r.status != http.StatusOK {
 		t.Fatalf("encode: status %d: %s", r.status, r.body)
 	}
@@ -529,6 +603,7 @@ func TestPayloadsNeverLogged(t *testing.T) {
 		"the encoded payload, base64":  base64.StdEncoding.EncodeToString(encoded[0].Data),
 		"the tampered payload, base64": base64.StdEncoding.EncodeToString(tampered.Data),
 		"the token":                    ciToken,
+		"the encode token":             encodeToken,
 	} {
 		if strings.Contains(log, secret) {
 			t.Errorf("the log holds %s:\n%s", name, log)
@@ -543,6 +618,9 @@ func TestNewRefusesBadSettings(t *testing.T) {
 	discard := slog.New(slog.DiscardHandler)
 	for name, mutate := range map[string]func(*config.CodecServer){
 		"short token":         func(c *config.CodecServer) { c.AuthTokens = []string{"ci:short"} },
+		"short encode token":  func(c *config.CodecServer) { c.EncodeAuthTokens = []string{"ops:short"} },
+		"token in both lists": func(c *config.CodecServer) { c.EncodeAuthTokens = []string{"ops:" + bareToken} },
+		"claim, no issuer":    func(c *config.CodecServer) { c.DecodeRequireClaims = []string{"groups=kyc-ops"} },
 		"issuer, no audience": func(c *config.CodecServer) { c.OIDCIssuer = "https://issuer.example" },
 		"wildcard origin":     func(c *config.CodecServer) { c.CORSOrigins = []string{"*"} },
 		"no body cap":         func(c *config.CodecServer) { c.MaxBodyBytes = 0 },
