@@ -7,7 +7,8 @@
 // needs: bearer-token and OIDC auth, each operation authorised on its own
 // (its own static tokens, the OIDC claims it requires), CORS for the UI, a
 // body cap, request validation, and one audit log line per call that names
-// the caller but never a payload or a token.
+// the caller and the workflow they say they read, but never a payload or a
+// token.
 //
 // A main wires it up and does nothing else:
 //
@@ -167,16 +168,22 @@ type server struct {
 }
 
 // Headers of the CORS preflight answer: the protocol's one method, and the
-// headers the UI sends (Authorization with passAccessToken).
+// headers the UI sends (Authorization with passAccessToken), and
+// X-Workflow-Id, for a page that names the workflow it reads.
 const (
 	corsAllowMethods = "POST, OPTIONS"
-	corsAllowHeaders = "Authorization, Content-Type, X-Namespace"
+	corsAllowHeaders = "Authorization, Content-Type, X-Namespace, " + workflowHeader
 	corsMaxAge       = "600"
 )
 
-// maxNamespaceLen bounds the namespace an audit line records; Temporal's
-// namespace names are far shorter.
-const maxNamespaceLen = 1000
+// workflowHeader names the workflow a caller says it is reading, for the
+// audit line. Neither the UI (2.42) nor the CLI (1.5) sends one of its own;
+// the CLI sends it with --codec-header X-Workflow-Id=<id>.
+const workflowHeader = "X-Workflow-Id"
+
+// maxAuditValueLen bounds a namespace or workflow ID an audit line
+// records: Temporal's own limit on both.
+const maxAuditValueLen = 1000
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r)
@@ -206,10 +213,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "only POST is allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	// The namespace goes into the audit line of a refused call too; a bad
-	// one is refused only once the caller is known.
+	// The namespace and the workflow go into the audit line of a refused
+	// call too; bad ones are refused only once the caller is known.
 	ns, nsErr := namespace(pathNamespace, r.Header.Get("X-Namespace"))
 	a.namespace = ns
+	wf, wfErr := workflowID(r.Header.Values(workflowHeader))
+	a.workflow = wf
 	c, err := s.authenticate(r, op)
 	a.caller = c
 	if err != nil {
@@ -229,10 +238,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
 		return
 	}
-	if nsErr != nil {
-		a.reason = nsErr.Error()
-		http.Error(rec, nsErr.Error(), http.StatusBadRequest)
-		return
+	for _, err := range []error{nsErr, wfErr} {
+		if err != nil {
+			a.reason = err.Error()
+			http.Error(rec, err.Error(), http.StatusBadRequest)
+			return
+		}
 	}
 	n, err := readPayloads(w, r, s.maxBody)
 	if err != nil {
@@ -307,23 +318,52 @@ func namespace(fromPath, fromHeader string) (string, error) {
 	case fromHeader != "" && fromHeader != fromPath:
 		return fromPath, errors.New("the namespace in the path and in X-Namespace differ")
 	}
-	if len(ns) > maxNamespaceLen || !utf8.ValidString(ns) || strings.IndexFunc(ns, unicode.IsControl) >= 0 {
+	if !auditable(ns) {
 		return "", errors.New("invalid namespace")
 	}
 	return ns, nil
+}
+
+// invalidWorkflow is the audit line's workflow of a call refused for its
+// X-Workflow-Id, which the line does not repeat.
+const invalidWorkflow = "(invalid)"
+
+// workflowID returns the workflow a call says it reads, in values, its
+// X-Workflow-Id headers: "" for none, and an error for several, which its
+// audit line could not tell apart, or for one that no workflow ID is.
+func workflowID(values []string) (string, error) {
+	if len(values) == 0 {
+		return "", nil
+	}
+	if len(values) > 1 {
+		return invalidWorkflow, errors.New("more than one " + workflowHeader)
+	}
+	id := strings.TrimSpace(values[0])
+	if !auditable(id) {
+		return invalidWorkflow, fmt.Errorf("invalid %s: at most %d bytes of UTF-8 without control characters", workflowHeader, maxAuditValueLen)
+	}
+	return id, nil
+}
+
+// auditable reports whether s can go into an audit line as it is: bounded,
+// UTF-8, and with nothing that could pass for a line of its own.
+func auditable(s string) bool {
+	return len(s) <= maxAuditValueLen && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // auditRecord is what the audit line of one call says.
 type auditRecord struct {
 	operation string
 	namespace string
+	workflow  string // "" when the call names none
 	caller    caller
 	payloads  int // -1 until the body is read
 	reason    string
 }
 
-// audit logs the one line of a call: who, which namespace, what, how many
-// payloads, and the answer. The payloads and the token stay out of it.
+// audit logs the one line of a call: who, which namespace, which workflow
+// they say, what, how many payloads, and the answer. The payloads and the
+// token stay out of it.
 func (s *server) audit(ctx context.Context, a auditRecord, status int, took time.Duration) {
 	if status == 0 {
 		status = http.StatusOK
@@ -335,6 +375,9 @@ func (s *server) audit(ctx context.Context, a auditRecord, status int, took time
 		slog.String("auth", a.caller.method),
 		slog.Int("status", status),
 		slog.Duration("duration", took),
+	}
+	if a.workflow != "" {
+		attrs = append(attrs, slog.String("workflow_id", a.workflow))
 	}
 	if a.payloads >= 0 {
 		attrs = append(attrs, slog.Int("payloads", a.payloads))

@@ -346,6 +346,77 @@ func TestStaticTokensPerOperation(t *testing.T) {
 	}
 }
 
+// A caller that says which workflow it is reading (X-Workflow-Id; the CLI
+// sends it with --codec-header) has it in the audit line, refused or not;
+// one that cannot be an ID is refused, never logged as sent.
+func TestAuditNamesTheWorkflow(t *testing.T) {
+	url, logs := serve(t, testConfig("ci:"+ciToken))
+	body := payloadsJSON(t, jsonPayload(`"x"`))
+	auth := "Bearer " + ciToken
+	const wf = "didit-session-3f6c1e9a-7d2b-4c1e-9a55-0e8f2b7c4d10"
+
+	if r := call(t, http.MethodPost, url+"/default/decode", body, "Authorization", auth, "X-Workflow-Id", wf); r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if line := logs.lastAudit(t); !strings.Contains(line, `"workflow_id":"`+wf+`"`) || !strings.Contains(line, `"caller":"ci"`) {
+		t.Errorf("audit line %s should name the workflow and the caller", line)
+	}
+	call(t, http.MethodPost, url+"/default/decode", body, "Authorization", auth)
+	if line := logs.lastAudit(t); strings.Contains(line, "workflow_id") {
+		t.Errorf("audit line %s names a workflow the call did not", line)
+	}
+	if r := call(t, http.MethodPost, url+"/default/decode", body, "Authorization", "Bearer wrong-token-0123456789abcdef", "X-Workflow-Id", wf); r.status != http.StatusUnauthorized {
+		t.Errorf("wrong token: status %d, want 401", r.status)
+	}
+	if line := logs.lastAudit(t); !strings.Contains(line, `"workflow_id":"`+wf+`"`) {
+		t.Errorf("audit line %s of a refused call should name the workflow it asked for", line)
+	}
+
+	for name, id := range map[string]string{
+		"too long":       "didit-session-" + strings.Repeat("LONGID", 200),
+		"a tab":          "didit-session-1\tFORGED",
+		"not UTF-8":      "didit-session-1\xffFORGED",
+		"blank":          "   ",
+		"two of them":    "",
+		"padded control": " didit-session-1\tFORGED ",
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, url+"/default/decode", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", auth)
+			if name == "two of them" {
+				req.Header.Add("X-Workflow-Id", wf)
+				req.Header.Add("X-Workflow-Id", "didit-session-FORGED")
+			} else {
+				req.Header.Set("X-Workflow-Id", id)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if name == "blank" {
+				// As good as not sent.
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("status %d, want 200", resp.StatusCode)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+			if line := logs.lastAudit(t); !strings.Contains(line, "X-Workflow-Id") || !strings.Contains(line, `"status":400`) {
+				t.Errorf("audit line %s should record the refusal and why", line)
+			}
+		})
+	}
+	if log := logs.String(); strings.Contains(log, "LONGID") || strings.Contains(log, "FORGED") {
+		t.Errorf("the log holds a workflow ID it refused:\n%s", log)
+	}
+}
+
 func TestNamespace(t *testing.T) {
 	url, logs := serve(t, testConfig(bareToken))
 	body := payloadsJSON(t, jsonPayload(`"x"`))
@@ -414,7 +485,7 @@ func TestCORS(t *testing.T) {
 		}
 	}
 	allowed := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
-	for _, h := range []string{"authorization", "content-type", "x-namespace"} {
+	for _, h := range []string{"authorization", "content-type", "x-namespace", "x-workflow-id"} {
 		if !strings.Contains(allowed, h) {
 			t.Errorf("preflight: Access-Control-Allow-Headers = %q lacks %s", allowed, h)
 		}
