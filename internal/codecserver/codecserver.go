@@ -168,11 +168,13 @@ type server struct {
 }
 
 // Headers of the CORS preflight answer: the protocol's one method, and the
-// headers the UI sends (Authorization with passAccessToken), and
+// headers the UI sends: Authorization with passAccessToken and, with it,
+// Authorization-Extras (its user's ID token, which the server ignores, but
+// the browser makes no call whose preflight does not allow it); and
 // X-Workflow-Id, for a page that names the workflow it reads.
 const (
 	corsAllowMethods = "POST, OPTIONS"
-	corsAllowHeaders = "Authorization, Content-Type, X-Namespace, " + workflowHeader
+	corsAllowHeaders = "Authorization, Authorization-Extras, Content-Type, X-Namespace, " + workflowHeader
 	corsMaxAge       = "600"
 )
 

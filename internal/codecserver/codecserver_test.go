@@ -470,7 +470,7 @@ func TestCORS(t *testing.T) {
 	// The browser's preflight carries no credentials.
 	r := call(t, http.MethodOptions, url+"/default/decode", "",
 		"Origin", "http://localhost:8233", "Access-Control-Request-Method", "POST",
-		"Access-Control-Request-Headers", "authorization,content-type,x-namespace")
+		"Access-Control-Request-Headers", "authorization,authorization-extras,content-type,x-namespace")
 	if r.status != http.StatusNoContent {
 		t.Fatalf("preflight: status %d, want 204", r.status)
 	}
@@ -485,7 +485,10 @@ func TestCORS(t *testing.T) {
 		}
 	}
 	allowed := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
-	for _, h := range []string{"authorization", "content-type", "x-namespace", "x-workflow-id"} {
+	// The UI sends its user's ID token in Authorization-Extras beside the
+	// access token (which alone authenticates): a preflight that did not
+	// allow it would stop the UI from decoding at all.
+	for _, h := range []string{"authorization", "authorization-extras", "content-type", "x-namespace", "x-workflow-id"} {
 		if !strings.Contains(allowed, h) {
 			t.Errorf("preflight: Access-Control-Allow-Headers = %q lacks %s", allowed, h)
 		}
