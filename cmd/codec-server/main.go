@@ -3,8 +3,12 @@
 // (package internal/codecserver). It reads PAYLOAD_ENCRYPTION_KEYS as the
 // starter and worker do, and CODEC_* for who may call it:
 //
-//	CODEC_AUTH_TOKEN=ci:$(openssl rand -hex 32) go run ./cmd/codec-server
-//	temporal workflow show -w didit-session-<id> --codec-endpoint http://127.0.0.1:8081 --codec-auth "Bearer <token>"
+//	CODEC_AUTH_TOKEN=ci:$(openssl rand -hex 32) CODEC_ENCODE_AUTH_TOKEN=ops:$(openssl rand -hex 32) go run ./cmd/codec-server
+//	temporal workflow show -w didit-session-<id> --codec-endpoint http://127.0.0.1:8081 --codec-auth "Bearer <ci token>"
+//
+// The first token decodes, the second encodes (a signal's input); with
+// CODEC_OIDC_ISSUER, CODEC_DECODE_REQUIRE_CLAIM and CODEC_ENCODE_REQUIRE_CLAIM
+// say which of the issuer's users may do which.
 //
 // On a loopback address with no auth configured it serves anyone on this
 // machine, as make run does for the dev server's UI.

@@ -4,9 +4,11 @@
 // /{namespace}/encode, or /decode and /encode with an X-Namespace header.
 // The SDK's converter.NewPayloadCodecHTTPHandler does the codec work; this
 // package puts around it what a server handing out decrypted personal data
-// needs: bearer-token and OIDC auth, CORS for the UI, a body cap, request
-// validation, and one audit log line per call that names the caller but
-// never a payload or a token.
+// needs: bearer-token and OIDC auth, each operation authorised on its own
+// (its own static tokens, the OIDC claims it requires), CORS for the UI, a
+// body cap, request validation, and one audit log line per call that names
+// the caller and the workflow they say they read, but never a payload or a
+// token.
 //
 // A main wires it up and does nothing else:
 //
@@ -126,7 +128,13 @@ func New(cfg config.CodecServer, codec converter.PayloadCodec, log *slog.Logger)
 	case !exposure.Auth:
 		log.Info("codec server: serving without auth on loopback; callers are logged as anonymous", attrs...)
 	default:
-		log.Info("codec server: auth required", append(attrs, "static_tokens", len(s.auth.tokens), "oidc_issuer", cfg.OIDCIssuer)...)
+		decodeTokens, encodeTokens := s.auth.counts()
+		attrs = append(attrs, "decode_tokens", decodeTokens, "encode_tokens", encodeTokens)
+		if cfg.OIDCIssuer != "" {
+			attrs = append(attrs, "oidc_issuer", cfg.OIDCIssuer,
+				"decode_claims", cfg.DecodeRequireClaims, "encode_claims", cfg.EncodeRequireClaims)
+		}
+		log.Info("codec server: auth required", attrs...)
 	}
 	return s, nil
 }
@@ -160,16 +168,24 @@ type server struct {
 }
 
 // Headers of the CORS preflight answer: the protocol's one method, and the
-// headers the UI sends (Authorization with passAccessToken).
+// headers the UI sends: Authorization with passAccessToken and, with it,
+// Authorization-Extras (its user's ID token, which the server ignores, but
+// the browser makes no call whose preflight does not allow it); and
+// X-Workflow-Id, for a page that names the workflow it reads.
 const (
 	corsAllowMethods = "POST, OPTIONS"
-	corsAllowHeaders = "Authorization, Content-Type, X-Namespace"
+	corsAllowHeaders = "Authorization, Authorization-Extras, Content-Type, X-Namespace, " + workflowHeader
 	corsMaxAge       = "600"
 )
 
-// maxNamespaceLen bounds the namespace an audit line records; Temporal's
-// namespace names are far shorter.
-const maxNamespaceLen = 1000
+// workflowHeader names the workflow a caller says it is reading, for the
+// audit line. Neither the UI (2.42) nor the CLI (1.5) sends one of its own;
+// the CLI sends it with --codec-header X-Workflow-Id=<id>.
+const workflowHeader = "X-Workflow-Id"
+
+// maxAuditValueLen bounds a namespace or workflow ID an audit line
+// records: Temporal's own limit on both.
+const maxAuditValueLen = 1000
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.cors(w, r)
@@ -199,14 +215,24 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "only POST is allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	// The namespace goes into the audit line of a refused call too; a bad
-	// one is refused only once the caller is known.
+	// The namespace and the workflow go into the audit line of a refused
+	// call too; bad ones are refused only once the caller is known.
 	ns, nsErr := namespace(pathNamespace, r.Header.Get("X-Namespace"))
 	a.namespace = ns
-	c, err := s.authenticate(r)
+	wf, wfErr := workflowID(r.Header.Values(workflowHeader))
+	a.workflow = wf
+	c, err := s.authenticate(r, op)
+	a.caller = c
 	if err != nil {
 		a.reason = err.Error()
 		challenge := `Bearer realm="diditflow codec server"`
+		if _, ok := errors.AsType[*forbiddenError](err); ok {
+			rec.Header().Set("WWW-Authenticate", challenge+`, error="insufficient_scope"`)
+			// Why goes into the audit line, not to a caller the settings do
+			// not trust.
+			http.Error(rec, "forbidden: this caller may not "+op, http.StatusForbidden)
+			return
+		}
 		if !errors.Is(err, errNoToken) {
 			challenge += `, error="invalid_token"`
 		}
@@ -214,11 +240,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
 		return
 	}
-	a.caller = c
-	if nsErr != nil {
-		a.reason = nsErr.Error()
-		http.Error(rec, nsErr.Error(), http.StatusBadRequest)
-		return
+	for _, err := range []error{nsErr, wfErr} {
+		if err != nil {
+			a.reason = err.Error()
+			http.Error(rec, err.Error(), http.StatusBadRequest)
+			return
+		}
 	}
 	n, err := readPayloads(w, r, s.maxBody)
 	if err != nil {
@@ -293,23 +320,52 @@ func namespace(fromPath, fromHeader string) (string, error) {
 	case fromHeader != "" && fromHeader != fromPath:
 		return fromPath, errors.New("the namespace in the path and in X-Namespace differ")
 	}
-	if len(ns) > maxNamespaceLen || !utf8.ValidString(ns) || strings.IndexFunc(ns, unicode.IsControl) >= 0 {
+	if !auditable(ns) {
 		return "", errors.New("invalid namespace")
 	}
 	return ns, nil
+}
+
+// invalidWorkflow is the audit line's workflow of a call refused for its
+// X-Workflow-Id, which the line does not repeat.
+const invalidWorkflow = "(invalid)"
+
+// workflowID returns the workflow a call says it reads, in values, its
+// X-Workflow-Id headers: "" for none, and an error for several, which its
+// audit line could not tell apart, or for one that no workflow ID is.
+func workflowID(values []string) (string, error) {
+	if len(values) == 0 {
+		return "", nil
+	}
+	if len(values) > 1 {
+		return invalidWorkflow, errors.New("more than one " + workflowHeader)
+	}
+	id := strings.TrimSpace(values[0])
+	if !auditable(id) {
+		return invalidWorkflow, fmt.Errorf("invalid %s: at most %d bytes of UTF-8 without control characters", workflowHeader, maxAuditValueLen)
+	}
+	return id, nil
+}
+
+// auditable reports whether s can go into an audit line as it is: bounded,
+// UTF-8, and with nothing that could pass for a line of its own.
+func auditable(s string) bool {
+	return len(s) <= maxAuditValueLen && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // auditRecord is what the audit line of one call says.
 type auditRecord struct {
 	operation string
 	namespace string
+	workflow  string // "" when the call names none
 	caller    caller
 	payloads  int // -1 until the body is read
 	reason    string
 }
 
-// audit logs the one line of a call: who, which namespace, what, how many
-// payloads, and the answer. The payloads and the token stay out of it.
+// audit logs the one line of a call: who, which namespace, which workflow
+// they say, what, how many payloads, and the answer. The payloads and the
+// token stay out of it.
 func (s *server) audit(ctx context.Context, a auditRecord, status int, took time.Duration) {
 	if status == 0 {
 		status = http.StatusOK
@@ -322,6 +378,9 @@ func (s *server) audit(ctx context.Context, a auditRecord, status int, took time
 		slog.Int("status", status),
 		slog.Duration("duration", took),
 	}
+	if a.workflow != "" {
+		attrs = append(attrs, slog.String("workflow_id", a.workflow))
+	}
 	if a.payloads >= 0 {
 		attrs = append(attrs, slog.Int("payloads", a.payloads))
 	}
@@ -329,7 +388,7 @@ func (s *server) audit(ctx context.Context, a auditRecord, status int, took time
 	if a.reason != "" {
 		attrs = append(attrs, slog.String("reason", a.reason))
 	}
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(ctx, level, "codec call", attrs...)

@@ -114,8 +114,9 @@ func (b *logBuffer) lastAudit(t *testing.T) string {
 }
 
 const (
-	ciToken   = "ci-token-0123456789abcdef"
-	bareToken = "bare-token-0123456789abcdef"
+	ciToken     = "ci-token-0123456789abcdef"
+	bareToken   = "bare-token-0123456789abcdef"
+	encodeToken = "ops-encode-0123456789abcdef"
 )
 
 // testConfig is the codec server's defaults, with the static tokens given.
@@ -230,13 +231,21 @@ func TestRefusesCallsWithoutAValidToken(t *testing.T) {
 	}
 }
 
-// A static token encodes and decodes, in both of the protocol's forms: the
-// namespace in the path and in X-Namespace.
+// encodeConfig is testConfig with the static tokens given and the encode
+// token "ops".
+func encodeConfig(tokens ...string) config.CodecServer {
+	cfg := testConfig(tokens...)
+	cfg.EncodeAuthTokens = []string{"ops:" + encodeToken}
+	return cfg
+}
+
+// Static tokens encode and decode, each with its own, in both of the
+// protocol's forms: the namespace in the path and in X-Namespace.
 func TestStaticTokenRoundTrip(t *testing.T) {
-	url, logs := serve(t, testConfig("ci:"+ciToken, bareToken))
+	url, logs := serve(t, encodeConfig("ci:"+ciToken, bareToken))
 	original := []*commonpb.Payload{jsonPayload(`{"status":"Approved"}`), jsonPayload(`"second"`)}
 
-	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original...), "Authorization", "Bearer "+ciToken)
+	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original...), "Authorization", "Bearer "+encodeToken)
 	if r.status != http.StatusOK {
 		t.Fatalf("encode: status %d: %s", r.status, r.body)
 	}
@@ -245,7 +254,7 @@ func TestStaticTokenRoundTrip(t *testing.T) {
 		t.Fatalf("encode returned %v, want the test codec's payloads", encoded)
 	}
 	line := logs.lastAudit(t)
-	for _, want := range []string{`"operation":"encode"`, `"namespace":"default"`, `"caller":"ci"`, `"auth":"token"`, `"payloads":2`, `"status":200`} {
+	for _, want := range []string{`"operation":"encode"`, `"namespace":"default"`, `"caller":"ops"`, `"auth":"token"`, `"payloads":2`, `"status":200`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("audit line %s lacks %s", line, want)
 		}
@@ -273,6 +282,138 @@ func TestStaticTokenRoundTrip(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Errorf("audit line %s lacks %s", line, want)
 		}
+	}
+}
+
+// CODEC_AUTH_TOKEN decodes and CODEC_ENCODE_AUTH_TOKEN encodes, neither
+// both: a token of the other list is refused 403 with an audit line that
+// names it, and with no encode token /encode is closed to static tokens.
+func TestStaticTokensPerOperation(t *testing.T) {
+	body := payloadsJSON(t, jsonPayload(`"x"`))
+	url, logs := serve(t, encodeConfig("ci:"+ciToken))
+	for _, c := range []struct {
+		op, token string
+		status    int
+		audit     []string
+	}{
+		{"decode", ciToken, http.StatusOK, []string{`"caller":"ci"`, `"status":200`}},
+		{"encode", encodeToken, http.StatusOK, []string{`"caller":"ops"`, `"status":200`}},
+		{"encode", ciToken, http.StatusForbidden, []string{`"caller":"ci"`, `"auth":"token"`, `"status":403`, `"level":"WARN"`, "CODEC_ENCODE_AUTH_TOKEN"}},
+		{"decode", encodeToken, http.StatusForbidden, []string{`"caller":"ops"`, `"status":403`, `"level":"WARN"`, "CODEC_AUTH_TOKEN"}},
+		{"encode", bareToken, http.StatusUnauthorized, []string{`"status":401`, "CODEC_ENCODE_AUTH_TOKEN"}},
+	} {
+		r := call(t, http.MethodPost, url+"/default/"+c.op, body, "Authorization", "Bearer "+c.token)
+		if r.status != c.status {
+			t.Errorf("%s with %.6s...: status %d, want %d", c.op, c.token, r.status, c.status)
+		}
+		if c.status == http.StatusForbidden {
+			if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="insufficient_scope"`) {
+				t.Errorf("%s with %.6s...: WWW-Authenticate = %q, want insufficient_scope", c.op, c.token, got)
+			}
+			if strings.Contains(r.body, "CODEC_") {
+				t.Errorf("%s with %.6s...: the answer %q tells the caller the server's settings", c.op, c.token, r.body)
+			}
+		}
+		line := logs.lastAudit(t)
+		for _, want := range append(c.audit, `"operation":"`+c.op+`"`) {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s with %.6s...: audit line %s lacks %s", c.op, c.token, line, want)
+			}
+		}
+	}
+
+	// Decode tokens only: nothing encodes.
+	url, logs = serve(t, testConfig("ci:"+ciToken))
+	if r := call(t, http.MethodPost, url+"/default/encode", body, "Authorization", "Bearer "+ciToken); r.status != http.StatusForbidden {
+		t.Errorf("encode with a decode token, no encode token set: status %d, want 403", r.status)
+	}
+	if line := logs.lastAudit(t); !strings.Contains(line, `"caller":"ci"`) || !strings.Contains(line, "none is set") {
+		t.Errorf("audit line %s should name the caller and say no encode token is set", line)
+	}
+	if log := logs.String(); strings.Contains(log, ciToken) || strings.Contains(log, encodeToken) {
+		t.Errorf("the log holds a token:\n%s", log)
+	}
+
+	// Encode tokens only: off loopback that is auth, and nothing decodes.
+	cfg := encodeConfig()
+	cfg.Addr = ":8081"
+	url, _ = serve(t, cfg)
+	if r := call(t, http.MethodPost, url+"/default/decode", body, "Authorization", "Bearer "+encodeToken); r.status != http.StatusForbidden {
+		t.Errorf("decode with an encode token, no decode token set: status %d, want 403", r.status)
+	}
+	if r := call(t, http.MethodPost, url+"/default/decode", body); r.status != http.StatusUnauthorized {
+		t.Errorf("decode without a token: status %d, want 401", r.status)
+	}
+}
+
+// A caller that says which workflow it is reading (X-Workflow-Id; the CLI
+// sends it with --codec-header) has it in the audit line, refused or not;
+// one that cannot be an ID is refused, never logged as sent.
+func TestAuditNamesTheWorkflow(t *testing.T) {
+	url, logs := serve(t, testConfig("ci:"+ciToken))
+	body := payloadsJSON(t, jsonPayload(`"x"`))
+	auth := "Bearer " + ciToken
+	const wf = "didit-session-3f6c1e9a-7d2b-4c1e-9a55-0e8f2b7c4d10"
+
+	if r := call(t, http.MethodPost, url+"/default/decode", body, "Authorization", auth, "X-Workflow-Id", wf); r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if line := logs.lastAudit(t); !strings.Contains(line, `"workflow_id":"`+wf+`"`) || !strings.Contains(line, `"caller":"ci"`) {
+		t.Errorf("audit line %s should name the workflow and the caller", line)
+	}
+	call(t, http.MethodPost, url+"/default/decode", body, "Authorization", auth)
+	if line := logs.lastAudit(t); strings.Contains(line, "workflow_id") {
+		t.Errorf("audit line %s names a workflow the call did not", line)
+	}
+	if r := call(t, http.MethodPost, url+"/default/decode", body, "Authorization", "Bearer wrong-token-0123456789abcdef", "X-Workflow-Id", wf); r.status != http.StatusUnauthorized {
+		t.Errorf("wrong token: status %d, want 401", r.status)
+	}
+	if line := logs.lastAudit(t); !strings.Contains(line, `"workflow_id":"`+wf+`"`) {
+		t.Errorf("audit line %s of a refused call should name the workflow it asked for", line)
+	}
+
+	for name, id := range map[string]string{
+		"too long":       "didit-session-" + strings.Repeat("LONGID", 200),
+		"a tab":          "didit-session-1\tFORGED",
+		"not UTF-8":      "didit-session-1\xffFORGED",
+		"blank":          "   ",
+		"two of them":    "",
+		"padded control": " didit-session-1\tFORGED ",
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, url+"/default/decode", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", auth)
+			if name == "two of them" {
+				req.Header.Add("X-Workflow-Id", wf)
+				req.Header.Add("X-Workflow-Id", "didit-session-FORGED")
+			} else {
+				req.Header.Set("X-Workflow-Id", id)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if name == "blank" {
+				// As good as not sent.
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("status %d, want 200", resp.StatusCode)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+			if line := logs.lastAudit(t); !strings.Contains(line, "X-Workflow-Id") || !strings.Contains(line, `"status":400`) {
+				t.Errorf("audit line %s should record the refusal and why", line)
+			}
+		})
+	}
+	if log := logs.String(); strings.Contains(log, "LONGID") || strings.Contains(log, "FORGED") {
+		t.Errorf("the log holds a workflow ID it refused:\n%s", log)
 	}
 }
 
@@ -329,7 +470,7 @@ func TestCORS(t *testing.T) {
 	// The browser's preflight carries no credentials.
 	r := call(t, http.MethodOptions, url+"/default/decode", "",
 		"Origin", "http://localhost:8233", "Access-Control-Request-Method", "POST",
-		"Access-Control-Request-Headers", "authorization,content-type,x-namespace")
+		"Access-Control-Request-Headers", "authorization,authorization-extras,content-type,x-namespace")
 	if r.status != http.StatusNoContent {
 		t.Fatalf("preflight: status %d, want 204", r.status)
 	}
@@ -344,7 +485,10 @@ func TestCORS(t *testing.T) {
 		}
 	}
 	allowed := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
-	for _, h := range []string{"authorization", "content-type", "x-namespace"} {
+	// The UI sends its user's ID token in Authorization-Extras beside the
+	// access token (which alone authenticates): a preflight that did not
+	// allow it would stop the UI from decoding at all.
+	for _, h := range []string{"authorization", "authorization-extras", "content-type", "x-namespace", "x-workflow-id"} {
 		if !strings.Contains(allowed, h) {
 			t.Errorf("preflight: Access-Control-Allow-Headers = %q lacks %s", allowed, h)
 		}
@@ -395,6 +539,10 @@ func TestCheck(t *testing.T) {
 		cfg.AuthTokens = []string{bareToken}
 		if e, err := Check(cfg); err != nil || !e.Auth {
 			t.Errorf("%s with a token: %+v, %v", addr, e, err)
+		}
+		cfg.AuthTokens, cfg.EncodeAuthTokens = nil, []string{encodeToken}
+		if e, err := Check(cfg); err != nil || !e.Auth {
+			t.Errorf("%s with an encode token: %+v, %v", addr, e, err)
 		}
 	}
 }
@@ -492,11 +640,11 @@ func TestBodyLimitAndValidation(t *testing.T) {
 // either.
 func TestPayloadsNeverLogged(t *testing.T) {
 	const sentinel = "SENTINEL-user@example.com-4111111111111111"
-	url, logs := serve(t, testConfig("ci:"+ciToken))
+	url, logs := serve(t, encodeConfig("ci:"+ciToken))
 	auth := "Bearer " + ciToken
 	original := jsonPayload(`{"email":"` + sentinel + `"}`)
 
-	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original), "Authorization", auth)
+	r := call(t, http.MethodPost, url+"/default/encode", payloadsJSON(t, original), "Authorization", "Bearer "+encodeToken)
 	if r.status != http.StatusOK {
 		t.Fatalf("encode: status %d: %s", r.status, r.body)
 	}
@@ -529,6 +677,7 @@ func TestPayloadsNeverLogged(t *testing.T) {
 		"the encoded payload, base64":  base64.StdEncoding.EncodeToString(encoded[0].Data),
 		"the tampered payload, base64": base64.StdEncoding.EncodeToString(tampered.Data),
 		"the token":                    ciToken,
+		"the encode token":             encodeToken,
 	} {
 		if strings.Contains(log, secret) {
 			t.Errorf("the log holds %s:\n%s", name, log)
@@ -543,6 +692,9 @@ func TestNewRefusesBadSettings(t *testing.T) {
 	discard := slog.New(slog.DiscardHandler)
 	for name, mutate := range map[string]func(*config.CodecServer){
 		"short token":         func(c *config.CodecServer) { c.AuthTokens = []string{"ci:short"} },
+		"short encode token":  func(c *config.CodecServer) { c.EncodeAuthTokens = []string{"ops:short"} },
+		"token in both lists": func(c *config.CodecServer) { c.EncodeAuthTokens = []string{"ops:" + bareToken} },
+		"claim, no issuer":    func(c *config.CodecServer) { c.DecodeRequireClaims = []string{"groups=kyc-ops"} },
 		"issuer, no audience": func(c *config.CodecServer) { c.OIDCIssuer = "https://issuer.example" },
 		"wildcard origin":     func(c *config.CodecServer) { c.CORSOrigins = []string{"*"} },
 		"no body cap":         func(c *config.CodecServer) { c.MaxBodyBytes = 0 },
