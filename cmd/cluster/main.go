@@ -71,10 +71,13 @@ var services = []service{
 	{"worker", 7239, 6939, 0, 7939, 8003},
 }
 
-// starterPorts are the starters' HTTP ports; workerMetrics the workers'.
+// starterPorts are the starters' HTTP ports; starterMetrics and
+// workerMetrics their metrics listeners' (each process its own, since the
+// defaults would collide on one machine).
 var (
-	starterPorts  = []int{8080, 8090, 8100, 8110}
-	workerMetrics = []int{9091, 9092, 9093, 9094}
+	starterPorts   = []int{8080, 8090, 8100, 8110}
+	starterMetrics = []int{9191, 9192, 9193, 9194}
+	workerMetrics  = []int{9091, 9092, 9093, 9094}
 )
 
 func main() {
@@ -173,6 +176,7 @@ func run(log *slog.Logger) error {
 	for i := range cfg.Starters {
 		sup.start(ctx, fmt.Sprintf("starter-%d", i+1), filepath.Join(cfg.Dir, "bin", "starter"), nil, append([]string{
 			fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", starterPorts[i]),
+			fmt.Sprintf("STARTER_METRICS_ADDR=127.0.0.1:%d", starterMetrics[i]),
 			"DIDIT_WEBHOOK_SECRETS=" + cfg.WebhookSecrets,
 		}, common...))
 	}
@@ -446,7 +450,7 @@ func printSummary(cfg Config, frontend, records string) {
 		fmt.Printf("  worker-%d           metrics http://127.0.0.1:%d/metrics\n", i+1, workerMetrics[i])
 	}
 	for i := range cfg.Starters {
-		fmt.Printf("  starter-%d          http://127.0.0.1:%d/webhooks/didit\n", i+1, starterPorts[i])
+		fmt.Printf("  starter-%d          http://127.0.0.1:%d/webhooks/didit  metrics http://127.0.0.1:%d/metrics\n", i+1, starterPorts[i], starterMetrics[i])
 	}
 	fmt.Printf("  records            %s\n  logs               %s\n", records, filepath.Join(cfg.Dir, "logs"))
 	fmt.Printf("Reach it with TEMPORAL_ADDRESS=%s (temporal workflow list --address %s); Ctrl-C stops everything.\n\n", frontend, frontend)

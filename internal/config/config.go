@@ -69,8 +69,12 @@ type Receiver struct {
 	// dropped and counted; 0 logs every refusal.
 	LogRefusalsPerSecond float64 `envconfig:"LOG_REFUSALS_PER_SECOND" default:"10"`
 	LogRefusalsBurst     int     `envconfig:"LOG_REFUSALS_BURST" default:"50"`
-	Encryption           Encryption
-	Log                  Log
+	// MetricsAddr serves the starter's /metrics on a listener of its own,
+	// on loopback by default: refusal reasons and volumes are for the
+	// operator, not for whoever reaches the public webhook port.
+	MetricsAddr string `envconfig:"STARTER_METRICS_ADDR" default:"127.0.0.1:9091"`
+	Encryption  Encryption
+	Log         Log
 }
 
 // Log configures log/slog.
@@ -167,8 +171,9 @@ type Worker struct {
 	ComplianceEmail           string `envconfig:"COMPLIANCE_EMAIL" default:"compliance@diditflow.localhost"`
 	ComplianceEscalationEmail string `envconfig:"COMPLIANCE_ESCALATION_EMAIL"`
 	ComplianceWebhookURL      string `envconfig:"COMPLIANCE_WEBHOOK_URL"`
-	// MetricsAddr serves the worker's /metrics; empty turns it off.
-	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090"`
+	// MetricsAddr serves the worker's /metrics, on loopback by default;
+	// empty turns it off.
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9090"`
 	// Workflow timings (see workflows.Settings).
 	SessionIdleWindow   time.Duration `envconfig:"SESSION_IDLE_WINDOW" default:"1h"`
 	StepRetryBudget     time.Duration `envconfig:"STEP_RETRY_BUDGET" default:"1h"`

@@ -215,7 +215,7 @@ func (s *Stack) KillWorker() {
 // waits until it is ready.
 func (s *Stack) StartStarter(ctx context.Context, secrets string) error {
 	env := []string{"TEMPORAL_ADDRESS=" + s.TemporalAddress(), "TEMPORAL_TASK_QUEUE=" + s.StarterQueue, "HTTP_ADDR=127.0.0.1:" + s.httpPort,
-		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s",
+		"DIDIT_WEBHOOK_SECRETS=" + secrets, "LOG_FORMAT=json", "LOG_LEVEL=error", "SIGNAL_TIMEOUT=2s", "STARTER_METRICS_ADDR=127.0.0.1:0",
 		"PAYLOAD_ENCRYPTION_KEYS=" + launch.PayloadKeys}
 	p, err := launch.Start(filepath.Join(s.cfg.Dir, "starter"), nil, env, filepath.Join(s.cfg.Dir, "starter.log"))
 	if err != nil {
