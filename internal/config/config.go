@@ -179,7 +179,9 @@ type Worker struct {
 	// Compliance contacts for AML cases.
 	ComplianceEmail           string `envconfig:"COMPLIANCE_EMAIL" default:"compliance@diditflow.localhost"`
 	ComplianceEscalationEmail string `envconfig:"COMPLIANCE_ESCALATION_EMAIL"`
-	ComplianceWebhookURL      string `envconfig:"COMPLIANCE_WEBHOOK_URL"`
+	// ComplianceWebhookURL is secret as a whole: Slack's and Teams's
+	// incoming-webhook URLs carry their credential in the path.
+	ComplianceWebhookURL string `envconfig:"COMPLIANCE_WEBHOOK_URL" secret:"true"`
 	// MetricsAddr serves the worker's /metrics, on loopback by default;
 	// empty turns it off.
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9090"`
@@ -285,7 +287,7 @@ func (c Worker) validate() error {
 		}
 	}
 	if u, err := url.Parse(c.DiditAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("DIDIT_API_URL must be an http(s) URL, got %q", c.DiditAPIURL))
+		errs = append(errs, fmt.Errorf("DIDIT_API_URL must be an http(s) URL, got %q", redact(c.DiditAPIURL)))
 	}
 	// Didit allows 600 GET and 300 writes a minute per key; a key with
 	// other limits (or a test against a fake) may set more.
