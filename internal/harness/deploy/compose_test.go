@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"slices"
@@ -476,6 +477,55 @@ func TestDockerfileStarterStage(t *testing.T) {
 	if !regexp.MustCompile(want).Match(stage[1]) {
 		t.Errorf("the starter stage does not EXPOSE the port of HTTP_ADDR's default %q", def)
 	}
+}
+
+// A filled-in .env (or .env.local, .env.production, ...) holds the webhook
+// secret and the payload keys: `docker build` must leave it out of the
+// context, or COPY . . puts it in an image layer. .env.example, which holds
+// none, and the sources stay in.
+func TestDockerBuildContextLeavesOutEnvFiles(t *testing.T) {
+	raw, err := os.ReadFile(launch.Path(t, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.Split(string(raw), "\n")
+	for name, want := range map[string]bool{
+		".env": true, ".env.local": true, ".env.production": true, ".data/payload-keys": true,
+		".env.example": false, "go.mod": false, "internal/config/config.go": false, "docker-compose.yml": false,
+	} {
+		if got := dockerIgnored(t, rules, name); got != want {
+			t.Errorf(".dockerignore leaves out %s: %v, want %v", name, got, want)
+		}
+	}
+}
+
+// dockerIgnored reports whether Docker leaves name (a path in the build
+// context) out by .dockerignore's rules, read as Docker reads them: blank
+// lines and # comments skipped, a leading "/" dropped, "!" taking a path
+// back in, the last matching rule winning, and a rule that matches a
+// directory covering everything in it.
+func dockerIgnored(t *testing.T, rules []string, name string) bool {
+	t.Helper()
+	ignored := false
+	for _, rule := range rules {
+		rule = strings.TrimSpace(rule)
+		if rule == "" || strings.HasPrefix(rule, "#") {
+			continue
+		}
+		pattern, include := strings.CutPrefix(rule, "!")
+		pattern = strings.TrimPrefix(path.Clean(strings.TrimSpace(pattern)), "/")
+		for p := name; p != "."; p = path.Dir(p) {
+			ok, err := path.Match(pattern, p)
+			if err != nil {
+				t.Fatalf(".dockerignore: rule %q: %v", rule, err)
+			}
+			if ok {
+				ignored = !include
+				break
+			}
+		}
+	}
+	return ignored
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

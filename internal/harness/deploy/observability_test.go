@@ -279,7 +279,9 @@ func TestEnvExampleListsTheComposeVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(strings.Fields(string(ignore)), "/.env") {
-		t.Error(".gitignore does not ignore /.env")
+	for _, rule := range []string{"/.env", "/.env.*", "!/.env.example"} {
+		if !slices.Contains(strings.Fields(string(ignore)), rule) {
+			t.Errorf(".gitignore lacks %s: a filled-in .env (or .env.local, ...) is never committed, .env.example always", rule)
+		}
 	}
 }
