@@ -19,8 +19,16 @@ setting() { sed -n "s/^$1=//p" <<<"$2"; }
 # Only what a dev run needs different from the code's defaults; an
 # explicitly set variable always wins.
 # A throwaway secret, since there is no Didit console behind a dev run (the
-# code has no default: a real deployment must set Didit's).
-export DIDIT_WEBHOOK_SECRETS="${DIDIT_WEBHOOK_SECRETS:-dev-secret-change-me}"
+# code has no default: a real deployment must set Didit's). One the developer
+# exported may be a real one: it is never printed, nor put on a command line
+# (which every user of the machine can read in ps); the processes below read
+# it from the environment.
+if [[ -z "${DIDIT_WEBHOOK_SECRETS:-}" ]]; then
+  export DIDIT_WEBHOOK_SECRETS=dev-secret-change-me
+  secret_shown="$DIDIT_WEBHOOK_SECRETS  (a development secret; export DIDIT_WEBHOOK_SECRETS for your own)"
+else
+  secret_shown="yours, from DIDIT_WEBHOOK_SECRETS (not shown)"
+fi
 # Keep the dev receiver on loopback; the default listens on every interface.
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
 # Readable logs in a terminal; the default, json, is for log collectors.
@@ -114,8 +122,10 @@ if [[ -z "${DIDIT_API_KEY:-}" ]]; then
   fake_addr="${DIDIT_FAKE_ADDR:-127.0.0.1:8099}"
   export DIDIT_API_KEY="dev-didit-api-key"
   export DIDIT_API_URL="http://$fake_addr"
+  # It signs its redeliveries with the first of DIDIT_WEBHOOK_SECRETS,
+  # read from the environment.
   start didit-fake "$BIN/didit-fake" -addr "$fake_addr" -key "$DIDIT_API_KEY" \
-    -receiver "http://$HTTP_ADDR/webhooks/didit" -secret "${DIDIT_WEBHOOK_SECRETS%%,*}"
+    -receiver "http://$HTTP_ADDR/webhooks/didit"
   didit_api="$DIDIT_API_URL  (the fake Didit API, key $DIDIT_API_KEY; set DIDIT_API_KEY for the real one)"
   # didit-sim registers each session with the fake before its webhook, so
   # the worker's decision fetch finds what Didit would have.
@@ -154,7 +164,7 @@ fi
 cat <<MSG
 [run] diditflow is up
 [run]   webhook endpoint  http://$addr/webhooks/didit
-[run]   webhook secret    $DIDIT_WEBHOOK_SECRETS
+[run]   webhook secret    $secret_shown
 [run]   Temporal UI       http://localhost:$UI_PORT  (workflow IDs: didit-session-<session_id>; payloads decoded by the codec server)
 [run]   codec server      $codec_url  (CLI: temporal workflow show -w <id> --codec-endpoint $codec_url)
 [run]   records           $(setting DATABASE_URL "$worker_settings")

@@ -71,12 +71,13 @@ var services = []service{
 	{"worker", 7239, 6939, 0, 7939, 8003},
 }
 
-// starterPorts are the starters' HTTP ports, starterMetrics their metrics
-// ports; workerMetrics the workers'.
+// starterPorts are the starters' HTTP ports; starterMetrics and
+// workerMetrics their metrics listeners' (each process its own, since the
+// defaults would collide on one machine).
 var (
 	starterPorts   = []int{8080, 8090, 8100, 8110}
-	workerMetrics  = []int{9091, 9092, 9093, 9094}
 	starterMetrics = []int{9191, 9192, 9193, 9194}
+	workerMetrics  = []int{9091, 9092, 9093, 9094}
 )
 
 func main() {

@@ -165,6 +165,15 @@ type Worker struct {
 	TaskQueue string `envconfig:"TEMPORAL_TASK_QUEUE" default:"diditflow"`
 	// DatabaseURL is postgres://... for PostgreSQL, otherwise a SQLite file.
 	DatabaseURL string `envconfig:"DATABASE_URL" default:".data/diditflow.db"`
+	// DatabaseMaxConns bounds the worker's PostgreSQL pool: activities
+	// beyond it wait for a connection instead of opening one more, so a
+	// burst cannot exhaust the server's max_connections (100 by default),
+	// which the other workers and, often, Temporal's own stores share. Ten:
+	// a record write is a transaction of milliseconds, so ten keep up with
+	// a worker's activities, and several workers plus Temporal's pools
+	// (its image's defaults: 20 and 10 per service) fit in a default
+	// server. SQLite keeps its one connection.
+	DatabaseMaxConns int `envconfig:"DATABASE_MAX_CONNS" default:"10"`
 	// SMTPURL (smtp:// or smtps://) sends mail; empty writes .eml files to
 	// OutboxDir instead.
 	SMTPURL   string `envconfig:"SMTP_URL"`
@@ -177,9 +186,19 @@ type Worker struct {
 	// Compliance contacts for AML cases.
 	ComplianceEmail           string `envconfig:"COMPLIANCE_EMAIL" default:"compliance@diditflow.localhost"`
 	ComplianceEscalationEmail string `envconfig:"COMPLIANCE_ESCALATION_EMAIL"`
-	ComplianceWebhookURL      string `envconfig:"COMPLIANCE_WEBHOOK_URL"`
-	// MetricsAddr serves the worker's /metrics; empty turns it off.
-	MetricsAddr string `envconfig:"METRICS_ADDR" default:":9090"`
+	// ComplianceWebhookURL is secret as a whole: Slack's and Teams's
+	// incoming-webhook URLs carry their credential in the path.
+	ComplianceWebhookURL string `envconfig:"COMPLIANCE_WEBHOOK_URL" secret:"true"`
+	// MetricsAddr serves the worker's /metrics, on loopback by default;
+	// empty turns it off.
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9090"`
+	// MetricsGaugeInterval is how often the gauges taken from the records
+	// (sessions by status, AML cases open and overdue, flagged sessions)
+	// are read again, a GROUP BY over the records each time. A scrape only
+	// serves the last reading, so scrapes never query the records. 30 s is
+	// twice Prometheus's usual scrape interval, and the alerts on these
+	// gauges wait minutes.
+	MetricsGaugeInterval time.Duration `envconfig:"METRICS_GAUGE_INTERVAL" default:"30s"`
 	// Workflow timings (see workflows.Settings).
 	SessionIdleWindow   time.Duration `envconfig:"SESSION_IDLE_WINDOW" default:"1h"`
 	StepRetryBudget     time.Duration `envconfig:"STEP_RETRY_BUDGET" default:"1h"`
@@ -259,19 +278,23 @@ func (c Worker) validate() error {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL must not be empty"))
 	}
+	if c.DatabaseMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS must be at least 1, got %d", c.DatabaseMaxConns))
+	}
 	if c.SMTPURL == "" && c.OutboxDir == "" {
 		errs = append(errs, errors.New("set SMTP_URL to send mail, or OUTBOX_DIR to write it to files"))
 	}
 	for name, d := range map[string]time.Duration{
 		"SESSION_IDLE_WINDOW": c.SessionIdleWindow, "STEP_RETRY_BUDGET": c.StepRetryBudget,
 		"AML_REMINDER_INTERVAL": c.AMLReminderInterval, "MAIL_BREAKER_OPEN_TIMEOUT": c.MailBreakerOpenTimeout,
+		"METRICS_GAUGE_INTERVAL": c.MetricsGaugeInterval,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
 		}
 	}
 	if u, err := url.Parse(c.DiditAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("DIDIT_API_URL must be an http(s) URL, got %q", c.DiditAPIURL))
+		errs = append(errs, fmt.Errorf("DIDIT_API_URL must be an http(s) URL, got %q", redact(c.DiditAPIURL)))
 	}
 	// Didit allows 600 GET and 300 writes a minute per key; a key with
 	// other limits (or a test against a fake) may set more.

@@ -69,8 +69,8 @@ func Vars(v any) []Var {
 // Print writes the settings in v (as Vars lists them) as NAME=value lines,
 // one per variable, in a form envconfig reads back. Secrets are not shown:
 // a list of them prints as "<N secrets>", a single one as "<set>", and a
-// password in a URL (user:password@) or a key=value DSN (password=...) as
-// "***".
+// password in a URL (user:password@), a secret query parameter (token=...)
+// or a key=value DSN (password=...) as "***".
 func Print(w io.Writer, v any) error {
 	for _, e := range Vars(v) {
 		if _, err := fmt.Fprintf(w, "%s=%s\n", e.Name, format(e)); err != nil {
@@ -127,14 +127,32 @@ func scalar(v reflect.Value) string {
 	return fmt.Sprint(v.Interface())
 }
 
-var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+var (
+	dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+	// urlPassword is the password of a URL that does not parse, up to the
+	// last '@': a '#', '/', '?' or space in a password is what most often
+	// breaks a URL, and it must stay hidden then too.
+	urlPassword = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*:).*@`)
+	// secretParam matches the names of query parameters that carry a
+	// secret: passwords, tokens, signatures, API keys.
+	secretParam = regexp.MustCompile(`(?i)pass|pwd|secret|token|sig|auth|credential|api[-_]?key|^key$|[-_]key$`)
+)
 
-// redact hides passwords in s: a URL's userinfo password and password query
-// parameters, or the password (and sslpassword) of a key=value DSN such as
-// "host=db user=u password=p".
+// redact hides secrets in s: a URL's userinfo password (also in a URL that
+// does not parse) and the values of query parameters named as secrets
+// (password, token, sig, api_key, ...), or the password (and sslpassword)
+// of a key=value DSN such as "host=db user=u password=p". A setting that is
+// a secret as a whole is marked secret:"true" instead.
 func redact(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.Opaque != "" {
+	switch {
+	case err != nil && strings.Contains(s, "://"):
+		s = urlPassword.ReplaceAllString(s, "${1}***@")
+		if base, query, ok := strings.Cut(s, "?"); ok {
+			s = base + "?" + redactQuery(query)
+		}
+		return s
+	case err != nil || u.Scheme == "" || u.Opaque != "":
 		return dsnPassword.ReplaceAllString(s, "${1}***")
 	}
 	changed := false
@@ -142,19 +160,29 @@ func redact(s string) string {
 		u.User = url.UserPassword(u.User.Username(), "***")
 		changed = true
 	}
-	q, queryChanged := u.Query(), false
-	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "***")
-			queryChanged = true
-		}
-	}
-	if queryChanged {
-		u.RawQuery = q.Encode()
+	if q := redactQuery(u.RawQuery); q != u.RawQuery {
+		u.RawQuery = q
 		changed = true
 	}
 	if !changed {
 		return s
 	}
+	// The userinfo's "***" comes out escaped.
 	return strings.ReplaceAll(u.String(), "%2A%2A%2A", "***")
+}
+
+// redactQuery hides the values of the parameters of a raw query whose
+// names say they carry a secret, keeping the rest as written.
+func redactQuery(query string) string {
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		name, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		if n, err := url.QueryUnescape(name); err == nil && secretParam.MatchString(n) || secretParam.MatchString(name) {
+			parts[i] = name + "=***"
+		}
+	}
+	return strings.Join(parts, "&")
 }

@@ -64,6 +64,11 @@ func TestPrintRedactsSecrets(t *testing.T) {
 	t.Setenv("DIDIT_WEBHOOK_SECRETS", "first-secret, second-secret,")
 	t.Setenv("DATABASE_URL", "postgres://app:hunter2@db:5432/diditflow?sslmode=disable")
 	t.Setenv("SMTP_URL", "smtp://mailer:p%40ss@mail:587")
+	t.Setenv("DIDIT_API_KEY", "didit-api-key-value")
+	t.Setenv("PAYLOAD_ENCRYPTION_KEYS", "k1:payload-key-value")
+	// Slack's and Teams's incoming-webhook URLs carry their credential in
+	// the path.
+	t.Setenv("COMPLIANCE_WEBHOOK_URL", "https://hooks.slack.com/services/T0000/B0000/slack-path-secret")
 	r, err := ReadReceiver()
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +86,11 @@ func TestPrintRedactsSecrets(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		"DATABASE_URL": "postgres://app:***@db:5432/diditflow?sslmode=disable",
-		"SMTP_URL":     "smtp://mailer:***@mail:587",
+		"DATABASE_URL":            "postgres://app:***@db:5432/diditflow?sslmode=disable",
+		"SMTP_URL":                "smtp://mailer:***@mail:587",
+		"DIDIT_API_KEY":           "<set>",
+		"PAYLOAD_ENCRYPTION_KEYS": "<set>",
+		"COMPLIANCE_WEBHOOK_URL":  "<set>",
 	} {
 		if pw[name] != want {
 			t.Errorf("%s = %q, want %q", name, pw[name], want)
@@ -91,7 +99,8 @@ func TestPrintRedactsSecrets(t *testing.T) {
 	var all strings.Builder
 	_ = Print(&all, r)
 	_ = Print(&all, w)
-	for _, secret := range []string{"first-secret", "second-secret", "hunter2", "p%40ss", "p@ss"} {
+	for _, secret := range []string{"first-secret", "second-secret", "hunter2", "p%40ss", "p@ss",
+		"didit-api-key-value", "payload-key-value", "slack-path-secret"} {
 		if strings.Contains(all.String(), secret) {
 			t.Errorf("Print shows %q:\n%s", secret, all.String())
 		}
@@ -109,7 +118,18 @@ func TestRedact(t *testing.T) {
 		"host=db password='p w' sslpassword=k dbname=x":      "host=db password=*** sslpassword=*** dbname=x",
 		"smtps://user:pw@mail:465":                           "smtps://user:***@mail:465",
 		"diditflow <no-reply@diditflow.localhost>":           "diditflow <no-reply@diditflow.localhost>",
-		"https://hooks.example.com/aml?token=abc&kind=cases": "https://hooks.example.com/aml?token=abc&kind=cases",
+		"https://hooks.example.com/aml?token=abc&kind=cases": "https://hooks.example.com/aml?token=***&kind=cases",
+		// Secrets in query parameters, by their names; a key file's path is
+		// not one.
+		"postgres://app@db/x?sslpassword=pw&sslkey=/k.pem&sslmode=verify-full": "postgres://app@db/x?sslpassword=***&sslkey=/k.pem&sslmode=verify-full",
+		"https://api.example.com/v1?api_key=k&sig=s&access_token=t&page=2":     "https://api.example.com/v1?api_key=***&sig=***&access_token=***&page=2",
+		"https://api.example.com/v1?API%5FKEY=k":                               "https://api.example.com/v1?API%5FKEY=***",
+		// A password that makes the URL unparsable ('#', '/', a space, a bad
+		// escape) is hidden all the same.
+		"postgres://app:p#w@db:5432/diditflow":       "postgres://app:***@db:5432/diditflow",
+		"postgres://app:p/w@db:5432/diditflow":       "postgres://app:***@db:5432/diditflow",
+		"smtp://mailer:p w@mail:587":                 "smtp://mailer:***@mail:587",
+		"postgres://app:p%zz@db/diditflow?token=abc": "postgres://app:***@db/diditflow?token=***",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)

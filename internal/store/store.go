@@ -53,6 +53,18 @@ type Store struct {
 	now func() time.Time
 }
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ maxConns int }
+
+// WithMaxConns bounds a PostgreSQL store's pool at n connections (n > 0):
+// callers beyond it wait for a connection instead of opening one more, so a
+// burst cannot exhaust the server's max_connections, which other clients
+// (Temporal's own stores, other workers) share. Without it the pool is
+// unbounded. A SQLite store keeps its single connection.
+func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
+
 // Open connects to the database named by dsn and applies any pending
 // migrations.
 //
@@ -65,9 +77,13 @@ type Store struct {
 // the file and its parent directories are created if missing.
 //
 // A nil logger discards logs.
-func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	s := &Store{logger: logger, now: time.Now}
 
@@ -78,6 +94,12 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		if err != nil {
 			// pgx redacts the password from parse errors, so err is safe to return.
 			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		if o.maxConns > 0 {
+			db.SetMaxOpenConns(o.maxConns)
+			// As many idle as open: a pool that closes what a burst opened
+			// reconnects (a TLS handshake, an authentication) for the next.
+			db.SetMaxIdleConns(o.maxConns)
 		}
 		s.db = db
 	} else {

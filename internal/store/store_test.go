@@ -2,15 +2,9 @@ package store
 
 import (
 	"bytes"
-	"cmp"
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,12 +18,9 @@ import (
 
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/pgtest"
 	"github.com/diditflow/diditflow/internal/pii"
 )
-
-// defaultTestDatabaseURL is the PostgreSQL the suite uses unless
-// TEST_DATABASE_URL names another. Each test gets its own schema in it.
-const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // testNow is the store's clock in tests, so timestamps can be compared exactly.
 var testNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
@@ -45,58 +36,7 @@ var backends = []backend{
 	{name: "sqlite", newDSN: func(t *testing.T) string {
 		return filepath.Join(t.TempDir(), "records.db")
 	}},
-	{name: "postgres", newDSN: postgresDSN},
-}
-
-// postgresDSN creates a uniquely named schema in the test database and
-// returns a DSN whose search_path points at it, so concurrent runs and tests
-// never see each other's tables. Without a reachable server the test is
-// skipped, except under CI=true, where that is a failure.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	base := cmp.Or(os.Getenv("TEST_DATABASE_URL"), defaultTestDatabaseURL)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable and CI=true, so failing instead of skipping: %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable (set TEST_DATABASE_URL; CI=true turns this skip into a failure): %v", err)
-	}
-
-	schema := "store_test_" + randomHex(t, 8)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
+	{name: "postgres", newDSN: pgtest.DSN},
 }
 
 // open opens a store on dsn with the test clock and closes it when t ends.

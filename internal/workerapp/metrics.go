@@ -2,11 +2,13 @@ package workerapp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,15 +58,77 @@ func NewMetrics(log *slog.Logger) (*Metrics, client.MetricsHandler) {
 // can wait.
 var sdkLatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
 
-// watchStore adds the gauges read from the records, in one query per scrape.
-func (m *Metrics) watchStore(st *store.Store) {
-	m.Registry.MustRegister(&storeGauges{st: st})
+// gaugeSource is what the records' gauges are read from: the store.
+type gaugeSource interface {
+	Gauges(ctx context.Context) (store.Gauges, error)
 }
 
-// storeGauges reads the records at each scrape. The records are shared by
-// every worker, so each reports the same values: dashboards and alerts take
-// max(), not sum(). A failed read reports NaN rather than failing the scrape.
-type storeGauges struct{ st *store.Store }
+// watchStore adds the gauges read from the records, read now and then
+// every interval (METRICS_GAUGE_INTERVAL) until ctx ends or stop is called.
+func (m *Metrics) watchStore(ctx context.Context, src gaugeSource, every time.Duration, log *slog.Logger) (stop func()) {
+	t := time.NewTicker(every)
+	// A read may take the interval, never more: the next one is due.
+	stopReads := m.readGauges(ctx, src, t.C, every, log)
+	return func() {
+		stopReads()
+		t.Stop()
+	}
+}
+
+// readGauges registers the records' gauges and reads them once now, then at
+// each tick, until ctx ends or stop is called. A scrape serves the last
+// reading: however many scrapes come, the records see one read per tick.
+// stop returns once no read is running.
+func (m *Metrics) readGauges(ctx context.Context, src gaugeSource, ticks <-chan time.Time, timeout time.Duration, log *slog.Logger) (stop func()) {
+	g := &storeGauges{}
+	g.last.Store(&gaugeReading{err: errNotReadYet})
+	m.Registry.MustRegister(g)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			g.read(ctx, src, timeout, log)
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticks:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+var errNotReadYet = errors.New("the records have not been read yet")
+
+// storeGauges serves the last reading of the records' gauges. The records
+// are shared by every worker, so each reports the same values: dashboards
+// and alerts take max(), not sum(). Before the first reading, and after a
+// failed one, the gauges are NaN rather than stale numbers.
+type storeGauges struct {
+	last atomic.Pointer[gaugeReading]
+}
+
+type gaugeReading struct {
+	v   store.Gauges
+	err error
+}
+
+func (g *storeGauges) read(ctx context.Context, src gaugeSource, timeout time.Duration, log *slog.Logger) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := src.Gauges(rctx)
+	if err != nil && ctx.Err() != nil {
+		return // stopping: keep what was read last
+	}
+	if err != nil {
+		log.Warn("metrics: reading the records' gauges failed; they report NaN until the next reading", "error", err)
+	}
+	g.last.Store(&gaugeReading{v: v, err: err})
+}
 
 var (
 	amlOpenDesc = prometheus.NewDesc("diditflow_aml_cases_open",
@@ -84,26 +148,24 @@ func (g *storeGauges) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (g *storeGauges) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	v, err := g.st.Gauges(ctx)
+	r := g.last.Load()
 	value := func(n int) float64 {
-		if err != nil {
+		if r.err != nil {
 			return math.NaN()
 		}
 		return float64(n)
 	}
-	ch <- prometheus.MustNewConstMetric(amlOpenDesc, prometheus.GaugeValue, value(v.OpenAMLCases))
-	ch <- prometheus.MustNewConstMetric(amlOverdueDesc, prometheus.GaugeValue, value(v.OverdueAMLCases))
-	ch <- prometheus.MustNewConstMetric(attentionDesc, prometheus.GaugeValue, value(v.NeedsAttention))
+	ch <- prometheus.MustNewConstMetric(amlOpenDesc, prometheus.GaugeValue, value(r.v.OpenAMLCases))
+	ch <- prometheus.MustNewConstMetric(amlOverdueDesc, prometheus.GaugeValue, value(r.v.OverdueAMLCases))
+	ch <- prometheus.MustNewConstMetric(attentionDesc, prometheus.GaugeValue, value(r.v.NeedsAttention))
 	// Every known status, at zero when no record has it, so a panel's
 	// series do not come and go.
 	seen := map[string]bool{}
 	for _, s := range didit.Statuses {
 		seen[string(s)] = true
-		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, value(v.Sessions[string(s)]), string(s))
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, value(r.v.Sessions[string(s)]), string(s))
 	}
-	for s, n := range v.Sessions {
+	for s, n := range r.v.Sessions {
 		if !seen[s] {
 			ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), s)
 		}
@@ -116,9 +178,7 @@ func (m *Metrics) Serve(ctx context.Context, addr string, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: m.handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -128,6 +188,12 @@ func (m *Metrics) Serve(ctx context.Context, addr string, log *slog.Logger) erro
 		return err
 	}
 	return nil
+}
+
+func (m *Metrics) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // Close flushes the SDK's metrics scope.

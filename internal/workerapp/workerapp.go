@@ -36,6 +36,8 @@ type Worker struct {
 	// reconcile polls the reconcile steps' queue.
 	reconcile worker.Worker
 	Store     *store.Store
+	// stopGauges stops reading the records' gauges; nil without metrics.
+	stopGauges func()
 }
 
 // Run runs the workers until interruptCh fires, then stops them.
@@ -83,13 +85,22 @@ func ReconcileQueue(cfg config.Worker) string { return cfg.TaskQueue + "-reconci
 
 // Close releases the worker's resources; call it after the worker stopped.
 func (w *Worker) Close() error {
+	if w.stopGauges != nil {
+		w.stopGauges()
+	}
 	return w.Store.Close()
+}
+
+// OpenStore opens the records database of cfg (DATABASE_URL), its
+// PostgreSQL pool bounded at DATABASE_MAX_CONNS.
+func OpenStore(ctx context.Context, cfg config.Worker, log *slog.Logger) (*store.Store, error) {
+	return store.Open(ctx, cfg.DatabaseURL, log, store.WithMaxConns(cfg.DatabaseMaxConns))
 }
 
 // New opens the store (applying migrations) and builds the worker. metrics,
 // if not nil, receives the activities' outcomes and the store's gauges.
 func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Logger, metrics *Metrics) (*Worker, error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL, log)
+	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +135,10 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	wf := &workflows.Workflows{Settings: Settings(cfg)}
 	wf.Register(w)
 	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit}
+	var stopGauges func()
 	if metrics != nil {
 		acts.Metrics = activities.NewMetrics(metrics.Registry)
-		metrics.watchStore(st)
+		stopGauges = metrics.watchStore(ctx, st, cfg.MetricsGaugeInterval, log)
 		metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "diditflow_didit_api_enabled",
 			Help: "1 when DIDIT_API_KEY is set and the Didit API features (decision fetch) are on, else 0.",
@@ -160,7 +172,7 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		MaxConcurrentActivityExecutionSize: 1,
 	})
 	reconcile.RegisterActivity(rec)
-	return &Worker{Worker: w, api: apiWorker, writes: writes, reconcile: reconcile, Store: st}, nil
+	return &Worker{Worker: w, api: apiWorker, writes: writes, reconcile: reconcile, Store: st, stopGauges: stopGauges}, nil
 }
 
 // ReconcileParams are the reconcile runs' settings from the configuration.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"slices"
@@ -129,28 +130,83 @@ func TestComposeServices(t *testing.T) {
 }
 
 func TestComposePorts(t *testing.T) {
-	p := project(t)
+	p := project(t, observability)
 	// diditflow's services publish the ports they listen on, whichever
 	// setting (compose's or the code's default) gives them.
-	starterPort := port(t, effective(t, p, "starter", "HTTP_ADDR"))
-	metricsPort := port(t, effective(t, p, "worker", "METRICS_ADDR"))
-	for service, want := range map[string][2]uint32{
-		"starter":     {8080, starterPort},
-		"worker":      {9090, metricsPort},
-		"temporal":    {7233, 7233},
-		"temporal-ui": {8233, 8080},
-		"mailpit":     {8025, 8025},
+	webhook := port(t, effective(t, p, "starter", "HTTP_ADDR"))
+	starterMetrics := port(t, effective(t, p, "starter", "STARTER_METRICS_ADDR"))
+	workerMetrics := port(t, effective(t, p, "worker", "METRICS_ADDR"))
+	for service, want := range map[string][]string{
+		"starter":      {":8080→" + itoa(webhook), "127.0.0.1:9091→" + itoa(starterMetrics)},
+		"worker":       {"127.0.0.1:9090→" + itoa(workerMetrics)},
+		"temporal":     {"127.0.0.1:7233→7233"},
+		"temporal-ui":  {"127.0.0.1:8233→8080"},
+		"mailpit":      {"127.0.0.1:8025→8025"},
+		"codec-server": {"127.0.0.1:8081→8081"},
+		"jaeger":       {"127.0.0.1:16686→16686", "127.0.0.1:4317→4317", "127.0.0.1:4318→4318"},
+		"prometheus":   {"127.0.0.1:9099→9090"},
+		"grafana":      {"127.0.0.1:3000→3000"},
+		"postgresql":   nil,
 	} {
-		found := false
-		for _, port := range p.Services[service].Ports {
-			if port.Published == itoa(want[0]) && port.Target == want[1] {
-				found = true
-			}
+		var got []string
+		for _, pt := range p.Services[service].Ports {
+			got = append(got, pt.HostIP+":"+pt.Published+"→"+itoa(pt.Target))
 		}
-		if !found {
-			t.Errorf("%s does not publish %d→%d: %+v", service, want[0], want[1], p.Services[service].Ports)
+		if !slices.Equal(sorted(got), sorted(want)) {
+			t.Errorf("%s publishes %v, want %v", service, got, want)
 		}
 	}
+	// Inside their containers the metrics listeners are off loopback, or
+	// Prometheus could not reach them across the compose network.
+	for service, name := range map[string]string{"starter": "STARTER_METRICS_ADDR", "worker": "METRICS_ADDR"} {
+		if host := hostOf(t, effective(t, p, service, name)); isLoopback(host) {
+			t.Errorf("%s: %s listens on %s, which Prometheus on the compose network cannot reach", service, name, host)
+		}
+	}
+}
+
+// Docker publishes a port on every interface unless the mapping names a
+// host address, and its rules bypass the host's firewall. In every profile,
+// only the starter's webhook port is published beyond the host's loopback:
+// Temporal's frontend and UI (which signal, reset and terminate), Mailpit
+// (every mail), the codec server, the metrics and the observability tools
+// have no auth here.
+func TestComposePublishesOnlyTheWebhookBeyondLoopback(t *testing.T) {
+	p := project(t, "*")
+	if _, ok := p.Services["grafana"]; !ok {
+		t.Fatal("loading every profile left out the observability profile's services")
+	}
+	webhook := port(t, effective(t, p, "starter", "HTTP_ADDR"))
+	public := 0
+	for name, s := range p.Services {
+		if s.NetworkMode == "host" {
+			t.Errorf("%s uses the host's network: every port it listens on is reachable as the host's", name)
+		}
+		for _, pt := range s.Ports {
+			if name == "starter" && pt.Target == webhook {
+				public++
+				continue
+			}
+			if !isLoopback(pt.HostIP) {
+				where := pt.HostIP
+				if where == "" {
+					where = "every interface"
+				}
+				t.Errorf("%s publishes %s→%d on %s; publish it as 127.0.0.1:%[2]s (or not at all)", name, pt.Published, pt.Target, where)
+			}
+		}
+	}
+	if public != 1 {
+		t.Errorf("the starter publishes its webhook port %d %d times, want once", webhook, public)
+	}
+}
+
+// isLoopback reports whether host, an address as compose or a listen
+// address writes it (127.0.0.1, [::1], ::1), is a loopback address. An
+// empty host is every interface.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 func TestComposeDependencies(t *testing.T) {
@@ -423,9 +479,69 @@ func TestDockerfileStarterStage(t *testing.T) {
 	}
 }
 
+// A filled-in .env (or .env.local, .env.production, ...) holds the webhook
+// secret and the payload keys: `docker build` must leave it out of the
+// context, or COPY . . puts it in an image layer. .env.example, which holds
+// none, and the sources stay in.
+func TestDockerBuildContextLeavesOutEnvFiles(t *testing.T) {
+	raw, err := os.ReadFile(launch.Path(t, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.Split(string(raw), "\n")
+	for name, want := range map[string]bool{
+		".env": true, ".env.local": true, ".env.production": true, ".data/payload-keys": true,
+		".env.example": false, "go.mod": false, "internal/config/config.go": false, "docker-compose.yml": false,
+	} {
+		if got := dockerIgnored(t, rules, name); got != want {
+			t.Errorf(".dockerignore leaves out %s: %v, want %v", name, got, want)
+		}
+	}
+}
+
+// dockerIgnored reports whether Docker leaves name (a path in the build
+// context) out by .dockerignore's rules, read as Docker reads them: blank
+// lines and # comments skipped, a leading "/" dropped, "!" taking a path
+// back in, the last matching rule winning, and a rule that matches a
+// directory covering everything in it.
+func dockerIgnored(t *testing.T, rules []string, name string) bool {
+	t.Helper()
+	ignored := false
+	for _, rule := range rules {
+		rule = strings.TrimSpace(rule)
+		if rule == "" || strings.HasPrefix(rule, "#") {
+			continue
+		}
+		pattern, include := strings.CutPrefix(rule, "!")
+		pattern = strings.TrimPrefix(path.Clean(strings.TrimSpace(pattern)), "/")
+		for p := name; p != "."; p = path.Dir(p) {
+			ok, err := path.Match(pattern, p)
+			if err != nil {
+				t.Fatalf(".dockerignore: rule %q: %v", rule, err)
+			}
+			if ok {
+				ignored = !include
+				break
+			}
+		}
+	}
+	return ignored
+}
+
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// hostOf is the host of a listen address such as "127.0.0.1:9090" (empty
+// for ":8080").
+func hostOf(t *testing.T, addr string) string {
+	t.Helper()
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("listen address %q: %v", addr, err)
+	}
+	return h
+}
 
 // port is the port of a listen address such as ":8080".
 func port(t *testing.T, addr string) uint32 {

@@ -158,7 +158,7 @@ func TestDashboard(t *testing.T) {
 }
 
 // The observability profile: Prometheus with the rules and the starter's and
-// worker's metrics ports, Grafana with the dashboard where its provisioning
+// worker's metrics listeners (never the starter's webhook port), Grafana with the dashboard where its provisioning
 // looks, Jaeger taking OTLP.
 func TestComposeObservabilityProfile(t *testing.T) {
 	if p := project(t); slices.ContainsFunc(p.ServiceNames(), func(s string) bool { return s == "prometheus" }) {
@@ -209,7 +209,7 @@ func TestComposeObservabilityProfile(t *testing.T) {
 			targets = append(targets, st.Targets...)
 		}
 	}
-	want := []string{"starter:" + itoa(port(t, effective(t, p, "starter", "HTTP_ADDR"))),
+	want := []string{"starter:" + itoa(port(t, effective(t, p, "starter", "STARTER_METRICS_ADDR"))),
 		"worker:" + itoa(port(t, effective(t, p, "worker", "METRICS_ADDR")))}
 	if !slices.Equal(sorted(targets), sorted(want)) {
 		t.Errorf("Prometheus scrapes %v, want %v", targets, want)
@@ -279,7 +279,9 @@ func TestEnvExampleListsTheComposeVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(strings.Fields(string(ignore)), "/.env") {
-		t.Error(".gitignore does not ignore /.env")
+	for _, rule := range []string{"/.env", "/.env.*", "!/.env.example"} {
+		if !slices.Contains(strings.Fields(string(ignore)), rule) {
+			t.Errorf(".gitignore lacks %s: a filled-in .env (or .env.local, ...) is never committed, .env.example always", rule)
+		}
 	}
 }

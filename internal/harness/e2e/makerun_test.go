@@ -104,6 +104,15 @@ func TestMakeRun(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
+	// The developer exported a webhook secret, maybe a real one: no process
+	// make run started carries it on its command line, which every user of
+	// the machine reads in ps.
+	for _, p := range processesWith(marker) {
+		if strings.Contains(p, secret) {
+			t.Errorf("a process carries the exported DIDIT_WEBHOOK_SECRETS on its command line: %s", p)
+		}
+	}
+
 	ds, err := simulator.Build("approved", simulator.Options{Email: userEmail})
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +168,9 @@ func TestMakeRun(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+	if strings.Contains(string(out), secret) {
+		t.Error("make run printed the DIDIT_WEBHOOK_SECRETS the developer exported")
 	}
 	if left := processesWith(marker); len(left) > 0 {
 		t.Fatalf("processes left behind: %v", left)

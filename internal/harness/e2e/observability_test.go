@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -189,4 +191,29 @@ func largestBucket(mf *dto.MetricFamily) float64 {
 		}
 	}
 	return top
+}
+
+// A worker whose metrics port is taken says so in its log and goes on
+// doing its job: metrics are for the operator, the sessions are for the
+// users.
+func TestWorkerRunsWhenItsMetricsCannotBind(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	s := newStack(t, func(s *stack) { s.metricsAddr = taken.Addr().String() })
+	session := simulator.NewUUID()
+	s.deliver(delivery(t, "status-updated-approved.json", session))
+	s.waitFor("the approval notice", func() bool { return s.sent(session, "user:") })
+	if got := s.status(session); got != "Approved" {
+		t.Fatalf("record status = %q, want Approved", got)
+	}
+	log, err := os.ReadFile(s.workerLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "worker metrics unavailable") || !strings.Contains(string(log), taken.Addr().String()) {
+		t.Errorf("the worker's log does not say its metrics are unavailable on %s:\n%s", taken.Addr(), log)
+	}
 }
