@@ -94,12 +94,10 @@ func WithLogger(l *slog.Logger) SMTPOption {
 func NewSMTP(rawURL, from string, opts ...SMTPOption) (*SMTP, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// url.Error quotes the URL, and with it the password.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("notify: SMTP URL: %w", err)
+		// url.Parse's errors quote the URL or a piece of it ("invalid port
+		// \":pa\" after host" for a password with a '/'), and with it the
+		// password: none of it is repeated.
+		return nil, errors.New("notify: SMTP URL does not parse; percent-encode reserved characters in the user and password")
 	}
 	s := &SMTP{
 		startTLS:  startTLSOptional,

@@ -384,3 +384,15 @@ func TestSMTPAllRecipientsRefused(t *testing.T) {
 		t.Fatalf("%d commits, refusals %+v, %d messages; want 0, both, none", *commits, *refused, sink.Calls(smtptest.DataEnd))
 	}
 }
+
+// TestURLErrorsQuoteNoSecret: a URL that does not parse is refused without
+// repeating any piece of it, as url.Parse's own errors would (a password
+// with a '/' made it "invalid port \":pa\" after host").
+func TestURLErrorsQuoteNoSecret(t *testing.T) {
+	if _, err := notify.NewSMTP("smtp://mailer:Zq7/ssw0rd@mail.example.com:587", "a@example.com"); err == nil || strings.Contains(err.Error(), "Zq7") {
+		t.Errorf("NewSMTP: %v; want an error that quotes nothing of the URL", err)
+	}
+	if _, err := notify.NewCallback("https://hooks:Xk9/cret@hooks.example.com/services/T0", nil); err == nil || strings.Contains(err.Error(), "Xk9") {
+		t.Errorf("NewCallback: %v; want an error that quotes nothing of the URL", err)
+	}
+}
