@@ -22,6 +22,7 @@ type Store interface {
 	RecordEvents(ctx context.Context, events []store.EventRecord) ([]store.RecordResult, error)
 	SetNeedsAttention(ctx context.Context, sessionID string, v bool) error
 	ContactAddress(ctx context.Context, sessionID string) (string, error)
+	Erased(ctx context.Context, sessionID string) (bool, error)
 	SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error
 	SetCaseAttention(ctx context.Context, caseID string, needs bool, attention string) error
 	ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (store.Notification, bool, error)
@@ -115,7 +116,7 @@ func (in RecordInput) record(receivedAt time.Time) store.EventRecord {
 
 func recordResult(r store.RecordResult) RecordResult {
 	return RecordResult{Duplicate: r.Duplicate, Applied: r.Applied,
-		PreviousStatus: didit.Status(r.PreviousStatus), CurrentStatus: didit.Status(r.CurrentStatus)}
+		PreviousStatus: didit.Status(r.PreviousStatus), CurrentStatus: didit.Status(r.CurrentStatus), Erased: r.Erased}
 }
 
 // SetNeedsAttention mirrors a workflow's needs-attention flag onto the record.
@@ -288,8 +289,20 @@ func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail 
 
 // NotifyUser tells the verified user about their session, once per notice:
 // per Key, or per kind when Key is empty. Without an address the notice is
-// recorded as undeliverable.
+// recorded as undeliverable. The user of an erased session is told nothing,
+// and nothing is recorded about it (Withheld): the records ask after every
+// workflow that queued the notice, even one that predates the erasure.
 func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
+	erased, err := a.Store.Erased(ctx, in.SessionID)
+	if err != nil {
+		return "", classify("read whether the session was erased", err)
+	}
+	if erased {
+		a.Metrics.notified("user", Withheld)
+		a.log().InfoContext(ctx, "user notice withheld: the session was erased", "session_id", in.SessionID,
+			"kind", in.Kind, "notification", in.notificationKind())
+		return Withheld, nil
+	}
 	d, err := a.notifyUser(ctx, in)
 	if err == nil {
 		a.Metrics.notified("user", d)

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notify"
@@ -737,4 +738,67 @@ func TestFollowUpCaseNoticesAreTheirOwn(t *testing.T) {
 	// The first case keeps the kind recorded before follow-up cases.
 	notification(t, st, "s-1", "compliance:opened:email")
 	notification(t, st, "s-1", "compliance:"+followUp.CaseID+":opened:email")
+}
+
+// countingDidit is a Didit API that counts the decisions asked of it.
+type countingDidit struct{ decisions int }
+
+func (c *countingDidit) Enabled() bool { return true }
+
+func (c *countingDidit) Decision(context.Context, string) (api.DecisionResult, error) {
+	c.decisions++
+	return api.DecisionResult{Decision: didit.Decision{Status: didit.StatusKycExpired, Email: "fetched@example.com"}, Date: time.Now()}, nil
+}
+
+func (c *countingDidit) BulkUpdateAMLHits(context.Context, string, string, []api.HitReview) error {
+	return nil
+}
+
+// TestErasedSessionIsNeitherMailedNorFetched: once a session is erased, a
+// notice queued for it (by a run that started before the erasure, address
+// in hand, or one that reads the records) is withheld, mails nobody and
+// leaves no notification; its decision is not asked of Didit. Another
+// session is mailed and fetched as before.
+func TestErasedSessionIsNeitherMailedNorFetched(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	fake := &countingDidit{}
+	a.Didit = fake
+	ctx := context.Background()
+	for _, s := range []string{"s-erased", "s-other"} {
+		_, err := st.RecordEvent(ctx, store.EventRecord{SessionID: s, EventKey: "e1", WebhookType: "status.updated",
+			Status: "Approved", EventCreatedAt: 1767225000, ContactEmail: "user@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.EraseSession(ctx, "s-erased"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, in := range []UserNotice{
+		{SessionID: "s-erased", Kind: NoticeKycExpired, Key: "kyc_expired:e2", FromRecords: true, WaitForAddress: true},
+		{SessionID: "s-erased", Kind: NoticeDeclined, Key: "declined:e3", Email: "user@example.com"},
+	} {
+		if got, err := a.NotifyUser(ctx, in); err != nil || got != Withheld {
+			t.Fatalf("%s notice of an erased session: %q, %v; want withheld", in.Kind, got, err)
+		}
+	}
+	if ns, err := st.Notifications(ctx, "s-erased"); err != nil || len(ns) != 0 {
+		t.Fatalf("notifications of the erased session = %+v, %v; want none", ns, err)
+	}
+	if got, err := a.FetchDecision(ctx, "s-erased"); err != nil || got.Decision != nil || got.Missing != DecisionErased {
+		t.Fatalf("FetchDecision of the erased session = %+v, %v; want %q", got, err, DecisionErased)
+	}
+	if fake.decisions != 0 || len(sink.Mails()) != 0 {
+		t.Fatalf("%d decisions fetched, %d mails; want none for an erased session", fake.decisions, len(sink.Mails()))
+	}
+
+	if got, err := a.NotifyUser(ctx, UserNotice{SessionID: "s-other", Kind: NoticeKycExpired, Key: "kyc_expired:e2",
+		FromRecords: true}); err != nil || got != Sent {
+		t.Fatalf("another session's notice: %q, %v", got, err)
+	}
+	if got, err := a.FetchDecision(ctx, "s-other"); err != nil || got.Decision == nil || fake.decisions != 1 {
+		t.Fatalf("another session's decision: %+v, %v (%d calls)", got, err, fake.decisions)
+	}
 }

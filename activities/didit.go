@@ -28,6 +28,9 @@ const (
 	// DecisionRefused: Didit refused the key (401/403), or refused the call
 	// as malformed.
 	DecisionRefused = "refused"
+	// DecisionErased: the session was erased; its decision is not asked
+	// for, so that nothing erased comes back.
+	DecisionErased = "erased"
 )
 
 // FetchedDecision is a session's decision as Didit's API gave it, reduced
@@ -38,7 +41,7 @@ type FetchedDecision struct {
 	// fetched decision is ordered at that time.
 	At int64 `json:"at,omitempty"`
 	// Missing is set instead of Decision when no retry can fetch it:
-	// DecisionNoKey, DecisionNotFound or DecisionRefused.
+	// DecisionNoKey, DecisionNotFound, DecisionRefused or DecisionErased.
 	Missing string `json:"missing,omitempty"`
 }
 
@@ -46,8 +49,17 @@ type FetchedDecision struct {
 // (GET /v3/session/{id}/decision/). A 5xx, a timeout or an unreadable answer
 // fails the attempt for Temporal to retry; a 429 fails it with Didit's
 // Retry-After as the next retry's delay. What no retry can fix (no key, 404,
-// refused credentials) is a result the workflow flags.
+// refused credentials) is a result the workflow flags. An erased session's
+// decision is never asked for (DecisionErased): the records say so first.
 func (a *Activities) FetchDecision(ctx context.Context, sessionID string) (FetchedDecision, error) {
+	erased, err := a.Store.Erased(ctx, sessionID)
+	if err != nil {
+		return FetchedDecision{}, classify("read whether the session was erased", err)
+	}
+	if erased {
+		a.log().InfoContext(ctx, "decision not fetched: the session was erased", "session_id", sessionID)
+		return FetchedDecision{Missing: DecisionErased}, nil
+	}
 	if a.Didit == nil || !a.Didit.Enabled() {
 		a.apiCall("decision", "no_key")
 		return FetchedDecision{Missing: DecisionNoKey}, nil

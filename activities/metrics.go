@@ -35,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_notifications_total",
-			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured, partly_sent).",
+			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured, partly_sent, withheld).",
 		}, []string{"audience", "result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_recipients_refused_total",

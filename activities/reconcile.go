@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -34,6 +35,7 @@ type ReconcileAPI interface {
 type ReconcileStore interface {
 	HeldEvents(ctx context.Context, refs []store.EventRef) (map[store.EventRef]bool, error)
 	SessionStatuses(ctx context.Context, ids []string) (map[string]string, error)
+	ErasedSessions(ctx context.Context, ids []string) (map[string]bool, error)
 	SettledDeliveries(ctx context.Context, uuids []string) (map[string]bool, error)
 	SettleDeliveries(ctx context.Context, ds []store.SettledDelivery) error
 	PruneSettledDeliveries(ctx context.Context, before time.Time) (int64, error)
@@ -74,6 +76,7 @@ const (
 	settledHeld     = "held"     // we hold its event
 	settledFed      = "fed"      // its body went to the session
 	settledUnusable = "unusable" // not a session event, a console test, or gone
+	settledErased   = "erased"   // of an erased session: never read
 )
 
 // MaxStaleWait is the longest wait between two checks of a stale session.
@@ -347,6 +350,18 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 	if err != nil {
 		return err
 	}
+	// An erased session's deliveries are not read: their bodies hold what
+	// was erased.
+	var sessions []string
+	for _, row := range failed {
+		if row.SessionID != "" && !slices.Contains(sessions, row.SessionID) {
+			sessions = append(sessions, row.SessionID)
+		}
+	}
+	erased, err := r.Store.ErasedSessions(ctx, sessions)
+	if err != nil {
+		return err
+	}
 	var done []store.SettledDelivery
 	defer func() {
 		// What was fed is settled even when a later row fails the step.
@@ -362,6 +377,12 @@ func (r *Reconciler) settleFailed(ctx context.Context, res *StepResult, failed [
 			continue
 		}
 		settled[row.UUID] = true
+		if erased[row.SessionID] {
+			r.log().InfoContext(ctx, "reconcile: a failed delivery of an erased session settled unread", "delivery", row.UUID,
+				"session_id", row.SessionID)
+			done = append(done, store.SettledDelivery{UUID: row.UUID, SessionID: row.SessionID, Outcome: settledErased})
+			continue
+		}
 		d, err := read(row)
 		outcome := ""
 		switch {
@@ -457,7 +478,8 @@ func (r *Reconciler) signal(ctx context.Context, se contract.SessionEvent) error
 // through its decision. With the legacy webhook it first feeds the session's
 // failed deliveries (one call for all of them), as ReconcileDeliveries does
 // per destination, and reads the decision only when they do not bring the
-// session's status.
+// session's status. An erased session is left as it is: reading its
+// deliveries or its decision would bring back what was erased.
 func (r *Reconciler) ReconcileSessions(ctx context.Context, in SessionsStep) (StepResult, error) {
 	var res StepResult
 	if err := r.call(ctx, &res); err != nil {
@@ -478,11 +500,20 @@ func (r *Reconciler) ReconcileSessions(ctx context.Context, in SessionsStep) (St
 	if err != nil {
 		return res, err
 	}
+	erased, err := r.Store.ErasedSessions(ctx, ids)
+	if err != nil {
+		return res, err
+	}
 	for _, row := range page.Results {
 		res.Examined++
 		have, seen := ours[row.SessionID]
 		switch {
 		case row.SessionID == "" || !row.Status.Known():
+			continue
+		case erased[row.SessionID]:
+			if have != string(row.Status) {
+				r.log().DebugContext(ctx, "reconcile: an erased session is behind Didit; left unread", "session_id", row.SessionID)
+			}
 			continue
 		case !seen && row.Status == didit.StatusNotStarted:
 			// Created, never opened: no event was missed.

@@ -491,3 +491,58 @@ func TestReconcileDeliveriesWithoutSessionLists(t *testing.T) {
 		t.Fatalf("calls %d, held %d, repaired %d", res.Calls, res.Held, res.Repaired)
 	}
 }
+
+// TestReconcileReadsNothingOfAnErasedSession: an erased session that Didit
+// failed to deliver to, lists in another status than ours and that has
+// not moved for days costs one look at each list and nothing more: no
+// failed delivery is read, no decision asked for, nothing fed. Its failed
+// deliveries are settled, so later runs skip them too.
+func TestReconcileReadsNothingOfAnErasedSession(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	erased := simulator.NewUUID()
+	rig.deliver(eventBody(t, "status-updated-approved.json", erased, "ev-approved", now.Add(-time.Minute)))
+	approved, _ := json.Marshal(map[string]any{"session_id": erased, "status": "Approved",
+		"contact_details": map[string]any{"email": "user@example.com"}})
+	rig.fake.PutSession(erased, "Approved", approved, "u-1", now.Add(-72*time.Hour))
+	record(t, rig.store, erased, "ev-1", didit.StatusInProgress, now.Add(-48*time.Hour))
+	if _, err := rig.store.EraseSession(ctx, erased); err != nil {
+		t.Fatal(err)
+	}
+
+	before := rig.requests.Load()
+	if res, _ := rig.deliveries(now.Add(-time.Hour), 100); res.Examined != 3 || res.Repaired+res.Held+res.Errors != 0 {
+		t.Fatalf("deliveries: %+v; want the three failed attempts examined and none read", res)
+	}
+	for _, legacy := range []bool{false, true} {
+		val, err := rig.env.ExecuteActivity(rig.rec.ReconcileSessions, SessionsStep{From: now.Add(-96 * time.Hour), To: now,
+			PageSize: 50, Legacy: legacy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res StepResult
+		if err := val.Get(&res); err != nil || res.Examined != 1 || res.Repaired != 0 {
+			t.Fatalf("sessions (legacy %t): %+v, %v", legacy, res, err)
+		}
+	}
+	rig.rec.Now = func() time.Time { return now.Add(25 * time.Hour) }
+	val, err := rig.env.ExecuteActivity(rig.rec.ReconcileStale, StaleStep{StaleAfter: 24 * time.Hour, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res StepResult
+	if err := val.Get(&res); err != nil || res.Examined != 0 {
+		t.Fatalf("stale: %+v, %v; want the erased session left alone", res, err)
+	}
+	if n := rig.requests.Load() - before; n != 3 {
+		t.Fatalf("%d requests to Didit, want the three lists alone", n)
+	}
+	if got := rig.signals.got(); len(got) != 0 {
+		t.Fatalf("fed %d events of an erased session", len(got))
+	}
+	before = rig.requests.Load()
+	if res, _ := rig.deliveries(now.Add(-time.Hour), 100); res.Examined != 3 || rig.requests.Load()-before != 1 {
+		t.Fatalf("again: %+v in %d requests; want the settled attempts skipped", res, rig.requests.Load()-before)
+	}
+}

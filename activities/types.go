@@ -39,6 +39,10 @@ type RecordResult struct {
 	PreviousStatus didit.Status `json:"previous_status,omitempty"`
 	// CurrentStatus is the record's status now.
 	CurrentStatus didit.Status `json:"current_status,omitempty"`
+	// Erased: the session was erased (diditflow-admin erase). The event was
+	// recorded without its personal fields; it calls for no user notice and
+	// no decision fetch.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // StatusChanged reports whether the event moved the record to a new status
@@ -109,6 +113,9 @@ const (
 	// stopped before the acknowledgement was recorded; it is not sent again.
 	InDoubt       NoticeResult = "in_doubt"
 	NotConfigured NoticeResult = "not_configured"
+	// Withheld: the session was erased, so its user is told nothing; no
+	// notification is recorded.
+	Withheld NoticeResult = "withheld"
 	// PartlySent: the notice reached some recipients while the mail server
 	// refused others for good (5xx to RCPT), or reached compliance's webhook
 	// but no address; the refusals are recorded on the notification, by

@@ -32,7 +32,14 @@ type CaseState struct {
 	// ReviewsWritten counts the AML nodes whose hit reviews were written
 	// back to Didit (since caseReviewsVersion).
 	ReviewsWritten int `json:"reviews_written,omitempty"`
+	// Runs counts the runs of the case before this one: a case waiting
+	// months for compliance continues as new, carrying this state.
+	Runs int `json:"runs,omitempty"`
 }
+
+// maxRejected is how many ignored resolve signals a case keeps, the latest:
+// a stream of malformed ones must not grow the state a case carries.
+const maxRejected = 50
 
 // The AML case workflow's versions (workflow.GetVersion).
 const (
@@ -50,10 +57,17 @@ const (
 // AMLCase is a compliance case for a session's AML hits: it records the
 // case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
 // every reminder interval and adding the escalation contact after
-// AMLEscalateAfter reminders. It returns the resolution.
+// AMLEscalateAfter reminders. It returns the resolution. A case that waits
+// long enough to grow its history (a reminder a day for months) continues
+// as new between two reminders, carrying its state (in.State).
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
+	continued := in.State != nil
+	if continued {
+		state = in.State
+		state.Runs++
+	}
 	wired := workflow.GetVersion(ctx, caseFlagsChange, workflow.DefaultVersion, caseFlagsVersion) >= caseFlagsVersion
 	var st *steps
 	var fl *flags
@@ -83,14 +97,23 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	}
 	logger := workflow.GetLogger(ctx)
 
-	state.Opened = st.run(ctx, "open AML case", acts.OpenAMLCase, in.Case, nil)
 	var result activities.NoticeResult
-	if st.run(ctx, "notify compliance", acts.NotifyCompliance, activities.ComplianceNotice{Case: in.Case}, &result) {
-		notified(ctx, "opening", result)
+	if !continued {
+		state.Opened = st.run(ctx, "open AML case", acts.OpenAMLCase, in.Case, nil)
+		if st.run(ctx, "notify compliance", acts.NotifyCompliance, activities.ComplianceNotice{Case: in.Case}, &result) {
+			notified(ctx, "opening", result)
+		}
 	}
 
 	resolve := workflow.GetSignalChannel(ctx, contract.ResolveSignal)
 	for {
+		// Between two waits no step runs; with no signal waiting to be
+		// taken in, nothing is cut short or lost.
+		if caseContinueAsNew(ctx) && resolve.Len() == 0 && st.quiet() {
+			logger.Info("AML case continues as new", "reminders", state.Reminders, "runs", state.Runs+1)
+			return contract.Resolution{}, workflow.NewContinueAsNewError(ctx, contract.AMLCaseWorkflowType,
+				AMLCaseInput{Case: in.Case, State: state})
+		}
 		res, ok := awaitResolution(ctx, resolve, settings)
 		if !ok {
 			state.Reminders++
@@ -106,6 +129,9 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		}
 		if reason := invalidResolution(res, in.Case); reason != "" {
 			state.Rejected = append(state.Rejected, reason)
+			if over := len(state.Rejected) - maxRejected; over > 0 {
+				state.Rejected = slices.Delete(state.Rejected, 0, over)
+			}
 			logger.Warn("resolve signal ignored", "reason", reason)
 			continue
 		}
@@ -118,6 +144,14 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		}
 		return res, nil
 	}
+}
+
+// caseContinueAsNew reports whether a case's run should continue as new:
+// when Temporal suggests it, or once its history reaches maxHistoryLength,
+// as a session's does.
+func caseContinueAsNew(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
 }
 
 // syncCaseFlags writes a case's flag to its search attribute and, best

@@ -3,14 +3,18 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
@@ -200,5 +204,129 @@ func TestRefusedComplianceRecipientFlagsTheCase(t *testing.T) {
 	}
 	if v, _ := h.searchBool(contract.NeedsAttentionKey); !v {
 		t.Fatal("DiditNeedsAttention not set on the case")
+	}
+}
+
+// TestAMLCaseContinuesAsNewThroughManyReminders: compliance leaves a case
+// open for a day of hourly reminders, the escalation address refusing
+// them. Once its history reaches the limit the case continues as new
+// between two reminders, carrying its reminders, escalation and flag; the
+// next run sends no second opening notice, goes on counting from there,
+// and a resolve resolves it once.
+func TestAMLCaseContinuesAsNewThroughManyReminders(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	sink.RejectRecipient(func(to string) bool { return to == "head-of-compliance@example.com" })
+	mailer, err := notify.NewSMTP(sink.URL(), "diditflow <no-reply@example.com>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, nil) // reminders hourly, escalation from the 2nd
+	h.acts.Mailer = mailer
+	in := amlCase(t)
+	in.Case.CaseID = contract.AMLCaseWorkflowID(in.Case.SessionID)
+	// The test environment counts no history: say it grew, between the
+	// 24th reminder and the 25th.
+	h.env.RegisterDelayedCallback(func() { h.env.SetCurrentHistoryLength(maxHistoryLength) }, 24*time.Hour+30*time.Minute)
+	// Without continue-as-new the run would take this and complete.
+	h.signalAt(40*time.Hour, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "early@example.com"})
+	next := h.continuedCase(in)
+	carried := next.State
+	// A flag per refused reminder, from the 2nd (the first to escalate).
+	if carried == nil || carried.Reminders != 25 || !carried.Escalated || !carried.Opened || carried.Resolution != nil ||
+		len(carried.Flags) != 24 || carried.Flags[23].Kind != FlagRecipientRefused || next.Case.CaseID != in.Case.CaseID {
+		t.Fatalf("carried %+v for case %q", carried, next.Case.CaseID)
+	}
+
+	h2 := newHarness(t, nil)
+	h2.store, h2.acts.Store, h2.acts.Mailer = h.store, h.store, mailer
+	h2.signalAt(90*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer@example.com"})
+	var mid CaseState
+	h2.env.RegisterDelayedCallback(func() {
+		if v, err := h2.env.QueryWorkflow(contract.StateQuery); err == nil {
+			_ = v.Get(&mid)
+		}
+	}, 80*time.Minute)
+	h2.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, next)
+	var res contract.Resolution
+	if err := h2.env.GetWorkflowResult(&res); err != nil || res.Outcome != contract.ConfirmedMatch {
+		t.Fatalf("second run: %+v, %v", res, err)
+	}
+	if mid.Runs != 1 || mid.Reminders != 26 || len(mid.Flags) != 25 {
+		t.Fatalf("second run's state: runs %d, reminders %d, flags %+v", mid.Runs, mid.Reminders, mid.Flags)
+	}
+	c, err := h.store.AMLCase(context.Background(), in.Case.ID())
+	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Outcome != contract.ConfirmedMatch ||
+		c.Resolution.Reviewer != "officer@example.com" || c.RemindersSent != 26 || !c.Escalated {
+		t.Fatalf("case record = %+v, %v", c, err)
+	}
+	opened, reminders := 0, 0
+	for _, m := range sink.Mails() {
+		if !slices.Contains(m.To, "compliance@example.com") {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(m.Subject, "AML case opened"):
+			opened++
+		case strings.Contains(m.Subject, "reminder"):
+			reminders++
+		}
+	}
+	if opened != 1 || reminders != 26 {
+		t.Fatalf("compliance got %d opening notices and %d reminders, want 1 and 26", opened, reminders)
+	}
+}
+
+// TestAMLCaseContinuesAsNewWhenTemporalSuggests: the server's suggestion
+// is enough, whatever the history's length.
+func TestAMLCaseContinuesAsNewWhenTemporalSuggests(t *testing.T) {
+	h := newHarness(t, nil)
+	in := amlCase(t)
+	h.env.RegisterDelayedCallback(func() { h.env.SetContinueAsNewSuggested(true) }, 2*time.Hour+30*time.Minute)
+	h.signalAt(10*time.Hour, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "x@example.com"})
+	if next := h.continuedCase(in); next.State == nil || next.State.Reminders != 3 {
+		t.Fatalf("carried %+v; want the three reminders sent", next.State)
+	}
+}
+
+// continuedCase runs a case that must continue as new and returns the
+// input of its next run.
+func (h *harness) continuedCase(in AMLCaseInput) AMLCaseInput {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		h.t.Fatalf("error %v, want continue-as-new", err)
+	}
+	var next AMLCaseInput
+	if err := converterDecode(can, &next); err != nil {
+		h.t.Fatal(err)
+	}
+	return next
+}
+
+// TestAMLCaseKeepsTheLatestRejections: a stream of invalid resolve signals
+// leaves the latest maxRejected in the state a case carries over.
+func TestAMLCaseKeepsTheLatestRejections(t *testing.T) {
+	h := newHarness(t, nil)
+	in := amlCase(t)
+	for i := range maxRejected + 10 {
+		h.signalAt(time.Duration(i+1)*time.Second, contract.ResolveSignal,
+			contract.Resolution{Outcome: contract.Outcome("guess-" + strconv.Itoa(i)), Reviewer: "x@example.com"})
+	}
+	var mid CaseState
+	h.env.RegisterDelayedCallback(func() {
+		if v, err := h.env.QueryWorkflow(contract.StateQuery); err == nil {
+			_ = v.Get(&mid)
+		}
+	}, 10*time.Minute)
+	h.signalAt(20*time.Minute, contract.ResolveSignal, contract.Resolution{Outcome: contract.Inconclusive, Reviewer: "x@example.com"})
+	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	last := "guess-" + strconv.Itoa(maxRejected+9)
+	if len(mid.Rejected) != maxRejected || !strings.HasSuffix(mid.Rejected[maxRejected-1], last) {
+		t.Fatalf("%d rejections kept, the last %q; want the latest %d, ending with %s", len(mid.Rejected),
+			mid.Rejected[len(mid.Rejected)-1], maxRejected, last)
 	}
 }

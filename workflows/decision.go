@@ -81,15 +81,24 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 	if workflow.GetVersion(s.ctx, decisionFetchChange, workflow.DefaultVersion, decisionFetchVersion) < decisionFetchVersion {
 		return fresh
 	}
-	ctx := s.ctx
-	if q := s.settings.DiditAPIQueue; q != "" {
-		ctx = workflow.WithTaskQueue(ctx, q)
-	}
 	var got activities.FetchedDecision
-	if !s.steps.run(ctx, "fetch decision", acts.FetchDecision, s.state.SessionID, &got) {
-		got.Missing = "skipped"
+	if s.state.Erased {
+		// Known from an earlier batch: not even asked of the activity,
+		// which would answer the same from the records.
+		got.Missing = activities.DecisionErased
+	} else {
+		ctx := s.ctx
+		if q := s.settings.DiditAPIQueue; q != "" {
+			ctx = workflow.WithTaskQueue(ctx, q)
+		}
+		if !s.steps.run(ctx, "fetch decision", acts.FetchDecision, s.state.SessionID, &got) {
+			got.Missing = "skipped"
+		}
 	}
 	s.batch = batchDecisions{verified: map[string]bool{}, superseded: map[string]bool{}, missing: map[string]string{}}
+	if got.Missing == activities.DecisionErased {
+		s.erased()
+	}
 	if got.Decision == nil {
 		for _, i := range needs {
 			s.batch.missing[fresh[i].Event.Key()] = missingReason(got.Missing)
@@ -156,6 +165,8 @@ func missingReason(missing string) string {
 		return "Didit has no such session for our API key (404)"
 	case activities.DecisionRefused:
 		return "Didit refused our API key or the call (401/403/4xx)"
+	case activities.DecisionErased:
+		return "the session was erased, so its decision is not asked for"
 	case "skipped":
 		return "an operator skipped the fetch"
 	}

@@ -243,6 +243,9 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 	if res.CurrentStatus != "" {
 		s.state.Status = res.CurrentStatus
 	}
+	if res.Erased {
+		s.erased()
+	}
 	current := res.Applied && res.CurrentStatus == ev.Status
 	if s.batch.superseded[key] {
 		// The fetched decision, of a later status, carries the effects.
@@ -262,10 +265,10 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 		}
 		return
 	}
-	if current && ev.VendorData != "" {
+	if current && ev.VendorData != "" && !s.state.Erased {
 		s.state.VendorData = ev.VendorData
 	}
-	if email := ev.Decision.ContactEmail(); email != "" && (current || s.state.ContactEmail == "") {
+	if email := ev.Decision.ContactEmail(); email != "" && (current || s.state.ContactEmail == "") && !s.state.Erased {
 		s.state.ContactEmail = email
 	}
 	hits := ev.Decision.AMLHits()
@@ -321,8 +324,16 @@ func (s *session) openCases(ev didit.Event, hits []didit.AMLHit) {
 	if len(fresh) == 0 {
 		return
 	}
+	// An erased session's hits still open a case: screening against
+	// sanctions lists is a legal duty erasure does not lift (GDPR art.
+	// 17(3)(b)). The case names the session and the hits, never whose
+	// they are.
+	vendorData := cmp.Or(ev.VendorData, s.state.VendorData)
+	if s.state.Erased {
+		vendorData = ""
+	}
 	c := activities.AMLCase{CaseID: contract.AMLCaseWorkflowID(ev.SessionID), SessionID: ev.SessionID,
-		Status: ev.Status, VendorData: cmp.Or(ev.VendorData, s.state.VendorData), Hits: fresh}
+		Status: ev.Status, VendorData: vendorData, Hits: fresh}
 	if n := len(s.state.Cases) + 1; n > 1 {
 		c.CaseID, c.FollowUpOf = contract.FollowUpCaseID(ev.SessionID, n), s.state.Cases[0]
 	}
@@ -354,6 +365,11 @@ func (s *session) queueNotice(ev didit.Event, key string) {
 	if kind == "" {
 		return
 	}
+	if s.state.Erased {
+		// By design, not a failure: no flag, nothing for an operator.
+		workflow.GetLogger(s.ctx).Info("user notice withheld: the session was erased", "kind", kind, "event_key", key)
+		return
+	}
 	// workflowcheck flags (*didit.ResubmitInfo).Steps only for
 	// encoding/json.Unmarshal; see the note in session.notify.
 	//workflowcheck:ignore
@@ -374,6 +390,13 @@ func (s *session) queueNotice(ev didit.Event, key string) {
 		return
 	}
 	s.state.Effects = append(s.state.Effects, PendingEffect{EventKey: key, Notice: &n})
+}
+
+// erased notes that the records say the session was erased, and drops the
+// personal data the run held from before.
+func (s *session) erased() {
+	s.state.Erased = true
+	s.state.VendorData, s.state.ContactEmail = "", ""
 }
 
 // runPendingEffects runs state.Effects one at a time, for the whole run. An

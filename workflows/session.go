@@ -58,6 +58,11 @@ type SessionState struct {
 	// Forgotten counts entries dropped from History, and forgotten keys
 	// from Seen, to keep the state bounded (maxHistory, maxSeen).
 	Forgotten int `json:"forgotten,omitempty"`
+	// Erased is set once the records say the session was erased
+	// (diditflow-admin erase): its events are recorded without personal
+	// data, its user is sent no notice, its decision is never fetched, and
+	// the state holds no address or vendor_data.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // HandledEvent is one entry of a session's history.

@@ -17,9 +17,11 @@ type SessionInput struct {
 	Pending []contract.SessionEvent `json:"pending,omitempty"`
 }
 
-// AMLCaseInput starts an AMLCase.
+// AMLCaseInput starts an AMLCase. A case that continues as new passes its
+// state.
 type AMLCaseInput struct {
-	Case activities.AMLCase `json:"case"`
+	Case  activities.AMLCase `json:"case"`
+	State *CaseState         `json:"state,omitempty"`
 }
 
 // Settings tune the workflows. The worker reads them from its environment;

@@ -38,12 +38,17 @@ Erases a user's personal data, for one session or every session of the
 business's user reference (vendor_data):
   - in the records, the contact address, vendor_data, recipient hashes,
     attention texts and the AML cases' reviewers and notes (statuses,
-    events and decisions' facts stay, without them);
+    events and decisions' facts stay, without them); the session stays
+    erased: Didit's later events are recorded without personal data, mail
+    no one and fetch nothing from Didit;
+  - the Temporal executions of the session and of its AML cases, listed
+    again after deleting them until none is left (a delivery that lands
+    meanwhile starts one);
   - the session's mails in the local outbox (OUTBOX_DIR, when SMTP_URL is
     unset: mail sent over SMTP is with its recipients);
-  - the Temporal executions of the session and of its AML cases;
   - with --didit, Didit's own copy of the session.
-It prints what it removed, in counts; never the data.
+It prints what it removed, in counts; never the data. Session ids are
+those Didit sends: at most 64 letters, digits, '-' and '_'.
 
 A session is left whole while an AML case record of it is within
 AML_RECORD_RETENTION (anti-money-laundering rules may require keeping it even
@@ -105,8 +110,8 @@ func (a *app) erase(ctx context.Context, args []string) int {
 		return usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	case (f.session == "") == (f.vendorData == ""):
 		return usageError("give one of --session <id> and --vendor-data <ref>")
-	case f.session != "" && !isSessionID(f.session):
-		return usageError(fmt.Sprintf("--session %q is not a Didit session id", f.session))
+	case f.session != "" && !validSessionID(f.session):
+		return usageError(fmt.Sprintf("--session %q is not a Didit session id (at most 64 letters, digits, '-' and '_')", f.session))
 	}
 
 	cfg, err := config.LoadWorker()
@@ -178,23 +183,54 @@ func (a *app) runErase(ctx context.Context, cfg config.Worker, log *slog.Logger,
 		log.InfoContext(ctx, "sessions found by vendor_data", "sessions", len(ids))
 	}
 	for _, id := range ids {
+		if !validSessionID(id) {
+			// A record from before the receiver checked session ids.
+			rep.Sessions = append(rep.Sessions, sessionReport{SessionID: id, Left: []string{
+				"nothing erased: not a session id Didit sends (at most 64 letters, digits, '-' and '_'); " +
+					"erase its record and executions by hand"}})
+			continue
+		}
 		rep.Sessions = append(rep.Sessions, e.erase(ctx, id))
 	}
 	return rep, nil
 }
 
-// isSessionID accepts what a Didit session id can be (a UUID; the harness
-// uses shorter ones) and nothing that could change a Temporal list query.
-func isSessionID(s string) bool {
-	if s == "" || len(s) > 200 {
-		return false
-	}
+// maxSessionID is the longest session id Didit can send.
+const maxSessionID = 64
+
+// validSessionID accepts what Didit can send as a session id: at most 64
+// characters of [A-Za-z0-9_-] (Didit's are UUIDs; the harness uses shorter
+// ones). It is didit.ValidSessionID's rule, the one the receiver applies at
+// ingestion; erase checks it again because it also erases sessions the
+// records hold from before that check, and builds Temporal list queries
+// from their ids.
+func validSessionID(s string) bool {
+	return s != "" && len(s) <= maxSessionID && idChars(s)
+}
+
+// idChars reports whether s holds only [A-Za-z0-9_-]: nothing that could
+// end a quoted value of a Temporal list query or change its meaning.
+func idChars(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' || c == '\'' || c == '"' || c == '\\' || c == '`' {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
 			return false
 		}
 	}
 	return true
+}
+
+// listQuery is a Temporal list query on the workflow ID: op is = or
+// STARTS_WITH, id a workflow ID made of a session id. An id with any other
+// character is refused rather than quoted: no session id Didit sends has
+// one, so refusing costs nothing, and the query never depends on escaping
+// rules.
+func listQuery(op, id string) (string, error) {
+	if id == "" || !idChars(id) {
+		return "", fmt.Errorf("workflow id %q is not made of a Didit session id; not listed", id)
+	}
+	return "WorkflowId " + op + " '" + id + "'", nil
 }
 
 // eraser erases sessions, one at a time.
@@ -223,14 +259,28 @@ type sessionReport struct {
 	Mails      int                `json:"mails_removed"`
 	Terminated int                `json:"executions_terminated"`
 	Deleted    int                `json:"executions_deleted"`
+	// Meanwhile counts the executions that started while erase ran (a
+	// delivery of Didit's, a reconcile run), found when it listed the runs
+	// again after deleting them.
+	Meanwhile int `json:"executions_started_meanwhile,omitempty"`
 	// Didit is "deleted", "not found", or empty when not asked.
 	Didit string `json:"didit,omitempty"`
 }
 
+// maxListRounds bounds how often erase lists a session's executions again
+// after deleting them: a delivery that lands meanwhile starts a run, which
+// the next round finds; one that keeps landing leaves the session reported
+// incomplete rather than erase looping.
+const maxListRounds = 4
+
 // erase erases one session. Before it touches anything it checks what
 // would leave the session half erased (AML cases to keep, an execution
-// running), and then leaves it whole. Each step is idempotent, so running
-// erase again finishes what a failed one left.
+// running), and then leaves it whole. It erases the records first, so that
+// from then on every run of the session, one that is still running or one
+// a delivery starts meanwhile, records nothing personal and mails no one;
+// then it terminates and deletes the executions, and lists them again
+// until none is left. Each step is idempotent, so running erase again
+// finishes what a failed one left.
 func (e *eraser) erase(ctx context.Context, sessionID string) sessionReport {
 	rep := sessionReport{SessionID: sessionID}
 	leave := func(format string, args ...any) sessionReport {
@@ -246,39 +296,13 @@ func (e *eraser) erase(ctx context.Context, sessionID string) sessionReport {
 			"require keeping even against an erasure request; give --include-aml if none does", plural(len(retained), "AML case record"),
 			strings.Join(retained, ", "))
 	}
-	ids, err := e.workflowIDs(ctx, sessionID)
+	runs, err := e.executions(ctx, sessionID, nil)
 	if err != nil {
 		return leave("nothing erased: %v", err)
 	}
-	var runs, running []execution
-	for _, id := range ids {
-		rs, err := e.temporal.Runs(ctx, id)
-		if err != nil {
-			return leave("nothing erased: listing the executions of %s failed: %v", id, err)
-		}
-		for _, r := range rs {
-			runs = append(runs, r)
-			if r.Running {
-				running = append(running, r)
-			}
-		}
-	}
-	for _, r := range runs {
-		e.log.DebugContext(ctx, "execution found", "workflow_id", r.WorkflowID, "run_id", r.RunID, "running", r.Running)
-	}
-	if len(running) > 0 && !e.terminate {
-		var names []string
-		for _, r := range running {
-			names = append(names, r.WorkflowID)
-		}
+	if running := runningIDs(runs); len(running) > 0 && !e.terminate {
 		return leave("nothing erased: %s running (%s); give --terminate to end it, or wait until it completes",
-			plural(len(running), "execution"), strings.Join(names, ", "))
-	}
-	for _, r := range running {
-		if err := e.temporal.Terminate(ctx, r, "erased by diditflow-admin erase"); err != nil {
-			return leave("records left: terminating %s failed: %v", r.WorkflowID, err)
-		}
-		rep.Terminated++
+			plural(len(running), "execution"), strings.Join(running, ", "))
 	}
 
 	res, err := e.records.EraseSession(ctx, sessionID)
@@ -287,21 +311,31 @@ func (e *eraser) erase(ctx context.Context, sessionID string) sessionReport {
 	} else {
 		rep.Records = &res
 	}
+	handled := map[string]bool{}
+	for round := 1; len(runs) > 0; round++ {
+		if round > 1 {
+			rep.Meanwhile += len(runs)
+		}
+		if why := e.remove(ctx, runs, handled, &rep); why != "" {
+			leave("%s", why)
+			break
+		}
+		if runs, err = e.executions(ctx, sessionID, handled); err != nil {
+			leave("Temporal: listing the executions again, after deleting them, failed: %v", err)
+			break
+		}
+		if round == maxListRounds && len(runs) > 0 {
+			leave("Temporal: %s started while erase ran (%s), more after each of %d rounds; run erase again once "+
+				"Didit stops delivering to the session (--didit deletes its copy)", plural(len(runs), "execution"),
+				strings.Join(workflowIDsOf(runs), ", "), maxListRounds)
+			break
+		}
+	}
 	if e.outboxDir != "" {
 		n, err := e.removeMails(ctx, sessionID)
 		rep.Mails = n
 		if err != nil {
 			leave("outbox: %v", err)
-		}
-	}
-	for _, r := range runs {
-		deleted, err := e.temporal.Delete(ctx, r)
-		if err != nil {
-			leave("Temporal: deleting %s failed: %v", r.WorkflowID, err)
-			continue
-		}
-		if deleted {
-			rep.Deleted++
 		}
 	}
 	if e.didit != nil {
@@ -319,8 +353,82 @@ func (e *eraser) erase(ctx context.Context, sessionID string) sessionReport {
 		}
 	}
 	e.log.InfoContext(ctx, "session erased", "session_id", sessionID, "complete", len(rep.Left) == 0,
-		"mails", rep.Mails, "executions_deleted", rep.Deleted, "executions_terminated", rep.Terminated, "didit", rep.Didit)
+		"mails", rep.Mails, "executions_deleted", rep.Deleted, "executions_terminated", rep.Terminated,
+		"executions_started_meanwhile", rep.Meanwhile, "didit", rep.Didit)
 	return rep
+}
+
+// executions lists every run of the session's workflows that handled does
+// not hold: the runs erase has deleted stay listed until the server has
+// removed them in the background.
+func (e *eraser) executions(ctx context.Context, sessionID string, handled map[string]bool) ([]execution, error) {
+	ids, err := e.workflowIDs(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	var runs []execution
+	for _, id := range ids {
+		rs, err := e.temporal.Runs(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("listing the executions of %s failed: %w", id, err)
+		}
+		for _, r := range rs {
+			if !handled[r.RunID] {
+				e.log.DebugContext(ctx, "execution found", "workflow_id", r.WorkflowID, "run_id", r.RunID, "running", r.Running)
+				runs = append(runs, r)
+			}
+		}
+	}
+	return runs, nil
+}
+
+// remove terminates the running ones of runs and deletes them all, and
+// notes each in handled. It returns why it stopped, or "".
+func (e *eraser) remove(ctx context.Context, runs []execution, handled map[string]bool, rep *sessionReport) string {
+	if running := runningIDs(runs); len(running) > 0 && !e.terminate {
+		// Only a run started meanwhile: the first listing refused to start.
+		return fmt.Sprintf("Temporal: %s started while erase ran (%s); its records are erased, but give --terminate "+
+			"to end and delete it", plural(len(running), "execution"), strings.Join(running, ", "))
+	}
+	var failed []string
+	for _, r := range runs {
+		if r.Running {
+			if err := e.temporal.Terminate(ctx, r, "erased by diditflow-admin erase"); err != nil {
+				failed = append(failed, fmt.Sprintf("terminating %s failed: %v", r.WorkflowID, err))
+				continue
+			}
+			rep.Terminated++
+		}
+		deleted, err := e.temporal.Delete(ctx, r)
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("deleting %s failed: %v", r.WorkflowID, err))
+			continue
+		}
+		handled[r.RunID] = true
+		if deleted {
+			rep.Deleted++
+		}
+	}
+	if len(failed) > 0 {
+		return "Temporal: " + strings.Join(failed, "; ")
+	}
+	return ""
+}
+
+// runningIDs are the workflow IDs of the running ones of runs.
+func runningIDs(runs []execution) []string {
+	return workflowIDsOf(slices.DeleteFunc(slices.Clone(runs), func(r execution) bool { return !r.Running }))
+}
+
+// workflowIDsOf are the workflow IDs of runs, each once.
+func workflowIDsOf(runs []execution) []string {
+	var ids []string
+	for _, r := range runs {
+		if !slices.Contains(ids, r.WorkflowID) {
+			ids = append(ids, r.WorkflowID)
+		}
+	}
+	return ids
 }
 
 // workflowIDs are the workflows that ran the session: its session workflow
@@ -496,7 +604,8 @@ func (s sessionReport) lines(smtp bool) []string {
 	if rec := s.Records; rec != nil {
 		switch {
 		case !rec.Found:
-			out = append(out, "records: no record of the session")
+			out = append(out, "records: no record of the session; it is marked erased, so that an event Didit sends "+
+				"later is recorded without personal data")
 		default:
 			out = append(out, fmt.Sprintf("records: %s of the session, %s and %s blanked; statuses, events and decisions' facts kept",
 				plural(rec.Fields, "personal field"), plural(rec.Notifications, "notification"), plural(rec.AMLCases, "AML case record")))
@@ -512,6 +621,9 @@ func (s sessionReport) lines(smtp bool) []string {
 		line := fmt.Sprintf("Temporal: %s deleted", plural(s.Deleted, "execution"))
 		if s.Terminated > 0 {
 			line += fmt.Sprintf(" (%d terminated first)", s.Terminated)
+		}
+		if s.Meanwhile > 0 {
+			line += fmt.Sprintf(", %d of them started while erase ran and found when it listed the runs again", s.Meanwhile)
 		}
 		if s.Deleted > 0 {
 			line += "; the server removes their histories in the background"
@@ -592,7 +704,11 @@ func (t temporalExecutions) list(ctx context.Context, query string) ([]*workflow
 // Runs reads the runs from visibility, and the current run from the
 // execution itself, which visibility may not show yet.
 func (t temporalExecutions) Runs(ctx context.Context, workflowID string) ([]execution, error) {
-	pages, err := t.list(ctx, "WorkflowId = '"+workflowID+"'")
+	query, err := listQuery("=", workflowID)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := t.list(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -625,7 +741,11 @@ func (t temporalExecutions) Runs(ctx context.Context, workflowID string) ([]exec
 }
 
 func (t temporalExecutions) CaseIDs(ctx context.Context, sessionID string) ([]string, error) {
-	pages, err := t.list(ctx, "WorkflowId STARTS_WITH '"+contract.AMLCaseWorkflowID(sessionID)+"'")
+	query, err := listQuery("STARTS_WITH", contract.AMLCaseWorkflowID(sessionID))
+	if err != nil {
+		return nil, err
+	}
+	pages, err := t.list(ctx, query)
 	if err != nil {
 		return nil, err
 	}

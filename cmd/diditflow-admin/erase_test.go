@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -174,6 +175,9 @@ func (f *eraseFixture) run(t *testing.T, args ...string) result {
 type fakeTemporal struct {
 	runs                []execution
 	deleted, terminated []execution
+	// afterDelete, if set, runs after each delete, as a delivery of
+	// Didit's that lands meanwhile would.
+	afterDelete func(f *fakeTemporal)
 }
 
 func (f *fakeTemporal) Runs(_ context.Context, workflowID string) ([]execution, error) {
@@ -216,6 +220,9 @@ func (f *fakeTemporal) Delete(_ context.Context, r execution) (bool, error) {
 	}
 	f.runs = slices.Delete(f.runs, i, i+1)
 	f.deleted = append(f.deleted, r)
+	if f.afterDelete != nil {
+		f.afterDelete(f)
+	}
 	return true, nil
 }
 
@@ -337,6 +344,76 @@ func TestEraseLeavesWhatItMustNotTouch(t *testing.T) {
 	}
 }
 
+// TestEraseFindsRunsStartedMeanwhile: Didit delivers to the session while
+// erase deletes its executions, which starts a new run (and that run opens
+// a follow-up case). erase lists the runs again, terminates and deletes
+// both, and reports the session erased only once nothing is left. Without
+// --terminate the running newcomer is reported left, with its records
+// erased all the same.
+func TestEraseFindsRunsStartedMeanwhile(t *testing.T) {
+	for _, terminate := range []bool{true, false} {
+		f := newEraseFixture(t)
+		f.session(t, sessionA, vendorData, false)
+		f.temporal.runs = []execution{{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-1"}}
+		f.temporal.afterDelete = func(f *fakeTemporal) {
+			f.afterDelete = nil
+			f.runs = append(f.runs, execution{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-2", Running: true},
+				execution{WorkflowID: contract.FollowUpCaseID(sessionA, 2), RunID: "c-2", Running: true})
+		}
+		args := []string{"erase", "--session", sessionA, "--json"}
+		if terminate {
+			args = append(args, "--terminate")
+		}
+		r := f.run(t, args...)
+		var rep eraseReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Sessions) != 1 {
+			t.Fatalf("report %q: %v", r.stdout, err)
+		}
+		s := rep.Sessions[0]
+		if v, err := f.st.Session(t.Context(), sessionA); err != nil || v.VendorData != "" || v.ErasedAt.IsZero() {
+			t.Fatalf("record = %+v, %v; want it erased", v, err)
+		}
+		if !terminate {
+			if r.code != exitFailure || s.Meanwhile != 2 || len(s.Left) != 1 || !strings.Contains(s.Left[0], "--terminate") ||
+				len(f.temporal.runs) != 2 {
+				t.Fatalf("without --terminate: exit %d, %+v, runs left %v; want the newcomers reported left", r.code, s, f.temporal.runs)
+			}
+			continue
+		}
+		if r.code != exitOK || len(s.Left) != 0 || s.Deleted != 3 || s.Terminated != 2 || s.Meanwhile != 2 {
+			t.Fatalf("exit %d, %+v; want all three executions deleted, two of them started meanwhile", r.code, s)
+		}
+		if len(f.temporal.runs) != 0 {
+			t.Fatalf("left %v", f.temporal.runs)
+		}
+		text := f.run(t, "erase", "--session", sessionA, "--terminate")
+		if text.code != exitOK || !strings.Contains(strings.Join(strings.Fields(text.stdout), " "), "Erased session "+sessionA) {
+			t.Fatalf("again: exit %d, %q", text.code, text.stdout)
+		}
+	}
+}
+
+// TestEraseGivesUpOnRunsThatKeepStarting: a run starts after every delete;
+// erase stops after its rounds and says the session is not fully erased.
+func TestEraseGivesUpOnRunsThatKeepStarting(t *testing.T) {
+	f := newEraseFixture(t)
+	f.session(t, sessionA, vendorData, false)
+	f.temporal.runs = []execution{{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-0"}}
+	n := 0
+	f.temporal.afterDelete = func(f *fakeTemporal) {
+		n++
+		f.runs = append(f.runs, execution{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: fmt.Sprintf("a-%d", n), Running: true})
+	}
+	r := f.run(t, "erase", "--session", sessionA, "--terminate")
+	out := strings.Join(strings.Fields(r.stdout), " ")
+	if r.code != exitFailure || !strings.Contains(out, "is not fully erased") || !strings.Contains(out, "more after each of") {
+		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	}
+	if n != maxListRounds {
+		t.Fatalf("deleted %d times, want one round of deletes per listing (%d)", n, maxListRounds)
+	}
+}
+
 // TestEraseByVendorData: every session of the reference, and only those;
 // the report never shows the reference.
 func TestEraseByVendorData(t *testing.T) {
@@ -370,6 +447,43 @@ func TestEraseByVendorData(t *testing.T) {
 	}
 }
 
+// TestEraseRefusesIDsItWouldQueryUnchecked: a record from before the
+// receiver checked session ids holds one no Didit session has; erase
+// --vendor-data leaves it, saying why, and erases the reference's valid
+// session. No list query is ever built from such an id.
+func TestEraseRefusesIDsItWouldQueryUnchecked(t *testing.T) {
+	f := newEraseFixture(t)
+	const odd = "x' OR WorkflowId STARTS_WITH '"
+	f.session(t, odd, vendorData, false)
+	f.session(t, sessionA, vendorData, false)
+	r := f.run(t, "erase", "--vendor-data", vendorData, "--json")
+	var rep eraseReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitFailure || len(rep.Sessions) != 2 {
+		t.Fatalf("exit %d, %v, %+v", r.code, err, rep)
+	}
+	for _, s := range rep.Sessions {
+		switch s.SessionID {
+		case odd:
+			if s.Records != nil || len(s.Left) != 1 || !strings.Contains(s.Left[0], "not a session id Didit sends") {
+				t.Errorf("the odd id: %+v", s)
+			}
+		case sessionA:
+			if s.Records == nil || len(s.Left) != 0 {
+				t.Errorf("the valid id: %+v", s)
+			}
+		}
+	}
+	for _, id := range []string{odd, "aml-case-a'b", "didit-session-a\\", "aml-case-\u00e9", ""} {
+		if q, err := listQuery("=", id); err == nil {
+			t.Errorf("listQuery(%q) = %q, want it refused", id, q)
+		}
+	}
+	if q, err := listQuery("STARTS_WITH", contract.AMLCaseWorkflowID(sessionA)); err != nil ||
+		q != "WorkflowId STARTS_WITH 'aml-case-"+sessionA+"'" {
+		t.Errorf("listQuery of a case = %q, %v", q, err)
+	}
+}
+
 func TestEraseUsage(t *testing.T) {
 	f := newEraseFixture(t)
 	for _, tc := range []struct {
@@ -380,6 +494,9 @@ func TestEraseUsage(t *testing.T) {
 		{[]string{"erase"}, exitUsage, "give one of --session"},
 		{[]string{"erase", "--session", sessionA, "--vendor-data", vendorData}, exitUsage, "give one of --session"},
 		{[]string{"erase", "--session", "a' OR WorkflowId != '"}, exitUsage, "is not a Didit session id"},
+		{[]string{"erase", "--session", strings.Repeat("a", 65)}, exitUsage, "is not a Didit session id"},
+		{[]string{"erase", "--session", "9b2f4c1e\u00a0"}, exitUsage, "is not a Didit session id"},
+		{[]string{"erase", "--session", "a b"}, exitUsage, "is not a Didit session id"},
 		{[]string{"erase", "--session", sessionA, "now"}, exitUsage, `unexpected argument "now"`},
 		{[]string{"erase", "--bogus"}, exitUsage, "flag provided but not defined"},
 	} {
@@ -467,5 +584,76 @@ func TestEraseAgainstTemporal(t *testing.T) {
 	// again is harmless.
 	if code := erase(); code != exitOK {
 		t.Fatalf("again: exit %d", code)
+	}
+}
+
+// deliveryMeanwhile is the real Temporal API with a delivery of Didit's
+// landing right after erase deletes the session's first execution: the
+// receiver's SignalWithStart starts a new run.
+type deliveryMeanwhile struct {
+	executions
+	deliver func()
+}
+
+func (d *deliveryMeanwhile) Delete(ctx context.Context, r execution) (bool, error) {
+	deleted, err := d.executions.Delete(ctx, r)
+	if d.deliver != nil {
+		d.deliver()
+		d.deliver = nil
+	}
+	return deleted, err
+}
+
+// TestEraseAgainstTemporalFindsARunStartedMeanwhile: on a real dev server,
+// a delivery lands between erase's terminate and its delete and starts a
+// new run of the session; erase lists the runs again, finds it, terminates
+// and deletes it, and only then says the session is erased.
+func TestEraseAgainstTemporalFindsARunStartedMeanwhile(t *testing.T) {
+	tc := launch.Temporal(t)
+	f := newEraseFixture(t)
+	t.Setenv("TEMPORAL_ADDRESS", launch.TemporalAddress(t))
+	t.Setenv("TEMPORAL_NAMESPACE", "default")
+	session := "erase-meanwhile-" + time.Now().Format("150405000000")
+	f.session(t, session, vendorData, false)
+	ctx := t.Context()
+	// No worker polls this queue: the runs stay as they are started.
+	queue := "erase-test-" + time.Now().Format("150405.000000")
+	id := contract.SessionWorkflowID(session)
+	first, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, contract.SessionWorkflowType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meanwhile client.WorkflowRun
+	var stdout, stderr bytes.Buffer
+	a := &app{stdout: &stdout, stderr: &stderr,
+		openExecutions: func(ctx context.Context, log *slog.Logger, cfg config.Worker) (executions, func(), error) {
+			ex, closeTemporal, err := dialExecutions(ctx, log, cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return &deliveryMeanwhile{executions: ex, deliver: func() {
+				meanwhile, err = tc.SignalWithStartWorkflow(ctx, id, contract.EventSignal, "a delivery",
+					client.StartWorkflowOptions{TaskQueue: queue}, contract.SessionWorkflowType)
+				if err != nil {
+					t.Errorf("the delivery meanwhile: %v", err)
+				}
+			}}, closeTemporal, nil
+		}}
+	code := a.run(ctx, []string{"erase", "--session", session, "--terminate", "--json"})
+	t.Logf("erase → %d\n%s\n%s", code, stdout.String(), stderr.String())
+	var rep eraseReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || code != exitOK || len(rep.Sessions) != 1 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if s := rep.Sessions[0]; s.Deleted != 2 || s.Terminated != 2 || s.Meanwhile != 1 || len(s.Left) != 0 {
+		t.Fatalf("report %+v; want the first run and the one started meanwhile deleted", s)
+	}
+	if meanwhile == nil || meanwhile.GetRunID() == first.GetRunID() {
+		t.Fatal("no new run started meanwhile")
+	}
+	d, err := tc.DescribeWorkflow(ctx, id, meanwhile.GetRunID())
+	var notFound *serviceerror.NotFound
+	if !errors.As(err, &notFound) && (err != nil || d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED) {
+		t.Fatalf("the run started meanwhile: %v, %v; want it terminated and deleted", d, err)
 	}
 }

@@ -61,6 +61,10 @@ func run() error {
 	}
 	fmt.Fprintf(w, "record\t%s\tstatus %s (event %s, created %s)\tAML hits %d\tneeds attention %t\n",
 		v.SessionID, v.Status, v.EventKey, time.Unix(v.EventCreatedAt, 0).UTC().Format(time.RFC3339), v.AMLHits, v.NeedsAttention)
+	if !v.ErasedAt.IsZero() {
+		fmt.Fprintf(w, "erased\t%s\tlater events recorded without personal data; no notice sent, nothing fetched\n",
+			v.ErasedAt.Format(time.RFC3339))
+	}
 	for _, reason := range strings.Split(v.Attention, "\n") {
 		if reason != "" {
 			fmt.Fprintf(w, "attention\t%s\n", reason)

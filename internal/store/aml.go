@@ -238,7 +238,8 @@ func (s *Store) Gauges(ctx context.Context) (Gauges, error) {
 	if err != nil {
 		return Gauges{}, fmt.Errorf("count gauges: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM verifications GROUP BY status`)
+	// A session erased before any event has a record without a status.
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM verifications WHERE status <> '' GROUP BY status`)
 	if err != nil {
 		return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
 	}

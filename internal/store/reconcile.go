@@ -63,6 +63,26 @@ func (s *Store) SessionStatuses(ctx context.Context, ids []string) (map[string]s
 	return statuses, nil
 }
 
+// ErasedSessions reports which of ids were erased (EraseSession): erased
+// ones map to true, the others are absent. Reconciliation reads nothing
+// from Didit for them.
+func (s *Store) ErasedSessions(ctx context.Context, ids []string) (map[string]bool, error) {
+	erased := make(map[string]bool)
+	err := lookup(ctx, s, `SELECT session_id FROM verifications WHERE session_id IN (%s) AND erased_at IS NOT NULL`,
+		ids, bindOne, func(rows *sql.Rows) error {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			erased[id] = true
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("look up which of %d sessions were erased: %w", len(ids), err)
+	}
+	return erased, nil
+}
+
 // SettledDelivery is a delivery Didit reports that reconciliation has dealt
 // with, so that it is not looked at again.
 type SettledDelivery struct {
@@ -156,10 +176,12 @@ type StaleSession struct {
 // is older than the first parameter and whose next check is due by the
 // second, in the order they fell due. The third parameter, the later of the
 // two, repeats what the conditions imply so that the scan of the index
-// verifications_stale stops at the first session not yet due.
+// verifications_stale stops at the first session not yet due. An erased
+// session is never checked: its decision is not to be read again.
 var staleSessionsQuery = `
 	SELECT session_id, status, stale_checks, applied_at FROM verifications
 	WHERE status NOT IN (` + finalStatuses() + `)
+	  AND erased_at IS NULL
 	  AND applied_at < ?
 	  AND (next_check_at IS NULL OR next_check_at <= ?)
 	  AND COALESCE(next_check_at, applied_at) <= ?
@@ -167,7 +189,7 @@ var staleSessionsQuery = `
 	LIMIT ?`
 
 // StaleSessions returns at most limit sessions that are not final by
-// didit.Status.Final, have had no event applied since unchangedSince, and
+// didit.Status.Final nor erased, have had no event applied since unchangedSince, and
 // are due for a check at now (never checked, or their next check is not
 // after now). The longest due come first, then by session ID.
 func (s *Store) StaleSessions(ctx context.Context, unchangedSince, now time.Time, limit int) ([]StaleSession, error) {

@@ -287,6 +287,22 @@ func testStaleSessions(t *testing.T, dsn string) {
 	if _, err := s.StaleSessions(ctx, ago(time.Hour), testNow, 0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("limit 0: err = %v, want ErrInvalid", err)
 	}
+
+	// An erased session's decision is not read again, however stale, nor
+	// is one erased before any event came (whose record has no status).
+	recordAt(t, s, ago(5*time.Hour), "0-erased", "In Review")
+	s.now = func() time.Time { return ago(5 * time.Hour) }
+	for _, id := range []string{"0-erased", "0-erased-unknown"} {
+		if _, err := s.EraseSession(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.now = func() time.Time { return testNow }
+	assertStale(t, s, ago(time.Hour), testNow, 10, want...)
+	erased, err := s.ErasedSessions(ctx, []string{"0-erased", "0-erased-unknown", "a-progress", "s-missing"})
+	if want := map[string]bool{"0-erased": true, "0-erased-unknown": true}; err != nil || !maps.Equal(erased, want) {
+		t.Errorf("ErasedSessions = %v, %v; want %v", erased, err, want)
+	}
 }
 
 // testFlagIsNoChange: an operator flag moves the record's updated_at but is

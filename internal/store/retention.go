@@ -202,9 +202,12 @@ func (s *Store) PurgeClosedAMLCases(ctx context.Context, resolvedBefore time.Tim
 // EraseSession removes a session's personal data from the records, whatever
 // its status and retention: the fields PurgeClosedSessions blanks, the
 // vendor_data included, and those of every AML case of the session. The
-// records stay, so that an event Didit sends later is recorded as any other
-// (a notice it calls for finds no address unless the event brings one).
-// Deciding that no AML retention rule keeps the cases is the caller's: see
+// records stay, marked erased for good (erased_at): an event Didit sends
+// later is recorded, for the audit trail, without its personal fields, and
+// calls for no notice and no fetch of the decision (RecordResult.Erased,
+// Erased). A session without a record gets one, with no status and no
+// event, so that it stays erased when its first event comes. Deciding that
+// no AML retention rule keeps the cases is the caller's: see
 // RetainedAMLCases.
 func (s *Store) EraseSession(ctx context.Context, sessionID string) (EraseResult, error) {
 	if sessionID == "" {
@@ -229,6 +232,17 @@ func (s *Store) EraseSession(ctx context.Context, sessionID string) (EraseResult
 			}
 		}
 		now := s.clock().Unix()
+		if !res.Found {
+			// Status '' ranks below every event, so the first one applies.
+			_, err = tx.ExecContext(ctx, s.q(`
+				INSERT INTO verifications (session_id, status, event_created_at, event_key, webhook_type,
+				                           first_seen_at, updated_at, applied_at)
+				VALUES (?, '', 0, '', '', ?, ?, ?)
+				ON CONFLICT (session_id) DO NOTHING`), sessionID, now, now, now)
+			if err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, s.q(`
 			UPDATE verifications SET contact_email = '', vendor_data = '', attention = '', purged_at = ?, erased_at = ?
 			WHERE session_id = ?`), now, now, sessionID)

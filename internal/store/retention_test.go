@@ -23,6 +23,7 @@ func TestRetention(t *testing.T) {
 		{"EventAfterPurge", testEventAfterPurge},
 		{"AMLCasesKeepTheirOwnRetention", testAMLCasesKeepTheirOwnRetention},
 		{"EraseSession", testEraseSession},
+		{"EventsAfterErasure", testEventsAfterErasure},
 		{"SessionsByVendorData", testSessionsByVendorData},
 		{"PurgeUsesTheIndex", testPurgeUsesTheIndex},
 		{"RetentionMigratesDownAndUp", testRetentionMigratesDownAndUp},
@@ -345,18 +346,82 @@ func testEraseSession(t *testing.T, dsn string) {
 	if _, err := s.EraseSession(ctx, ""); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("empty session id: %v, want ErrInvalid", err)
 	}
+	for session, want := range map[string]bool{"s-1": true, "s-unknown": true, "s-other": false, "s-never": false} {
+		if erased, err := s.Erased(ctx, session); err != nil || erased != want {
+			t.Errorf("Erased(%s) = %t, %v; want %t", session, erased, err, want)
+		}
+	}
+	if v, err := s.Session(ctx, "s-1"); err != nil || !v.ErasedAt.Equal(testNow) {
+		t.Fatalf("record = %+v, %v; want erased at %v", v, err, testNow)
+	}
+	if g, err := s.Gauges(ctx); err != nil || len(g.Sessions) != 2 || g.Sessions[""] != 0 {
+		t.Fatalf("gauges = %+v, %v; want the two recorded sessions, not the unknown one erased", g, err)
+	}
+}
 
-	// Didit writes again: the record moves on, and the notice its status
-	// calls for finds no address.
-	if res, err := s.RecordEvent(ctx, event("s-1", "k-late", t0.Unix()+60, "Declined")); err != nil || !res.Applied {
-		t.Fatalf("event after the erasure = %+v, %v", res, err)
+// testEventsAfterErasure: Didit writes again to an erased session (a Kyc
+// Expired months later, a manual review, the first event of a session
+// erased before it came). Each is recorded and moves the record, without
+// the vendor_data, the address or a flag's reason it brings, and says the
+// session is erased; redelivered, it says so again. Another session's
+// events keep theirs.
+func testEventsAfterErasure(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	personal(t, s, "s-1", "Approved")
+	personal(t, s, "s-other", "Approved")
+	for _, session := range []string{"s-1", "s-first"} {
+		if _, err := s.EraseSession(ctx, session); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if email, err := s.ContactAddress(ctx, "s-1"); err != nil || email != "" {
-		t.Fatalf("address after a later event = %q, %v", email, err)
+
+	later := func(session, key string, at int64, status string) EventRecord {
+		e := event(session, key, at, status)
+		e.VendorData, e.ContactEmail = "customer-again", "jane.again@example.com"
+		return e
 	}
-	var erasedAt *int64
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT erased_at FROM verifications WHERE session_id = ?`), "s-1").Scan(&erasedAt); err != nil || erasedAt == nil {
-		t.Fatalf("erased_at = %v, %v; want it kept after a later event", erasedAt, err)
+	for _, tc := range []struct {
+		e        EventRecord
+		previous string
+	}{
+		{later("s-1", "k-expired", t0.Unix()+60, "Kyc Expired"), "Approved"},
+		{later("s-1", "k-declined", t0.Unix()+120, "Declined"), "Kyc Expired"},
+		{later("s-first", "k-first", t0.Unix(), "In Review"), ""},
+	} {
+		res, err := s.RecordEvent(ctx, tc.e)
+		want := RecordResult{Applied: true, PreviousStatus: tc.previous, CurrentStatus: tc.e.Status, Erased: true}
+		if err != nil || res != want {
+			t.Fatalf("%s after the erasure = %+v, %v; want %+v", tc.e.EventKey, res, err, want)
+		}
+		if again, err := s.RecordEvent(ctx, tc.e); err != nil || !again.Duplicate || !again.Erased {
+			t.Fatalf("%s redelivered = %+v, %v; want a duplicate of an erased session", tc.e.EventKey, again, err)
+		}
+		if err := s.SetAttention(ctx, tc.e.SessionID, true, "parked: notify: 550 mailbox of Jane Doe unavailable"); err != nil {
+			t.Fatal(err)
+		}
+		v, err := s.Session(ctx, tc.e.SessionID)
+		if err != nil || v.Status != tc.e.Status || v.EventKey != tc.e.EventKey || v.VendorData != "" || v.Attention != "" || !v.NeedsAttention {
+			t.Fatalf("record = %+v, %v; want %s from %s, flagged, without vendor_data or the flag's reason",
+				v, err, tc.e.Status, tc.e.EventKey)
+		}
+		if email, err := s.ContactAddress(ctx, tc.e.SessionID); err != nil || email != "" {
+			t.Fatalf("address of %s = %q, %v; want none", tc.e.SessionID, email, err)
+		}
+		if events, err := s.Events(ctx, tc.e.SessionID); err != nil || events[len(events)-1].EventKey != tc.e.EventKey {
+			t.Fatalf("events of %s = %+v, %v; want %s recorded", tc.e.SessionID, events, err, tc.e.EventKey)
+		}
+	}
+
+	res, err := s.RecordEvent(ctx, later("s-other", "k-expired", t0.Unix()+60, "Kyc Expired"))
+	if err != nil || res.Erased {
+		t.Fatalf("another session's event = %+v, %v", res, err)
+	}
+	if v, err := s.Session(ctx, "s-other"); err != nil || v.VendorData != "customer-again" {
+		t.Fatalf("another session = %+v, %v; want its vendor_data recorded", v, err)
+	}
+	if email, err := s.ContactAddress(ctx, "s-other"); err != nil || email != "jane.again@example.com" {
+		t.Fatalf("another session's address = %q, %v", email, err)
 	}
 }
 

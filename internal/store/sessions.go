@@ -52,6 +52,10 @@ type RecordResult struct {
 	PreviousStatus string
 	// CurrentStatus is the record's status after the call.
 	CurrentStatus string
+	// Erased is true when the session was erased (EraseSession): the event
+	// was recorded without its personal fields, and calls for no notice
+	// and no fetch of the decision.
+	Erased bool
 }
 
 // SessionRecord is the business's record of one Didit session, as of the
@@ -73,6 +77,10 @@ type SessionRecord struct {
 	Attention      string
 	FirstSeenAt    time.Time
 	UpdatedAt      time.Time
+	// ErasedAt is when the session was last erased (EraseSession); zero if
+	// it never was. An erased session's later events are recorded without
+	// personal fields. A record erased before any event came has no Status.
+	ErasedAt time.Time
 }
 
 // Event is one entry of a session's append-only event log.
@@ -152,11 +160,13 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 		// Report what the first recording did, so a caller whose first
 		// attempt committed but never heard back still learns it.
 		res.Duplicate = true
+		var erasedAt sql.NullInt64
 		err = tx.QueryRowContext(ctx, s.q(`
-			SELECT e.applied, e.previous_status, v.status
+			SELECT e.applied, e.previous_status, v.status, v.erased_at
 			FROM verification_events e JOIN verifications v ON v.session_id = e.session_id
 			WHERE e.session_id = ? AND e.event_key = ?`), e.SessionID, e.EventKey,
-		).Scan(&res.Applied, &res.PreviousStatus, &res.CurrentStatus)
+		).Scan(&res.Applied, &res.PreviousStatus, &res.CurrentStatus, &erasedAt)
+		res.Erased = erasedAt.Valid
 		return res, err
 	}
 	if err != nil {
@@ -169,14 +179,19 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 	if s.dialect == postgres {
 		lock = " FOR UPDATE"
 	}
-	err = tx.QueryRowContext(ctx, s.q(`SELECT status FROM verifications WHERE session_id = ?`+lock), e.SessionID).Scan(&res.PreviousStatus)
+	var erasedAt sql.NullInt64
+	err = tx.QueryRowContext(ctx, s.q(`SELECT status, erased_at FROM verifications WHERE session_id = ?`+lock), e.SessionID).
+		Scan(&res.PreviousStatus, &erasedAt)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return RecordResult{}, err
 	}
+	res.Erased = erasedAt.Valid
 
 	// vendor_data is the business's own reference for the user; an event
-	// that omits it must not erase it. A session that moves is not stale,
-	// so an applied event also resets reconciliation's backoff.
+	// that omits it must not erase it, and one of an erased session must
+	// not bring it back (the guard is here, in the write itself, so that no
+	// caller can forget it). A session that moves is not stale, so an
+	// applied event also resets reconciliation's backoff.
 	r, err := tx.ExecContext(ctx, s.q(`
 		INSERT INTO verifications
 			(session_id, status, status_rank, event_created_at, event_key, vendor_data, webhook_type,
@@ -187,8 +202,8 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 			status_rank        = excluded.status_rank,
 			event_created_at   = excluded.event_created_at,
 			event_key          = excluded.event_key,
-			vendor_data        = CASE WHEN excluded.vendor_data = '' THEN verifications.vendor_data
-			                          ELSE excluded.vendor_data END,
+			vendor_data        = CASE WHEN excluded.vendor_data = '' OR verifications.erased_at IS NOT NULL
+			                          THEN verifications.vendor_data ELSE excluded.vendor_data END,
 			webhook_type       = excluded.webhook_type,
 			aml_hits           = excluded.aml_hits,
 			aml_max_risk_score = excluded.aml_max_risk_score,
@@ -217,7 +232,8 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 	}
 	if e.ContactEmail != "" {
 		_, err = tx.ExecContext(ctx, s.q(`
-			UPDATE verifications SET contact_email = ? WHERE session_id = ? AND (? OR contact_email = '')`),
+			UPDATE verifications SET contact_email = ?
+			WHERE session_id = ? AND (? OR contact_email = '') AND erased_at IS NULL`),
 			e.ContactEmail, e.SessionID, res.Applied)
 		if err != nil {
 			return RecordResult{}, err
@@ -256,6 +272,22 @@ func (s *Store) ContactAddress(ctx context.Context, sessionID string) (string, e
 	return email, nil
 }
 
+// Erased reports whether the session was erased (EraseSession). An erased
+// session's events are recorded without personal fields, and nothing is
+// sent or fetched for it: the activities ask here before they mail the
+// user or call Didit. A session never recorded is not erased.
+func (s *Store) Erased(ctx context.Context, sessionID string) (bool, error) {
+	var erasedAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT erased_at FROM verifications WHERE session_id = ?`), sessionID).Scan(&erasedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read whether %s was erased: %w", sessionID, err)
+	}
+	return erasedAt.Valid, nil
+}
+
 // RecentSessions returns up to limit records, most recently updated first.
 func (s *Store) RecentSessions(ctx context.Context, limit int) ([]SessionRecord, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`
@@ -279,22 +311,23 @@ func (s *Store) RecentSessions(ctx context.Context, limit int) ([]SessionRecord,
 }
 
 const verificationColumns = `session_id, status, event_created_at, event_key, vendor_data, webhook_type,
-		       aml_hits, aml_max_risk_score, needs_attention, attention, first_seen_at, updated_at`
+		       aml_hits, aml_max_risk_score, needs_attention, attention, first_seen_at, updated_at, erased_at`
 
 func scanSession(row interface{ Scan(...any) error }) (SessionRecord, error) {
 	var (
 		v          SessionRecord
 		risk       sql.NullFloat64
 		first, upd int64
+		erased     sql.NullInt64
 	)
 	if err := row.Scan(&v.SessionID, &v.Status, &v.EventCreatedAt, &v.EventKey, &v.VendorData, &v.WebhookType,
-		&v.AMLHits, &risk, &v.NeedsAttention, &v.Attention, &first, &upd); err != nil {
+		&v.AMLHits, &risk, &v.NeedsAttention, &v.Attention, &first, &upd, &erased); err != nil {
 		return SessionRecord{}, err
 	}
 	if risk.Valid {
 		v.AMLMaxRiskScore = &risk.Float64
 	}
-	v.FirstSeenAt, v.UpdatedAt = fromUnix(first), fromUnix(upd)
+	v.FirstSeenAt, v.UpdatedAt, v.ErasedAt = fromUnix(first), fromUnix(upd), fromNullUnix(erased)
 	return v, nil
 }
 
@@ -340,10 +373,13 @@ func (s *Store) SetNeedsAttention(ctx context.Context, sessionID string, v bool)
 
 // SetAttention sets a session's flag and the reasons for it (no personal
 // data: they name steps and kinds of trouble). It returns ErrNotFound when
-// the session has no record yet.
+// the session has no record yet. An erased session takes the flag without
+// the reasons, which erasure blanks because they may quote a mail server's
+// reply; the workflow's state query still shows them.
 func (s *Store) SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error {
 	r, err := s.db.ExecContext(ctx, s.q(`
-		UPDATE verifications SET needs_attention = ?, attention = ?, updated_at = ? WHERE session_id = ?`),
+		UPDATE verifications SET needs_attention = ?, attention = CASE WHEN erased_at IS NULL THEN ? ELSE '' END, updated_at = ?
+		WHERE session_id = ?`),
 		needs, attention, s.clock().Unix(), sessionID)
 	return oneRow(r, err, "set attention on "+sessionID)
 }

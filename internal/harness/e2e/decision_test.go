@@ -46,11 +46,7 @@ func TestKycExpiredFetchesTheDecisionEndToEnd(t *testing.T) {
 	fake, opt := withFakeDidit(t)
 	s := newStack(t, opt)
 	session := simulator.NewUUID()
-	decision, _ := json.Marshal(map[string]any{
-		"session_id": session, "status": "Kyc Expired", "vendor_data": "user-e2e",
-		"contact_details": map[string]any{"email": "fetched@example.com"},
-	})
-	fake.PutSession(session, "Kyc Expired", decision, "user-e2e", time.Now().Add(-48*time.Hour))
+	putKycExpired(fake, session)
 
 	var body map[string]any
 	if err := json.Unmarshal(delivery(t, "status-updated-in-progress.json", session), &body); err != nil {
@@ -72,6 +68,16 @@ func TestKycExpiredFetchesTheDecisionEndToEnd(t *testing.T) {
 		t.Fatalf("record = %q", got)
 	}
 	s.saveHistory(id, "decision-fetch-kyc-expired.json")
+}
+
+// putKycExpired gives (the fake) Didit a session in Kyc Expired whose
+// decision holds the address fetched@example.com.
+func putKycExpired(fake *fakedidit.Server, session string) {
+	decision, _ := json.Marshal(map[string]any{
+		"session_id": session, "status": "Kyc Expired", "vendor_data": "user-e2e",
+		"contact_details": map[string]any{"email": "fetched@example.com"},
+	})
+	fake.PutSession(session, "Kyc Expired", decision, "user-e2e", time.Now().Add(-48*time.Hour))
 }
 
 // TestKycExpiredWithoutAKeyMailsTheRecordedAddress: no API key; the

@@ -41,7 +41,7 @@ const (
 	userEmail = "user@example.com"
 )
 
-var workerBin, starterBin string
+var workerBin, starterBin, adminBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -50,8 +50,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	workerBin, starterBin = filepath.Join(dir, "worker"), filepath.Join(dir, "starter")
-	if err := launch.Build(context.Background(), dir, "./worker", "./starter"); err != nil {
+	workerBin, starterBin, adminBin = filepath.Join(dir, "worker"), filepath.Join(dir, "starter"), filepath.Join(dir, "diditflow-admin")
+	if err := launch.Build(context.Background(), dir, "./worker", "./starter", "./cmd/diditflow-admin"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -118,12 +118,15 @@ type Server struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
-	mu         sync.Mutex
-	sessions   map[string]*session
-	dests      []*destination // oldest first, deleted ones included
-	log        []*LoggedDelivery
-	hitCalls   []HitReviewCall
-	requests   int
+	mu       sync.Mutex
+	sessions map[string]*session
+	dests    []*destination // oldest first, deleted ones included
+	log      []*LoggedDelivery
+	hitCalls []HitReviewCall
+	requests int
+	// calls counts the requests that reached a route, by its method and
+	// pattern (Calls).
+	calls      map[string]int
 	legacy     legacyConfig
 	nextNumber int
 
@@ -149,7 +152,7 @@ func New(o Options) *Server {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: o, client: client, ctx: ctx, cancel: cancel, sessions: map[string]*session{}}
+	s := &Server{opts: o, client: client, ctx: ctx, cancel: cancel, sessions: map[string]*session{}, calls: map[string]int{}}
 	s.legacy = legacyConfig{webhookVersion: "v3", captureMethod: "both"}
 	now := s.now()
 	s.dests = []*destination{{
@@ -271,6 +274,15 @@ func (s *Server) HitReviews(sessionID string) map[string]string {
 		}
 	}
 	return out
+}
+
+// Calls returns how many requests, authorized or not, reached the route of
+// pattern (as routes name it, "/v3/session/{id}/decision/") with method:
+// what a test asserts a client did, or never did, ask of Didit.
+func (s *Server) Calls(method, pattern string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method+" "+pattern]
 }
 
 // HitReviewCalls returns every hit review written, in order.

@@ -157,6 +157,10 @@ func TestDecisionNotFound(t *testing.T) {
 	if resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(b), "<html") {
 		t.Fatalf("malformed id: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
+	// The two that reached the route are counted, the malformed id not.
+	if n := s.Calls(http.MethodGet, "/v3/session/{id}/decision/"); n != 2 {
+		t.Fatalf("Calls = %d, want 2", n)
+	}
 }
 
 func TestSessionsPagination(t *testing.T) {

@@ -59,6 +59,9 @@ func (s *Server) Handler() http.Handler {
 			notFoundHTML(w)
 			return
 		}
+		s.mu.Lock()
+		s.calls[r.Method+" "+rt.pattern]++
+		s.mu.Unlock()
 		if !s.authorized(r) {
 			writeJSON(w, http.StatusUnauthorized, detail("Authentication credentials were not provided or are invalid."))
 			return
