@@ -292,7 +292,7 @@ func (r *Reconciler) deliveryReader(ctx context.Context, res *StepResult, dest s
 	lists := map[string]map[string]api.Delivery{}
 	listsRefused := false
 	return func(row api.DeliveryRow) (api.Delivery, error) {
-		if sid := row.SessionID; sid != "" && perSession[sid] > 1 && !listsRefused {
+		if sid := row.SessionID; didit.ValidSessionID(sid) && perSession[sid] > 1 && !listsRefused {
 			list, read := lists[sid]
 			if !read {
 				if err := r.call(ctx, res); err != nil {
@@ -508,7 +508,10 @@ func (r *Reconciler) ReconcileSessions(ctx context.Context, in SessionsStep) (St
 		res.Examined++
 		have, seen := ours[row.SessionID]
 		switch {
-		case row.SessionID == "" || !row.Status.Known():
+		case !didit.ValidSessionID(row.SessionID) || !row.Status.Known():
+			// Not a session Didit could name, or a status we do not know:
+			// nothing to repair (a session ID names workflows and records,
+			// so one of another form is never used).
 			continue
 		case erased[row.SessionID]:
 			if have != string(row.Status) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -290,6 +291,28 @@ func TestReconcileSessionsBringsSessionsUpToDate(t *testing.T) {
 	}
 }
 
+// TestReconcileSessionsSkipsIDsDidItCannotIssue: a listed session whose ID
+// is not one Didit issues (1 to 64 of [A-Za-z0-9_-]) is neither read nor
+// signalled: session IDs name workflows, records and API paths.
+func TestReconcileSessionsSkipsIDsDidItCannotIssue(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	now := time.Now()
+	for _, id := range []string{`x' OR WorkflowId STARTS_WITH 'didit-session-`, strings.Repeat("a", 65), "../../webhook"} {
+		rig.fake.PutSession(id, "Approved", json.RawMessage(`{"status":"Approved"}`), "u-1", now.Add(-time.Hour))
+	}
+	var res StepResult
+	val, err := rig.env.ExecuteActivity(rig.rec.ReconcileSessions, SessionsStep{From: now.Add(-24 * time.Hour), To: now, PageSize: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rig.signals.got()); n != 0 || res.Calls != 1 {
+		t.Fatalf("%d signals, %d calls; want none fed, the list read alone", n, res.Calls)
+	}
+}
+
 // TestReconcileSessionsLegacyFeedsTheSessionsDeliveries: without a
 // destination to read, a session behind has its own delivery list read and
 // its failed deliveries fed; its decision is read only when they do not
@@ -417,7 +440,9 @@ func TestReconcileSkipsWhatTheReceiverWouldNot(t *testing.T) {
 	unhandled, _ := json.Marshal(body)
 	body["webhook_type"], body["webhook_version"] = "status.updated", "v2"
 	v2, _ := json.Marshal(body)
-	for _, raw := range [][]byte{unhandled, v2, []byte(`{"truncated":`)} {
+	body["webhook_version"], body["session_id"] = "v3", `x' OR WorkflowId STARTS_WITH 'didit-session-`
+	oddSession, _ := json.Marshal(body)
+	for _, raw := range [][]byte{unhandled, v2, oddSession, []byte(`{"truncated":`)} {
 		got, err := rig.rec.feedBody(context.Background(), raw, map[store.EventRef]bool{})
 		if err != nil || got != settledUnusable {
 			t.Errorf("%.40s: %q, %v; want unusable", raw, got, err)

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
@@ -110,7 +111,7 @@ func (a *app) erase(ctx context.Context, args []string) int {
 		return usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	case (f.session == "") == (f.vendorData == ""):
 		return usageError("give one of --session <id> and --vendor-data <ref>")
-	case f.session != "" && !validSessionID(f.session):
+	case f.session != "" && !didit.ValidSessionID(f.session):
 		return usageError(fmt.Sprintf("--session %q is not a Didit session id (at most 64 letters, digits, '-' and '_')", f.session))
 	}
 
@@ -183,7 +184,7 @@ func (a *app) runErase(ctx context.Context, cfg config.Worker, log *slog.Logger,
 		log.InfoContext(ctx, "sessions found by vendor_data", "sessions", len(ids))
 	}
 	for _, id := range ids {
-		if !validSessionID(id) {
+		if !didit.ValidSessionID(id) {
 			// A record from before the receiver checked session ids.
 			rep.Sessions = append(rep.Sessions, sessionReport{SessionID: id, Left: []string{
 				"nothing erased: not a session id Didit sends (at most 64 letters, digits, '-' and '_'); " +
@@ -193,19 +194,6 @@ func (a *app) runErase(ctx context.Context, cfg config.Worker, log *slog.Logger,
 		rep.Sessions = append(rep.Sessions, e.erase(ctx, id))
 	}
 	return rep, nil
-}
-
-// maxSessionID is the longest session id Didit can send.
-const maxSessionID = 64
-
-// validSessionID accepts what Didit can send as a session id: at most 64
-// characters of [A-Za-z0-9_-] (Didit's are UUIDs; the harness uses shorter
-// ones). It is didit.ValidSessionID's rule, the one the receiver applies at
-// ingestion; erase checks it again because it also erases sessions the
-// records hold from before that check, and builds Temporal list queries
-// from their ids.
-func validSessionID(s string) bool {
-	return s != "" && len(s) <= maxSessionID && idChars(s)
 }
 
 // idChars reports whether s holds only [A-Za-z0-9_-]: nothing that could
