@@ -17,12 +17,12 @@
 //     the genuine start), an Update is rejected before its validator runs,
 //     and a result completed from outside (an activity completed by ID) is
 //     an error to the workflow, never a value.
-//   - Its workflow interceptor drops a signal whose payloads do not decrypt
-//     before it reaches the workflow's channel. A channel would refuse to
-//     decode it too, but the SDK then drops it inside Receive, which blocks a
-//     Selector's callback until the next signal and panics
-//     ReceiveWithTimeout. A signal without payload (an operator's bare
-//     retry) has nothing to distrust and goes through.
+//   - Its workflow interceptor drops a signal whose payloads are not
+//     encrypted (or do not decrypt) before it reaches the workflow's
+//     channel. A channel would refuse to decode it too, but the SDK then
+//     drops it inside Receive, which blocks a Selector's callback until the
+//     next signal and panics ReceiveWithTimeout. A signal without payload
+//     (an operator's bare retry) has nothing to distrust and goes through.
 //
 // Memos and search attributes are not decoded by the workflows; histories
 // replayed by a worker.WorkflowReplayer (the replay tests) use whatever
@@ -32,6 +32,7 @@ package untrusted
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,10 +157,17 @@ func (i *inbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteW
 	return i.Next.ExecuteWorkflow(workflow.WithValue(ctx, runningKey{}, true), in)
 }
 
-// HandleSignal drops a signal whose payloads do not decrypt. Dropping it is
-// deterministic: a replay drops it again.
+// HandleSignal drops a signal whose payloads are not encrypted, or do not
+// decrypt (forged to look encrypted); dropping is deterministic, a replay
+// drops it again. A payload under a key this worker does not have is
+// another matter: a new key deployed to the starters before the workers.
+// That fails the workflow task, which Temporal retries until a worker with
+// the key takes it, rather than losing a genuine event.
 func (i *inbound) HandleSignal(ctx workflow.Context, in *interceptor.HandleSignalInput) error {
 	if _, err := i.guard.codec.Decode(in.Arg.GetPayloads()); err != nil {
+		if errors.Is(err, codec.ErrUnknownKey) {
+			return fmt.Errorf("signal %s: %w", in.SignalName, err)
+		}
 		if !workflow.IsReplaying(ctx) {
 			name := in.SignalName
 			if !knownSignals[name] {

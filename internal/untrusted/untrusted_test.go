@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/untrusted"
 )
@@ -75,9 +76,22 @@ func setUp(t *testing.T) (keyed, plain client.Client, reg *prometheus.Registry, 
 	t.Helper()
 	keyed = launch.Temporal(t)
 	reg = prometheus.NewRegistry()
-	g := untrusted.New(launch.Codec(), slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
+	queue = "untrusted-" + t.Name()
+	guardedWorker(t, keyed, launch.Codec(), reg, queue)
+	plain, err := client.NewClientFromExisting(keyed, client.Options{Logger: launch.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Close)
+	return keyed, plain, reg, queue
+}
+
+// guardedWorker starts a worker of queue whose client has the guard of c.
+func guardedWorker(t *testing.T, existing client.Client, c *codec.Codec, reg *prometheus.Registry, queue string) worker.Worker {
+	t.Helper()
+	g := untrusted.New(c, slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
 	dc := g.DataConverter()
-	guarded, err := client.NewClientFromExisting(keyed, client.Options{
+	guarded, err := client.NewClientFromExisting(existing, client.Options{
 		DataConverter: dc, FailureConverter: g.FailureConverter(dc),
 		Interceptors: []interceptor.ClientInterceptor{g}, Logger: launch.QuietLogger(),
 	})
@@ -85,19 +99,13 @@ func setUp(t *testing.T) (keyed, plain client.Client, reg *prometheus.Registry, 
 		t.Fatal(err)
 	}
 	t.Cleanup(guarded.Close)
-	queue = "untrusted-" + t.Name()
 	w := worker.New(guarded, queue, worker.Options{})
 	w.RegisterWorkflowWithOptions(guardedNotes, workflow.RegisterOptions{Name: workflowType})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	plain, err = client.NewClientFromExisting(keyed, client.Options{Logger: launch.QuietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(plain.Close)
-	return keyed, plain, reg, queue
+	return w
 }
 
 func refused(t *testing.T, reg *prometheus.Registry, kind, name string) float64 {
@@ -217,5 +225,68 @@ func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	}
 	if n := refused(t, reg, untrusted.KindUpdate, ""); n != 1 {
 		t.Errorf("refused Updates = %v, want 1", n)
+	}
+}
+
+// A signal encrypted under a key this worker lacks (a new key deployed to a
+// starter before the workers) is no forgery: it is not dropped, its
+// workflow task fails until a worker with the key takes it.
+func TestSignalUnderAnUnknownKeyWaitsForAWorkerWithIt(t *testing.T) {
+	keyed := launch.Temporal(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	queue := "untrusted-" + t.Name()
+	old := guardedWorker(t, keyed, launch.Codec(), reg, queue)
+	fresh, err := codec.GenerateKey("fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := codec.ParseKeys(fresh + "," + launch.PayloadKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starter, err := client.NewClientFromExisting(keyed, client.Options{DataConverter: rotated.DataConverter(), Logger: launch.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(starter.Close)
+
+	id := "untrusted-key-" + time.Now().Format("150405.000000")
+	run, err := keyed.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflowType, "genuine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := starter.SignalWorkflow(ctx, id, "", noteName, "under the fresh key"); err != nil {
+		t.Fatal(err)
+	}
+	for failed := false; !failed; {
+		it := keyed.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			failed = failed || e.GetEventType() == enums.EVENT_TYPE_WORKFLOW_TASK_FAILED
+		}
+		if !failed {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if n := refused(t, reg, untrusted.KindSignal, "unknown"); n != 0 {
+		t.Fatalf("the signal under a fresh key was refused as untrusted (%v)", n)
+	}
+
+	old.Stop()
+	guardedWorker(t, keyed, rotated, prometheus.NewRegistry(), queue)
+	if err := keyed.SignalWorkflow(ctx, id, "", noteName, stop); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	if err := starter.GetWorkflow(ctx, id, run.GetRunID()).Get(ctx, &seen); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(seen, "signal:under the fresh key") {
+		t.Fatalf("the workflow saw %q, without the signal under the fresh key", seen)
 	}
 }
