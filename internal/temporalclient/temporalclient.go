@@ -136,25 +136,9 @@ type Worker struct {
 // it unencrypted (untrusted.Guard) unless w.AcceptPlaintext says otherwise;
 // interceptors (tracing) see every call the client and its workers make.
 func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, w Worker, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
-	opts, c, err := options(logger, enc)
+	opts, err := WorkerOptions(logger, enc, w)
 	if err != nil {
 		return nil, err
-	}
-	if w.Metrics != nil {
-		opts.MetricsHandler = w.Metrics
-	}
-	if c != nil {
-		if w.AcceptPlaintext {
-			logger.Warn("PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT=true: the worker trusts unencrypted workflow inputs, signals and Updates, " +
-				"which anyone who reaches Temporal can send; set it back once the runs started before encryption have closed")
-		} else {
-			g := untrusted.New(c, logger, w.Registry)
-			opts.DataConverter = g.DataConverter()
-			opts.FailureConverter = g.FailureConverter(opts.DataConverter)
-			// First, so a refused signal reaches no other interceptor.
-			opts.Interceptors = append(opts.Interceptors, g)
-			logger.Info("unencrypted workflow inputs, signals and Updates are refused")
-		}
 	}
 	opts.Interceptors = append(opts.Interceptors, interceptors...)
 	tc, err := client.DialContext(ctx, opts)
@@ -162,6 +146,34 @@ func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, w Wor
 		return nil, fmt.Errorf("dial temporal at %s: %w", opts.HostPort, err)
 	}
 	return tc, nil
+}
+
+// WorkerOptions are Options with what w adds: the SDK's metrics and, with
+// keys configured and encryption on, the guard against unencrypted payloads
+// (its converters and its interceptor) unless w.AcceptPlaintext.
+func WorkerOptions(logger *slog.Logger, enc config.Encryption, w Worker) (client.Options, error) {
+	opts, c, err := options(logger, enc)
+	if err != nil {
+		return client.Options{}, err
+	}
+	if w.Metrics != nil {
+		opts.MetricsHandler = w.Metrics
+	}
+	if c == nil {
+		return opts, nil
+	}
+	if w.AcceptPlaintext {
+		logger.Warn("PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT=true: the worker trusts unencrypted workflow inputs, signals and Updates, " +
+			"which anyone who reaches Temporal can send; set it back once the runs started before encryption have closed")
+		return opts, nil
+	}
+	g := untrusted.New(c, logger, w.Registry)
+	opts.DataConverter = g.DataConverter()
+	opts.FailureConverter = g.FailureConverter(opts.DataConverter)
+	// Before the tracing interceptors: a refused signal reaches none of them.
+	opts.Interceptors = append(opts.Interceptors, g)
+	logger.Info("unencrypted workflow inputs, signals and Updates are refused")
+	return opts, nil
 }
 
 // Lazy returns a client that connects on first use, so the receiver can
