@@ -70,7 +70,9 @@ func run() error {
 	defer tracing.Close(log)
 	metrics, metricsHandler := workerapp.NewMetrics(log)
 	defer metrics.Close()
-	tc, err := temporalclient.Dial(ctx, log, cfg.Encryption, metricsHandler, tracing.Interceptors...)
+	tc, err := temporalclient.Dial(ctx, log, cfg.Encryption, temporalclient.Worker{
+		Metrics: metricsHandler, Registry: metrics.Registry, AcceptPlaintext: cfg.AcceptPlaintext,
+	}, tracing.Interceptors...)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,11 @@ var ErrDecrypt = errors.New("payload does not decrypt")
 // ErrUnknownKey is the error of a payload encrypted with a key not listed.
 var ErrUnknownKey = errors.New("payload encrypted with a key not configured")
 
+// ErrPlaintext is the error of a payload that is not encrypted, decoded by
+// Strict: only a holder of the keys writes encrypted payloads, so one
+// without encryption may come from anyone who reaches Temporal.
+var ErrPlaintext = errors.New("payload not encrypted")
+
 // Codec is the AES-256-GCM payload codec.
 type Codec struct {
 	encryptID string
@@ -222,6 +227,38 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// Strict is c for a worker that trusts nothing unencrypted: Decode refuses
+// a payload c did not encrypt with ErrPlaintext, naming only its encoding.
+// The error is a plain one, not a converter.WorkflowTaskFailureError, so a
+// workflow whose input it refuses fails its run rather than retrying its
+// task forever. Histories written before encryption was turned on no longer
+// decode with it: a worker keeps c until their runs have closed.
+func Strict(c *Codec) converter.PayloadCodec { return strict{c} }
+
+type strict struct{ c *Codec }
+
+func (s strict) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return s.c.Encode(payloads)
+}
+
+func (s strict) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	for _, p := range payloads {
+		if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != Encoding {
+			return nil, fmt.Errorf("%w: encoding %q, want %s", ErrPlaintext, truncate(enc, 64), Encoding)
+		}
+	}
+	return s.c.Decode(payloads)
+}
+
+// truncate keeps a metadata value quoted in an error short: it is written
+// by whoever sent the payload.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // DecryptOnly is c for a deployment that turned encryption off: it still

@@ -123,6 +123,38 @@ func TestUnencryptedPassesThrough(t *testing.T) {
 	}
 }
 
+// Strict decodes what its keys encrypted and refuses anything else: a
+// plain payload, one whose metadata merely names no encoding, and a list
+// with one plain payload among encrypted ones; its error quotes no data.
+func TestStrictRefusesPlaintext(t *testing.T) {
+	c := mustParse(t, key(t, "k1"))
+	s := Strict(c)
+	enc, err := s.Encode([]*commonpb.Payload{plain(sentinel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, err := s.Decode(enc); err != nil || string(dec[0].Data) != sentinel {
+		t.Fatalf("an encrypted payload: %v, %v", dec, err)
+	}
+	if dec, err := s.Decode(nil); err != nil || len(dec) != 0 {
+		t.Fatalf("no payload (a bare signal): %v, %v", dec, err)
+	}
+	for name, ps := range map[string][]*commonpb.Payload{
+		"plain JSON":      {plain(sentinel)},
+		"no metadata":     {{Data: []byte(sentinel)}},
+		"one plain among": {enc[0], plain(sentinel)},
+	} {
+		_, err := s.Decode(ps)
+		if !errors.Is(err, ErrPlaintext) || strings.Contains(err.Error(), sentinel) {
+			t.Errorf("%s: %v, want ErrPlaintext without the data", name, err)
+		}
+	}
+	// The lenient codec still passes them through (replay, the admin command).
+	if _, err := c.Decode([]*commonpb.Payload{plain(sentinel)}); err != nil {
+		t.Fatalf("Codec.Decode of a plain payload: %v", err)
+	}
+}
+
 func TestParseKeys(t *testing.T) {
 	short := "k:" + base64.StdEncoding.EncodeToString(make([]byte, 16))
 	good := key(t, "k")

@@ -248,7 +248,12 @@ type Worker struct {
 	// PurgeInterval is how often the purge schedule runs.
 	PurgeInterval time.Duration `envconfig:"PURGE_INTERVAL" default:"24h"`
 	Encryption    Encryption
-	Log           Log
+	// AcceptPlaintext makes a worker with payload keys trust unencrypted
+	// workflow inputs, signals and Updates, as it did before it had keys:
+	// for the migration of a deployment to encryption only, until the runs
+	// started before have closed (internal/untrusted).
+	AcceptPlaintext bool `envconfig:"PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT" default:"false"`
+	Log             Log
 }
 
 // LoadWorker reads the worker's settings and checks them.

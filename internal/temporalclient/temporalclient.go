@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
@@ -25,24 +26,33 @@ import (
 	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/untrusted"
 )
 
 // Options loads the client options from the environment, with the payload
 // codec enc configures. An unset TEMPORAL_ADDRESS means the local dev server
 // on localhost:7233.
 func Options(logger *slog.Logger, enc config.Encryption) (client.Options, error) {
+	opts, _, err := options(logger, enc)
+	return opts, err
+}
+
+// options is Options and the codec that encrypts the client's payloads, nil
+// when none does.
+func options(logger *slog.Logger, enc config.Encryption) (client.Options, *codec.Codec, error) {
 	opts, err := temporalenv.LoadDefaultClientOptions()
 	if err != nil {
-		return client.Options{}, fmt.Errorf("temporal client options: %w", err)
+		return client.Options{}, nil, fmt.Errorf("temporal client options: %w", err)
 	}
 	if opts.HostPort == "" {
 		opts.HostPort = client.DefaultHostPort
 	}
 	opts.Logger = log.NewStructuredLogger(logger)
-	if err := withEncryption(&opts, enc, logger); err != nil {
-		return client.Options{}, err
+	c, err := withEncryption(&opts, enc, logger)
+	if err != nil {
+		return client.Options{}, nil, err
 	}
-	return opts, nil
+	return opts, c, nil
 }
 
 // ErrNoKeys is the error of a client that would write personal data in
@@ -50,38 +60,44 @@ func Options(logger *slog.Logger, enc config.Encryption) (client.Options, error)
 var ErrNoKeys = errors.New("PAYLOAD_ENCRYPTION_KEYS is not set")
 
 // withEncryption sets the data and failure converters of the codec enc
-// configures. Without keys, payloads go in clear only to a local Temporal
-// (Local) or when PAYLOAD_ENCRYPTION=off says so; both are logged.
-func withEncryption(opts *client.Options, enc config.Encryption, logger *slog.Logger) error {
+// configures and returns it if it encrypts. Without keys, payloads go in
+// clear only to a local Temporal (Local) or when PAYLOAD_ENCRYPTION=off says
+// so; both are logged.
+func withEncryption(opts *client.Options, enc config.Encryption, logger *slog.Logger) (*codec.Codec, error) {
 	if enc.PayloadEncryptionKeys == "" {
 		switch {
 		case enc.Off():
 			logger.Warn("payload encryption is off (PAYLOAD_ENCRYPTION=off): Temporal histories hold personal data in clear",
 				"temporal_address", opts.HostPort)
-			return nil
+			return nil, nil
 		case Local(*opts):
 			logger.Warn("payload encryption is off: no PAYLOAD_ENCRYPTION_KEYS, and Temporal is local (development only)",
 				"temporal_address", opts.HostPort)
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("%w and Temporal at %s is not local (a remote host, TLS or an API key): "+
+		return nil, fmt.Errorf("%w and Temporal at %s is not local (a remote host, TLS or an API key): "+
 			"give id:base64(32 bytes) keys, or set PAYLOAD_ENCRYPTION=off to write personal data to it in clear", ErrNoKeys, opts.HostPort)
 	}
 	c, err := codec.ParseKeys(enc.PayloadEncryptionKeys)
 	if err != nil {
-		return fmt.Errorf("PAYLOAD_ENCRYPTION_KEYS: %w", err)
+		return nil, fmt.Errorf("PAYLOAD_ENCRYPTION_KEYS: %w", err)
 	}
 	var pc converter.PayloadCodec = c
+	encrypting := c
 	if enc.Off() {
-		pc = codec.DecryptOnly(c)
+		pc, encrypting = codec.DecryptOnly(c), nil
 		logger.Warn("payload encryption is off (PAYLOAD_ENCRYPTION=off): new payloads go in clear; the keys only decrypt",
 			"key_ids", strings.Join(c.KeyIDs(), ","))
 	} else {
 		logger.Info("payload encryption on", "encrypting_key_id", c.EncryptingKeyID(), "key_ids", strings.Join(c.KeyIDs(), ","))
 	}
-	opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), pc)
-	opts.FailureConverter = codec.FailureConverter(opts.DataConverter)
-	return nil
+	setConverters(opts, converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), pc))
+	return encrypting, nil
+}
+
+func setConverters(opts *client.Options, dc converter.DataConverter) {
+	opts.DataConverter = dc
+	opts.FailureConverter = codec.FailureConverter(dc)
 }
 
 // Local reports whether opts dial a Temporal on this machine in the clear:
@@ -102,23 +118,62 @@ func Local(opts client.Options) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Worker is what a worker's client adds to the others'.
+type Worker struct {
+	// Metrics, if not nil, receives the SDK's metrics.
+	Metrics client.MetricsHandler
+	// Registry, if not nil, receives the count of refused payloads
+	// (untrusted.Guard).
+	Registry prometheus.Registerer
+	// AcceptPlaintext (PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT) trusts
+	// unencrypted payloads although keys are configured, for the migration
+	// of a deployment to encryption.
+	AcceptPlaintext bool
+}
+
 // Dial connects now and fails if Temporal is unreachable; workers use it.
-// metrics, if not nil, receives the SDK's metrics; interceptors (tracing)
-// see every call the client and its workers make.
-func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, metrics client.MetricsHandler, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
-	opts, err := Options(logger, enc)
+// With keys configured and encryption on, the client refuses what reaches
+// it unencrypted (untrusted.Guard) unless w.AcceptPlaintext says otherwise;
+// interceptors (tracing) see every call the client and its workers make.
+func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, w Worker, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
+	opts, err := WorkerOptions(logger, enc, w)
 	if err != nil {
 		return nil, err
 	}
-	if metrics != nil {
-		opts.MetricsHandler = metrics
-	}
 	opts.Interceptors = append(opts.Interceptors, interceptors...)
-	c, err := client.DialContext(ctx, opts)
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal at %s: %w", opts.HostPort, err)
 	}
-	return c, nil
+	return tc, nil
+}
+
+// WorkerOptions are Options with what w adds: the SDK's metrics and, with
+// keys configured and encryption on, the guard against unencrypted payloads
+// (its converters and its interceptor) unless w.AcceptPlaintext.
+func WorkerOptions(logger *slog.Logger, enc config.Encryption, w Worker) (client.Options, error) {
+	opts, c, err := options(logger, enc)
+	if err != nil {
+		return client.Options{}, err
+	}
+	if w.Metrics != nil {
+		opts.MetricsHandler = w.Metrics
+	}
+	if c == nil {
+		return opts, nil
+	}
+	if w.AcceptPlaintext {
+		logger.Warn("PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT=true: the worker trusts unencrypted workflow inputs, signals and Updates, " +
+			"which anyone who reaches Temporal can send; set it back once the runs started before encryption have closed")
+		return opts, nil
+	}
+	g := untrusted.New(c, logger, w.Registry)
+	opts.DataConverter = g.DataConverter()
+	opts.FailureConverter = g.FailureConverter(opts.DataConverter)
+	// Before the tracing interceptors: a refused signal reaches none of them.
+	opts.Interceptors = append(opts.Interceptors, g)
+	logger.Info("unencrypted workflow inputs, signals and Updates are refused")
+	return opts, nil
 }
 
 // Lazy returns a client that connects on first use, so the receiver can

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/converter"
+
 	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/config"
 )
@@ -105,6 +108,57 @@ func TestEncryptionRules(t *testing.T) {
 			}
 			if opts.FailureConverter == nil {
 				t.Fatal("no failure converter")
+			}
+		})
+	}
+}
+
+// A worker's client with keys refuses to decode a clear payload, unless
+// PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT says so (with a warning); without
+// keys, or with encryption off, it decodes it as any client does.
+func TestWorkerRefusesPlaintextWithKeys(t *testing.T) {
+	key, err := codec.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	clear, err := converter.GetDefaultDataConverter().ToPayload("forged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		enc     config.Encryption
+		accept  bool
+		refused bool
+		warn    string
+	}{
+		{"keys", config.Encryption{PayloadEncryption: "on", PayloadEncryptionKeys: key}, false, true, ""},
+		{"keys, accepting plaintext", config.Encryption{PayloadEncryption: "on", PayloadEncryptionKeys: key}, true, false, "PAYLOAD_ENCRYPTION_ACCEPT_PLAINTEXT=true"},
+		{"keys, encryption off", config.Encryption{PayloadEncryption: "off", PayloadEncryptionKeys: key}, false, false, ""},
+		{"no keys", config.Encryption{PayloadEncryption: "on"}, false, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			reg := prometheus.NewRegistry()
+			opts, err := WorkerOptions(slog.New(slog.NewTextHandler(&logs, nil)), c.enc, Worker{Registry: reg, AcceptPlaintext: c.accept})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dc := opts.DataConverter
+			if dc == nil {
+				dc = converter.GetDefaultDataConverter()
+			}
+			var got string
+			err = dc.FromPayload(clear, &got)
+			if refused := errors.Is(err, codec.ErrPlaintext); refused != c.refused || !refused && (err != nil || got != "forged") {
+				t.Fatalf("decoding a clear payload: %q, %v; want refused %v", got, err, c.refused)
+			}
+			if guarded := len(opts.Interceptors) == 1; guarded != c.refused {
+				t.Fatalf("%d interceptors, want the guard %v", len(opts.Interceptors), c.refused)
+			}
+			if c.warn != "" && !strings.Contains(logs.String(), c.warn) {
+				t.Fatalf("logs %q lack %q", logs.String(), c.warn)
 			}
 		})
 	}
