@@ -249,7 +249,15 @@ func (s strict) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 			return nil, fmt.Errorf("%w: encoding %q, want %s", ErrPlaintext, truncate(enc, 64), Encoding)
 		}
 	}
-	return s.c.Decode(payloads)
+	out, err := s.c.Decode(payloads)
+	if errors.Is(err, ErrUnknownKey) {
+		// A key this worker lacks is no forgery: a new key deployed to the
+		// starters before the workers. The workflow task fails, and
+		// Temporal retries it until a worker with the key takes it, rather
+		// than the run failing over a genuine start or activity result.
+		return nil, converter.NewWorkflowTaskFailureError(err)
+	}
+	return out, err
 }
 
 // truncate keeps a metadata value quoted in an error short: it is written

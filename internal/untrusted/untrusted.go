@@ -44,6 +44,7 @@ import (
 
 	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/lograte"
 )
 
 // Kinds of refused payload, the kind label of the counter.
@@ -88,7 +89,11 @@ type Guard struct {
 func New(c *codec.Codec, log *slog.Logger, reg prometheus.Registerer) *Guard {
 	g := &Guard{
 		codec: codec.Strict(c),
-		log:   log,
+		// A flood of unencrypted signals from whoever reaches the frontend
+		// must not cost a log write each: the counter counts every one, the
+		// log keeps a line a second past a burst (and says how many it
+		// left out).
+		log: slog.New(lograte.New(log.Handler(), 1, 20, nil)),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_untrusted_payloads_total",
 			Help: "Payloads that reached the worker unencrypted although keys are configured, refused: " +

@@ -290,3 +290,63 @@ func TestSignalUnderAnUnknownKeyWaitsForAWorkerWithIt(t *testing.T) {
 		t.Fatalf("the workflow saw %q, without the signal under the fresh key", seen)
 	}
 }
+
+// A run started with an input under a key this worker lacks is no forgery
+// either: its first workflow task fails until a worker with the key takes
+// it, instead of the run failing with a genuine event in it.
+func TestStartUnderAnUnknownKeyWaitsForAWorkerWithIt(t *testing.T) {
+	keyed := launch.Temporal(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	queue := "untrusted-" + t.Name()
+	reg := prometheus.NewRegistry()
+	old := guardedWorker(t, keyed, launch.Codec(), reg, queue)
+	fresh, err := codec.GenerateKey("fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := codec.ParseKeys(fresh + "," + launch.PayloadKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starter, err := client.NewClientFromExisting(keyed, client.Options{DataConverter: rotated.DataConverter(), Logger: launch.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(starter.Close)
+
+	id := "untrusted-start-key-" + time.Now().Format("150405.000000")
+	run, err := starter.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue}, workflowType, "under the fresh key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for failed := false; !failed; {
+		it := keyed.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			failed = failed || e.GetEventType() == enums.EVENT_TYPE_WORKFLOW_TASK_FAILED
+			if e.GetEventType() == enums.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED {
+				t.Fatal("the run failed over an input under a key the worker lacks")
+			}
+		}
+		if !failed {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if n := refused(t, reg, untrusted.KindStart, workflowType); n != 0 {
+		t.Fatalf("the start under a fresh key was refused as untrusted (%v)", n)
+	}
+
+	old.Stop()
+	guardedWorker(t, keyed, rotated, prometheus.NewRegistry(), queue)
+	if err := keyed.SignalWorkflow(ctx, id, "", noteName, stop); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	if err := starter.GetWorkflow(ctx, id, run.GetRunID()).Get(ctx, &seen); err != nil {
+		t.Fatal(err)
+	}
+}
