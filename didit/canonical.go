@@ -515,6 +515,11 @@ func (c *canonicalizer) number() error {
 		c.out = append(c.out, lit...)
 		return nil
 	}
+	if len(lit) > maxFloatText {
+		// Converting hundreds of digits takes strconv's slow path, a cost
+		// per byte a forged body may choose; no encoder writes a float so.
+		return c.errorf("number of %d characters: no JSON encoder writes a float so long", len(lit))
+	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || math.IsInf(f, 0) {
 		// Python would read it as inf and print "Infinity", which is not JSON.
@@ -535,6 +540,13 @@ func (c *canonicalizer) number() error {
 	}
 	return nil
 }
+
+// maxFloatText is the longest float literal accepted (integers may be of
+// any length: Python prints its ints whole, and they are copied as they
+// are). A float printed to round-trip takes at most 24 characters
+// ("-2.2250738585072014e-308") in Python, JavaScript, Java or Go, and 64
+// leaves room for any fixed precision an encoder might use.
+const maxFloatText = 64
 
 func (c *canonicalizer) digits() int {
 	n := 0

@@ -174,6 +174,8 @@ func hostileShapes(n int) map[string][]byte {
 			return `"\u0041` + strconv.FormatInt(int64(1<<40-i), 36) + `":0`
 		}),
 		"one name repeated":         object(func(int) string { return `"":0` }),
+		"long mantissas":            hostileBody("1"+strings.Repeat("0", 56)+"5e-400", n),
+		"floats past 2^53":          hostileBody("9007199254740993.0", n),
 		"names alternating":         object(func(i int) string { return `"` + string(rune('a'+i%2)) + `":0` }),
 		"deep objects out of order": hostileBody(strings.Repeat(`{"b":0,"a":`, MaxDepth-2)+"0"+strings.Repeat("}", MaxDepth-2), n),
 	}
@@ -215,12 +217,16 @@ func TestCanonicalLimit(t *testing.T) {
 		t.Fatalf("64 KiB of 1e308: %v, want the limit's error", err)
 	}
 	honest := map[string]string{
-		`{"metadata":{"id":9007199254740993},"score":86.0,"risk":0.0001,"big":1e23}`: `{"big":99999999999999991611392,"metadata":{"id":9007199254740993},"risk":0.0001,"risk2":null,"score":86}`,
+		`{"metadata":{"id":9007199254740993},"score":86.0,"risk":0.0001,"big":1e23}`:            `{"big":99999999999999991611392,"metadata":{"id":9007199254740993},"risk":0.0001,"score":86}`,
+		`{"x":-2.2250738585072014e-308,"y":12345678901234567890123456789012345678901234567890}`: `{"x":-2.2250738585072014e-308,"y":12345678901234567890123456789012345678901234567890}`,
 	}
-	for in := range honest {
-		if _, err := Canonical([]byte(in)); err != nil {
-			t.Errorf("Canonical(%s): %v", in, err)
+	for in, want := range honest {
+		if got, err := Canonical([]byte(in)); err != nil || string(got) != want {
+			t.Errorf("Canonical(%s) = %s, %v; want %s", in, got, err, want)
 		}
+	}
+	if _, err := Canonical([]byte(`[1.` + strings.Repeat("0", 70) + `1]`)); !errors.Is(err, ErrInvalidJSON) {
+		t.Errorf("a float of 73 characters: %v, want ErrInvalidJSON", err)
 	}
 	// A re-encoding proxy that prints every whole float of a real delivery
 	// in exponent form still fits.

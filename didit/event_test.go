@@ -2,6 +2,7 @@ package didit
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -457,5 +458,37 @@ func TestValidSessionID(t *testing.T) {
 	body := []byte(`{"session_id":"a\" OR WorkflowId STARTS_WITH \"","status":"Approved","webhook_type":"status.updated","timestamp":1}`)
 	if _, err := ParseEvent(body); !errors.Is(err, ErrNotDiditEvent) {
 		t.Fatalf("ParseEvent: %v, want ErrNotDiditEvent", err)
+	}
+}
+
+// TestRawSignedBodyWithoutCanonicalForm: a body X-Signature authenticated
+// byte for byte is Didit's even when it has no canonical form (nested past
+// MaxDepth, or a lone surrogate, which Python's ensure_ascii=True writes as
+// an escape): it is read from those bytes, never refused as not an event,
+// which would lose it (Didit does not retry a 400).
+func TestRawSignedBodyWithoutCanonicalForm(t *testing.T) {
+	fixture := readFixture(t, "status-updated-approved.json")
+	deep := strings.Repeat(`{"a":`, MaxDepth+10) + "1" + strings.Repeat("}", MaxDepth+10)
+	for name, body := range map[string][]byte{
+		"lone surrogate": bytes.Replace(fixture, []byte(`"vendor_data":"`), []byte(`"vendor_data":"\ud83d`), 1),
+		"deep metadata":  bytes.Replace(fixture, []byte(`"metadata":{`), []byte(`"metadata":{"deep":`+deep+`,`), 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Canonical(body); err == nil {
+				t.Fatal("the body has a canonical form: not the case under test")
+			}
+			raw := hex.EncodeToString(sum(fixtureSecret, body))
+			ev, proof, err := fixtureVerifier().ConstructEvent(body, Headers{Signature: raw, Timestamp: "1767225600"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if proof.Scheme != SchemeRaw || ev.Status != StatusApproved || ev.Timestamp != 1767225600 || proof.Digest == ([32]byte{}) {
+				t.Fatalf("read as %s %d by %s", ev.Status, ev.Timestamp, proof.Scheme)
+			}
+			// Not under X-Signature-V2, which covers the canonical form.
+			if _, _, err := fixtureVerifier().ConstructEvent(body, Headers{SignatureV2: raw, Timestamp: "1767225600"}); !errors.Is(err, ErrSignatureMismatch) {
+				t.Fatalf("V2: %v, want ErrSignatureMismatch", err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -181,7 +182,8 @@ func (v *Verifier) Verify(body []byte, h Headers) (Proof, error) {
 // every re-encoding of a delivery, such as "timestamp":1767225600.0 for
 // 1767225600, or a member given twice), so reading the body itself could
 // read what no signature covered; the canonical form reads as what was
-// signed.
+// signed. The one exception is a body X-Signature authenticated byte for
+// byte that has no canonical form (see rawOnly): its bytes are read.
 func (v *Verifier) verify(c *canonicalizer, body []byte, h Headers) (Proof, []byte, error) {
 	if !v.hasSecret() {
 		return Proof{}, nil, ErrNoSecret
@@ -209,7 +211,7 @@ func (v *Verifier) verify(c *canonicalizer, body []byte, h Headers) (Proof, []by
 		// nothing left to check it against.
 		return Proof{}, nil, ErrSignatureMismatch
 	case err != nil:
-		return Proof{}, nil, fmt.Errorf("%w: %w", ErrNotDiditEvent, err)
+		return rawOnly(body, ts, err)
 	}
 	var envelope []byte
 	if scheme == 0 && sigs.has[SchemeV2] && v.matches(sigs.mac[SchemeV2], canonical) {
@@ -239,6 +241,25 @@ func (v *Verifier) verify(c *canonicalizer, body []byte, h Headers) (Proof, []by
 		p.Digest = sha256.Sum256(canonical)
 	}
 	return p, canonical, nil
+}
+
+// rawOnly is verify's answer for a body X-Signature authenticated byte for
+// byte that has no canonical form (why says why): JSON nested deeper than
+// MaxDepth, or a lone surrogate, which Python's ensure_ascii=True writes as
+// an escape (and which X-Signature-V2, over UTF-8, could not have signed).
+// Those bytes are what Didit signed, so the event is read from them, and
+// their digest names the delivery; anything else is not a Didit event.
+func rawOnly(body []byte, ts int64, why error) (Proof, []byte, error) {
+	var envelope struct {
+		Timestamp json.Number `json:"timestamp"`
+	}
+	if len(body) == 0 || body[0] != '{' || json.Unmarshal(body, &envelope) != nil {
+		return Proof{}, nil, fmt.Errorf("%w: %w", ErrNotDiditEvent, why)
+	}
+	if string(envelope.Timestamp) != strconv.FormatInt(ts, 10) {
+		return Proof{}, nil, ErrTimestampMismatch
+	}
+	return Proof{Scheme: SchemeRaw, Timestamp: ts, Digest: sha256.Sum256(body)}, body, nil
 }
 
 func (v *Verifier) checkTimestamp(header string) (int64, error) {

@@ -50,7 +50,7 @@ type Receiver struct {
 	SignalTimeout time.Duration `envconfig:"SIGNAL_TIMEOUT" default:"3s"`
 	// RequestTimeout bounds one delivery from its arrival: reading its body,
 	// waiting its turn to be verified, and the signal. A body not received
-	// by then is answered 408. Didit gives up after 5 s.
+	// by then is answered 503 (Didit retries it). Didit gives up after 5 s.
 	RequestTimeout time.Duration `envconfig:"REQUEST_TIMEOUT" default:"4.5s"`
 	// MetricsAddr serves the starter's /metrics on a listener of its own,
 	// loopback by default: refusal reasons and volumes are for operators,

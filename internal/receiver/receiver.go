@@ -283,22 +283,12 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	if !ok {
 		return didit.Event{}, didit.Proof{}, out
 	}
-	headers := didit.HeadersFrom(c.Request.Header)
-	if headers.SignatureV2 != "" || headers.SignatureSimple != "" {
-		// Checking these may take the body's canonical form before any
-		// MAC is known to match: a bounded number at once.
-		select {
-		case r.verifying <- struct{}{}:
-			defer func() { <-r.verifying }()
-		case <-ctx.Done():
-			// Too busy to tell a forgery from Didit in time: Didit retries
-			// a 503, a forger gains nothing.
-			return didit.Event{}, didit.Proof{}, outcome{http.StatusServiceUnavailable,
-				gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", errBusy}
-		}
-	}
-	ev, proof, err := r.cfg.Verifier.ConstructEvent(body, headers)
+	ev, proof, err := r.verify(ctx, body, didit.HeadersFrom(c.Request.Header))
 	switch {
+	case errors.Is(err, errBusy):
+		// Too busy to tell a forgery from Didit in time: Didit retries a
+		// 503, a forger gains nothing.
+		return ev, proof, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
 	case errors.Is(err, didit.ErrNotDiditEvent):
 		return ev, proof, outcome{http.StatusBadRequest, gin.H{"error": "not a Didit session event"}, "bad_request", err}
 	case err != nil:
@@ -338,6 +328,34 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
 }
 
+// verify authenticates a delivery and reads its event. X-Signature, a keyed
+// hash of the body, is checked first and alone: Didit signs every delivery
+// with it, so an authentic one passes at that cost. Only a delivery it does
+// not authenticate goes on to X-Signature-V2 (and -Simple, if allowed),
+// which take the body's canonical form before any MAC can match: work
+// anyone can ask for without a secret, so at most Config.Verifications run
+// at once, each holding its turn only while it verifies.
+func (r *Receiver) verify(ctx context.Context, body []byte, h didit.Headers) (didit.Event, didit.Proof, error) {
+	v := r.cfg.Verifier
+	if h.SignatureV2 == "" && (h.SignatureSimple == "" || !v.AllowSimple) {
+		return v.ConstructEvent(body, h)
+	}
+	if h.Signature != "" {
+		ev, proof, err := v.ConstructEvent(body, didit.Headers{Signature: h.Signature, Timestamp: h.Timestamp})
+		if !errors.Is(err, didit.ErrSignatureMismatch) {
+			return ev, proof, err
+		}
+		h.Signature = "" // known not to match: not hashed again
+	}
+	select {
+	case r.verifying <- struct{}{}:
+	case <-ctx.Done():
+		return didit.Event{}, didit.Proof{}, errBusy
+	}
+	defer func() { <-r.verifying }()
+	return v.ConstructEvent(body, h)
+}
+
 // readBody reads at most MaxBodyBytes into buf by the deadline; ok is false
 // when out is the answer.
 func (r *Receiver) readBody(c *gin.Context, buf *[]byte, deadline time.Time) (body []byte, out outcome, ok bool) {
@@ -366,9 +384,12 @@ func (r *Receiver) readBody(c *gin.Context, buf *[]byte, deadline time.Time) (bo
 		drainOversized(c, raw, limit)
 		return nil, tooLarge(), false
 	case errors.As(err, &timeout) && timeout.Timeout():
-		// What was sent is not answered on this connection again.
+		// 503, not 408: Didit retries a 5xx and no other 4xx, and a body
+		// slow to arrive may be Didit's on a bad connection. The answer
+		// comes before Didit's own 5 s timeout, and the connection, with
+		// the rest of the body, is dropped.
 		c.Header("Connection", "close")
-		return nil, outcome{http.StatusRequestTimeout, gin.H{"error": "body not received in time"}, "timeout", errSlowBody}, false
+		return nil, outcome{http.StatusServiceUnavailable, gin.H{"error": "body not received in time, retry later"}, "timeout", errSlowBody}, false
 	case err != nil:
 		return nil, outcome{http.StatusBadRequest, gin.H{"error": "could not read body"}, "bad_request", err}, false
 	}

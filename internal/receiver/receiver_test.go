@@ -91,6 +91,7 @@ type harness struct {
 	// metricsURL serves the metrics, apart from the webhook's listener.
 	metricsURL string
 	temporal   *countingTemporal
+	receiver   *Receiver
 }
 
 func newHarness(t testing.TB, tc Temporal, mutate func(*Config)) *harness {
@@ -108,7 +109,7 @@ func newHarness(t testing.TB, tc Temporal, mutate func(*Config)) *harness {
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(rcv.MetricsHandler())
 	t.Cleanup(metrics.Close)
-	return &harness{url: srv.URL, metricsURL: metrics.URL, temporal: counting}
+	return &harness{url: srv.URL, metricsURL: metrics.URL, temporal: counting, receiver: rcv}
 }
 
 type response struct {
