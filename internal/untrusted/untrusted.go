@@ -22,7 +22,9 @@
 //     channel. A channel would refuse to decode it too, but the SDK then
 //     drops it inside Receive, which blocks a Selector's callback until the
 //     next signal and panics ReceiveWithTimeout. A signal without payload
-//     (an operator's bare retry) has nothing to distrust and goes through.
+//     is taken only for retry (running a parked step again is safe whoever
+//     asks): a bare skip or acknowledge would give up every parked step or
+//     clear every flag.
 //
 // Memos and search attributes are not decoded by the workflows; histories
 // replayed by a worker.WorkflowReplayer (the replay tests) use whatever
@@ -169,7 +171,15 @@ func (i *inbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteW
 // That fails the workflow task, which Temporal retries until a worker with
 // the key takes it, rather than losing a genuine event.
 func (i *inbound) HandleSignal(ctx workflow.Context, in *interceptor.HandleSignalInput) error {
-	if _, err := i.guard.codec.Decode(in.Arg.GetPayloads()); err != nil {
+	payloads := in.Arg.GetPayloads()
+	if len(payloads) == 0 && in.SignalName != contract.RetrySignal {
+		// Nothing encrypted proves the sender holds the keys. A bare retry
+		// only runs a parked step again, whoever asks; a bare skip gives up
+		// every parked step and a bare acknowledge clears every flag, so
+		// they, like every other signal, must come with an encrypted input.
+		payloads = []*commonpb.Payload{{}}
+	}
+	if _, err := i.guard.codec.Decode(payloads); err != nil {
 		if errors.Is(err, codec.ErrUnknownKey) {
 			return fmt.Errorf("signal %s: %w", in.SignalName, err)
 		}

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/internal/codec"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/untrusted"
 )
@@ -57,15 +58,18 @@ func guardedNotes(ctx workflow.Context, first string) ([]string, error) {
 		return nil, err
 	}
 	notes := workflow.GetSignalChannel(ctx, noteName)
+	retries := workflow.GetSignalChannel(ctx, contract.RetrySignal)
 	for !slices.Contains(seen, "signal:"+stop) {
 		var note string
+		name := "signal:"
 		sel := workflow.NewSelector(ctx)
 		sel.AddReceive(notes, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &note) })
+		sel.AddReceive(retries, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); name = "retry:" })
 		sel.Select(ctx)
 		if note == "" {
 			note = "(bare)"
 		}
-		seen = append(seen, "signal:"+note)
+		seen = append(seen, name+note)
 	}
 	return seen, nil
 }
@@ -189,10 +193,14 @@ func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	if err := plain.SignalWorkflow(ctx, id, "", noteName, "forged"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keyed.WorkflowService().SignalWorkflowExecution(ctx, &workflowservice.SignalWorkflowExecutionRequest{
-		Namespace: "default", WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: id}, SignalName: noteName,
-	}); err != nil {
-		t.Fatal(err)
+	// Without a payload only a retry is taken: a bare skip or acknowledge
+	// would give up every parked step or clear every flag.
+	for _, name := range []string{noteName, contract.SkipSignal, contract.RetrySignal} {
+		if _, err := keyed.WorkflowService().SignalWorkflowExecution(ctx, &workflowservice.SignalWorkflowExecutionRequest{
+			Namespace: "default", WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: id}, SignalName: name,
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	forged, err := plain.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: noteName,
 		Args: []any{"forged"}, WaitForStage: client.WorkflowUpdateStageAccepted})
@@ -216,12 +224,15 @@ func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	if err := run.Get(ctx, &seen); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"input:genuine", "signal:(bare)", "update:genuine", "signal:genuine", "signal:" + stop}
+	want := []string{"input:genuine", "retry:(bare)", "update:genuine", "signal:genuine", "signal:" + stop}
 	if !slices.Equal(seen, want) {
 		t.Fatalf("the workflow saw %q, want %q", seen, want)
 	}
-	if n := refused(t, reg, untrusted.KindSignal, "unknown"); n != 1 {
-		t.Errorf("refused signals = %v, want 1 (its name, not one of diditflow's, labelled unknown)", n)
+	if n := refused(t, reg, untrusted.KindSignal, "unknown"); n != 2 {
+		t.Errorf("refused signals named other than diditflow's = %v, want 2 (the forged and the bare note, labelled unknown)", n)
+	}
+	if n := refused(t, reg, untrusted.KindSignal, contract.SkipSignal); n != 1 {
+		t.Errorf("refused skips = %v, want the bare one", n)
 	}
 	if n := refused(t, reg, untrusted.KindUpdate, ""); n != 1 {
 		t.Errorf("refused Updates = %v, want 1", n)
