@@ -84,6 +84,8 @@ type Guard struct {
 	codec   converter.PayloadCodec
 	log     *slog.Logger
 	refused *prometheus.CounterVec
+	// unknownKey counts the decodes held for a key this worker lacks.
+	unknownKey *prometheus.CounterVec
 }
 
 // New returns the Guard of the codec c's keys, counting into reg (if not
@@ -101,6 +103,11 @@ func New(c *codec.Codec, log *slog.Logger, reg prometheus.Registerer) *Guard {
 			Help: "Payloads that reached the worker unencrypted although keys are configured, refused: " +
 				"by kind (start, signal, update, other) and name (the workflow type of a start, the signal's name).",
 		}, []string{"kind", "name"}),
+		unknownKey: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_payloads_unknown_key_total",
+			Help: "Workflow tasks failed, to be retried, on a payload encrypted under a key id this worker does not have, " +
+				"by kind (start, signal, update, other): a key deployed to the starters but not the workers, or a forged payload.",
+		}, []string{"kind"}),
 	}
 	// At zero from the start, so that increase() sees a first refusal.
 	for name := range knownSignals {
@@ -109,8 +116,11 @@ func New(c *codec.Codec, log *slog.Logger, reg prometheus.Registerer) *Guard {
 	for _, name := range []string{contract.SessionWorkflowType, contract.AMLCaseWorkflowType} {
 		g.refused.WithLabelValues(KindStart, name)
 	}
+	for _, kind := range []string{KindStart, KindSignal, KindUpdate, KindOther} {
+		g.unknownKey.WithLabelValues(kind)
+	}
 	if reg != nil {
-		reg.MustRegister(g.refused)
+		reg.MustRegister(g.refused, g.unknownKey)
 	}
 	return g
 }
@@ -137,6 +147,16 @@ func (n nonRetryable) ErrorToFailure(err error) *failurepb.Failure {
 		info.NonRetryable = true
 	}
 	return f
+}
+
+// held counts and logs a payload under a key this worker lacks: its
+// workflow task fails and is retried until a worker with the key takes it,
+// so nothing genuine is lost, but operators must see it (the key may never
+// come: a forged key id holds the session's run until they act).
+func (g *Guard) held(kind string, err error, attrs ...any) {
+	g.unknownKey.WithLabelValues(kind).Inc()
+	g.log.Error("payload under a key this worker lacks: its workflow task waits for a worker with the key",
+		append([]any{"kind", kind, "error", err}, attrs...)...)
 }
 
 func (g *Guard) refuse(kind, name string, err error, attrs ...any) {
@@ -181,6 +201,8 @@ func (i *inbound) HandleSignal(ctx workflow.Context, in *interceptor.HandleSigna
 	}
 	if _, err := i.guard.codec.Decode(payloads); err != nil {
 		if errors.Is(err, codec.ErrUnknownKey) {
+			info := workflow.GetInfo(ctx)
+			i.guard.held(KindSignal, err, "workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID)
 			return fmt.Errorf("signal %s: %w", in.SignalName, err)
 		}
 		if !workflow.IsReplaying(ctx) {
@@ -222,29 +244,40 @@ func (c *guardedConverter) FromPayloads(ps *commonpb.Payloads, valuePtrs ...any)
 }
 
 func (c *guardedConverter) check(err error) error {
-	if !errors.Is(err, codec.ErrPlaintext) {
+	unknownKey := errors.Is(err, codec.ErrUnknownKey)
+	if !unknownKey && !errors.Is(err, codec.ErrPlaintext) {
 		return err
 	}
+	kind, name, attrs, replaying := c.where()
+	switch {
+	case replaying:
+		// A replay decodes the input again; it was counted the first time.
+	case unknownKey:
+		c.guard.held(kind, err, attrs...)
+	default:
+		c.guard.refuse(kind, name, err, attrs...)
+	}
+	return err
+}
+
+// where tells what the payload being decoded is for, as far as the SDK
+// says: a workflow context (WithWorkflowContext) for what workflow code
+// decodes, its input first; a workflow serialization context alone for an
+// Update's arguments.
+func (c *guardedConverter) where() (kind, name string, attrs []any, replaying bool) {
 	if c.wf == nil {
-		kind, attrs := KindOther, []any{}
 		if sc, ok := c.sc.(converter.WorkflowSerializationContext); ok {
-			kind, attrs = KindUpdate, []any{"workflow_id", sc.WorkflowID}
+			return KindUpdate, "", []any{"workflow_id", sc.WorkflowID}, false
 		}
-		c.guard.refuse(kind, "", err, attrs...)
-		return err
+		return KindOther, "", nil, false
 	}
-	// A replay decodes the input again; it was counted the first time.
-	if workflow.IsReplaying(c.wf) {
-		return err
-	}
-	kind := KindOther
+	kind = KindOther
 	if c.wf.Value(runningKey{}) == nil {
 		kind = KindStart
 	}
 	info := workflow.GetInfo(c.wf)
-	c.guard.refuse(kind, info.WorkflowType.Name, err,
-		"workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID)
-	return err
+	return kind, info.WorkflowType.Name, []any{"workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID},
+		workflow.IsReplaying(c.wf)
 }
 
 func (c *guardedConverter) WithWorkflowContext(ctx workflow.Context) converter.DataConverter {

@@ -114,12 +114,23 @@ func guardedWorker(t *testing.T, existing client.Client, c *codec.Codec, reg *pr
 
 func refused(t *testing.T, reg *prometheus.Registry, kind, name string) float64 {
 	t.Helper()
+	return counted(t, reg, "diditflow_untrusted_payloads_total", kind, name)
+}
+
+// heldForKey is how many decodes of kind waited for a key the worker lacks.
+func heldForKey(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
+	return counted(t, reg, "diditflow_payloads_unknown_key_total", kind, "")
+}
+
+func counted(t *testing.T, reg *prometheus.Registry, metric, kind, name string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "diditflow_untrusted_payloads_total" {
+		if mf.GetName() != metric {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -287,6 +298,9 @@ func TestSignalUnderAnUnknownKeyWaitsForAWorkerWithIt(t *testing.T) {
 	if n := refused(t, reg, untrusted.KindSignal, "unknown"); n != 0 {
 		t.Fatalf("the signal under a fresh key was refused as untrusted (%v)", n)
 	}
+	if n := heldForKey(t, reg, untrusted.KindSignal); n < 1 {
+		t.Fatal("the signal held for a key the worker lacks is not counted")
+	}
 
 	old.Stop()
 	guardedWorker(t, keyed, rotated, prometheus.NewRegistry(), queue)
@@ -349,6 +363,9 @@ func TestStartUnderAnUnknownKeyWaitsForAWorkerWithIt(t *testing.T) {
 	}
 	if n := refused(t, reg, untrusted.KindStart, workflowType); n != 0 {
 		t.Fatalf("the start under a fresh key was refused as untrusted (%v)", n)
+	}
+	if n := heldForKey(t, reg, untrusted.KindStart); n < 1 {
+		t.Fatal("the start held for a key the worker lacks is not counted")
 	}
 
 	old.Stop()
