@@ -26,6 +26,7 @@ type Store interface {
 	SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error
 	SetCaseAttention(ctx context.Context, caseID string, needs bool, attention string) error
 	ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (store.Notification, bool, error)
+	ClaimUserNotification(ctx context.Context, sessionID, kind, recipientHash string) (store.Notification, bool, error)
 	MarkNotificationSending(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error
 	MarkNotificationNotSent(ctx context.Context, sessionID, kind, detail string) error
 	MarkNotificationInDoubt(ctx context.Context, sessionID, kind string) error
@@ -177,7 +178,10 @@ type outcome struct {
 // The compliance webhook has no such hook: a lost answer to its POST means
 // one more POST with the same case_id.
 func (a *Activities) sendOnce(ctx context.Context, audience, sessionID, kind, recipient string, send func(context.Context, delivery) error) (outcome, error) {
-	n, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, pii.HashAddress(recipient))
+	n, claimed, err := a.claim(ctx, audience, sessionID, kind, recipient)
+	if errors.Is(err, store.ErrErased) {
+		return outcome{result: Withheld}, nil
+	}
 	if err != nil {
 		return outcome{}, classify("claim notification "+kind, err)
 	}
@@ -271,9 +275,21 @@ func hashes(refused []store.RefusedRecipient) []string {
 	return out
 }
 
-// undeliverable records a notification that has no recipient, once.
+// claim claims a notification; the user's is refused once their session
+// is erased, even by an erasure that came after NotifyUser looked.
+func (a *Activities) claim(ctx context.Context, audience, sessionID, kind, recipient string) (store.Notification, bool, error) {
+	if audience == "user" {
+		return a.Store.ClaimUserNotification(ctx, sessionID, kind, pii.HashAddress(recipient))
+	}
+	return a.Store.ClaimNotification(ctx, sessionID, kind, pii.HashAddress(recipient))
+}
+
+// undeliverable records a user notice that has no recipient, once.
 func (a *Activities) undeliverable(ctx context.Context, sessionID, kind, detail string) (NoticeResult, error) {
-	_, claimed, err := a.Store.ClaimNotification(ctx, sessionID, kind, pii.HashAddress(""))
+	_, claimed, err := a.claim(ctx, "user", sessionID, kind, "")
+	if errors.Is(err, store.ErrErased) {
+		return Withheld, nil
+	}
 	if err != nil {
 		return "", classify("claim notification "+kind, err)
 	}

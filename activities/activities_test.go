@@ -802,3 +802,37 @@ func TestErasedSessionIsNeitherMailedNorFetched(t *testing.T) {
 		t.Fatalf("another session's decision: %+v, %v (%d calls)", got, err, fake.decisions)
 	}
 }
+
+// staleErasureView is the records as NotifyUser saw them an instant before
+// an erasure committed: not erased.
+type staleErasureView struct{ Store }
+
+func (staleErasureView) Erased(context.Context, string) (bool, error) { return false, nil }
+
+// TestErasureAfterTheCheckStillStopsTheMail: an erasure that commits after
+// NotifyUser asked whether the session was erased still stops the mail, as
+// the claim checks it again in its own transaction; nothing is recorded.
+func TestErasureAfterTheCheckStillStopsTheMail(t *testing.T) {
+	sink := smtptest.NewServer(t)
+	a, st := newActivities(t, smtpMailer(t, sink.URL()))
+	ctx := context.Background()
+	if _, err := st.RecordEvent(ctx, store.EventRecord{SessionID: "s-late", EventKey: "e1", WebhookType: "status.updated",
+		Status: "Approved", EventCreatedAt: 1767225000, ContactEmail: "user@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EraseSession(ctx, "s-late"); err != nil {
+		t.Fatal(err)
+	}
+	a.Store = staleErasureView{st}
+	for _, in := range []UserNotice{
+		{SessionID: "s-late", Kind: NoticeDeclined, Key: "declined:e2", Email: "user@example.com"},
+		{SessionID: "s-late", Kind: NoticeKycExpired, Key: "kyc_expired:e3", FromRecords: true},
+	} {
+		if got, err := a.NotifyUser(ctx, in); err != nil || got != Withheld {
+			t.Fatalf("%s notice after a late erasure: %q, %v; want withheld", in.Kind, got, err)
+		}
+	}
+	if ns, err := st.Notifications(ctx, "s-late"); err != nil || len(ns) != 0 || len(sink.Mails()) != 0 {
+		t.Fatalf("%d notifications recorded, %d mails; want none (%v)", len(ns), len(sink.Mails()), err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -613,7 +614,7 @@ func TestEraseAgainstTemporalFindsARunStartedMeanwhile(t *testing.T) {
 	f := newEraseFixture(t)
 	t.Setenv("TEMPORAL_ADDRESS", launch.TemporalAddress(t))
 	t.Setenv("TEMPORAL_NAMESPACE", "default")
-	session := "erase-meanwhile-" + time.Now().Format("150405000000")
+	session := "erase-meanwhile-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	f.session(t, session, vendorData, false)
 	ctx := t.Context()
 	// No worker polls this queue: the runs stay as they are started.

@@ -149,6 +149,18 @@ func joinDetail(parts ...string) string {
 // recipientHash must be pii.HashAddress of the address (64 hex digits), so a
 // raw address is refused rather than stored.
 func (s *Store) ClaimNotification(ctx context.Context, sessionID, kind, recipientHash string) (Notification, bool, error) {
+	return s.claimNotification(ctx, sessionID, kind, recipientHash, false)
+}
+
+// ClaimUserNotification is ClaimNotification for a notice to the session's
+// user: refused with ErrErased once the session is erased, checked in the
+// claim's own transaction (the session's record locked on PostgreSQL), so
+// an erasure that lands after a caller last looked still stops the mail.
+func (s *Store) ClaimUserNotification(ctx context.Context, sessionID, kind, recipientHash string) (Notification, bool, error) {
+	return s.claimNotification(ctx, sessionID, kind, recipientHash, true)
+}
+
+func (s *Store) claimNotification(ctx context.Context, sessionID, kind, recipientHash string, user bool) (Notification, bool, error) {
 	if sessionID == "" || kind == "" {
 		return Notification{}, false, fmt.Errorf("claim notification %s/%s: session id and kind are required: %w", sessionID, kind, ErrInvalid)
 	}
@@ -160,6 +172,20 @@ func (s *Store) ClaimNotification(ctx context.Context, sessionID, kind, recipien
 		claimed bool
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if user {
+			lock := ""
+			if s.dialect == postgres {
+				lock = " FOR UPDATE"
+			}
+			var erased bool
+			err := tx.QueryRowContext(ctx, s.q(`SELECT erased_at IS NOT NULL FROM verifications WHERE session_id = ?`+lock), sessionID).Scan(&erased)
+			switch {
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return err
+			case erased:
+				return ErrErased
+			}
+		}
 		row := tx.QueryRowContext(ctx, s.q(`
 			INSERT INTO notifications (session_id, kind, state, recipient_hash, attempts, claimed_at, detail)
 			VALUES (?, ?, 'claimed', ?, 1, ?, '')

@@ -24,6 +24,7 @@ func TestRetention(t *testing.T) {
 		{"AMLCasesKeepTheirOwnRetention", testAMLCasesKeepTheirOwnRetention},
 		{"EraseSession", testEraseSession},
 		{"EventsAfterErasure", testEventsAfterErasure},
+		{"UserNoticeClaimAfterErasure", testUserNoticeClaimAfterErasure},
 		{"SessionsByVendorData", testSessionsByVendorData},
 		{"PurgeUsesTheIndex", testPurgeUsesTheIndex},
 		{"RetentionMigratesDownAndUp", testRetentionMigratesDownAndUp},
@@ -493,5 +494,28 @@ func testRetentionMigratesDownAndUp(t *testing.T, dsn string) {
 	// again is harmless.
 	if res, err := s.PurgeClosedSessions(ctx, testNow.Add(-90*day), 10); err != nil || res != (PurgeResult{Records: 1}) {
 		t.Fatalf("purge after down and up = %+v, %v", res, err)
+	}
+}
+
+// testUserNoticeClaimAfterErasure: a notice to the user of an erased session
+// cannot be claimed, so nothing is sent or recorded for it; compliance's
+// notices of its AML cases still can, and other sessions are untouched.
+func testUserNoticeClaimAfterErasure(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	personal(t, s, "s-1", "Approved")
+	personal(t, s, "s-other", "Approved")
+	if _, err := s.EraseSession(ctx, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	hash := strings.Repeat("ab", 32)
+	if _, _, err := s.ClaimUserNotification(ctx, "s-1", "user:declined:k-2", hash); !errors.Is(err, ErrErased) {
+		t.Fatalf("user notice of an erased session: %v, want ErrErased", err)
+	}
+	if _, claimed, err := s.ClaimNotification(ctx, "s-1", "compliance:opened:email", hash); err != nil || !claimed {
+		t.Fatalf("compliance notice of an erased session: claimed %v, %v; want claimed", claimed, err)
+	}
+	if _, claimed, err := s.ClaimUserNotification(ctx, "s-other", "user:declined:k-2", hash); err != nil || !claimed {
+		t.Fatalf("another session's user notice: claimed %v, %v; want claimed", claimed, err)
 	}
 }

@@ -36,6 +36,9 @@ var (
 	// ErrInvalid reports an argument the store refuses to record; retrying the
 	// same call cannot succeed.
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrErased reports a write about a person refused because their
+	// session was erased (diditflow-admin erase).
+	ErrErased = errors.New("store: the session was erased")
 )
 
 // sqliteBusyTimeout is how long a SQLite writer waits for another process's
