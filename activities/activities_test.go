@@ -574,6 +574,11 @@ func (s *recordingStore) ClaimNotification(ctx context.Context, sessionID, kind,
 	return s.Store.ClaimNotification(ctx, sessionID, kind, hash)
 }
 
+func (s *recordingStore) ClaimUserNotification(ctx context.Context, sessionID, kind, hash string) (store.Notification, bool, error) {
+	s.steps = append(s.steps, "claim")
+	return s.Store.ClaimUserNotification(ctx, sessionID, kind, hash)
+}
+
 func (s *recordingStore) MarkNotificationSending(ctx context.Context, sessionID, kind string, refused ...store.RefusedRecipient) error {
 	tmp, _ := filepath.Glob(filepath.Join(s.outbox, ".tmp-*"))
 	s.steps = append(s.steps, fmt.Sprintf("sending(%d tmp, %d .eml)", len(tmp), countEML(s.outbox)))
