@@ -51,11 +51,20 @@ func (s slowTemporal) SignalWithStartWorkflow(ctx context.Context, id, signal st
 	return s.Temporal.SignalWithStartWorkflow(ctx, id, signal, arg, opts, wf, args...)
 }
 
+// spaced is body re-encoded as a proxy might, with room to spare: the same
+// canonical form, so X-Signature-V2 still verifies it, but not X-Signature,
+// and over ungatedBytes, so it takes a turn to verify.
+func spaced(body []byte) []byte {
+	out := append([]byte{}, body[:len(body)-1]...)
+	out = append(out, bytes.Repeat([]byte(" "), ungatedBytes)...)
+	return append(out, '}')
+}
+
 // TestSlowTemporalHoldsNoVerificationTurn: a delivery gives its turn to
-// verify back once verified, not after the signal, so honest deliveries
-// (Didit sends X-Signature-V2 on every one) are not queued one at a time
-// behind a slow Temporal: twelve at once, with one turn, all get through
-// within a deadline that fits two signals, not twelve.
+// verify back once verified, not after the signal, so deliveries that need
+// one are not queued one at a time behind a slow Temporal: twelve at once,
+// with one turn, all get through within a deadline that fits two signals,
+// not twelve.
 func TestSlowTemporalHoldsNoVerificationTurn(t *testing.T) {
 	h := newHarness(t, slowTemporal{launch.Temporal(t), 500 * time.Millisecond}, func(c *Config) {
 		c.Verifications = 1
@@ -67,7 +76,7 @@ func TestSlowTemporalHoldsNoVerificationTurn(t *testing.T) {
 	for i := range 12 {
 		body := withSession(t, "status-updated-approved.json", uniqueSession(t, fmt.Sprintf("slow-%d", i)))
 		headers := sign(t, body)
-		wg.Go(func() { codes <- h.post(t, body, headers).code })
+		wg.Go(func() { codes <- h.post(t, spaced(body), headers).code })
 	}
 	wg.Wait()
 	close(codes)
@@ -80,8 +89,9 @@ func TestSlowTemporalHoldsNoVerificationTurn(t *testing.T) {
 
 // TestAuthenticDeliveriesSkipTheVerificationQueue: a delivery X-Signature
 // authenticates never waits for a turn to check X-Signature-V2, so forged
-// bodies that hold every turn cannot delay Didit's deliveries; one that
-// X-Signature does not authenticate (re-encoded on its way) waits its turn.
+// bodies that hold every turn cannot delay Didit's deliveries; a large one
+// that X-Signature does not authenticate (re-encoded on its way) waits its
+// turn.
 func TestAuthenticDeliveriesSkipTheVerificationQueue(t *testing.T) {
 	tc := launch.Temporal(t)
 	h := newHarness(t, tc, func(c *Config) { c.Verifications = 1 })
@@ -91,7 +101,7 @@ func TestAuthenticDeliveriesSkipTheVerificationQueue(t *testing.T) {
 	if got := h.post(t, body, sign(t, body)); got.code != http.StatusOK {
 		t.Fatalf("an authentic delivery with every turn taken: %d %s, want 200", got.code, got.raw)
 	}
-	reencoded := bytes.Replace(body, []byte(`{`), []byte("{ "), 1)
+	reencoded := spaced(body)
 	v2 := sign(t, body)
 	done := make(chan response, 1)
 	go func() { done <- h.post(t, reencoded, v2) }()

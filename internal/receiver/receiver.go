@@ -272,9 +272,10 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	// The delivery's own deadline, whatever the server's timeouts: a sender
 	// that trickles its body, or a queue of verifications, cannot hold it
 	// past the point where Didit has given up on the answer anyway.
+	// It is a time, not a context: a context and its timer for every
+	// request would be a flood's allocations, and only a wait for a turn
+	// and the signal need one.
 	deadline := time.Now().Add(r.cfg.RequestTimeout)
-	ctx, cancel := context.WithDeadline(c.Request.Context(), deadline)
-	defer cancel()
 	buf := bodies.Get().(*[]byte)
 	// Everything kept from the body is copied out of it (the parsed event
 	// holds its own strings), so its buffer is reused once handled.
@@ -283,7 +284,7 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	if !ok {
 		return didit.Event{}, didit.Proof{}, out
 	}
-	ev, proof, err := r.verify(ctx, body, didit.HeadersFrom(c.Request.Header))
+	ev, proof, err := r.verify(c.Request.Context(), deadline, body, didit.HeadersFrom(c.Request.Header))
 	switch {
 	case errors.Is(err, errBusy):
 		// Too busy to tell a forgery from Didit in time: Didit retries a
@@ -317,7 +318,7 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 				"workflow_id": contract.SessionWorkflowID(ev.SessionID), "run_id": runID}, "replay", nil}
 		}
 	}
-	run, err := r.signal(ctx, ev, proof)
+	run, err := r.signal(c.Request.Context(), deadline, ev, proof)
 	if err != nil {
 		return ev, proof, outcome{http.StatusServiceUnavailable, gin.H{"error": "temporarily unavailable, retry later"}, "unavailable", err}
 	}
@@ -328,16 +329,25 @@ func (r *Receiver) handle(c *gin.Context) (didit.Event, didit.Proof, outcome) {
 	return ev, proof, outcome{http.StatusOK, gin.H{"status": "accepted", "workflow_id": run.GetID(), "run_id": run.GetRunID()}, "accepted", nil}
 }
 
+// ungatedBytes is the largest body whose canonical form is built without
+// waiting for a turn: its memory (at most 4x the body) is small beside what
+// its connection holds, and its CPU (tens of microseconds) less than the
+// request's own, so a turn would cost a flood of small forged deliveries
+// more than it saves. Didit's deliveries are a few tens of KB at most; the
+// bodies that cost the most are the largest.
+const ungatedBytes = 64 << 10
+
 // verify authenticates a delivery and reads its event. X-Signature, a keyed
 // hash of the body, is checked first and alone: Didit signs every delivery
 // with it, so an authentic one passes at that cost. Only a delivery it does
 // not authenticate goes on to X-Signature-V2 (and -Simple, if allowed),
 // which take the body's canonical form before any MAC can match: work
-// anyone can ask for without a secret, so at most Config.Verifications run
-// at once, each holding its turn only while it verifies.
-func (r *Receiver) verify(ctx context.Context, body []byte, h didit.Headers) (didit.Event, didit.Proof, error) {
+// anyone can ask for without a secret, so for a body over ungatedBytes at
+// most Config.Verifications run at once, each holding its turn only while
+// it verifies.
+func (r *Receiver) verify(ctx context.Context, deadline time.Time, body []byte, h didit.Headers) (didit.Event, didit.Proof, error) {
 	v := r.cfg.Verifier
-	if h.SignatureV2 == "" && (h.SignatureSimple == "" || !v.AllowSimple) {
+	if len(body) <= ungatedBytes || (h.SignatureV2 == "" && (h.SignatureSimple == "" || !v.AllowSimple)) {
 		return v.ConstructEvent(body, h)
 	}
 	if h.Signature != "" {
@@ -347,13 +357,30 @@ func (r *Receiver) verify(ctx context.Context, body []byte, h didit.Headers) (di
 		}
 		h.Signature = "" // known not to match: not hashed again
 	}
-	select {
-	case r.verifying <- struct{}{}:
-	case <-ctx.Done():
+	if !r.takeTurn(ctx, deadline) {
 		return didit.Event{}, didit.Proof{}, errBusy
 	}
 	defer func() { <-r.verifying }()
 	return v.ConstructEvent(body, h)
+}
+
+// takeTurn takes a turn to verify, waiting until the deadline (or the
+// sender hangs up) if none is free.
+func (r *Receiver) takeTurn(ctx context.Context, deadline time.Time) bool {
+	select {
+	case r.verifying <- struct{}{}:
+		return true
+	default:
+	}
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
+	select {
+	case r.verifying <- struct{}{}:
+		return true
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // readBody reads at most MaxBodyBytes into buf by the deadline; ok is false
@@ -369,21 +396,19 @@ func (r *Receiver) readBody(c *gin.Context, buf *[]byte, deadline time.Time) (bo
 		drainOversized(c, raw, limit)
 		return nil, tooLarge(), false
 	}
-	rc := http.NewResponseController(c.Writer)
-	_ = rc.SetReadDeadline(deadline)
+	_ = setReadDeadline(c.Writer, deadline)
 	body, err := readAll(raw, (*buf)[:0], limit)
 	*buf = body
 	if err == nil {
 		// Nothing more of this request is read; the server sets the next
 		// request's own deadlines.
-		_ = rc.SetReadDeadline(time.Time{})
+		_ = setReadDeadline(c.Writer, time.Time{})
 	}
-	var timeout net.Error
 	switch {
 	case errors.Is(err, errTooLarge):
 		drainOversized(c, raw, limit)
 		return nil, tooLarge(), false
-	case errors.As(err, &timeout) && timeout.Timeout():
+	case err != nil && isTimeout(err):
 		// 503, not 408: Didit retries a 5xx and no other 4xx, and a body
 		// slow to arrive may be Didit's on a bad connection. The answer
 		// comes before Didit's own 5 s timeout, and the connection, with
@@ -395,6 +420,27 @@ func (r *Receiver) readBody(c *gin.Context, buf *[]byte, deadline time.Time) (bo
 	}
 	r.metrics.bodyBytes.Observe(float64(len(body)))
 	return body, outcome{}, true
+}
+
+func isTimeout(err error) bool {
+	var timeout net.Error
+	return errors.As(err, &timeout) && timeout.Timeout()
+}
+
+// setReadDeadline is http.ResponseController's SetReadDeadline without the
+// controller, which every request would allocate: the writers gin wraps
+// around the server's are unwrapped to the one that can.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	for {
+		switch rw := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return rw.SetReadDeadline(t)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = rw.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
 }
 
 // drainTimeout bounds how long an oversized delivery is read and discarded.
@@ -467,15 +513,11 @@ func readAll(r io.Reader, b []byte, limit int64) ([]byte, error) {
 
 // signal hands the event to its session workflow, starting the workflow if
 // no run is open. Only its success lets the receiver answer 2xx.
-func (r *Receiver) signal(ctx context.Context, ev didit.Event, proof didit.Proof) (client.WorkflowRun, error) {
+func (r *Receiver) signal(ctx context.Context, deadline time.Time, ev didit.Event, proof didit.Proof) (client.WorkflowRun, error) {
 	// Finish the call even if Didit hangs up: it will retry on its own, and
 	// a half-made call is harder to reason about than a finished one. It
 	// gets SignalTimeout, or what is left of the delivery's deadline.
-	timeout := r.cfg.SignalTimeout
-	if deadline, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(deadline))
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(r.cfg.SignalTimeout, time.Until(deadline)))
 	defer cancel()
 
 	// The business's metadata may hold personal data and the workflow never
