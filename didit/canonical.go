@@ -605,6 +605,63 @@ func escapeNonASCII(canonical []byte) []byte {
 	return out
 }
 
+// topLevelMember returns the value of the top-level member name of a
+// canonical form (compact, and valid: the canonicalizer wrote it), if the
+// form is an object that has it. name must need no escaping.
+func topLevelMember(canonical []byte, name string) ([]byte, bool) {
+	if len(canonical) < 2 || canonical[0] != '{' {
+		return nil, false
+	}
+	for i := 1; i < len(canonical) && canonical[i] == '"'; {
+		keyEnd := stringEnd(canonical, i)
+		start := keyEnd + 1 // past ':'
+		end := valueEnd(canonical, start)
+		if string(canonical[i+1:keyEnd-1]) == name {
+			return canonical[start:end], true
+		}
+		i = end + 1 // past ',' or '}'
+	}
+	return nil, false
+}
+
+// stringEnd returns the index just past the string that opens at s[i].
+func stringEnd(s []byte, i int) int {
+	for i++; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(s)
+}
+
+// valueEnd returns the index just past the value that starts at s[i].
+func valueEnd(s []byte, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch s[i] {
+		case '"':
+			i = stringEnd(s, i)
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
 // nameByte reads the decoded byte of the canonical string s at s[i] (past
 // its opening quote): the byte, where the next one is, and false at the
 // closing quote. In a canonical string each escape stands for one byte.

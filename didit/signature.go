@@ -155,6 +155,9 @@ type Verifier struct {
 	AllowSimple bool
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// macs keeps keyed HMAC states for the secrets, made on first use.
+	macs macCache
 }
 
 // Verify authenticates body against the signature headers: X-Timestamp within
@@ -219,8 +222,12 @@ func (v *Verifier) verify(c *canonicalizer, body []byte, h Headers) (Proof, []by
 	}
 	if scheme == 0 && sigs.has[SchemeSimple] {
 		var ok bool
-		if envelope, ok = c.simpleMessage(canonical); ok && v.matches(sigs.mac[SchemeSimple], envelope) {
-			scheme = SchemeSimple
+		// Into the buffer for reordering, done with by now.
+		if envelope, ok = simpleMessage(c.tmp[:0], canonical); ok {
+			c.tmp = envelope
+			if v.matches(sigs.mac[SchemeSimple], envelope) {
+				scheme = SchemeSimple
+			}
 		}
 	}
 	if scheme == 0 {
@@ -343,7 +350,7 @@ func (v *Verifier) matches(want [sha256.Size]byte, msg []byte) bool {
 		// Every secret is tried, so the time taken does not reveal which one
 		// (or whether any) matched.
 		var got [sha256.Size]byte
-		sumInto(&got, secret, msg)
+		v.macs.sum(&got, secret, msg)
 		if hmac.Equal(want[:], got[:]) {
 			ok = true
 		}
@@ -351,22 +358,38 @@ func (v *Verifier) matches(want [sha256.Size]byte, msg []byte) bool {
 	return ok
 }
 
+// sum is the HMAC-SHA256 of msg under secret, for signing.
 func sum(secret string, msg []byte) []byte {
-	var out [sha256.Size]byte
-	sumInto(&out, secret, msg)
-	return out[:]
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
-// sumInto writes the HMAC-SHA256 of msg under secret into out, with a
-// pooled HMAC state for the secret: a keyed state is reset, not allocated,
-// for each verification (a flood of forged deliveries makes several per
-// request: every scheme under every configured secret).
-func sumInto(out *[sha256.Size]byte, secret string, msg []byte) {
-	pool := macPool(secret)
+// macCache keeps a Verifier's keyed HMAC states, a pool per secret: a state
+// is reset, not keyed anew, for each verification, which a flood of forged
+// deliveries asks for several times a request (every scheme under every
+// secret). The zero value is ready; it must not be copied after first use.
+type macCache struct {
+	mu    sync.RWMutex
+	pools map[string]*sync.Pool
+}
+
+// maxPooledSecrets bounds the secrets a Verifier keeps states for: a
+// receiver has one or two (during a rotation); one whose Secrets keep
+// changing hashes past the bound without a pool.
+const maxPooledSecrets = 8
+
+// macState is a keyed HMAC and the array its sum is written to.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// sum writes the HMAC-SHA256 of msg under secret into out.
+func (c *macCache) sum(out *[sha256.Size]byte, secret string, msg []byte) {
+	pool := c.pool(secret)
 	if pool == nil {
-		m := hmac.New(sha256.New, []byte(secret))
-		m.Write(msg)
-		copy(out[:], m.Sum(nil))
+		copy(out[:], sum(secret, msg))
 		return
 	}
 	m := pool.Get().(*macState)
@@ -378,54 +401,36 @@ func sumInto(out *[sha256.Size]byte, secret string, msg []byte) {
 	pool.Put(m)
 }
 
-// macState is a keyed HMAC and the array its sum is written to.
-type macState struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-}
-
-// maxPooledSecrets bounds the secrets macPool keeps states for: a starter
-// has one or two (during a rotation); a process that meets many (a test
-// signing with random ones) hashes the rest without a pool.
-const maxPooledSecrets = 8
-
-var macPools struct {
-	mu    sync.RWMutex
-	pools map[string]*sync.Pool
-}
-
-// macPool returns the pool of HMAC states keyed with secret, nil past
+// pool returns the pool of HMAC states keyed with secret, nil past
 // maxPooledSecrets.
-func macPool(secret string) *sync.Pool {
-	macPools.mu.RLock()
-	p, ok := macPools.pools[secret]
-	macPools.mu.RUnlock()
+func (c *macCache) pool(secret string) *sync.Pool {
+	c.mu.RLock()
+	p, ok := c.pools[secret]
+	c.mu.RUnlock()
 	if ok {
 		return p
 	}
-	macPools.mu.Lock()
-	defer macPools.mu.Unlock()
-	if p, ok := macPools.pools[secret]; ok {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pools[secret]; ok {
 		return p
 	}
-	if len(macPools.pools) >= maxPooledSecrets {
+	if len(c.pools) >= maxPooledSecrets {
 		return nil
 	}
-	if macPools.pools == nil {
-		macPools.pools = map[string]*sync.Pool{}
+	if c.pools == nil {
+		c.pools = map[string]*sync.Pool{}
 	}
 	key := []byte(secret)
 	p = &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }}
-	macPools.pools[secret] = p
+	c.pools[secret] = p
 	return p
 }
 
-// simpleMessage returns "{timestamp}:{session_id}:{status}:{webhook_type}"
+// simpleMessage appends to msg "{timestamp}:{session_id}:{status}:{webhook_type}"
 // (SPEC §1.5) read from a canonical form, each value as Python's str()
-// renders it, in c's buffer for reordering (done with by then).
-func (c *canonicalizer) simpleMessage(canonical []byte) ([]byte, bool) {
-	msg := c.tmp[:0]
-	defer func() { c.tmp = msg }()
+// renders it.
+func simpleMessage(msg, canonical []byte) ([]byte, bool) {
 	for i, name := range [...]string{"timestamp", "session_id", "status", "webhook_type"} {
 		if i > 0 {
 			msg = append(msg, ':')
@@ -452,63 +457,6 @@ func (c *canonicalizer) simpleMessage(canonical []byte) ([]byte, bool) {
 	return msg, true
 }
 
-// topLevelMember returns the value of the top-level member name of a
-// canonical form (compact, and valid: the canonicalizer wrote it), if the
-// form is an object that has it. name must need no escaping.
-func topLevelMember(canonical []byte, name string) ([]byte, bool) {
-	if len(canonical) < 2 || canonical[0] != '{' {
-		return nil, false
-	}
-	for i := 1; i < len(canonical) && canonical[i] == '"'; {
-		keyEnd := stringEnd(canonical, i)
-		start := keyEnd + 1 // past ':'
-		end := valueEnd(canonical, start)
-		if string(canonical[i+1:keyEnd-1]) == name {
-			return canonical[start:end], true
-		}
-		i = end + 1 // past ',' or '}'
-	}
-	return nil, false
-}
-
-// stringEnd returns the index just past the string that opens at s[i].
-func stringEnd(s []byte, i int) int {
-	for i++; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(s)
-}
-
-// valueEnd returns the index just past the value that starts at s[i].
-func valueEnd(s []byte, i int) int {
-	depth := 0
-	for i < len(s) {
-		switch s[i] {
-		case '"':
-			i = stringEnd(s, i)
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return i
-			}
-			depth--
-		case ',':
-			if depth == 0 {
-				return i
-			}
-		}
-		i++
-	}
-	return i
-}
-
 // Signer produces Didit's three signature headers for a body, for tests,
 // the simulator and other tools. It signs with the body's own timestamp.
 type Signer struct {
@@ -530,7 +478,7 @@ func (s Signer) Sign(body []byte) (Headers, error) {
 	}
 	v2 := hex.EncodeToString(sum(s.Secret, canonical))
 	timestamp := string(ts)
-	simple, _ := c.simpleMessage(canonical)
+	simple, _ := simpleMessage(nil, canonical)
 	return Headers{
 		Signature:       hex.EncodeToString(sum(s.Secret, body)),
 		SignatureV2:     v2,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -284,18 +285,22 @@ func TestVerifiedNonObjectIsNotAnEvent(t *testing.T) {
 	}
 }
 
-// The HMAC states are pooled per secret: verifications running at once,
-// under secrets that match and secrets that do not, each get their own
-// verdict, and secrets past the pool's bound verify as well.
+// The HMAC states are pooled per secret of a Verifier: verifications
+// running at once, under secrets that match and secrets that do not, each
+// get their own verdict, and secrets past the pool's bound verify as well.
 func TestConcurrentVerificationsUnderSeveralSecrets(t *testing.T) {
 	body, h := signedFixture(t)
+	var others []string
+	for i := range 2 * maxPooledSecrets {
+		others = append(others, fmt.Sprintf("other-secret-%d", i))
+	}
+	// The fixture's secret last, past the bound: hashed without a pool.
+	good := &Verifier{Secrets: append(slices.Clone(others), fixtureSecret), Now: fixedClock(fixtureTime)}
+	bad := &Verifier{Secrets: others, Now: fixedClock(fixtureTime)}
 	var wg sync.WaitGroup
-	for g := range 8 {
+	for range 8 {
 		wg.Go(func() {
-			for i := range 50 {
-				other := fmt.Sprintf("other-secret-%d-%d", g, i%(2*maxPooledSecrets))
-				good := &Verifier{Secrets: []string{other, fixtureSecret}, Now: fixedClock(fixtureTime)}
-				bad := &Verifier{Secrets: []string{other}, Now: fixedClock(fixtureTime)}
+			for range 50 {
 				if _, err := good.Verify(body, h); err != nil {
 					t.Errorf("with the secret: %v", err)
 				}
@@ -306,4 +311,7 @@ func TestConcurrentVerificationsUnderSeveralSecrets(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n := len(good.macs.pools); n != maxPooledSecrets {
+		t.Errorf("%d secrets pooled, want the bound, %d", n, maxPooledSecrets)
+	}
 }
