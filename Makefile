@@ -50,7 +50,7 @@ $(CLUSTER_STAMP):
 
 cluster-bin: $(CLUSTER_STAMP)
 
-## cluster: Temporal's four services on PostgreSQL, two workers and two starters (see README, "A real cluster"); Ctrl-C stops it
+## cluster: Temporal's four services on PostgreSQL, two workers and two starters (see docs/CLUSTER.md); Ctrl-C stops it
 cluster: $(TEMPORAL_STAMP) $(CLUSTER_STAMP)
 	go build -o $(BIN)/ ./cmd/cluster
 	CLUSTER_SERVER_BIN=$(CLUSTER_BIN) exec $(BIN)/cluster

@@ -37,7 +37,7 @@ func runbookSections(t *testing.T) []string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if h, ok := strings.CutPrefix(sc.Text(), "## "); ok {
-			anchors = append(anchors, strings.ToLower(strings.ReplaceAll(strings.TrimSpace(h), " ", "-")))
+			anchors = append(anchors, headingAnchor(h))
 		}
 	}
 	return anchors

@@ -22,7 +22,7 @@ import (
 	"github.com/diditflow/diditflow/internal/harness/smtptest"
 )
 
-var updateScreenshots = flag.Bool("update", false, "refresh the screenshots in docs/ that the README shows")
+var updateScreenshots = flag.Bool("update", false, "refresh the screenshots in docs/ that docs/WORKFLOWS.md shows")
 
 // chromiumPath is Debian's Chromium, the only browser the tests use.
 const chromiumPath = "/usr/bin/chromium"

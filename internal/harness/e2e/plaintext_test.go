@@ -121,7 +121,7 @@ func TestUnencryptedEventChangesNothingEndToEnd(t *testing.T) {
 // TestUnencryptedResolveIsDroppedEndToEnd: a resolve signal sent without the
 // keys to an open AML case (False Positive for every hit) never reaches the
 // case: it stays open, nothing is written to Didit, and the case goes on to
-// take compliance's genuine resolution, sent as the README says (the
+// take compliance's genuine resolution, sent as docs/WORKFLOWS.md says (the
 // temporal CLI with the codec server encrypting its input), whose reviews
 // alone reach Didit.
 func TestUnencryptedResolveIsDroppedEndToEnd(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,15 +15,19 @@ import (
 	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
-// docRow is one row of a table in README's "Configuration" section.
+// configurationDoc is the page that documents every setting, relative to the
+// repository root.
+var configurationDoc = filepath.Join("docs", "CONFIGURATION.md")
+
+// docRow is one row of a table of the configuration page.
 type docRow struct {
-	line       int      // in README.md
+	line       int      // in configurationDoc
 	names      []string // the variables of the first cell
 	def        string   // the default cell, backticks removed
 	hasDefault bool     // false for "—" or "— (required)"
 }
 
-// docTable is one table of that section.
+// docTable is one table of that page.
 type docTable struct {
 	line int
 	rows []docRow
@@ -30,26 +35,21 @@ type docTable struct {
 
 var backticked = regexp.MustCompile("`([^`]*)`")
 
-// configurationTables parses the tables of README's "## Configuration"
-// section: rows "| `NAME` | `default` | meaning |", a default of "—" or
-// "— (required)" meaning none.
-func configurationTables(t *testing.T, readme []byte) []docTable {
+// configurationTables parses every table of the configuration page: rows
+// "| `NAME` | `default` | meaning |", a default of "—" or "— (required)"
+// meaning none. A table of any other shape is an error, so that no setting
+// hides from the check in a table it does not read.
+func configurationTables(t *testing.T, doc []byte) []docTable {
 	t.Helper()
 	var tables []docTable
-	in, inTable, found := false, false, false
-	sc := bufio.NewScanner(bytes.NewReader(readme))
+	inTable, inFence := false, false
+	sc := bufio.NewScanner(bytes.NewReader(doc))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
-		if strings.HasPrefix(line, "## ") {
-			in = strings.TrimSpace(strings.TrimPrefix(line, "## ")) == "Configuration"
-			found = found || in
-			inTable = false
-			continue
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inFence = !inFence
 		}
-		if !in {
-			continue
-		}
-		if !strings.HasPrefix(line, "|") {
+		if inFence || !strings.HasPrefix(line, "|") {
 			inTable = false
 			continue
 		}
@@ -58,7 +58,7 @@ func configurationTables(t *testing.T, readme []byte) []docTable {
 			// The header row starts a table.
 			inTable = true
 			if len(cells) < 2 || cells[0] != "variable" || cells[1] != "default" {
-				t.Fatalf("README.md:%d: a Configuration table must start with | variable | default | meaning |, got %q", n, line)
+				t.Fatalf("%s:%d: a table must start with | variable | default | meaning |, got %q", configurationDoc, n, line)
 			}
 			tables = append(tables, docTable{line: n})
 			continue
@@ -67,26 +67,26 @@ func configurationTables(t *testing.T, readme []byte) []docTable {
 			continue // the separator row
 		}
 		if len(cells) < 3 {
-			t.Fatalf("README.md:%d: want | variable | default | meaning |, got %q", n, line)
+			t.Fatalf("%s:%d: want | variable | default | meaning |, got %q", configurationDoc, n, line)
 		}
 		row := docRow{line: n}
 		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
 			row.names = append(row.names, m[1])
 		}
 		if len(row.names) == 0 {
-			t.Fatalf("README.md:%d: no `VARIABLE` in %q", n, cells[0])
+			t.Fatalf("%s:%d: no `VARIABLE` in %q", configurationDoc, n, cells[0])
 		}
 		switch d := cells[1]; {
 		case d == "—" || d == "— (required)":
 		case len(d) >= 2 && strings.HasPrefix(d, "`") && strings.HasSuffix(d, "`") && strings.Count(d, "`") == 2:
 			row.def, row.hasDefault = d[1:len(d)-1], true
 		default:
-			t.Fatalf("README.md:%d: the default %q is neither `value` nor — (none)", n, d)
+			t.Fatalf("%s:%d: the default %q is neither `value` nor — (none)", configurationDoc, n, d)
 		}
 		tables[len(tables)-1].rows = append(tables[len(tables)-1].rows, row)
 	}
-	if !found {
-		t.Fatal(`README.md has no "## Configuration" section`)
+	if len(tables) == 0 {
+		t.Fatalf("%s has no table of settings", configurationDoc)
 	}
 	return tables
 }
@@ -112,26 +112,26 @@ func splitRow(line string) []string {
 	return append(cells, strings.TrimSpace(cell.String()))
 }
 
-// README's configuration tables are the envconfig tags of config.Receiver,
-// config.Worker and config.CodecServer: every variable documented, nothing documented that is
-// not read, and each default exactly the default tag. The table of the
-// Temporal connection is Temporal's (go.temporal.io/sdk/contrib/envconfig):
-// it is only required to be there.
-func TestREADMEConfigurationIsTheCode(t *testing.T) {
-	readme, err := os.ReadFile(launch.Path(t, "README.md"))
+// The configuration page's tables are the envconfig tags of
+// config.Receiver, config.Worker and config.CodecServer: every variable
+// documented, nothing documented that is not read, and each default exactly
+// the default tag. The table of the Temporal connection is Temporal's
+// (go.temporal.io/sdk/contrib/envconfig): it is only required to be there.
+func TestConfigurationDocIsTheCode(t *testing.T) {
+	doc, err := os.ReadFile(launch.Path(t, configurationDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, problem := range checkConfiguration(t, readme) {
+	for _, problem := range checkConfiguration(t, doc) {
 		t.Error(problem)
 	}
 }
 
-// checkConfiguration lists where README's configuration tables and the code
-// disagree.
-func checkConfiguration(t *testing.T, readme []byte) []string {
+// checkConfiguration lists where the configuration page's tables and the
+// code disagree.
+func checkConfiguration(t *testing.T, doc []byte) []string {
 	t.Helper()
-	tables := configurationTables(t, readme)
+	tables := configurationTables(t, doc)
 	var problems []string
 	errorf := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
@@ -145,7 +145,7 @@ func checkConfiguration(t *testing.T, readme []byte) []string {
 		ours = append(ours, tab.rows...)
 	}
 	if temporalTable == nil {
-		return append(problems, "README.md: the Configuration section has no table of the Temporal connection (TEMPORAL_ADDRESS, ...)")
+		return append(problems, configurationDoc+": no table of the Temporal connection (TEMPORAL_ADDRESS, ...)")
 	}
 	var temporalDocumented []string
 	for _, r := range temporalTable.rows {
@@ -153,11 +153,11 @@ func checkConfiguration(t *testing.T, readme []byte) []string {
 	}
 	for _, name := range temporalVars {
 		if !slices.Contains(temporalDocumented, name) {
-			errorf("README.md:%d: the Temporal connection table does not list %s", temporalTable.line, name)
+			errorf("%s:%d: the Temporal connection table does not list %s", configurationDoc, temporalTable.line, name)
 		}
 	}
 	if len(ours) == 0 {
-		return append(problems, "README.md: the Configuration section has no table of diditflow's settings")
+		return append(problems, configurationDoc+": no table of diditflow's settings")
 	}
 
 	// Every variable the code reads, with the default tag of each struct
@@ -179,17 +179,17 @@ func checkConfiguration(t *testing.T, readme []byte) []string {
 			documented[name] = true
 			sources, ok := code[name]
 			if !ok {
-				errorf("README.md:%d documents %s, which none of config.Receiver, config.Worker and config.CodecServer reads", r.line, name)
+				errorf("%s:%d documents %s, which none of config.Receiver, config.Worker and config.CodecServer reads", configurationDoc, r.line, name)
 				continue
 			}
 			for _, s := range sources {
 				switch {
 				case !s.v.HasDefault && r.hasDefault:
-					errorf("README.md:%d: %s has default `%s`, but %s has no default tag (write —)", r.line, name, r.def, s.structName)
+					errorf("%s:%d: %s has default `%s`, but %s has no default tag (write —)", configurationDoc, r.line, name, r.def, s.structName)
 				case s.v.HasDefault && !r.hasDefault:
-					errorf("README.md:%d: %s has no default (—), but %s has default:%q", r.line, name, s.structName, s.v.Default)
+					errorf("%s:%d: %s has no default (—), but %s has default:%q", configurationDoc, r.line, name, s.structName, s.v.Default)
 				case s.v.Default != r.def:
-					errorf("README.md:%d: %s has default `%s`, but %s has default:%q", r.line, name, r.def, s.structName, s.v.Default)
+					errorf("%s:%d: %s has default `%s`, but %s has default:%q", configurationDoc, r.line, name, r.def, s.structName, s.v.Default)
 				}
 			}
 		}
@@ -202,23 +202,23 @@ func checkConfiguration(t *testing.T, readme []byte) []string {
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
-		errorf("README.md's Configuration tables do not document %s", strings.Join(missing, ", "))
+		errorf("%s's tables do not document %s", configurationDoc, strings.Join(missing, ", "))
 	}
 	return problems
 }
 
 // The check catches a wrong default, an undocumented variable and a
 // documented one nothing reads.
-func TestREADMECheckCatchesDrift(t *testing.T) {
-	readme, err := os.ReadFile(launch.Path(t, "README.md"))
+func TestConfigurationCheckCatchesDrift(t *testing.T) {
+	doc, err := os.ReadFile(launch.Path(t, configurationDoc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	row := regexp.MustCompile("(?m)^\\| `HTTP_ADDR` \\| `[^`]*` \\|")
-	if !row.Match(readme) {
-		t.Fatal("README.md has no HTTP_ADDR row with a default")
+	if !row.Match(doc) {
+		t.Fatalf("%s has no HTTP_ADDR row with a default", configurationDoc)
 	}
-	drifted := row.ReplaceAll(readme, []byte("| `HTTP_ADDR` | `:1` |"))
+	drifted := row.ReplaceAll(doc, []byte("| `HTTP_ADDR` | `:1` |"))
 	drifted = regexp.MustCompile("(?m)^\\| `SIGNAL_TIMEOUT` \\|.*\n").ReplaceAll(drifted, nil)
 	drifted = regexp.MustCompile("(?m)^(\\| `MAX_BODY_BYTES` \\|.*\n)").ReplaceAll(drifted, []byte("$1| `NO_SUCH_SETTING` | — | nothing |\n"))
 	got := strings.Join(checkConfiguration(t, drifted), "\n")
