@@ -113,6 +113,15 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityInput, name: "ReconcileStale", typ: reflect.TypeFor[activities.StaleStep]()},
 	{site: siteActivityResult, name: "ReconcileStale", typ: reflect.TypeFor[activities.StepResult]()},
 	{site: siteActivityInput, name: "ReconcileFinished", typ: reflect.TypeFor[activities.ReconcileFinish]()},
+	// The retention purge (the Purge workflow, started by its schedule).
+	{site: siteWorkflowInput, name: contract.PurgeWorkflowType, typ: reflect.TypeFor[PurgeInput]()},
+	{site: siteWorkflowResult, name: contract.PurgeWorkflowType, typ: reflect.TypeFor[PurgeSummary]()},
+	{site: siteContinueAsNew, name: contract.PurgeWorkflowType, typ: reflect.TypeFor[PurgeInput](),
+		exempt: "no recorded purge run reached the history limit; workflows/purge_test.go covers its progress"},
+	{site: siteActivityInput, name: "PurgeSessions", typ: reflect.TypeFor[activities.PurgeStep]()},
+	{site: siteActivityResult, name: "PurgeSessions", typ: reflect.TypeFor[activities.PurgeCounts]()},
+	{site: siteActivityInput, name: "PurgeAMLCases", typ: reflect.TypeFor[activities.PurgeStep]()},
+	{site: siteActivityResult, name: "PurgeAMLCases", typ: reflect.TypeFor[activities.PurgeCounts]()},
 	// A scheduled run's search attributes, set by the schedule.
 	{site: siteSearchAttribute, name: "TemporalScheduledById", typ: reflect.TypeFor[string]()},
 	{site: siteSearchAttribute, name: "TemporalScheduledStartTime", typ: reflect.TypeFor[string]()},
