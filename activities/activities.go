@@ -20,7 +20,6 @@ import (
 type Store interface {
 	RecordEvent(ctx context.Context, e store.EventRecord) (store.RecordResult, error)
 	RecordEvents(ctx context.Context, events []store.EventRecord) ([]store.RecordResult, error)
-	SetNeedsAttention(ctx context.Context, sessionID string, v bool) error
 	ContactAddress(ctx context.Context, sessionID string) (string, error)
 	Erased(ctx context.Context, sessionID string) (bool, error)
 	SetAttention(ctx context.Context, sessionID string, needs bool, attention string) error
@@ -118,18 +117,6 @@ func (in RecordInput) record(receivedAt time.Time) store.EventRecord {
 func recordResult(r store.RecordResult) RecordResult {
 	return RecordResult{Duplicate: r.Duplicate, Applied: r.Applied,
 		PreviousStatus: didit.Status(r.PreviousStatus), CurrentStatus: didit.Status(r.CurrentStatus), Erased: r.Erased}
-}
-
-// SetNeedsAttention mirrors a workflow's needs-attention flag onto the record.
-func (a *Activities) SetNeedsAttention(ctx context.Context, in AttentionInput) error {
-	err := a.Store.SetNeedsAttention(ctx, in.SessionID, in.NeedsAttention)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // nothing recorded yet: the flag has nowhere to go
-	}
-	if err != nil {
-		return classify("set needs attention", err)
-	}
-	return nil
 }
 
 // recordTimeout bounds the write that records how a send ended. It runs even

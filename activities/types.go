@@ -170,9 +170,3 @@ type ReminderInput struct {
 	Reminder  int    `json:"reminder"`
 	Escalated bool   `json:"escalated"`
 }
-
-// AttentionInput flags or clears a session for an operator.
-type AttentionInput struct {
-	SessionID      string `json:"session_id"`
-	NeedsAttention bool   `json:"needs_attention"`
-}

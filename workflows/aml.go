@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
@@ -26,11 +24,10 @@ type CaseState struct {
 	Rejected  []string           `json:"rejected,omitempty"`
 	Parked    []ParkedStep       `json:"parked,omitempty"`
 	Decisions []OperatorDecision `json:"decisions,omitempty"`
-	// Flags are what needs an operator besides parked steps (since
-	// caseFlagsVersion).
+	// Flags are what needs an operator besides parked steps.
 	Flags []Flag `json:"flags,omitempty"`
 	// ReviewsWritten counts the AML nodes whose hit reviews were written
-	// back to Didit (since caseReviewsVersion).
+	// back to Didit.
 	ReviewsWritten int `json:"reviews_written,omitempty"`
 	// Runs counts the runs of the case before this one: a case waiting
 	// months for compliance continues as new, carrying this state.
@@ -40,19 +37,6 @@ type CaseState struct {
 // maxRejected is how many ignored resolve signals a case keeps, the latest:
 // a stream of malformed ones must not grow the state a case carries.
 const maxRejected = 50
-
-// The AML case workflow's versions (workflow.GetVersion).
-const (
-	caseFlagsChange = "aml-case-flags"
-	// caseFlagsVersion: the flag wiring (search attribute, record, metric)
-	// with an acknowledge signal, and refused recipients flagged.
-	caseFlagsVersion workflow.Version = 1
-
-	caseReviewsChange = "aml-case-reviews-written-back"
-	// caseReviewsVersion: on resolution, each hit's outcome is written back
-	// to Didit as its review status, one bulk call per AML node.
-	caseReviewsVersion workflow.Version = 1
-)
 
 // AMLCase is a compliance case for a session's AML hits: it records the
 // case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
@@ -68,27 +52,17 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		state = in.State
 		state.Runs++
 	}
-	wired := workflow.GetVersion(ctx, caseFlagsChange, workflow.DefaultVersion, caseFlagsVersion) >= caseFlagsVersion
-	var st *steps
-	var fl *flags
-	if wired {
-		fl = &flags{list: &state.Flags, parked: &state.Parked, decisions: &state.Decisions,
-			sync: func(ctx workflow.Context, needs bool, reasons []string) { syncCaseFlags(ctx, in.Case, needs, reasons) }}
-		st = newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, fl.changed, fl.acknowledge)
-	} else {
-		st = newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, func(ctx workflow.Context) {
-			_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(len(state.Parked) > 0))
-		}, nil)
-	}
+	fl := &flags{list: &state.Flags, parked: &state.Parked, decisions: &state.Decisions,
+		sync: func(ctx workflow.Context, needs bool, reasons []string) { syncCaseFlags(ctx, in.Case, needs, reasons) }}
+	st := newSteps(ctx, settings.StepBudget, &state.Parked, &state.Decisions, fl.changed, fl.acknowledge)
 	// notified flags what a compliance notice could not reach.
 	notified := func(ctx workflow.Context, name string, result activities.NoticeResult) {
-		switch {
-		case !wired:
-		case result == activities.PartlySent:
+		switch result {
+		case activities.PartlySent:
 			fl.raise(ctx, FlagRecipientRefused, "a compliance recipient refused the "+name+" notice; the others got it (see the notification record)")
-		case result == activities.Undeliverable:
+		case activities.Undeliverable:
 			fl.raise(ctx, FlagUndeliverable, "no compliance recipient accepted the "+name+" notice")
-		case result == activities.InDoubt:
+		case activities.InDoubt:
 			fl.raise(ctx, FlagInDoubt, "the "+name+" notice was handed to the mail server but its acknowledgement was lost; check it arrived")
 		}
 	}
@@ -108,8 +82,8 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	resolve := workflow.GetSignalChannel(ctx, contract.ResolveSignal)
 	for {
 		// Between two waits no step runs; with no signal waiting to be
-		// taken in, nothing is cut short or lost.
-		if caseContinueAsNew(ctx) && resolve.Len() == 0 && st.quiet() {
+		// taken in and no flag being written, nothing is cut short or lost.
+		if historyIsLong(ctx) && resolve.Len() == 0 && !st.answersPending() && !fl.writing() {
 			logger.Info("AML case continues as new", "reminders", state.Reminders, "runs", state.Runs+1)
 			return contract.Resolution{}, workflow.NewContinueAsNewError(ctx, contract.AMLCaseWorkflowType,
 				AMLCaseInput{Case: in.Case, State: state})
@@ -139,33 +113,17 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			activities.ResolveInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID, Resolution: res}, nil)
 		state.Resolution = &res
 		logger.Info("AML case resolved", "outcome", res.Outcome)
-		if workflow.GetVersion(ctx, caseReviewsChange, workflow.DefaultVersion, caseReviewsVersion) >= caseReviewsVersion {
-			state.ReviewsWritten = writeReviews(ctx, st, settings, in.Case, res)
-		}
+		state.ReviewsWritten = writeReviews(ctx, st, settings, in.Case, res)
 		return res, nil
 	}
-}
-
-// caseContinueAsNew reports whether a case's run should continue as new:
-// when Temporal suggests it, or once its history reaches maxHistoryLength,
-// as a session's does.
-func caseContinueAsNew(ctx workflow.Context) bool {
-	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= maxHistoryLength
 }
 
 // syncCaseFlags writes a case's flag to its search attribute and, best
 // effort, to its record.
 func syncCaseFlags(ctx workflow.Context, c activities.AMLCase, needs bool, reasons []string) {
 	_ = workflow.UpsertTypedSearchAttributes(ctx, contract.NeedsAttentionKey.ValueSet(needs))
-	opts := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// The workflow's own queue: see syncFlags.
-		TaskQueue:           workflow.GetInfo(ctx).TaskQueueName,
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
-	})
 	in := activities.FlagInput{SessionID: c.SessionID, CaseID: c.ID(), NeedsAttention: needs, Reasons: reasons}
-	_ = workflow.ExecuteActivity(opts, acts.FlagAMLCase, in).Get(ctx, nil)
+	_ = workflow.ExecuteActivity(flagActivityOptions(ctx), acts.FlagAMLCase, in).Get(ctx, nil)
 }
 
 // awaitResolution waits for a resolve signal for one reminder interval; ok
@@ -185,12 +143,7 @@ func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, sett
 	// Decoded here rather than by the SDK, which would drop a malformed
 	// signal with only a log line; this way it lands in Rejected.
 	var res contract.Resolution
-	// workflowcheck flags encoding/json.Unmarshal only because, deep in reflect
-	// and the runtime, an allocation may start the garbage collector's worker
-	// goroutines (its sole reasons are runtime.gcBgMarkStartWorkers and
-	// gcBgMarkWorker); decoding these bytes is deterministic.
-	//workflowcheck:ignore
-	if err := json.Unmarshal(raw, &res); err != nil {
+	if err := decodeJSON(raw, &res); err != nil {
 		res = contract.Resolution{Outcome: contract.Outcome("malformed input: " + err.Error())}
 	}
 	return res, true

@@ -3,7 +3,6 @@ package workflows
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
@@ -229,7 +226,7 @@ func TestAMLCaseContinuesAsNewThroughManyReminders(t *testing.T) {
 	h.env.RegisterDelayedCallback(func() { h.env.SetCurrentHistoryLength(maxHistoryLength) }, 24*time.Hour+30*time.Minute)
 	// Without continue-as-new the run would take this and complete.
 	h.signalAt(40*time.Hour, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "early@example.com"})
-	next := h.continuedCase(in)
+	next := continuedAsNew(h, contract.AMLCaseWorkflowType, in)
 	carried := next.State
 	// A flag per refused reminder, from the 2nd (the first to escalate).
 	if carried == nil || carried.Reminders != 25 || !carried.Escalated || !carried.Opened || carried.Resolution != nil ||
@@ -283,25 +280,9 @@ func TestAMLCaseContinuesAsNewWhenTemporalSuggests(t *testing.T) {
 	in := amlCase(t)
 	h.env.RegisterDelayedCallback(func() { h.env.SetContinueAsNewSuggested(true) }, 2*time.Hour+30*time.Minute)
 	h.signalAt(10*time.Hour, contract.ResolveSignal, contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "x@example.com"})
-	if next := h.continuedCase(in); next.State == nil || next.State.Reminders != 3 {
+	if next := continuedAsNew(h, contract.AMLCaseWorkflowType, in); next.State == nil || next.State.Reminders != 3 {
 		t.Fatalf("carried %+v; want the three reminders sent", next.State)
 	}
-}
-
-// continuedCase runs a case that must continue as new and returns the
-// input of its next run.
-func (h *harness) continuedCase(in AMLCaseInput) AMLCaseInput {
-	h.t.Helper()
-	h.env.ExecuteWorkflow(contract.AMLCaseWorkflowType, in)
-	var can *workflow.ContinueAsNewError
-	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
-		h.t.Fatalf("error %v, want continue-as-new", err)
-	}
-	var next AMLCaseInput
-	if err := converterDecode(can, &next); err != nil {
-		h.t.Fatal(err)
-	}
-	return next
 }
 
 // TestAMLCaseKeepsTheLatestRejections: a stream of invalid resolve signals

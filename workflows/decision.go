@@ -10,20 +10,6 @@ import (
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
-// The decision fetch (workflow.GetVersion): an event whose effects need data
-// it does not carry has the session's decision fetched from Didit's API.
-// Asked for only when a batch holds such an event, so the marker is only in
-// the histories of sessions that needed it.
-const (
-	decisionFetchChange = "session-decision-fetch"
-	// decisionFetchVersion: one fetch per batch that needs it; an event of
-	// the fetched status takes the fetched decision, one of another status
-	// is recorded without effects and followed by an event made from the
-	// fetched decision, ordered at Didit's answer; a decision that cannot
-	// be fetched is flagged.
-	decisionFetchVersion workflow.Version = 1
-)
-
 // needsDecision reports whether the event's effects need a decision it does
 // not carry: one only X-Signature-Simple vouches for, one that did not
 // parse, or none for a status that notifies the user (Kyc Expired and
@@ -55,15 +41,20 @@ type batchDecisions struct {
 	// verified events carry the fetched decision instead of their own.
 	verified map[string]bool
 	// superseded events are of another status than the fetched decision:
-	// recorded, without effects; the fetched event carries them.
+	// kept in the run's history only, never recorded; the event made from
+	// the fetched decision carries the effects.
 	superseded map[string]bool
 	// missing events needed a decision that could not be fetched: why.
 	missing map[string]string
 }
 
-// fetchDecisions fetches the session's decision, once, if any fresh event
-// needs it, and returns the events to record: fresh, enriched, and possibly
-// one more made from the fetched decision.
+// fetchDecisions fetches the session's decision, once per batch, if any
+// fresh event needs it, and returns the events to record: fresh, enriched,
+// and possibly one more made from the fetched decision. An event of the
+// fetched status takes the fetched decision; one of another status is
+// superseded (kept in the run's history only) and the event made from the
+// fetched decision, ordered at Didit's answer, carries the effects; a
+// decision that cannot be fetched is flagged.
 func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.SessionEvent {
 	s.batch = batchDecisions{}
 	// An address in the same batch (Approved, then Kyc Expired, sent
@@ -76,9 +67,6 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 		}
 	}
 	if len(needs) == 0 {
-		return fresh
-	}
-	if workflow.GetVersion(s.ctx, decisionFetchChange, workflow.DefaultVersion, decisionFetchVersion) < decisionFetchVersion {
 		return fresh
 	}
 	var got activities.FetchedDecision
@@ -138,7 +126,7 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 			}
 			return false
 		})
-		fe := s.fetchedEvent(d, got.At)
+		fe := contract.DecisionEvent(s.state.SessionID, d, got.At, workflow.Now(s.ctx))
 		if key := fe.Event.Key(); !s.seen(key) {
 			s.see(key)
 			fresh = append(fresh, fe)
@@ -146,15 +134,6 @@ func (s *session) fetchDecisions(fresh []contract.SessionEvent) []contract.Sessi
 		}
 	}
 	return fresh
-}
-
-// fetchedEvent is the event a fetched decision stands for: authenticated by
-// the API key, of the decision's status, created when Didit answered.
-func (s *session) fetchedEvent(d *didit.Decision, at int64) contract.SessionEvent {
-	se := contract.DecisionEvent(s.state.SessionID, d, at, workflow.Now(s.ctx))
-	// Recorded histories carry the zero scheme for a fetch of their own.
-	se.Proof = didit.Proof{Timestamp: at}
-	return se
 }
 
 func missingReason(missing string) string {

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,16 +226,7 @@ func TestContinueAsNewDoesNotWaitForAParkedNotice(t *testing.T) {
 	h.deliverAt(time.Second, statusEvent(t, "status-updated-approved.json", didit.StatusInProgress, 1000))
 	h.deliverAt(time.Minute, fixtureEvent(t, "status-updated-approved.json"))
 	h.deliverAt(time.Hour, fixtureEvent(t, "data-updated.json"))
-	h.env.ExecuteWorkflow(contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: s1}})
-
-	var can *workflow.ContinueAsNewError
-	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("workflow error = %v, want continue-as-new while the notice is parked", err)
-	}
-	var next SessionInput
-	if err := converterDecode(can, &next); err != nil {
-		t.Fatal(err)
-	}
+	next := continuedAsNew(h, contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: s1}})
 	if len(next.State.Parked) != 1 || len(next.State.Effects) != 1 || next.State.Effects[0].Notice == nil {
 		t.Fatalf("carried: parked %+v, effects %+v", next.State.Parked, next.State.Effects)
 	}
@@ -260,6 +250,41 @@ func TestContinueAsNewDoesNotWaitForAParkedNotice(t *testing.T) {
 	}
 	if got := h2.subjects(); len(got) != 1 || got[0] != "Your identity verification is approved" {
 		t.Fatalf("mails = %q, want the approval once, after the retry", got)
+	}
+}
+
+// TestContinueAsNewCarriesTheEffectsQueue: the In Review notice parks, the
+// Declined notice queues behind it, and the run continues as new; the next
+// run carries both, the first still parked, and once the operator retries
+// it sends each, once.
+func TestContinueAsNewCarriesTheEffectsQueue(t *testing.T) {
+	h := newHarness(t, func(s *Settings) { s.ContinueAsNewAfter = 2 })
+	permanent := temporal.NewNonRetryableApplicationError("smtp AUTH rejected: 535", "Permanent", nil)
+	h.env.OnActivity(h.acts.NotifyUser, mock.Anything, mock.Anything).Return(failing(1, permanent, h.acts.NotifyUser))
+	const base = "status-updated-approved.json"
+	h.deliverAt(time.Second, statusEvent(t, base, didit.StatusInReview, 1000))
+	h.deliverAt(time.Minute, statusEvent(t, base, didit.StatusDeclined, 1010))
+	next := continuedAsNew(h, contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: s1}})
+	effects := next.State.Effects
+	if len(effects) != 2 || effects[0].Notice == nil || effects[0].Notice.Kind != activities.NoticeInReview ||
+		effects[1].Notice == nil || effects[1].Notice.Kind != activities.NoticeDeclined {
+		t.Fatalf("carried effects = %+v, want the in-review notice, then the declined one", effects)
+	}
+	if len(next.State.Parked) != 1 || next.State.Parked[0].Step != effects[0].step() {
+		t.Fatalf("carried parked steps = %+v, want the first effect's", next.State.Parked)
+	}
+
+	h2 := newHarness(t, nil)
+	h2.store, h2.acts.Store = h.store, h.store
+	h2.outbox, h2.acts.Mailer = h.outbox, h.acts.Mailer
+	h2.signalAt(time.Minute, contract.RetrySignal, contract.OperatorAction{Operator: "ops"})
+	h2.env.ExecuteWorkflow(contract.SessionWorkflowType, next)
+	if err := h2.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Your identity verification is under review", "Your identity verification was not approved"}
+	if got := h2.subjects(); !slices.Equal(got, want) {
+		t.Fatalf("mails = %q, want %q", got, want)
 	}
 }
 

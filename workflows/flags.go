@@ -53,6 +53,8 @@ type flags struct {
 	decisions *[]OperatorDecision
 	// sync writes the search attribute and the record.
 	sync func(ctx workflow.Context, needsAttention bool, reasons []string)
+	// syncing counts the syncs under way.
+	syncing int
 }
 
 func (f *flags) needsAttention() bool { return len(*f.parked) > 0 || len(*f.list) > 0 }
@@ -71,7 +73,15 @@ func (f *flags) reasons() []string {
 }
 
 // changed propagates the flags to the search attribute and the record.
-func (f *flags) changed(ctx workflow.Context) { f.sync(ctx, f.needsAttention(), f.reasons()) }
+func (f *flags) changed(ctx workflow.Context) {
+	f.syncing++
+	defer func() { f.syncing-- }()
+	f.sync(ctx, f.needsAttention(), f.reasons())
+}
+
+// writing reports whether a change is being written to the record: a run
+// that ended now would leave the record behind the workflow.
+func (f *flags) writing() bool { return f.syncing > 0 }
 
 // raise adds a flag, once per kind and reason.
 func (f *flags) raise(ctx workflow.Context, kind, reason string) {
@@ -100,9 +110,7 @@ func (f *flags) acknowledge(ctx workflow.Context, raw json.RawMessage) {
 	logger := workflow.GetLogger(ctx)
 	var action contract.OperatorAction
 	if len(raw) > 0 && string(raw) != "null" {
-		// Not a source of nondeterminism: see the note in steps.answer.
-		//workflowcheck:ignore
-		if err := json.Unmarshal(raw, &action); err != nil {
+		if err := decodeJSON(raw, &action); err != nil {
 			logger.Warn("acknowledge ignored: input is not {\"flag\",\"operator\",\"note\"}", "error", err)
 			return
 		}

@@ -47,6 +47,7 @@ const (
 	siteMarker          = "marker"                // marker details not covered above
 	siteLocalData       = "local activity data"   // LocalActivity marker: the SDK's record of the call
 	siteLocalResult     = "local activity result" // LocalActivity marker: the activity's result
+	siteFailure         = "failure attributes"    // failure.encodedAttributes of any event, at any depth
 )
 
 // goldenKinds maps every kind of payload the recorded histories hold to the
@@ -82,12 +83,8 @@ var goldenKinds = []payloadKind{
 
 	// Activities, by the names the worker registers them under. Those
 	// without a result entry return only an error: a result payload for
-	// them is unmapped.
-	{site: siteActivityInput, name: "RecordVerification", typ: reflect.TypeFor[activities.RecordInput]()},
-	{site: siteActivityResult, name: "RecordVerification", typ: reflect.TypeFor[activities.RecordResult]()},
-	{site: siteActivityInput, name: "SetNeedsAttention", typ: reflect.TypeFor[activities.AttentionInput]()},
-	{site: siteActivityInput, name: "NotifyUser", typ: reflect.TypeFor[activities.UserNotice]()},
-	{site: siteActivityResult, name: "NotifyUser", typ: reflect.TypeFor[activities.NoticeResult]()},
+	// them is unmapped. Records and user notices run as local activities
+	// (below), whose input no history holds.
 	{site: siteActivityInput, name: "NotifyCompliance", typ: reflect.TypeFor[activities.ComplianceNotice]()},
 	{site: siteActivityResult, name: "NotifyCompliance", typ: reflect.TypeFor[activities.NoticeResult]()},
 	{site: siteActivityInput, name: "OpenAMLCase", typ: reflect.TypeFor[activities.AMLCase]()},
@@ -95,9 +92,6 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityInput, name: "RecordAMLReminder", typ: reflect.TypeFor[activities.ReminderInput](),
 		exempt: "no recorded AML case stayed open for a reminder interval (24h)"},
 	{site: siteActivityInput, name: "ResolveAMLCase", typ: reflect.TypeFor[activities.ResolveInput]()},
-	// Since the flag wiring (sessionFlagsVersion, caseFlagsVersion).
-	{site: siteActivityInput, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordInput]()},
-	{site: siteActivityResult, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordResult]()},
 	{site: siteActivityInput, name: "FlagSession", typ: reflect.TypeFor[activities.FlagInput]()},
 	{site: siteActivityInput, name: "SessionCases", typ: reflect.TypeFor[string]()},
 	{site: siteActivityResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
@@ -119,6 +113,15 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityInput, name: "ReconcileStale", typ: reflect.TypeFor[activities.StaleStep]()},
 	{site: siteActivityResult, name: "ReconcileStale", typ: reflect.TypeFor[activities.StepResult]()},
 	{site: siteActivityInput, name: "ReconcileFinished", typ: reflect.TypeFor[activities.ReconcileFinish]()},
+	// The retention purge (the Purge workflow, started by its schedule).
+	{site: siteWorkflowInput, name: contract.PurgeWorkflowType, typ: reflect.TypeFor[PurgeInput]()},
+	{site: siteWorkflowResult, name: contract.PurgeWorkflowType, typ: reflect.TypeFor[PurgeSummary]()},
+	{site: siteContinueAsNew, name: contract.PurgeWorkflowType, typ: reflect.TypeFor[PurgeInput](),
+		exempt: "no recorded purge run reached the history limit; workflows/purge_test.go covers its progress"},
+	{site: siteActivityInput, name: "PurgeSessions", typ: reflect.TypeFor[activities.PurgeStep]()},
+	{site: siteActivityResult, name: "PurgeSessions", typ: reflect.TypeFor[activities.PurgeCounts]()},
+	{site: siteActivityInput, name: "PurgeAMLCases", typ: reflect.TypeFor[activities.PurgeStep]()},
+	{site: siteActivityResult, name: "PurgeAMLCases", typ: reflect.TypeFor[activities.PurgeCounts]()},
 	// A scheduled run's search attributes, set by the schedule.
 	{site: siteSearchAttribute, name: "TemporalScheduledById", typ: reflect.TypeFor[string]()},
 	{site: siteSearchAttribute, name: "TemporalScheduledStartTime", typ: reflect.TypeFor[string]()},
@@ -148,17 +151,20 @@ var goldenKinds = []payloadKind{
 	{site: siteLocalResult, name: "RecordVerification", typ: reflect.TypeFor[activities.RecordResult](),
 		exempt: "no recorded batch was given up and recorded event by event"},
 	{site: siteSummary, name: enums.EVENT_TYPE_TIMER_STARTED.String(), typ: reflect.TypeFor[string]()}, // "AwaitWithTimeout"
+	// A failure's message and stack trace, which the failure converter
+	// encrypts into one payload (codec.FailureConverter).
+	{site: siteFailure, typ: reflect.TypeFor[failureAttributes]()},
 	{site: siteSearchAttribute, name: contract.StatusKey.GetName(), typ: reflect.TypeFor[string]()},
 	{site: siteSearchAttribute, name: contract.AMLHitKey.GetName(), typ: reflect.TypeFor[bool]()},
 	{site: siteSearchAttribute, name: contract.NeedsAttentionKey.GetName(), typ: reflect.TypeFor[bool]()},
-	{site: siteSearchAttribute, name: contract.VendorDataKey.GetName(), typ: reflect.TypeFor[string]()},
 	// workflow.GetVersion upserts the versions a run took.
-	{site: siteSearchAttribute, name: "TemporalChangeVersion", typ: reflect.TypeFor[[]string]()},
+	{site: siteSearchAttribute, name: "TemporalChangeVersion", typ: reflect.TypeFor[[]string](),
+		exempt: "no workflow calls GetVersion before the first release (docs/VERSIONS.md)"},
 }
 
 // skippedMarkers are markers whose payloads are the SDK's bookkeeping, not
-// values of diditflow's types. None occurs in the recorded histories yet.
-// Any other marker but SideEffect is unmapped.
+// values of diditflow's types. Any other marker but SideEffect and
+// LocalActivity is unmapped.
 var skippedMarkers = map[string]string{
 	"Version": "workflow.GetVersion's change ID and version number",
 }
@@ -176,6 +182,13 @@ type localActivityMarkerData struct {
 	ReplayTime   time.Time
 	Attempt      int32
 	Backoff      time.Duration
+}
+
+// failureAttributes mirrors the SDK's encoding of a failure's message and
+// stack trace into its encodedAttributes.
+type failureAttributes struct {
+	Message    string `json:"message"`
+	StackTrace string `json:"stack_trace"`
 }
 
 // localActivityType is the activity type a LocalActivity marker names.
@@ -351,6 +364,9 @@ func walkPayloads(m protoreflect.Message, path string, found func(path string, p
 func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTypes map[int64]string) kindKey {
 	if _, rest, ok := strings.Cut(path, ".searchAttributes.indexedFields["); ok && strings.HasSuffix(rest, "]") {
 		return kindKey{siteSearchAttribute, strings.TrimSuffix(rest, "]")}
+	}
+	if strings.HasSuffix(path, "failure.encodedAttributes") || strings.HasSuffix(path, "cause.encodedAttributes") {
+		return kindKey{siteFailure, ""}
 	}
 	// Only the first payload of an input or result: each workflow, signal
 	// and activity takes one argument and returns at most one value.

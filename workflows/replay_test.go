@@ -13,11 +13,11 @@ import (
 )
 
 // TestReplayRecordedHistories replays histories recorded from real runs
-// (go test ./internal/harness/e2e -args -update-replay). A change to the workflow
-// code that would break running workflows fails here; such a change needs
-// workflow.GetVersion, not a re-recording. Histories recorded since payload
-// encryption hold payloads encrypted with launch.PayloadKeys; older ones are
-// in clear, and the codec passes them through, as a worker's does.
+// (go test ./internal/harness/e2e -run ... -args -update-replay), their
+// payloads encrypted with launch.PayloadKeys. A change to the workflow code
+// that would break running workflows fails here: before the first release
+// it re-records the histories, from then on it is versioned
+// (docs/VERSIONS.md).
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "replay", "*.json"))
 	if err != nil || len(files) == 0 {

@@ -550,6 +550,36 @@ func failing[In, Out any](n int, err error, real func(context.Context, In) (Out,
 	}
 }
 
+// TestParkedFirstRecordFlagsTheSearchAttribute: the records refuse the
+// session's first event for good. Nothing is recorded yet, and still the
+// parked step sets DiditNeedsAttention, which the receiver started false;
+// the operator's retry records the event and clears it.
+func TestParkedFirstRecordFlagsTheSearchAttribute(t *testing.T) {
+	h := newHarness(t, nil)
+	started := temporal.NewSearchAttributes(contract.StatusKey.ValueSet("Approved"),
+		contract.AMLHitKey.ValueSet(false), contract.NeedsAttentionKey.ValueSet(false))
+	if err := h.env.SetTypedSearchAttributesOnStart(started); err != nil {
+		t.Fatal(err)
+	}
+	permanent := temporal.NewNonRetryableApplicationError("record events: database is read-only", "Permanent", nil)
+	h.env.OnActivity(h.acts.RecordEvents, mock.Anything, mock.Anything).Return(failing(1, permanent, h.acts.RecordEvents))
+	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-approved.json"))
+	var whileParked bool
+	h.env.RegisterDelayedCallback(func() { whileParked, _ = h.searchBool(contract.NeedsAttentionKey) }, time.Minute)
+	h.signalAt(2*time.Minute, contract.RetrySignal, contract.OperatorAction{Operator: "ops"})
+	h.run(s1)
+
+	if !whileParked {
+		t.Fatal("DiditNeedsAttention was not set while the first record was parked")
+	}
+	if v, _ := h.searchBool(contract.NeedsAttentionKey); v {
+		t.Fatal("DiditNeedsAttention still set after the retry")
+	}
+	if h.record(s1).Status != "Approved" || h.searchStatus() != "Approved" {
+		t.Fatalf("record %+v, status searchable as %q: want the event recorded, and Approved", h.record(s1), h.searchStatus())
+	}
+}
+
 func TestParkedStepRetriedByOperator(t *testing.T) {
 	h := newHarness(t, nil)
 	permanent := temporal.NewNonRetryableApplicationError("send notification user:approved: 550 mailbox unavailable", "Permanent", nil)
@@ -597,8 +627,13 @@ func TestParkedStepSkippedByOperator(t *testing.T) {
 	if len(st.Decisions) != 2 || st.Decisions[0].Action != contract.RetrySignal || st.Decisions[1].Action != contract.SkipSignal {
 		t.Fatalf("decisions = %+v", st.Decisions)
 	}
-	if len(h.mails()) != 0 || slices.Contains(st.Notified, activities.NoticeApproved) {
-		t.Fatal("a skipped notice must not count as sent")
+	ns, err := h.store.Notifications(context.Background(), s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.mails()) != 0 || slices.ContainsFunc(ns, func(n store.Notification) bool { return n.State == store.NotificationSent }) ||
+		len(st.Effects) != 0 {
+		t.Fatalf("notifications %+v, effects %+v: a skipped notice must not count as sent, nor wait", ns, st.Effects)
 	}
 	if h.record(s1).Status != "Approved" {
 		t.Fatal("the record step before the skipped one must stand")
@@ -678,16 +713,7 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 	h := newHarness(t, func(s *Settings) { s.ContinueAsNewAfter = 2 })
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-progress.json"))
 	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-approved.json"))
-	h.env.ExecuteWorkflow(contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: s1}})
-
-	var can *workflow.ContinueAsNewError
-	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("workflow error = %v, want continue-as-new", err)
-	}
-	var next SessionInput
-	if err := converterDecode(can, &next); err != nil {
-		t.Fatal(err)
-	}
+	next := continuedAsNew(h, contract.SessionWorkflowType, SessionInput{SessionStart: contract.SessionStart{SessionID: s1}})
 	if next.State == nil || len(next.State.Seen) == 0 || next.State.Runs != 1 {
 		t.Fatalf("carried state = %+v", next.State)
 	}
@@ -707,6 +733,18 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 	}
 }
 
-func converterDecode(can *workflow.ContinueAsNewError, out any) error {
-	return converter.GetDefaultDataConverter().FromPayloads(can.Input, out)
+// continuedAsNew runs a workflow that must continue as new and returns the
+// input of its next run.
+func continuedAsNew[In any](h *harness, workflowType string, in In) In {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(workflowType, in)
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		h.t.Fatalf("workflow error = %v, want continue-as-new", err)
+	}
+	var next In
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		h.t.Fatal(err)
+	}
+	return next
 }

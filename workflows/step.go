@@ -55,36 +55,31 @@ type steps struct {
 	operator []workflow.ReceiveChannel
 }
 
-// quiet reports whether no operator signal waits to be taken in and no
-// answer to be acted on: a run may continue as new without losing one.
-func (s *steps) quiet() bool {
+// answersPending reports whether an operator's signal waits to be taken in,
+// or an answer to be acted on: a run that continued as new now would lose
+// it.
+func (s *steps) answersPending() bool {
 	for _, c := range s.operator {
 		if c.Len() > 0 {
-			return false
+			return true
 		}
 	}
-	return len(s.answers) == 0
+	return len(s.answers) > 0
 }
 
-// newSteps starts the coroutine that hands operator signals to parked steps.
-// A signal applies to the parked steps whose name it gives, or to all of
-// them; one that finds nothing parked is ignored, so it cannot release a
-// step that parks later.
-//
-// With acknowledge set (runs since flags were wired), the coroutine also
-// hands AcknowledgeSignal to it, and steps parked in an earlier run and
-// carried over by continue-as-new wait for their answer when they run again.
+// newSteps starts the coroutine that takes in operators' signals: retry and
+// skip go to parked steps, acknowledge to acknowledge. A retry or skip
+// applies to the parked steps whose name it gives, or to all of them; one
+// that finds nothing parked is ignored, so it cannot release a step that
+// parks later. Steps parked in an earlier run and carried over by
+// continue-as-new wait for their answer when they run again.
 func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, decisions *[]OperatorDecision,
 	attention func(workflow.Context), acknowledge func(workflow.Context, json.RawMessage)) *steps {
-	s := &steps{budget: budget, parked: parked, decisions: decisions, attention: attention, answers: map[int]string{}}
+	s := &steps{budget: budget, parked: parked, decisions: decisions, attention: attention,
+		answers: map[int]string{}, carried: map[string]int{}}
 	for _, p := range *parked {
 		s.nextID = max(s.nextID, p.ID)
-	}
-	if acknowledge != nil {
-		s.carried = map[string]int{}
-		for _, p := range *parked {
-			s.carried[p.Step] = p.ID
-		}
+		s.carried[p.Step] = p.ID
 	}
 	retry := workflow.GetSignalChannel(ctx, contract.RetrySignal)
 	skip := workflow.GetSignalChannel(ctx, contract.SkipSignal)
@@ -97,9 +92,7 @@ func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, 
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.RetrySignal })
 			sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.SkipSignal })
-			if acknowledge != nil {
-				sel.AddReceive(ack, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.AcknowledgeSignal })
-			}
+			sel.AddReceive(ack, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.AcknowledgeSignal })
 			sel.Select(ctx)
 			if signal == contract.AcknowledgeSignal {
 				acknowledge(ctx, raw)
@@ -115,12 +108,7 @@ func (s *steps) answer(ctx workflow.Context, signal string, raw json.RawMessage)
 	logger := workflow.GetLogger(ctx)
 	var action contract.OperatorAction
 	if len(raw) > 0 && string(raw) != "null" {
-		// workflowcheck flags encoding/json.Unmarshal only because, deep in reflect
-		// and the runtime, an allocation may start the garbage collector's worker
-		// goroutines (its sole reasons are runtime.gcBgMarkStartWorkers and
-		// gcBgMarkWorker); decoding these bytes is deterministic.
-		//workflowcheck:ignore
-		if err := json.Unmarshal(raw, &action); err != nil {
+		if err := decodeJSON(raw, &action); err != nil {
 			logger.Warn("operator signal ignored: input is not {\"step\",\"operator\",\"note\"}", "signal", signal, "error", err)
 			return
 		}

@@ -1,5 +1,3 @@
-// Package workflows holds diditflow's deterministic Temporal workflow code.
-// It never does I/O; activities do.
 package workflows
 
 import (

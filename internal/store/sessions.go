@@ -71,8 +71,7 @@ type SessionRecord struct {
 	AMLHits         int
 	AMLMaxRiskScore *float64
 	// NeedsAttention flags the session for an operator, and Attention says
-	// why. Events leave them as they are; only SetNeedsAttention and
-	// SetAttention change them.
+	// why. Events leave them as they are; only SetAttention changes them.
 	NeedsAttention bool
 	Attention      string
 	FirstSeenAt    time.Time
@@ -360,15 +359,6 @@ func (s *Store) Events(ctx context.Context, sessionID string) ([]Event, error) {
 		return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
 	}
 	return events, nil
-}
-
-// SetNeedsAttention flags or unflags a session for an operator. It returns
-// ErrNotFound when the session has no record yet.
-func (s *Store) SetNeedsAttention(ctx context.Context, sessionID string, v bool) error {
-	r, err := s.db.ExecContext(ctx, s.q(`
-		UPDATE verifications SET needs_attention = ?, updated_at = ? WHERE session_id = ?`),
-		v, s.clock().Unix(), sessionID)
-	return oneRow(r, err, "set needs attention on "+sessionID)
 }
 
 // SetAttention sets a session's flag and the reasons for it (no personal

@@ -441,7 +441,7 @@ func testGauges(t *testing.T, dsn string) {
 	if _, err := s.RecordEvent(ctx, event("s-1", "k", 1, "In Review")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetNeedsAttention(ctx, "s-1", true); err != nil {
+	if err := s.SetAttention(ctx, "s-1", true, "in_doubt: the approved notice"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1"}); err != nil {
@@ -630,8 +630,8 @@ func testNeedsAttention(t *testing.T, dsn string) {
 	if _, err := s.RecordEvent(ctx, event("s-1", "k-1", 100, "In Review")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetNeedsAttention(ctx, "s-1", true); err != nil {
-		t.Fatalf("SetNeedsAttention(true): %v", err)
+	if err := s.SetAttention(ctx, "s-1", true, "in_doubt: the approved notice"); err != nil {
+		t.Fatalf("SetAttention(true): %v", err)
 	}
 	// A newer event must not silently clear an operator flag.
 	if res, err := s.RecordEvent(ctx, event("s-1", "k-2", 200, "Approved")); err != nil || !res.Applied {
@@ -640,8 +640,8 @@ func testNeedsAttention(t *testing.T, dsn string) {
 	if v, err := s.Session(ctx, "s-1"); err != nil || !v.NeedsAttention || v.Status != "Approved" {
 		t.Fatalf("after newer event: %+v, %v; want flagged and Approved", v, err)
 	}
-	if err := s.SetNeedsAttention(ctx, "s-1", false); err != nil {
-		t.Fatalf("SetNeedsAttention(false): %v", err)
+	if err := s.SetAttention(ctx, "s-1", false, ""); err != nil {
+		t.Fatalf("SetAttention(false): %v", err)
 	}
 	if v, err := s.Session(ctx, "s-1"); err != nil || v.NeedsAttention {
 		t.Fatalf("after clearing: %+v, %v; want not flagged", v, err)
@@ -823,8 +823,8 @@ func testNotFound(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	calls := map[string]func() error{
 		"Session": func() error { _, err := s.Session(ctx, "missing"); return err },
-		"SetNeedsAttention": func() error {
-			return s.SetNeedsAttention(ctx, "missing", true)
+		"SetAttention": func() error {
+			return s.SetAttention(ctx, "missing", true, "")
 		},
 		"Notification":         func() error { _, err := s.Notification(ctx, "missing", "decision"); return err },
 		"MarkNotificationSent": func() error { return s.MarkNotificationSent(ctx, "missing", "decision") },

@@ -67,7 +67,7 @@ func TestKycExpiredFetchesTheDecisionEndToEnd(t *testing.T) {
 	if got := s.status(session); got != "Kyc Expired" {
 		t.Fatalf("record = %q", got)
 	}
-	s.saveHistory(id, "decision-fetch-kyc-expired.json")
+	s.saveHistory(id, "decision-fetch.json")
 }
 
 // putKycExpired gives (the fake) Didit a session in Kyc Expired whose
@@ -109,7 +109,7 @@ func TestKycExpiredWithoutAKeyMailsTheRecordedAddress(t *testing.T) {
 	if got := s.status(session); got != "Kyc Expired" {
 		t.Fatalf("record = %q", got)
 	}
-	s.saveHistory(id, "notice-address-kyc-expired-new-run.json")
+	s.saveHistory(id, "notice-address-new-run.json")
 }
 
 // TestResolvedCaseReviewsReachDiditEndToEnd: compliance resolves a case with

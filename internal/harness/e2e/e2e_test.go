@@ -275,9 +275,11 @@ func (s *stack) sent(session, kind string) bool {
 	return false
 }
 
-// saveHistory records a run's history for the replay test, under a name of
-// the workflow version that produced it: histories recorded once are never
-// rewritten, so they keep guarding the code paths that replay them.
+// saveHistory records a run's history for the replay and golden payload
+// tests in workflows/ (go test ./internal/harness/e2e -run ... -args
+// -update-replay). Until the first release a workflow change re-records
+// them; from then on they are kept, and a change that breaks them is
+// versioned (docs/VERSIONS.md).
 func (s *stack) saveHistory(workflowID, name string) {
 	s.t.Helper()
 	if !*updateReplay {
@@ -328,7 +330,7 @@ func TestApprovedSessionEndToEnd(t *testing.T) {
 	if strings.Contains(metrics, session) || strings.Contains(metrics, userEmail) {
 		t.Error("worker /metrics names a session or a person")
 	}
-	s.saveHistory(id, "flags-approved.json")
+	s.saveHistory(id, "approved.json")
 }
 
 func TestAMLSessionWithDuplicatesAndDisorder(t *testing.T) {
@@ -346,9 +348,9 @@ func TestAMLSessionWithDuplicatesAndDisorder(t *testing.T) {
 		t.Fatalf("record status = %q, want Declined", got)
 	}
 	s.checkAMLOutcome(session)
-	s.saveHistory(id, "flags-aml-disorder.json")
+	s.saveHistory(id, "aml-disorder.json")
 	s.resolve(session)
-	s.saveHistory(contract.AMLCaseWorkflowID(session), "flags-aml-case.json")
+	s.saveHistory(contract.AMLCaseWorkflowID(session), "aml-case.json")
 }
 
 func TestWorkerKilledMidwayEndToEnd(t *testing.T) {
@@ -454,5 +456,5 @@ func TestParkedNoticeReleasedByRetry(t *testing.T) {
 	if n := len(sink.Mails()); n != 1 || sink.Count("is approved") != 1 {
 		t.Fatalf("%d mails after the retry, want the approval once", n)
 	}
-	s.saveHistory(id, "flags-parked-retry.json")
+	s.saveHistory(id, "parked-retry.json")
 }
