@@ -3,8 +3,6 @@ package workflows
 import (
 	"testing"
 	"time"
-
-	"github.com/diditflow/diditflow/internal/contract"
 )
 
 // TestNoVendorDataInSearchAttributes: search attributes are indexed in
@@ -22,8 +20,10 @@ func TestNoVendorDataInSearchAttributes(t *testing.T) {
 		t.Fatal("no search attributes upserted")
 	}
 	for _, sa := range h.searched {
-		if v, ok := sa.GetKeyword(contract.VendorDataKey); ok {
-			t.Fatalf("DiditVendorData upserted as %q", v)
+		for key, v := range sa.GetUntypedValues() {
+			if v == ev.Event.VendorData {
+				t.Fatalf("vendor_data upserted as %s", key.GetName())
+			}
 		}
 	}
 	if h.record(s1).VendorData != ev.Event.VendorData {

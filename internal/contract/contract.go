@@ -76,21 +76,16 @@ func FollowUpCaseID(sessionID string, n int) string {
 // Search attributes ops filter on in the Temporal UI. They must be registered
 // on the namespace (make run and docker-compose do it). They are stored and
 // indexed in clear, outside the payload codec, so they hold no personal
-// data. VendorDataKey stays registered for the runs that set it before
-// vendor_data, which identifies the business's user, was kept out of it.
+// data: vendor_data, which identifies the business's user, is never one.
 var (
 	StatusKey         = temporal.NewSearchAttributeKeyKeyword("DiditStatus")
 	AMLHitKey         = temporal.NewSearchAttributeKeyBool("DiditAMLHit")
 	NeedsAttentionKey = temporal.NewSearchAttributeKeyBool("DiditNeedsAttention")
-	VendorDataKey     = temporal.NewSearchAttributeKeyKeyword("DiditVendorData")
 )
 
 // SearchAttributes lists the search attributes to register, with their types.
 func SearchAttributes() temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
-		StatusKey.ValueSet(""), AMLHitKey.ValueSet(false),
-		NeedsAttentionKey.ValueSet(false), VendorDataKey.ValueSet(""),
-	)
+	return temporal.NewSearchAttributes(StatusKey.ValueSet(""), AMLHitKey.ValueSet(false), NeedsAttentionKey.ValueSet(false))
 }
 
 // SearchAttributeTypes lists the search attributes as Name=Type, sorted by
