@@ -15,7 +15,7 @@ import (
 //     (modernc.org/sqlite, github.com/jackc/pgx/..., github.com/lib/pq,
 //     github.com/go-sql-driver/mysql, github.com/mattn/go-sqlite3; database/sql
 //     itself is allowed) and none of internal/store, internal/notify,
-//     activities, workflows.
+//     internal/reconcile, activities, workflows.
 //  2. contract-imports: internal/contract imports directly only the standard
 //     library, didit and go.temporal.io/sdk/....
 //  3. didit-closure: didit and didit/... link no go.temporal.io/... and no
