@@ -78,7 +78,7 @@ func (m *Metrics) initSeries() {
 	}
 	for _, audience := range []string{"user", "compliance"} {
 		m.refused.WithLabelValues(audience)
-		for _, r := range []NoticeResult{Sent, AlreadySent, Undeliverable, InDoubt, NotConfigured, PartlySent} {
+		for _, r := range []NoticeResult{Sent, AlreadySent, Undeliverable, InDoubt, NotConfigured, PartlySent, Withheld} {
 			m.notices.WithLabelValues(audience, string(r))
 		}
 	}
