@@ -70,7 +70,7 @@ func (e *Engine) Deliveries(ctx context.Context, in DeliveriesStep) (StepResult,
 	if err := s.settle(ctx, failed, newDestinationReader(s, in.Destination, failed)); err != nil {
 		return s.res, err
 	}
-	e.count(Deliveries, s.res)
+	e.count(PathDeliveries, s.res)
 	return s.res, nil
 }
 

@@ -86,16 +86,16 @@ type Engine struct {
 type Path string
 
 const (
-	// Deliveries reads a destination's delivery log.
-	Deliveries Path = "deliveries"
-	// Sessions reads the sessions created in the lookback.
-	Sessions Path = "sessions"
-	// Stale checks the sessions that have not moved for a while.
-	Stale Path = "stale"
+	// PathDeliveries reads a destination's delivery log.
+	PathDeliveries Path = "deliveries"
+	// PathSessions reads the sessions created in the lookback.
+	PathSessions Path = "sessions"
+	// PathStale checks the sessions that have not moved for a while.
+	PathStale Path = "stale"
 )
 
 // Paths are every Path, in a run's order.
-var Paths = []Path{Deliveries, Sessions, Stale}
+var Paths = []Path{PathDeliveries, PathSessions, PathStale}
 
 // Result is how a run ended; it labels diditflow_reconcile_runs_total.
 type Result string

@@ -76,7 +76,7 @@ func (e *Engine) Sessions(ctx context.Context, in SessionsStep) (StepResult, err
 			return s.res, err
 		}
 	}
-	e.count(Sessions, s.res)
+	e.count(PathSessions, s.res)
 	return s.res, nil
 }
 
@@ -203,7 +203,7 @@ func (e *Engine) Stale(ctx context.Context, in StaleStep) (StepResult, error) {
 	if len(stale) == in.Limit {
 		s.res.Next = "more"
 	}
-	e.count(Stale, s.res)
+	e.count(PathStale, s.res)
 	return s.res, nil
 }
 
