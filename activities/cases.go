@@ -130,3 +130,10 @@ func (a *Activities) RecordEvents(ctx context.Context, in []RecordInput) ([]Reco
 	}
 	return out, nil
 }
+
+func value(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

@@ -107,11 +107,7 @@ func apiRetryError(err error) error {
 	return temporal.NewApplicationError(err.Error(), "DiditAPI")
 }
 
-func (a *Activities) apiCall(call, result string) {
-	if a.Metrics != nil {
-		a.Metrics.apiCalls.WithLabelValues(call, result).Inc()
-	}
-}
+func (a *Activities) apiCall(call, result string) { a.Metrics.APICall(call, result) }
 
 // NodeReviews are the reviews of one AML node's hits, written back to Didit
 // in one bulk call.

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/reconcile"
 )
 
 // Metrics count what the activities did, by outcome. Labels take a few fixed
@@ -77,7 +78,7 @@ func (m *Metrics) initSeries() {
 	}
 	for _, audience := range []string{"user", "compliance"} {
 		m.refused.WithLabelValues(audience)
-		for _, r := range []NoticeResult{Sent, AlreadySent, Undeliverable, InDoubt, NotConfigured, PartlySent} {
+		for _, r := range []NoticeResult{Sent, AlreadySent, Undeliverable, InDoubt, NotConfigured, PartlySent, Withheld} {
 			m.notices.WithLabelValues(audience, string(r))
 		}
 	}
@@ -91,12 +92,12 @@ func (m *Metrics) initSeries() {
 			m.apiCalls.WithLabelValues(call, r)
 		}
 	}
-	for _, r := range []string{"ok", "capped", "off", "failed"} {
-		m.reconcileRuns.WithLabelValues(r)
+	for _, r := range reconcile.Results {
+		m.reconcileRuns.WithLabelValues(string(r))
 	}
-	for _, p := range []string{"deliveries", "sessions", "stale"} {
-		m.reconcileExamined.WithLabelValues(p)
-		m.reconcileRepaired.WithLabelValues(p)
+	for _, p := range reconcile.Paths {
+		m.reconcileExamined.WithLabelValues(string(p))
+		m.reconcileRepaired.WithLabelValues(string(p))
 	}
 	for _, r := range []string{"session", "notification", "aml_case"} {
 		m.purgedRecords.WithLabelValues(r)
@@ -129,4 +130,30 @@ func (m *Metrics) recipientsRefused(audience string, n int) {
 		return
 	}
 	m.refused.WithLabelValues(audience).Add(float64(n))
+}
+
+// APICall counts a call to Didit's API by call and result: ok, no_key, or
+// the error class (api.Kind).
+func (m *Metrics) APICall(call, result string) {
+	if m == nil {
+		return
+	}
+	m.apiCalls.WithLabelValues(call, result).Inc()
+}
+
+// Reconciled counts what a reconcile step of path examined and repaired.
+func (m *Metrics) Reconciled(path reconcile.Path, examined, repaired int) {
+	if m == nil {
+		return
+	}
+	m.reconcileExamined.WithLabelValues(string(path)).Add(float64(examined))
+	m.reconcileRepaired.WithLabelValues(string(path)).Add(float64(repaired))
+}
+
+// RunFinished counts a reconcile run by its result.
+func (m *Metrics) RunFinished(result reconcile.Result) {
+	if m == nil {
+		return
+	}
+	m.reconcileRuns.WithLabelValues(string(result)).Inc()
 }

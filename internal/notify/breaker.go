@@ -26,12 +26,6 @@ type breakerConfig struct {
 	logger      *slog.Logger
 }
 
-// BreakerThreshold sets how many consecutive transient failures open the
-// circuit; the default is DefaultBreakerThreshold, and 0 counts as 1.
-func BreakerThreshold(n uint32) BreakerOption {
-	return func(c *breakerConfig) { c.threshold = max(n, 1) }
-}
-
 // BreakerOpenTimeout sets how long the circuit stays open before one trial
 // call is let through; the default is DefaultBreakerOpenTimeout.
 // Non-positive values are ignored.

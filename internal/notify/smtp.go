@@ -26,6 +26,10 @@ import (
 // earlier deadline, so a server that stops answering cannot hold a worker slot.
 const DefaultSMTPTimeout = 30 * time.Second
 
+// helloName is the name sent in EHLO: a worker has no host name a mail
+// server could check, so it sends the one every client may.
+const helloName = "localhost"
+
 type startTLSPolicy string
 
 const (
@@ -45,7 +49,6 @@ type SMTP struct {
 	username    string
 	password    string
 	from        *mail.Address
-	helloName   string
 	tlsConfig   *tls.Config
 	timeout     time.Duration
 	logger      *slog.Logger
@@ -55,17 +58,6 @@ type SMTP struct {
 
 // SMTPOption configures NewSMTP.
 type SMTPOption func(*SMTP)
-
-// WithTLSConfig sets the TLS configuration for smtps:// and STARTTLS, for
-// example to trust a private CA. ServerName defaults to the URL's host.
-func WithTLSConfig(cfg *tls.Config) SMTPOption {
-	return func(s *SMTP) { s.tlsConfig = cfg }
-}
-
-// WithHelloName sets the name sent in EHLO; the default is "localhost".
-func WithHelloName(name string) SMTPOption {
-	return func(s *SMTP) { s.helloName = name }
-}
 
 // WithTimeout bounds each delivery (dial to QUIT) when the context allows
 // longer; the default is DefaultSMTPTimeout. Non-positive values are ignored.
@@ -100,12 +92,11 @@ func NewSMTP(rawURL, from string, opts ...SMTPOption) (*SMTP, error) {
 		return nil, errors.New("notify: SMTP URL does not parse; percent-encode reserved characters in the user and password")
 	}
 	s := &SMTP{
-		startTLS:  startTLSOptional,
-		helloName: "localhost",
-		timeout:   DefaultSMTPTimeout,
-		logger:    slog.Default(),
-		dial:      (&net.Dialer{}).DialContext,
-		now:       time.Now,
+		startTLS: startTLSOptional,
+		timeout:  DefaultSMTPTimeout,
+		logger:   slog.Default(),
+		dial:     (&net.Dialer{}).DialContext,
+		now:      time.Now,
 	}
 	port := ""
 	switch u.Scheme {
@@ -248,7 +239,7 @@ func (s *SMTP) deliver(ctx context.Context, id string, raw []byte, rcpts []envel
 	}
 	defer c.Close()
 
-	if err := c.Hello(s.helloName); err != nil {
+	if err := c.Hello(helloName); err != nil {
 		return 0, replyError("EHLO", err)
 	}
 	if !s.implicitTLS && s.startTLS != startTLSOff {

@@ -96,7 +96,7 @@ func (s *Store) OpenAMLCase(ctx context.Context, c AMLCase) (created bool, err e
 const amlCaseColumns = `case_id, session_id, follow_up_of, state, opened_at, hits, reminders_sent, escalated,
 		       resolution, reviewer, note, resolved_at, needs_attention, attention`
 
-func scanAMLCase(row interface{ Scan(...any) error }) (AMLCase, error) {
+func scanAMLCase(row scanner) (AMLCase, error) {
 	var (
 		c          AMLCase
 		openedAt   int64
@@ -139,21 +139,9 @@ func (s *Store) AMLCase(ctx context.Context, caseID string) (AMLCase, error) {
 
 // AMLCases returns a session's cases, first case first.
 func (s *Store) AMLCases(ctx context.Context, sessionID string) ([]AMLCase, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`
-		SELECT `+amlCaseColumns+` FROM aml_cases WHERE session_id = ? ORDER BY opened_at, case_id`), sessionID)
+	out, err := collect(ctx, s, s.db, `
+		SELECT `+amlCaseColumns+` FROM aml_cases WHERE session_id = ? ORDER BY opened_at, case_id`, []any{sessionID}, scanAMLCase)
 	if err != nil {
-		return nil, fmt.Errorf("list aml cases of %s: %w", sessionID, err)
-	}
-	defer rows.Close()
-	var out []AMLCase
-	for rows.Next() {
-		c, err := scanAMLCase(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list aml cases of %s: %w", sessionID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list aml cases of %s: %w", sessionID, err)
 	}
 	return out, nil
@@ -239,20 +227,17 @@ func (s *Store) Gauges(ctx context.Context) (Gauges, error) {
 		return Gauges{}, fmt.Errorf("count gauges: %w", err)
 	}
 	// A session erased before any event has a record without a status.
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM verifications WHERE status <> '' GROUP BY status`)
+	err = s.each(ctx, s.db, `SELECT status, COUNT(*) FROM verifications WHERE status <> '' GROUP BY status`, nil,
+		func(rows *sql.Rows) error {
+			var status string
+			var n int
+			if err := rows.Scan(&status, &n); err != nil {
+				return err
+			}
+			g.Sessions[status] = n
+			return nil
+		})
 	if err != nil {
-		return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var status string
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
-		}
-		g.Sessions[status] = n
-	}
-	if err := rows.Err(); err != nil {
 		return Gauges{}, fmt.Errorf("count sessions by status: %w", err)
 	}
 	return g, nil

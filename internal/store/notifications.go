@@ -362,33 +362,15 @@ func (s *Store) Notification(ctx context.Context, sessionID, kind string) (Notif
 
 // Notifications returns every notification of a session, ordered by kind.
 func (s *Store) Notifications(ctx context.Context, sessionID string) ([]Notification, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`
-		SELECT `+notificationColumns+` FROM notifications WHERE session_id = ? ORDER BY kind`),
-		sessionID)
+	ns, err := collect(ctx, s, s.db, `
+		SELECT `+notificationColumns+` FROM notifications WHERE session_id = ? ORDER BY kind`, []any{sessionID}, scanNotification)
 	if err != nil {
-		return nil, fmt.Errorf("list notifications of %s: %w", sessionID, err)
-	}
-	defer rows.Close()
-	var ns []Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list notifications of %s: %w", sessionID, err)
-		}
-		ns = append(ns, n)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list notifications of %s: %w", sessionID, err)
 	}
 	return ns, nil
 }
 
 const notificationColumns = `session_id, kind, state, recipient_hash, attempts, claimed_at, sent_at, detail`
-
-// scanner is satisfied by *sql.Row and *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
 
 func scanNotification(row scanner) (Notification, error) {
 	var (

@@ -198,7 +198,7 @@ func (s *Store) StaleSessions(ctx context.Context, unchangedSince, now time.Time
 	}
 	horizon := max(unchangedSince.Unix(), now.Unix())
 	var out []StaleSession
-	err := s.each(ctx, staleSessionsQuery,
+	err := s.each(ctx, s.db, staleSessionsQuery,
 		[]any{unchangedSince.Unix(), now.Unix(), horizon, limit},
 		func(rows *sql.Rows) error {
 			var (
@@ -274,7 +274,7 @@ func lookup[K any](ctx context.Context, s *Store, query string, keys []K, bind f
 		for _, k := range chunk {
 			args = append(args, bind(k)...)
 		}
-		if err := s.each(ctx, fmt.Sprintf(query, placeholders(len(chunk), len(args)/len(chunk))), args, scan); err != nil {
+		if err := s.each(ctx, s.db, fmt.Sprintf(query, placeholders(len(chunk), len(args)/len(chunk))), args, scan); err != nil {
 			return err
 		}
 	}
@@ -282,21 +282,6 @@ func lookup[K any](ctx context.Context, s *Store, query string, keys []K, bind f
 }
 
 func bindOne(key string) []any { return []any{key} }
-
-// each runs query and hands every row to scan.
-func (s *Store) each(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
 
 // placeholders writes n placeholders, "?, ?", or n rows of width of them,
 // "(?, ?), (?, ?)".

@@ -87,7 +87,7 @@ func (s *Store) PurgeClosedSessions(ctx context.Context, closedBefore time.Time,
 	var res PurgeResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		before := closedBefore.Unix()
-		ids, err := s.texts(ctx, tx, closedSessionsQuery, before, before, limit)
+		ids, err := collect(ctx, s, tx, closedSessionsQuery, []any{before, before, limit}, scanText)
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func (s *Store) PurgeClosedAMLCases(ctx context.Context, resolvedBefore time.Tim
 	var res PurgeResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var cases, sessions []string
-		err := s.eachOn(ctx, tx, `
+		err := s.each(ctx, tx, `
 			SELECT case_id, session_id FROM aml_cases
 			WHERE purged_at IS NULL AND state = 'resolved' AND resolved_at < ?
 			ORDER BY resolved_at, case_id
@@ -282,8 +282,8 @@ func (s *Store) SessionsByVendorData(ctx context.Context, vendorData string) ([]
 	if vendorData == "" {
 		return nil, fmt.Errorf("look up sessions by vendor_data: empty reference: %w", ErrInvalid)
 	}
-	ids, err := s.texts(ctx, s.db, `
-		SELECT session_id FROM verifications WHERE vendor_data = ? ORDER BY first_seen_at, session_id`, vendorData)
+	ids, err := collect(ctx, s, s.db, `
+		SELECT session_id FROM verifications WHERE vendor_data = ? ORDER BY first_seen_at, session_id`, []any{vendorData}, scanText)
 	if err != nil {
 		// The reference is personal data: the error does not quote it.
 		return nil, fmt.Errorf("look up sessions by vendor_data: %w", err)
@@ -296,8 +296,8 @@ func (s *Store) SessionsByVendorData(ctx context.Context, vendorData string) ([]
 // PurgeClosedAMLCases. Anti-money-laundering rules may require keeping them
 // even against an erasure request.
 func (s *Store) RetainedAMLCases(ctx context.Context, sessionID string) ([]string, error) {
-	ids, err := s.texts(ctx, s.db, `
-		SELECT case_id FROM aml_cases WHERE session_id = ? AND purged_at IS NULL ORDER BY opened_at, case_id`, sessionID)
+	ids, err := collect(ctx, s, s.db, `
+		SELECT case_id FROM aml_cases WHERE session_id = ? AND purged_at IS NULL ORDER BY opened_at, case_id`, []any{sessionID}, scanText)
 	if err != nil {
 		return nil, fmt.Errorf("list retained aml cases of %s: %w", sessionID, err)
 	}
@@ -314,7 +314,7 @@ func (s *Store) scrubNotifications(ctx context.Context, tx *sql.Tx, sessions []s
 	}
 	type key struct{ session, kind, detail string }
 	var found []key
-	err := s.eachOn(ctx, tx, `
+	err := s.each(ctx, tx, `
 		SELECT session_id, kind, detail FROM notifications
 		WHERE session_id IN (`+placeholders(len(sessions), 1)+`) AND (recipient_hash <> '' OR detail LIKE '%sha256:%')`,
 		stringArgs(sessions), func(rows *sql.Rows) error {
@@ -349,40 +349,6 @@ func scrubDetail(detail string) string {
 		}
 		return g[2]
 	})
-}
-
-// queryer is what *sql.DB and *sql.Tx share.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// texts runs a query of one text column and returns its values.
-func (s *Store) texts(ctx context.Context, db queryer, query string, args ...any) ([]string, error) {
-	var out []string
-	err := s.eachOn(ctx, db, query, args, func(rows *sql.Rows) error {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return err
-		}
-		out = append(out, v)
-		return nil
-	})
-	return out, err
-}
-
-// eachOn runs query on db and hands every row to scan.
-func (s *Store) eachOn(ctx context.Context, db queryer, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 func stringArgs(values []string) []any {

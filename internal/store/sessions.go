@@ -289,21 +289,9 @@ func (s *Store) Erased(ctx context.Context, sessionID string) (bool, error) {
 
 // RecentSessions returns up to limit records, most recently updated first.
 func (s *Store) RecentSessions(ctx context.Context, limit int) ([]SessionRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`
-		SELECT `+verificationColumns+` FROM verifications ORDER BY updated_at DESC, session_id LIMIT ?`), limit)
+	out, err := collect(ctx, s, s.db, `
+		SELECT `+verificationColumns+` FROM verifications ORDER BY updated_at DESC, session_id LIMIT ?`, []any{limit}, scanSession)
 	if err != nil {
-		return nil, fmt.Errorf("list verifications: %w", err)
-	}
-	defer rows.Close()
-	var out []SessionRecord
-	for rows.Next() {
-		v, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list verifications: %w", err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list verifications: %w", err)
 	}
 	return out, nil
@@ -312,7 +300,7 @@ func (s *Store) RecentSessions(ctx context.Context, limit int) ([]SessionRecord,
 const verificationColumns = `session_id, status, event_created_at, event_key, vendor_data, webhook_type,
 		       aml_hits, aml_max_risk_score, needs_attention, attention, first_seen_at, updated_at, erased_at`
 
-func scanSession(row interface{ Scan(...any) error }) (SessionRecord, error) {
+func scanSession(row scanner) (SessionRecord, error) {
 	var (
 		v          SessionRecord
 		risk       sql.NullFloat64
@@ -334,31 +322,24 @@ func scanSession(row interface{ Scan(...any) error }) (SessionRecord, error) {
 // same timestamp are in the order they were recorded. A session without
 // events yields an empty list.
 func (s *Store) Events(ctx context.Context, sessionID string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`
+	events, err := collect(ctx, s, s.db, `
 		SELECT id, session_id, event_key, webhook_type, status, event_created_at, received_at, applied
 		FROM verification_events WHERE session_id = ?
-		ORDER BY event_created_at, id`), sessionID)
+		ORDER BY event_created_at, id`, []any{sessionID}, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
 	}
-	defer rows.Close()
-	var events []Event
-	for rows.Next() {
-		var (
-			e        Event
-			received int64
-		)
-		if err := rows.Scan(&e.ID, &e.SessionID, &e.EventKey, &e.WebhookType, &e.Status,
-			&e.EventCreatedAt, &received, &e.Applied); err != nil {
-			return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
-		}
-		e.ReceivedAt = fromUnix(received)
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list events of %s: %w", sessionID, err)
-	}
 	return events, nil
+}
+
+func scanEvent(row scanner) (Event, error) {
+	var (
+		e        Event
+		received int64
+	)
+	err := row.Scan(&e.ID, &e.SessionID, &e.EventKey, &e.WebhookType, &e.Status, &e.EventCreatedAt, &received, &e.Applied)
+	e.ReceivedAt = fromUnix(received)
+	return e, err
 }
 
 // SetAttention sets a session's flag and the reasons for it (no personal

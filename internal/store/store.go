@@ -243,6 +243,53 @@ func sqliteDSN(absPath string) string {
 	return u.String() + "?" + q.Encode()
 }
 
+// queryer is what *sql.DB and *sql.Tx share.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// each runs query on db (the store's, or a transaction) and hands every
+// row to scan.
+func (s *Store) each(ctx context.Context, db queryer, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// collect runs query on db and returns every row as scan reads it.
+func collect[T any](ctx context.Context, s *Store, db queryer, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	var out []T
+	err := s.each(ctx, db, query, args, func(rows *sql.Rows) error {
+		v, err := scan(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
+// scanText reads a row of one text column.
+func scanText(row scanner) (string, error) {
+	var v string
+	err := row.Scan(&v)
+	return v, err
+}
+
 // q rewrites a query written with ? placeholders for the store's dialect.
 // Queries in this package never contain a literal '?'.
 func (s *Store) q(query string) string {

@@ -55,6 +55,20 @@ func options(logger *slog.Logger, enc config.Encryption) (client.Options, *codec
 	return opts, c, nil
 }
 
+// Namespace is the namespace a client of this environment works in, as
+// the SDK resolves it: TEMPORAL_NAMESPACE or the profile's, else the
+// default one.
+func Namespace() (string, error) {
+	opts, err := temporalenv.LoadDefaultClientOptions()
+	if err != nil {
+		return "", fmt.Errorf("temporal client options: %w", err)
+	}
+	if opts.Namespace == "" {
+		return client.DefaultNamespace, nil
+	}
+	return opts.Namespace, nil
+}
+
 // ErrNoKeys is the error of a client that would write personal data in
 // clear to a Temporal that is not local.
 var ErrNoKeys = errors.New("PAYLOAD_ENCRYPTION_KEYS is not set")

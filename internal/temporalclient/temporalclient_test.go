@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/diditflow/diditflow/internal/codec"
@@ -161,5 +162,16 @@ func TestWorkerRefusesPlaintextWithKeys(t *testing.T) {
 				t.Fatalf("logs %q lack %q", logs.String(), c.warn)
 			}
 		})
+	}
+}
+
+// The namespace is TEMPORAL_NAMESPACE's, or the SDK's default one: the
+// worker's metrics are labelled with it.
+func TestNamespace(t *testing.T) {
+	for env, want := range map[string]string{"": client.DefaultNamespace, "kyc-prod": "kyc-prod"} {
+		t.Setenv("TEMPORAL_NAMESPACE", env)
+		if got, err := Namespace(); err != nil || got != want {
+			t.Errorf("TEMPORAL_NAMESPACE=%q: %q, %v; want %q", env, got, err, want)
+		}
 	}
 }

@@ -20,7 +20,9 @@ import (
 	sdktally "go.temporal.io/sdk/contrib/tally"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/store"
+	"github.com/diditflow/diditflow/workflows"
 )
 
 // Metrics is the worker's Prometheus registry: the Temporal SDK's own
@@ -29,6 +31,9 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 	closer   io.Closer
+	// sdk is the handler the Temporal client reports into, and through it
+	// the workflows' own counters.
+	sdk client.MetricsHandler
 }
 
 // NewMetrics returns the registry and the handler to give the Temporal
@@ -50,7 +55,35 @@ func NewMetrics(log *slog.Logger) (*Metrics, client.MetricsHandler) {
 		Separator:       tallyprom.DefaultSeparator,
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 	}, time.Second)
-	return &Metrics{Registry: reg, closer: closer}, sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
+	sdk := sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
+	return &Metrics{Registry: reg, closer: closer, sdk: sdk}, sdk
+}
+
+// startWorkflowCounters creates, at zero, every series of the counters the
+// workflows keep through workflow.GetMetricsHandler: an alert on increase()
+// sees the first parked step only if its series existed before, and a
+// dashboard panel shows 0 rather than no data. A series is the one a
+// workflow counts into only if its labels are the very ones the SDK gives
+// every workflow metric (its RootTags, TaskQueueTags and WorkflowTags),
+// which the e2e suite checks (TestShippedQueriesNameExportedMetrics).
+func (m *Metrics) startWorkflowCounters(namespace, taskQueue string) {
+	kinds := []string{workflows.FlagInDoubt, workflows.FlagUndeliverable, workflows.FlagRecipientRefused,
+		workflows.FlagUnusableDecision, workflows.FlagDecisionUnavailable, workflows.FlagCaseNotOpened}
+	for _, wt := range []string{contract.SessionWorkflowType, contract.AMLCaseWorkflowType} {
+		h := m.sdk.WithTags(map[string]string{
+			"namespace": namespace, "client_name": "temporal_go", "worker_type": "none", "activity_type": "none",
+			"task_queue": taskQueue, "workflow_type": wt,
+		})
+		h.Counter("diditflow_steps_parked")
+		for _, action := range []string{contract.RetrySignal, contract.SkipSignal} {
+			h.WithTags(map[string]string{"action": action}).Counter("diditflow_steps_released")
+		}
+		for _, kind := range kinds {
+			k := h.WithTags(map[string]string{"kind": kind})
+			k.Counter("diditflow_flags_raised")
+			k.Counter("diditflow_flags_cleared")
+		}
+	}
 }
 
 // sdkLatencyBuckets are the SDK's histograms' buckets, in seconds: from a

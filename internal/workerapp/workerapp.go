@@ -22,6 +22,7 @@ import (
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
+	"github.com/diditflow/diditflow/internal/temporalclient"
 	"github.com/diditflow/diditflow/workflows"
 )
 
@@ -137,6 +138,11 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit}
 	var stopGauges func()
 	if metrics != nil {
+		namespace, err := temporalclient.Namespace()
+		if err != nil {
+			return nil, errors.Join(err, st.Close())
+		}
+		metrics.startWorkflowCounters(namespace, cfg.TaskQueue)
 		acts.Metrics = activities.NewMetrics(metrics.Registry)
 		stopGauges = metrics.watchStore(ctx, st, cfg.MetricsGaugeInterval, log)
 		metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -6,11 +6,12 @@
 //     (modernc.org/sqlite, github.com/jackc/pgx, github.com/lib/pq,
 //     github.com/go-sql-driver/mysql, github.com/mattn/go-sqlite3, each with
 //     its subpackages) and none of internal/store, internal/notify,
-//     activities, workflows: those are the worker's. database/sql and
-//     database/sql/driver are allowed: they are standard-library interfaces
-//     with no driver behind them, and prometheus/client_golang's collectors
-//     package (the receiver's Go and process metrics) imports database/sql
-//     for its DB stats collector. A driver is what links database code.
+//     internal/reconcile, activities, workflows: those are the worker's.
+//     database/sql and database/sql/driver are allowed: they are
+//     standard-library interfaces with no driver behind them, and
+//     prometheus/client_golang's collectors package (the receiver's Go and
+//     process metrics) imports database/sql for its DB stats collector. A
+//     driver is what links database code.
 //  2. contract-imports: internal/contract imports directly only the standard
 //     library, didit and go.temporal.io/sdk/... packages.
 //  3. didit-closure: didit and every package under didit/ have no
@@ -19,7 +20,13 @@
 //     cmd/diditflow*, cmd/codec-server, found by directory name) holds no
 //     internal/harness/... package; and harness-imports: no package outside
 //     internal/harness/ and the harness mains (cmd/bench, cmd/chaos,
-//     cmd/didit-sim, cmd/didit-fake, cmd/mailsink) imports internal/harness/... directly.
+//     cmd/cluster, cmd/didit-sim, cmd/didit-fake, cmd/mailsink) imports
+//     internal/harness/... directly.
+//  5. main-size: a main package (the module's package main, a product's or
+//     the harness's) has at most MaxLines lines in its non-test files: a
+//     main wires, and what it would do beyond that belongs in a package
+//     tests import. activities-size: no non-test file of activities/ has
+//     more than MaxLines lines: the activities adapt, one concern a file.
 //
 // Each violation names the offending package and the shortest import chain
 // from the rule's root to it.
@@ -48,7 +55,13 @@ const (
 	RuleProduct  = "product-closure"
 	RuleHarness  = "harness-imports"
 	RuleMissing  = "missing-package"
+	RuleMainSize = "main-size"
+	RuleActSize  = "activities-size"
 )
+
+// MaxLines is the most lines a main package, or a file of activities/, has
+// (rule 5), counted as newlines in its non-test Go files.
+const MaxLines = 400
 
 // Module-relative directories; a pattern ending in "/..." also matches the
 // directories below it.
@@ -62,14 +75,14 @@ var (
 		"github.com/mattn/go-sqlite3/...",
 	}
 	// workerOnly are the module's packages the starter may not link.
-	workerOnly = []string{"internal/store/...", "internal/notify/...", "activities/...", "workflows/..."}
+	workerOnly = []string{"internal/store/...", "internal/notify/...", "internal/reconcile/...", "activities/...", "workflows/..."}
 	// contractMay are the non-standard imports internal/contract may have.
 	contractMay = []string{"didit", "go.temporal.io/sdk/..."}
 	// diditMayNot may not be in the closure of didit/....
 	diditMayNot = []string{"go.temporal.io/...", "github.com/gin-gonic/..."}
 
 	harness       = "internal/harness/..."
-	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/didit-sim/...", "cmd/didit-fake/...", "cmd/mailsink/..."}
+	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/cluster/...", "cmd/didit-sim/...", "cmd/didit-fake/...", "cmd/mailsink/..."}
 	productFixed  = []string{"starter", "worker"}
 	productByName = []string{"cmd/diditflow*", "cmd/codec-server"} // path.Match patterns on the directory
 )
@@ -77,7 +90,9 @@ var (
 // Package is the part of `go list -json` the rules read.
 type Package struct {
 	ImportPath string
+	Name       string
 	Dir        string
+	GoFiles    []string // non-test Go files, by name in Dir
 	Standard   bool
 	Imports    []string // non-test imports, resolved
 	Deps       []string // non-test transitive closure
@@ -89,6 +104,8 @@ type Graph struct {
 	Root   string // module root directory
 	Module string // module path
 	Pkgs   map[string]*Package
+	// overlay maps a file's path to the file go list read in its place.
+	overlay map[string]string
 }
 
 // Violation is one broken rule.
@@ -144,7 +161,7 @@ func modulePath(gomod []byte) (string, error) {
 // overlay file when it is not empty. It never reaches the network
 // (GOPROXY=off): every module must already be in the module cache.
 func Load(root, module, overlay string) (*Graph, error) {
-	args := []string{"list", "-e", "-deps", "-json=ImportPath,Dir,Standard,Imports,Deps,Error"}
+	args := []string{"list", "-e", "-deps", "-json=ImportPath,Name,Dir,GoFiles,Standard,Imports,Deps,Error"}
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
@@ -159,6 +176,17 @@ func Load(root, module, overlay string) (*Graph, error) {
 		return nil, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
 	}
 	g := &Graph{Root: root, Module: module, Pkgs: map[string]*Package{}}
+	if overlay != "" {
+		data, err := os.ReadFile(overlay)
+		if err != nil {
+			return nil, err
+		}
+		var o struct{ Replace map[string]string }
+		if err := json.Unmarshal(data, &o); err != nil {
+			return nil, fmt.Errorf("overlay %s: %v", overlay, err)
+		}
+		g.overlay = o.Replace
+	}
 	var broken []string
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
@@ -390,5 +418,47 @@ func Check(g *Graph) []Violation {
 			}
 		}
 	}
+
+	// 5. Mains wire; the activities adapt.
+	for _, ip := range paths {
+		p := g.Pkgs[ip]
+		switch {
+		case p.Name == "main":
+			if n, err := g.lines(p, p.GoFiles...); err != nil {
+				vs = append(vs, Violation{Rule: RuleMainSize, Pkg: g.name(ip), Chain: []string{g.name(ip)}, Why: err.Error()})
+			} else if n > MaxLines {
+				vs = append(vs, Violation{Rule: RuleMainSize, Pkg: g.name(ip), Chain: []string{g.name(ip)},
+					Why: fmt.Sprintf("main package %s has %d lines, over %d: move what it does beyond wiring into a package", g.name(ip), n, MaxLines)})
+			}
+		case rels[ip] == "activities":
+			for _, f := range p.GoFiles {
+				file := rels[ip] + "/" + f
+				if n, err := g.lines(p, f); err != nil {
+					vs = append(vs, Violation{Rule: RuleActSize, Pkg: file, Chain: []string{file}, Why: err.Error()})
+				} else if n > MaxLines {
+					vs = append(vs, Violation{Rule: RuleActSize, Pkg: file, Chain: []string{file},
+						Why: fmt.Sprintf("%s has %d lines, over %d: split it by concern", file, n, MaxLines)})
+				}
+			}
+		}
+	}
 	return vs
+}
+
+// lines counts the lines of p's files, as go list read them (the overlay's
+// content for a file it replaces).
+func (g *Graph) lines(p *Package, files ...string) (int, error) {
+	n := 0
+	for _, f := range files {
+		path := filepath.Join(p.Dir, f)
+		if o, ok := g.overlay[path]; ok {
+			path = o
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, err
+		}
+		n += bytes.Count(b, []byte("\n"))
+	}
+	return n, nil
 }

@@ -15,16 +15,19 @@ import (
 //     (modernc.org/sqlite, github.com/jackc/pgx/..., github.com/lib/pq,
 //     github.com/go-sql-driver/mysql, github.com/mattn/go-sqlite3; database/sql
 //     itself is allowed) and none of internal/store, internal/notify,
-//     activities, workflows.
+//     internal/reconcile, activities, workflows.
 //  2. contract-imports: internal/contract imports directly only the standard
 //     library, didit and go.temporal.io/sdk/....
 //  3. didit-closure: didit and didit/... link no go.temporal.io/... and no
 //     github.com/gin-gonic/....
 //  4. product-closure: starter, worker, cmd/diditflow* and cmd/codec-server
 //     link no internal/harness/...; harness-imports: outside internal/harness/
-//     and cmd/{bench,chaos,didit-sim,didit-fake,mailsink} no package imports it.
+//     and cmd/{bench,chaos,cluster,didit-sim,didit-fake,mailsink} no package
+//     imports it.
+//  5. main-size: no main package has over MaxLines (400) lines of non-test
+//     Go; activities-size: no non-test file of activities/ has.
 //
-// Only non-test imports count.
+// Only non-test imports, and non-test files, count.
 
 func moduleRoot(t *testing.T) (root, module string) {
 	t.Helper()
@@ -102,6 +105,11 @@ func imports(pkg string, paths ...string) string {
 
 // command is a main package that blank-imports paths.
 func command(paths ...string) string { return imports("main", paths...) + "\nfunc main() {}\n" }
+
+// long is a Go file of package pkg with lines lines.
+func long(pkg string, lines int) string {
+	return "package " + pkg + "\n" + strings.Repeat("// a line of what a main or an activity should not hold\n", lines-1)
+}
 
 const mod = "github.com/diditflow/diditflow/"
 
@@ -191,6 +199,21 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			},
 		},
 		{
+			name:  "a main grows past the lines that wiring takes",
+			files: map[string]string{"cmd/diditflow-records/zz_logic.go": long("main", MaxLines)},
+			want:  []string{"main-size: cmd/diditflow-records"},
+		},
+		{
+			name:  "a harness main grows too",
+			files: map[string]string{"cmd/didit-sim/zz_logic.go": long("main", MaxLines)},
+			want:  []string{"main-size: cmd/didit-sim"},
+		},
+		{
+			name:  "an activities file grows past one concern",
+			files: map[string]string{"activities/zz_engine.go": long("activities", MaxLines+1)},
+			want:  []string{"activities-size: activities/zz_engine.go"},
+		},
+		{
 			name:  "a package no product links still may not import the harness",
 			files: map[string]string{"internal/tools/gen/gen.go": imports("gen", mod+"internal/harness/simulator")},
 			want:  []string{"harness-imports: internal/tools/gen → internal/harness/simulator"},
@@ -245,6 +268,16 @@ func TestCheckerAllows(t *testing.T) {
 		}},
 		{"a harness main may import the harness", map[string]string{
 			"cmd/didit-sim/zz_more.go": imports("main", mod+"internal/harness/launch", mod+"internal/harness/smtptest"),
+		}},
+		{"the cluster rig is a harness main", map[string]string{
+			"cmd/cluster/zz_more.go": imports("main", mod+"internal/harness/launch"),
+		}},
+		{"tests may be long", map[string]string{
+			"activities/zz_long_test.go":            long("activities", 3*MaxLines),
+			"cmd/diditflow-records/zz_long_test.go": long("main", 3*MaxLines),
+		}},
+		{"an activities file may have exactly MaxLines lines", map[string]string{
+			"activities/zz_full.go": long("activities", MaxLines),
 		}},
 		{"the harness may import product code", map[string]string{
 			"internal/harness/simulator/zz_more.go": imports("simulator", mod+"internal/store", mod+"workflows"),

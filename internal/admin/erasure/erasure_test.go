@@ -1,4 +1,4 @@
-package main
+package erasure
 
 import (
 	"bytes"
@@ -153,16 +153,47 @@ func (f *eraseFixture) mails(t *testing.T, s string) int {
 	return n
 }
 
-func (f *eraseFixture) run(t *testing.T, args ...string) result {
+// result is an erasure as diditflow-admin erase shows it.
+type result struct {
+	// erased: the run started and erased every session in full.
+	erased bool
+	// stdout is the report; stderr the logs and why the run did not start.
+	stdout, stderr string
+}
+
+// erase runs req against the fixture's environment, Temporal through open.
+func erase(t *testing.T, req Request, asJSON bool, open OpenExecutions) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	a := &app{stdout: &stdout, stderr: &stderr,
-		openExecutions: func(context.Context, *slog.Logger, config.Worker) (executions, func(), error) {
-			return f.temporal, func() {}, nil
-		}}
-	code := a.run(context.Background(), args)
-	t.Logf("diditflow-admin %s → %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-	out := result{code, stdout.String(), stderr.String()}
+	cfg, err := config.LoadWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(&stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rep, err := Run(t.Context(), cfg, log, req, open)
+	switch {
+	case err != nil:
+		stderr.WriteString(err.Error())
+	case asJSON:
+		err = rep.WriteJSON(&stdout)
+	default:
+		err = rep.WriteText(&stdout)
+	}
+	if err != nil && stdout.Len() > 0 {
+		t.Fatal(err)
+	}
+	out := result{err == nil && rep.Complete(), stdout.String(), stderr.String()}
+	t.Logf("erase %+v → erased %t\nstdout:\n%s\nstderr:\n%s", req, out.erased, out.stdout, out.stderr)
+	return out
+}
+
+// run erases req with the fixture's Temporal, and fails the test if the
+// output shows any personal data or the API key.
+func (f *eraseFixture) run(t *testing.T, req Request, asJSON bool) result {
+	t.Helper()
+	out := erase(t, req, asJSON, func(context.Context, *slog.Logger, config.Worker) (Executions, func(), error) {
+		return f.temporal, func() {}, nil
+	})
 	for _, secret := range []string{userEmail, vendorData, "officer@example.com", "namesake", eraseKey} {
 		if strings.Contains(out.stdout+out.stderr, secret) {
 			t.Errorf("the output shows %q", secret)
@@ -174,15 +205,15 @@ func (f *eraseFixture) run(t *testing.T, args ...string) result {
 // fakeTemporal stands in for the Temporal API. That the real one lists,
 // terminates and deletes as erase expects is TestEraseAgainstTemporal's.
 type fakeTemporal struct {
-	runs                []execution
-	deleted, terminated []execution
+	runs                []Execution
+	deleted, terminated []Execution
 	// afterDelete, if set, runs after each delete, as a delivery of
 	// Didit's that lands meanwhile would.
 	afterDelete func(f *fakeTemporal)
 }
 
-func (f *fakeTemporal) Runs(_ context.Context, workflowID string) ([]execution, error) {
-	var out []execution
+func (f *fakeTemporal) Runs(_ context.Context, workflowID string) ([]Execution, error) {
+	var out []Execution
 	for _, r := range f.runs {
 		if r.WorkflowID == workflowID {
 			out = append(out, r)
@@ -201,7 +232,7 @@ func (f *fakeTemporal) CaseIDs(_ context.Context, sessionID string) ([]string, e
 	return out, nil
 }
 
-func (f *fakeTemporal) Terminate(_ context.Context, r execution, _ string) error {
+func (f *fakeTemporal) Terminate(_ context.Context, r Execution, _ string) error {
 	for i := range f.runs {
 		if f.runs[i].RunID == r.RunID {
 			f.runs[i].Running = false
@@ -211,8 +242,8 @@ func (f *fakeTemporal) Terminate(_ context.Context, r execution, _ string) error
 	return nil
 }
 
-func (f *fakeTemporal) Delete(_ context.Context, r execution) (bool, error) {
-	i := slices.IndexFunc(f.runs, func(x execution) bool { return x.RunID == r.RunID })
+func (f *fakeTemporal) Delete(_ context.Context, r Execution) (bool, error) {
+	i := slices.IndexFunc(f.runs, func(x Execution) bool { return x.RunID == r.RunID })
 	if i < 0 {
 		return false, nil
 	}
@@ -236,7 +267,7 @@ func TestEraseSession(t *testing.T) {
 	f := newEraseFixture(t)
 	f.session(t, sessionA, vendorData, true)
 	f.session(t, sessionB, "customer-other", true)
-	f.temporal.runs = []execution{
+	f.temporal.runs = []Execution{
 		{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-1"},
 		{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-2"},
 		{WorkflowID: contract.AMLCaseWorkflowID(sessionA), RunID: "c-1"},
@@ -248,9 +279,9 @@ func TestEraseSession(t *testing.T) {
 		t.Fatal("the fixture's outbox is not one compliance mail and one user notice per session")
 	}
 
-	r := f.run(t, "erase", "--session", sessionA, "--include-aml", "--didit")
-	if r.code != exitOK || !strings.Contains(r.stdout, "Erased session "+sessionA) {
-		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	r := f.run(t, Request{Session: sessionA, IncludeAML: true, Didit: true}, false)
+	if !r.erased || !strings.Contains(r.stdout, "Erased session "+sessionA) {
+		t.Fatalf("erased %t, stdout %q", r.erased, r.stdout)
 	}
 	for _, want := range []string{"2 personal fields of the session, 2 notifications and 1 AML case record blanked",
 		"2 mails removed", "4 executions deleted", "Didit: its copy of the session deleted"} {
@@ -284,10 +315,10 @@ func TestEraseSession(t *testing.T) {
 		t.Fatalf("the other session = %+v, %v", v, err)
 	}
 
-	r = f.run(t, "erase", "--session", sessionA, "--include-aml", "--didit", "--json")
-	var rep eraseReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitOK || len(rep.Sessions) != 1 {
-		t.Fatalf("again: exit %d, %v, %+v", r.code, err, rep)
+	r = f.run(t, Request{Session: sessionA, IncludeAML: true, Didit: true}, true)
+	var rep Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !r.erased || len(rep.Sessions) != 1 {
+		t.Fatalf("again: erased %t, %v, %+v", r.erased, err, rep)
 	}
 	if s := rep.Sessions[0]; s.Records == nil || *s.Records != (store.EraseResult{Found: true}) || s.Mails != 0 || s.Deleted != 0 ||
 		s.Didit != "not found" {
@@ -302,7 +333,7 @@ func TestEraseLeavesWhatItMustNotTouch(t *testing.T) {
 	f := newEraseFixture(t)
 	f.session(t, sessionA, vendorData, true)
 	f.session(t, sessionB, "customer-other", false)
-	f.temporal.runs = []execution{
+	f.temporal.runs = []Execution{
 		{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-1"},
 		{WorkflowID: contract.SessionWorkflowID(sessionB), RunID: "b-1", Running: true},
 	}
@@ -321,24 +352,24 @@ func TestEraseLeavesWhatItMustNotTouch(t *testing.T) {
 		}
 	}
 
-	r := f.run(t, "erase", "--session", sessionA)
-	if r.code != exitFailure || !strings.Contains(r.stdout, "AML_RECORD_RETENTION") || !strings.Contains(r.stdout, "--include-aml") {
-		t.Fatalf("AML case kept: exit %d, stdout %q", r.code, r.stdout)
+	r := f.run(t, Request{Session: sessionA}, false)
+	if r.erased || !strings.Contains(r.stdout, "AML_RECORD_RETENTION") || !strings.Contains(r.stdout, "--include-aml") {
+		t.Fatalf("AML case kept: erased %t, stdout %q", r.erased, r.stdout)
 	}
 	untouched(sessionA, vendorData)
 	if len(f.temporal.deleted) != 0 || len(f.temporal.runs) != 2 {
 		t.Fatalf("an execution of a session left whole was deleted: %v", f.temporal.deleted)
 	}
 
-	r = f.run(t, "erase", "--session", sessionB)
-	if r.code != exitFailure || !strings.Contains(r.stdout, "1 execution running") || !strings.Contains(r.stdout, "--terminate") {
-		t.Fatalf("running: exit %d, stdout %q", r.code, r.stdout)
+	r = f.run(t, Request{Session: sessionB}, false)
+	if r.erased || !strings.Contains(r.stdout, "1 execution running") || !strings.Contains(r.stdout, "--terminate") {
+		t.Fatalf("running: erased %t, stdout %q", r.erased, r.stdout)
 	}
 	untouched(sessionB, "customer-other")
-	r = f.run(t, "erase", "--session", sessionB, "--terminate")
-	if r.code != exitOK || len(f.temporal.terminated) != 1 || len(f.temporal.deleted) != 1 ||
+	r = f.run(t, Request{Session: sessionB, Terminate: true}, false)
+	if !r.erased || len(f.temporal.terminated) != 1 || len(f.temporal.deleted) != 1 ||
 		!strings.Contains(r.stdout, "1 terminated first") {
-		t.Fatalf("--terminate: exit %d, terminated %v, deleted %v", r.code, f.temporal.terminated, f.temporal.deleted)
+		t.Fatalf("--terminate: erased %t, terminated %v, deleted %v", r.erased, f.temporal.terminated, f.temporal.deleted)
 	}
 	if len(f.diditDeleted) != 0 {
 		t.Fatalf("Didit asked to delete %v without --didit", f.diditDeleted)
@@ -355,18 +386,14 @@ func TestEraseFindsRunsStartedMeanwhile(t *testing.T) {
 	for _, terminate := range []bool{true, false} {
 		f := newEraseFixture(t)
 		f.session(t, sessionA, vendorData, false)
-		f.temporal.runs = []execution{{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-1"}}
+		f.temporal.runs = []Execution{{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-1"}}
 		f.temporal.afterDelete = func(f *fakeTemporal) {
 			f.afterDelete = nil
-			f.runs = append(f.runs, execution{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-2", Running: true},
-				execution{WorkflowID: contract.FollowUpCaseID(sessionA, 2), RunID: "c-2", Running: true})
+			f.runs = append(f.runs, Execution{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-2", Running: true},
+				Execution{WorkflowID: contract.FollowUpCaseID(sessionA, 2), RunID: "c-2", Running: true})
 		}
-		args := []string{"erase", "--session", sessionA, "--json"}
-		if terminate {
-			args = append(args, "--terminate")
-		}
-		r := f.run(t, args...)
-		var rep eraseReport
+		r := f.run(t, Request{Session: sessionA, Terminate: terminate}, true)
+		var rep Report
 		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Sessions) != 1 {
 			t.Fatalf("report %q: %v", r.stdout, err)
 		}
@@ -375,21 +402,21 @@ func TestEraseFindsRunsStartedMeanwhile(t *testing.T) {
 			t.Fatalf("record = %+v, %v; want it erased", v, err)
 		}
 		if !terminate {
-			if r.code != exitFailure || s.Meanwhile != 2 || len(s.Left) != 1 || !strings.Contains(s.Left[0], "--terminate") ||
+			if r.erased || s.Meanwhile != 2 || len(s.Left) != 1 || !strings.Contains(s.Left[0], "--terminate") ||
 				len(f.temporal.runs) != 2 {
-				t.Fatalf("without --terminate: exit %d, %+v, runs left %v; want the newcomers reported left", r.code, s, f.temporal.runs)
+				t.Fatalf("without --terminate: erased %t, %+v, runs left %v; want the newcomers reported left", r.erased, s, f.temporal.runs)
 			}
 			continue
 		}
-		if r.code != exitOK || len(s.Left) != 0 || s.Deleted != 3 || s.Terminated != 2 || s.Meanwhile != 2 {
-			t.Fatalf("exit %d, %+v; want all three executions deleted, two of them started meanwhile", r.code, s)
+		if !r.erased || len(s.Left) != 0 || s.Deleted != 3 || s.Terminated != 2 || s.Meanwhile != 2 {
+			t.Fatalf("erased %t, %+v; want all three executions deleted, two of them started meanwhile", r.erased, s)
 		}
 		if len(f.temporal.runs) != 0 {
 			t.Fatalf("left %v", f.temporal.runs)
 		}
-		text := f.run(t, "erase", "--session", sessionA, "--terminate")
-		if text.code != exitOK || !strings.Contains(strings.Join(strings.Fields(text.stdout), " "), "Erased session "+sessionA) {
-			t.Fatalf("again: exit %d, %q", text.code, text.stdout)
+		text := f.run(t, Request{Session: sessionA, Terminate: true}, false)
+		if !text.erased || !strings.Contains(strings.Join(strings.Fields(text.stdout), " "), "Erased session "+sessionA) {
+			t.Fatalf("again: erased %t, %q", text.erased, text.stdout)
 		}
 	}
 }
@@ -399,16 +426,16 @@ func TestEraseFindsRunsStartedMeanwhile(t *testing.T) {
 func TestEraseGivesUpOnRunsThatKeepStarting(t *testing.T) {
 	f := newEraseFixture(t)
 	f.session(t, sessionA, vendorData, false)
-	f.temporal.runs = []execution{{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-0"}}
+	f.temporal.runs = []Execution{{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: "a-0"}}
 	n := 0
 	f.temporal.afterDelete = func(f *fakeTemporal) {
 		n++
-		f.runs = append(f.runs, execution{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: fmt.Sprintf("a-%d", n), Running: true})
+		f.runs = append(f.runs, Execution{WorkflowID: contract.SessionWorkflowID(sessionA), RunID: fmt.Sprintf("a-%d", n), Running: true})
 	}
-	r := f.run(t, "erase", "--session", sessionA, "--terminate")
+	r := f.run(t, Request{Session: sessionA, Terminate: true}, false)
 	out := strings.Join(strings.Fields(r.stdout), " ")
-	if r.code != exitFailure || !strings.Contains(out, "is not fully erased") || !strings.Contains(out, "more after each of") {
-		t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+	if r.erased || !strings.Contains(out, "is not fully erased") || !strings.Contains(out, "more after each of") {
+		t.Fatalf("erased %t, stdout %q", r.erased, r.stdout)
 	}
 	if n != maxListRounds {
 		t.Fatalf("deleted %d times, want one round of deletes per listing (%d)", n, maxListRounds)
@@ -428,10 +455,10 @@ func TestEraseByVendorData(t *testing.T) {
 	if err != nil || len(order) != 2 {
 		t.Fatalf("sessions of the reference: %v, %v", order, err)
 	}
-	r := f.run(t, "erase", "--vendor-data", vendorData, "--json")
-	var rep eraseReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitOK || !rep.ByVendorData || len(rep.Sessions) != 2 {
-		t.Fatalf("exit %d, %v, %+v", r.code, err, rep)
+	r := f.run(t, Request{VendorData: vendorData}, true)
+	var rep Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !r.erased || !rep.ByVendorData || len(rep.Sessions) != 2 {
+		t.Fatalf("erased %t, %v, %+v", r.erased, err, rep)
 	}
 	if rep.Sessions[0].SessionID != order[0] || rep.Sessions[1].SessionID != order[1] {
 		t.Fatalf("sessions %+v", rep.Sessions)
@@ -442,9 +469,9 @@ func TestEraseByVendorData(t *testing.T) {
 	if ids, err := f.st.SessionsByVendorData(t.Context(), "customer-47"); err != nil || len(ids) != 1 {
 		t.Fatalf("another reference: %v, %v", ids, err)
 	}
-	r = f.run(t, "erase", "--vendor-data", vendorData)
-	if r.code != exitOK || !strings.Contains(r.stdout, "No session record holds this vendor_data") {
-		t.Fatalf("again: exit %d, stdout %q", r.code, r.stdout)
+	r = f.run(t, Request{VendorData: vendorData}, false)
+	if !r.erased || !strings.Contains(r.stdout, "No session record holds this vendor_data") {
+		t.Fatalf("again: erased %t, stdout %q", r.erased, r.stdout)
 	}
 }
 
@@ -457,10 +484,10 @@ func TestEraseRefusesIDsItWouldQueryUnchecked(t *testing.T) {
 	const odd = "x' OR WorkflowId STARTS_WITH '"
 	f.session(t, odd, vendorData, false)
 	f.session(t, sessionA, vendorData, false)
-	r := f.run(t, "erase", "--vendor-data", vendorData, "--json")
-	var rep eraseReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitFailure || len(rep.Sessions) != 2 {
-		t.Fatalf("exit %d, %v, %+v", r.code, err, rep)
+	r := f.run(t, Request{VendorData: vendorData}, true)
+	var rep Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.erased || len(rep.Sessions) != 2 {
+		t.Fatalf("erased %t, %v, %+v", r.erased, err, rep)
 	}
 	for _, s := range rep.Sessions {
 		switch s.SessionID {
@@ -485,33 +512,17 @@ func TestEraseRefusesIDsItWouldQueryUnchecked(t *testing.T) {
 	}
 }
 
-func TestEraseUsage(t *testing.T) {
+// TestEraseWithDiditNeedsAKey: --didit without DIDIT_API_KEY erases
+// nothing and says what is missing.
+func TestEraseWithDiditNeedsAKey(t *testing.T) {
 	f := newEraseFixture(t)
-	for _, tc := range []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{"erase"}, exitUsage, "give one of --session"},
-		{[]string{"erase", "--session", sessionA, "--vendor-data", vendorData}, exitUsage, "give one of --session"},
-		{[]string{"erase", "--session", "a' OR WorkflowId != '"}, exitUsage, "is not a Didit session id"},
-		{[]string{"erase", "--session", strings.Repeat("a", 65)}, exitUsage, "is not a Didit session id"},
-		{[]string{"erase", "--session", "9b2f4c1e\u00a0"}, exitUsage, "is not a Didit session id"},
-		{[]string{"erase", "--session", "a b"}, exitUsage, "is not a Didit session id"},
-		{[]string{"erase", "--session", sessionA, "now"}, exitUsage, `unexpected argument "now"`},
-		{[]string{"erase", "--bogus"}, exitUsage, "flag provided but not defined"},
-	} {
-		r := f.run(t, tc.args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
-		}
-	}
-	if r := f.run(t, "erase", "-h"); r.code != exitOK || !strings.Contains(r.stdout, "--include-aml") {
-		t.Errorf("-h: exit %d, stdout %q", r.code, r.stdout)
-	}
+	f.session(t, sessionA, vendorData, false)
 	t.Setenv("DIDIT_API_KEY", "")
-	if r := f.run(t, "erase", "--session", sessionA, "--didit"); r.code != exitFailure || !strings.Contains(r.stderr, "--didit needs DIDIT_API_KEY") {
-		t.Errorf("--didit without a key: exit %d, stderr %q", r.code, r.stderr)
+	if r := f.run(t, Request{Session: sessionA, Didit: true}, false); r.erased || !strings.Contains(r.stderr, "--didit needs DIDIT_API_KEY") {
+		t.Errorf("--didit without a key: erased %t, stderr %q", r.erased, r.stderr)
+	}
+	if v, err := f.st.Session(t.Context(), sessionA); err != nil || v.VendorData != vendorData {
+		t.Errorf("record = %+v, %v; want it untouched", v, err)
 	}
 }
 
@@ -549,24 +560,19 @@ func TestEraseAgainstTemporal(t *testing.T) {
 	closed(firstCase)
 	running := start(sessionID)
 
-	var stdout, stderr bytes.Buffer
-	erase := func(args ...string) int {
-		stdout.Reset()
-		stderr.Reset()
-		code := (&app{stdout: &stdout, stderr: &stderr}).run(ctx, append([]string{"erase", "--session", sessionA}, args...))
-		t.Logf("erase %v → %d\n%s\n%s", args, code, stdout.String(), stderr.String())
-		return code
+	run := func(terminate bool) result {
+		return erase(t, Request{Session: sessionA, Terminate: terminate}, false, nil)
 	}
-	if code := erase(); code != exitFailure || !strings.Contains(strings.Join(strings.Fields(stdout.String()), " "),
+	if r := run(false); r.erased || !strings.Contains(strings.Join(strings.Fields(r.stdout), " "),
 		"1 execution running ("+sessionID+")") {
-		t.Fatalf("running: exit %d", code)
+		t.Fatalf("running: erased %t", r.erased)
 	}
 	if d, err := tc.DescribeWorkflow(ctx, sessionID, running.GetRunID()); err != nil || d.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		t.Fatalf("the running session after a refusal: %v, %v", d, err)
 	}
-	if code := erase("--terminate"); code != exitOK || !strings.Contains(strings.Join(strings.Fields(stdout.String()), " "),
+	if r := run(true); !r.erased || !strings.Contains(strings.Join(strings.Fields(r.stdout), " "),
 		"3 executions deleted (1 terminated first)") {
-		t.Fatalf("--terminate: exit %d", code)
+		t.Fatalf("--terminate: erased %t", r.erased)
 	}
 	// The server deletes in the background, a minute or more later on the
 	// dev server, which is too long to wait for here: what is checked is
@@ -583,8 +589,8 @@ func TestEraseAgainstTemporal(t *testing.T) {
 	}
 	// Again while the deletes are pending: nothing is running, and asking
 	// again is harmless.
-	if code := erase(); code != exitOK {
-		t.Fatalf("again: exit %d", code)
+	if r := run(false); !r.erased {
+		t.Fatalf("again: erased %t", r.erased)
 	}
 }
 
@@ -592,12 +598,12 @@ func TestEraseAgainstTemporal(t *testing.T) {
 // landing right after erase deletes the session's first execution: the
 // receiver's SignalWithStart starts a new run.
 type deliveryMeanwhile struct {
-	executions
+	Executions
 	deliver func()
 }
 
-func (d *deliveryMeanwhile) Delete(ctx context.Context, r execution) (bool, error) {
-	deleted, err := d.executions.Delete(ctx, r)
+func (d *deliveryMeanwhile) Delete(ctx context.Context, r Execution) (bool, error) {
+	deleted, err := d.Executions.Delete(ctx, r)
 	if d.deliver != nil {
 		d.deliver()
 		d.deliver = nil
@@ -625,26 +631,23 @@ func TestEraseAgainstTemporalFindsARunStartedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var meanwhile client.WorkflowRun
-	var stdout, stderr bytes.Buffer
-	a := &app{stdout: &stdout, stderr: &stderr,
-		openExecutions: func(ctx context.Context, log *slog.Logger, cfg config.Worker) (executions, func(), error) {
-			ex, closeTemporal, err := dialExecutions(ctx, log, cfg)
+	r := erase(t, Request{Session: session, Terminate: true}, true,
+		func(ctx context.Context, log *slog.Logger, cfg config.Worker) (Executions, func(), error) {
+			ex, closeTemporal, err := DialExecutions(ctx, log, cfg)
 			if err != nil {
 				return nil, nil, err
 			}
-			return &deliveryMeanwhile{executions: ex, deliver: func() {
+			return &deliveryMeanwhile{Executions: ex, deliver: func() {
 				meanwhile, err = tc.SignalWithStartWorkflow(ctx, id, contract.EventSignal, "a delivery",
 					client.StartWorkflowOptions{TaskQueue: queue}, contract.SessionWorkflowType)
 				if err != nil {
 					t.Errorf("the delivery meanwhile: %v", err)
 				}
 			}}, closeTemporal, nil
-		}}
-	code := a.run(ctx, []string{"erase", "--session", session, "--terminate", "--json"})
-	t.Logf("erase → %d\n%s\n%s", code, stdout.String(), stderr.String())
-	var rep eraseReport
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || code != exitOK || len(rep.Sessions) != 1 {
-		t.Fatalf("exit %d, %v", code, err)
+		})
+	var rep Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || !r.erased || len(rep.Sessions) != 1 {
+		t.Fatalf("erased %t, %v", r.erased, err)
 	}
 	if s := rep.Sessions[0]; s.Deleted != 2 || s.Terminated != 2 || s.Meanwhile != 1 || len(s.Left) != 0 {
 		t.Fatalf("report %+v; want the first run and the one started meanwhile deleted", s)

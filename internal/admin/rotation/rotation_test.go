@@ -1,4 +1,4 @@
-package main
+package rotation
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -61,23 +62,40 @@ func newFixture(t *testing.T, receiverURL string, wrap func(http.Handler) http.H
 	return &fixture{fake: fake, client: c, schedule: &fakeHandle{}}
 }
 
+// result is a step as diditflow-admin rotate-secret shows it.
 type result struct {
-	code           int
+	err     error
+	outcome Outcome
+	// stdout is the outcome's text; stderr the logs and the error.
 	stdout, stderr string
 }
 
-// run runs the command line, its reconcile schedule the fixture's.
-func (f *fixture) run(t *testing.T, args ...string) result {
+// run runs the step req asks for, with the environment's settings, its
+// reconcile schedule the fixture's.
+func (f *fixture) run(t *testing.T, req Request) result {
 	t.Helper()
+	var r result
 	var stdout, stderr bytes.Buffer
-	a := &app{stdout: &stdout, stderr: &stderr,
-		openSchedule: func(context.Context, *slog.Logger) (reconcileSchedule, func(), error) {
+	var env Settings
+	if err := envconfig.Process("", &env); err != nil {
+		t.Fatal(err)
+	}
+	rot := &Rotator{Settings: env, Log: slog.New(slog.NewJSONHandler(&stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OpenSchedule: func(context.Context, *slog.Logger) (Schedule, func(), error) {
 			f.opens++
 			return temporalSchedule{handle: f.schedule, where: `Temporal namespace "default" at test`}, func() {}, nil
 		}}
-	code := a.run(context.Background(), args)
-	t.Logf("diditflow-admin %s → %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-	return result{code, stdout.String(), stderr.String()}
+	if r.err = req.Check(); r.err == nil {
+		r.outcome, r.err = rot.Run(context.Background(), req)
+	}
+	if r.err != nil {
+		stderr.WriteString(r.err.Error())
+	} else if err := r.outcome.WriteText(&stdout); err != nil {
+		t.Fatal(err)
+	}
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	t.Logf("rotate-secret %+v → %v\nstdout:\n%s\nstderr:\n%s", req, r.err, r.stdout, r.stderr)
+	return r
 }
 
 // fakeHandle stands in for the Temporal handle of the reconcile schedule.
@@ -150,9 +168,9 @@ func requireContains(t *testing.T, what, got string, want ...string) {
 
 func TestLegacyRotationPrintsTheNewSecretOnce(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
-	r := f.run(t, "rotate-secret")
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	current := f.legacySecret(t)
 	if current == oldSecret || current == "" {
@@ -169,13 +187,18 @@ func TestLegacyRotationPrintsTheNewSecretOnce(t *testing.T) {
 
 func TestLegacyRotationJSON(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
-	r := f.run(t, "rotate-secret", "--json")
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	var js bytes.Buffer
+	if err := r.outcome.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	r.stdout = js.String()
 	var out struct {
 		Secret string `json:"secret"`
-		Steps  []step `json:"next_steps"`
+		Steps  []Step `json:"next_steps"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("stdout is not JSON: %v", err)
@@ -189,9 +212,9 @@ func TestLegacyRotationJSON(t *testing.T) {
 func TestLegacyRotationNeedsTheReconcileSchedule(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
 	f.schedule.missing = true
-	r := f.run(t, "rotate-secret")
-	if r.code != exitFailure {
-		t.Fatalf("exit %d, want %d", r.code, exitFailure)
+	r := f.run(t, Request{})
+	if r.err == nil {
+		t.Fatal("the step succeeded; want it to fail")
 	}
 	if f.legacySecret(t) != oldSecret {
 		t.Fatal("rotated although no reconcile schedule can cover the gap")
@@ -205,9 +228,9 @@ func TestLegacyRotationNeedsTheReconcileSchedule(t *testing.T) {
 
 func TestLegacyRotationWithoutReconcile(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
-	r := f.run(t, "rotate-secret", "--without-reconcile")
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{WithoutReconcile: true})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	requireSecretOnce(t, r, f.legacySecret(t), oldSecret)
 	if f.opens != 0 {
@@ -238,9 +261,9 @@ func patchFails(apply bool) func(http.Handler) http.Handler {
 
 func TestLegacyRotationReadsBackALostAnswer(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", patchFails(true))
-	r := f.run(t, "rotate-secret")
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	current := f.legacySecret(t)
 	if current == oldSecret {
@@ -252,9 +275,9 @@ func TestLegacyRotationReadsBackALostAnswer(t *testing.T) {
 
 func TestLegacyRotationThatDidNotHappen(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", patchFails(false))
-	r := f.run(t, "rotate-secret")
-	if r.code != exitFailure {
-		t.Fatalf("exit %d, want %d", r.code, exitFailure)
+	r := f.run(t, Request{})
+	if r.err == nil {
+		t.Fatal("the step succeeded; want it to fail")
 	}
 	if f.legacySecret(t) != oldSecret {
 		t.Fatal("rotated")
@@ -268,9 +291,9 @@ func TestLegacyRotationThatDidNotHappen(t *testing.T) {
 func TestAfterDeployTriggersTheReconcileSchedule(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
 	t.Setenv("DIDIT_API_KEY", "") // the step asks Temporal only
-	r := f.run(t, "rotate-secret", "--after-deploy")
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{AfterDeploy: true})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	if f.schedule.triggers != 1 {
 		t.Fatalf("schedule triggered %d times, want 1", f.schedule.triggers)
@@ -281,9 +304,9 @@ func TestAfterDeployTriggersTheReconcileSchedule(t *testing.T) {
 func TestAfterDeployWithoutTheSchedule(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
 	f.schedule.missing = true
-	r := f.run(t, "rotate-secret", "--after-deploy")
-	if r.code != exitFailure {
-		t.Fatalf("exit %d, want %d", r.code, exitFailure)
+	r := f.run(t, Request{AfterDeploy: true})
+	if r.err == nil {
+		t.Fatal("the step succeeded; want it to fail")
 	}
 	requireContains(t, "stderr", r.stderr, "no reconcile run triggered",
 		`reconcile schedule diditflow-reconcile does not exist in Temporal namespace "default"`,
@@ -294,9 +317,9 @@ func TestFinishPrintsOnlyTheStepThatDropsTheOldSecret(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
 	t.Setenv("DIDIT_API_KEY", "")
 	t.Setenv("DIDIT_API_URL", "http://127.0.0.1:1") // nothing is called
-	r := f.run(t, "rotate-secret", "--finish")
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{Finish: true})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	requireContains(t, "stdout", r.stdout, "\n       DIDIT_WEBHOOK_SECRETS=<new secret>\n", "10 minutes")
 	if strings.Contains(r.stdout, "<current value>") || strings.Contains(r.stdout+r.stderr, oldSecret) {
@@ -334,9 +357,9 @@ func TestDestinationRotationTwice(t *testing.T) {
 		if oldDest.UUID != old {
 			t.Fatalf("rotation %d: the newest destination is %s, want %s", n, oldDest.UUID, old)
 		}
-		r := f.run(t, "rotate-secret", "--destination", old)
-		if r.code != exitOK {
-			t.Fatalf("rotation %d: exit %d", n, r.code)
+		r := f.run(t, Request{Destination: old})
+		if r.err != nil {
+			t.Fatalf("rotation %d: %v", n, r.err)
 		}
 		after := f.destinations(t)
 		if len(after) != len(before)+1 {
@@ -355,9 +378,9 @@ func TestDestinationRotationTwice(t *testing.T) {
 		finish := "diditflow-admin rotate-secret --destination " + old + " --finish-destination " + nu.UUID
 		requireContains(t, "stdout", r.stdout, "DIDIT_WEBHOOK_SECRETS=<new secret>,<current value>", finish, "event_id")
 
-		r = f.run(t, "rotate-secret", "--destination", old, "--finish-destination", nu.UUID)
-		if r.code != exitOK {
-			t.Fatalf("rotation %d: finish: exit %d", n, r.code)
+		r = f.run(t, Request{Destination: old, FinishDestination: nu.UUID})
+		if r.err != nil {
+			t.Fatalf("rotation %d: finish: %v", n, r.err)
 		}
 		done := f.destinations(t)
 		if done[len(done)-2].Enabled || !done[len(done)-1].Enabled {
@@ -385,9 +408,9 @@ func TestFinishDestinationRefusesAnUnrelatedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := f.run(t, "rotate-secret", "--destination", fakedidit.DefaultDestinationUUID, "--finish-destination", other.UUID)
-	if r.code != exitFailure {
-		t.Fatalf("exit %d, want %d", r.code, exitFailure)
+	r := f.run(t, Request{Destination: fakedidit.DefaultDestinationUUID, FinishDestination: other.UUID})
+	if r.err == nil {
+		t.Fatal("the step succeeded; want it to fail")
 	}
 	requireContains(t, "stderr", r.stderr, "nothing disabled")
 	if d := f.destinations(t); !d[0].Enabled {
@@ -397,9 +420,9 @@ func TestFinishDestinationRefusesAnUnrelatedOne(t *testing.T) {
 
 func TestDestinationNotFound(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
-	r := f.run(t, "rotate-secret", "--destination", "0b6e1d4a-1111-4222-8333-444455556666")
-	if r.code != exitFailure {
-		t.Fatalf("exit %d, want %d", r.code, exitFailure)
+	r := f.run(t, Request{Destination: "0b6e1d4a-1111-4222-8333-444455556666"})
+	if r.err == nil {
+		t.Fatal("the step succeeded; want it to fail")
 	}
 	requireContains(t, "stderr", r.stderr, "nothing created", "0b6e1d4a-1111-4222-8333-444455556666", "Didit answered 404")
 }
@@ -407,14 +430,14 @@ func TestDestinationNotFound(t *testing.T) {
 func TestMissingAPIKey(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
 	t.Setenv("DIDIT_API_KEY", "")
-	for _, args := range [][]string{
-		{"rotate-secret"},
-		{"rotate-secret", "--destination", fakedidit.DefaultDestinationUUID},
-		{"rotate-secret", "--destination", fakedidit.DefaultDestinationUUID, "--finish-destination", "0b6e1d4a-1111-4222-8333-444455556666"},
+	for _, req := range []Request{
+		{},
+		{Destination: fakedidit.DefaultDestinationUUID},
+		{Destination: fakedidit.DefaultDestinationUUID, FinishDestination: "0b6e1d4a-1111-4222-8333-444455556666"},
 	} {
-		r := f.run(t, args...)
-		if r.code != exitFailure {
-			t.Fatalf("%v: exit %d, want %d", args, r.code, exitFailure)
+		r := f.run(t, req)
+		if r.err == nil {
+			t.Fatalf("%+v: succeeded without a key", req)
 		}
 		requireContains(t, "stderr", r.stderr, "DIDIT_API_KEY is not set")
 	}
@@ -429,48 +452,13 @@ func TestMissingAPIKey(t *testing.T) {
 func TestWrongAPIKey(t *testing.T) {
 	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
 	t.Setenv("DIDIT_API_KEY", "sk_wrong")
-	r := f.run(t, "rotate-secret")
-	if r.code != exitFailure {
-		t.Fatalf("exit %d, want %d", r.code, exitFailure)
+	r := f.run(t, Request{})
+	if r.err == nil {
+		t.Fatal("the step succeeded; want it to fail")
 	}
 	requireContains(t, "stderr", r.stderr, "nothing rotated", "Didit refused DIDIT_API_KEY (401)")
 	if strings.Contains(r.stderr, "sk_wrong") {
 		t.Error("stderr shows the key")
-	}
-}
-
-func TestUsage(t *testing.T) {
-	f := newFixture(t, "https://receiver.example/webhooks/didit", nil)
-	uuid := fakedidit.DefaultDestinationUUID
-	for _, tc := range []struct {
-		args []string
-		code int
-		want string
-	}{
-		{nil, exitUsage, "Usage: diditflow-admin rotate-secret"},
-		{[]string{"rotate"}, exitUsage, `unknown command "rotate"`},
-		{[]string{"rotate-secret", "--bogus"}, exitUsage, "flag provided but not defined"},
-		{[]string{"rotate-secret", "now"}, exitUsage, `unexpected argument "now"`},
-		{[]string{"rotate-secret", "--finish", "--after-deploy"}, exitUsage, "separate steps"},
-		{[]string{"rotate-secret", "--finish", "--destination", uuid}, exitUsage, "separate steps"},
-		{[]string{"rotate-secret", "--without-reconcile", "--after-deploy"}, exitUsage, "--without-reconcile belongs"},
-		{[]string{"rotate-secret", "--finish-destination", uuid}, exitUsage, "needs --destination"},
-		{[]string{"rotate-secret", "--destination", "prod"}, exitUsage, `"prod" is not a UUID`},
-		{[]string{"rotate-secret", "--destination", uuid, "--finish-destination", uuid}, exitUsage, "not the old one again"},
-	} {
-		r := f.run(t, tc.args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
-		}
-	}
-	for _, args := range [][]string{{"-h"}, {"help"}, {"rotate-secret", "-h"}, {"rotate-secret", "--help"}} {
-		r := f.run(t, args...)
-		if r.code != exitOK || !strings.Contains(r.stdout, "--finish-destination <new-uuid>") {
-			t.Errorf("%v: exit %d, stdout %q", args, r.code, r.stdout)
-		}
-	}
-	if f.opens != 0 || f.legacySecret(t) != oldSecret {
-		t.Error("a usage error did something")
 	}
 }
 
@@ -510,28 +498,6 @@ func TestRotationURLs(t *testing.T) {
 	} {
 		if got := rotatedLabel(label, 4); got != want {
 			t.Errorf("rotatedLabel(%q) = %q, want %q", label, got, want)
-		}
-	}
-}
-
-func TestDiditFailuresSayWhatToDo(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{&api.Error{Kind: api.KindCredentials, Op: "x", Status: 401}, "Didit refused DIDIT_API_KEY (401): the key is missing, wrong, revoked or expired"},
-		{&api.Error{Kind: api.KindCredentials, Op: "x", Status: 403}, "Didit refused DIDIT_API_KEY (403): the key may not make this call"},
-		{&api.Error{Kind: api.KindNotFound, Op: "x", Status: 404}, "Didit answered 404: it does not exist, or it is outside DIDIT_API_KEY's scope"},
-		{&api.Error{Kind: api.KindRateLimited, Op: "x", Status: 429, RetryAfter: 7 * time.Second}, "rate-limiting DIDIT_API_KEY (429); try again in 7s"},
-		{&api.Error{Kind: api.KindServer, Op: "x", Status: 503}, "Didit failed (503)"},
-		{&api.Error{Kind: api.KindServer, Op: "x"}, "Didit did not answer; check DIDIT_API_URL"},
-		{&api.Error{Kind: api.KindMalformed, Op: "x", Status: 200}, "check that DIDIT_API_URL is Didit's API"},
-		{&api.Error{Kind: api.KindRequest, Op: "x", Status: 400}, "Didit rejected the request (400)"},
-		{api.ErrNoKey, "DIDIT_API_KEY is not set"},
-	} {
-		got := diditFailure("doing it", tc.err)
-		if !strings.Contains(got.Error(), tc.want) {
-			t.Errorf("%v: %q does not say %q", tc.err, got, tc.want)
 		}
 	}
 }

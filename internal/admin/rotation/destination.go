@@ -1,16 +1,16 @@
-package main
+package rotation
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/admin"
 )
 
 // The destination procedure: Didit cannot rotate a destination's secret
@@ -30,26 +30,26 @@ var rotatedSuffix = regexp.MustCompile(` \(rotated \d+\)$`)
 
 // rotateDestination is destination step 1: create an enabled copy of the
 // destination on a new URL variant, and show its secret.
-func rotateDestination(ctx context.Context, env settings, log *slog.Logger, oldID string) (outcome, error) {
-	c, err := env.didit()
+func (r *Rotator) rotateDestination(ctx context.Context, oldID string) (Outcome, error) {
+	c, err := r.didit()
 	if err != nil {
-		return outcome{}, err
+		return Outcome{}, err
 	}
 	old, err := c.Destination(ctx, oldID)
 	if err != nil {
-		return outcome{}, diditFailure("nothing created: reading destination "+oldID, err)
+		return Outcome{}, admin.DiditFailure("nothing created: reading destination "+oldID, err)
 	}
 	if !old.Enabled {
-		return outcome{}, fmt.Errorf("nothing created: destination %s is disabled, so it delivers nothing and there "+
+		return Outcome{}, fmt.Errorf("nothing created: destination %s is disabled, so it delivers nothing and there "+
 			"is no delivery to keep; enable it first, or create a destination in Didit's console", oldID)
 	}
 	all, err := c.Destinations(ctx)
 	if err != nil {
-		return outcome{}, diditFailure("nothing created: listing the destinations", err)
+		return Outcome{}, admin.DiditFailure("nothing created: listing the destinations", err)
 	}
 	n, err := nextRotation(old.URL, all)
 	if err != nil {
-		return outcome{}, fmt.Errorf("nothing created: destination %s: %w", oldID, err)
+		return Outcome{}, fmt.Errorf("nothing created: destination %s: %w", oldID, err)
 	}
 	base, _, _ := splitRotation(old.URL) // nextRotation parsed it
 	label := rotatedLabel(old.Label, n)
@@ -61,18 +61,18 @@ func rotateDestination(ctx context.Context, env settings, log *slog.Logger, oldI
 		SubscribedEvents: old.SubscribedEvents,
 	})
 	if err != nil {
-		return outcome{}, diditFailure(fmt.Sprintf("nothing created: creating a copy of destination %s "+
+		return Outcome{}, admin.DiditFailure(fmt.Sprintf("nothing created: creating a copy of destination %s "+
 			"(Didit answers 400 when another destination has its URL or a field is invalid)", oldID), err)
 	}
 	if created.UUID == "" {
-		return outcome{}, fmt.Errorf("the destination was created, but Didit named no UUID: find %q in Didit's "+
+		return Outcome{}, fmt.Errorf("the destination was created, but Didit named no UUID: find %q in Didit's "+
 			"console, which shows its secret, and go on from there", label)
 	}
-	log.Info("created a rotated copy of a webhook destination", "destination", oldID, "new_destination", created.UUID)
+	r.log().Info("created a rotated copy of a webhook destination", "destination", oldID, "new_destination", created.UUID)
 	if created.Secret == "" {
 		read, err := c.Destination(ctx, created.UUID)
 		if err != nil || read.Secret == "" {
-			return outcome{}, fmt.Errorf("created destination %s, but could not read its secret: %w; Didit's "+
+			return Outcome{}, fmt.Errorf("created destination %s, but could not read its secret: %w; Didit's "+
 				"console shows it", created.UUID, orNoSecret(err))
 		}
 		created.Secret = read.Secret
@@ -82,7 +82,7 @@ func rotateDestination(ctx context.Context, env settings, log *slog.Logger, oldI
 	if newURL == "" {
 		newURL = withRotation(base, n)
 	}
-	return outcome{
+	return Outcome{
 		Summary: fmt.Sprintf("Created destination %s, %q, delivering to %s: a copy of destination %s (%q) "+
 			"with its events and webhook version, enabled.", created.UUID, label, newURL, oldID, old.Label),
 		Secret:      created.Secret,
@@ -96,7 +96,7 @@ func rotateDestination(ctx context.Context, env settings, log *slog.Logger, oldI
 			fmt.Sprintf("The new URL differs only by its query parameter %s=%d, since Didit wants a URL of its own "+
 				"for each destination; the starter routes on the path and ignores the query.", rotationParam, n),
 		},
-		Steps: []step{{
+		Steps: []Step{{
 			Do: "Deploy to every starter, and restart it, with the new secret first and the current one kept " +
 				"(<current value> is what DIDIT_WEBHOOK_SECRETS holds now; this command never prints it):",
 			Command: "DIDIT_WEBHOOK_SECRETS=<new secret>,<current value>",
@@ -119,27 +119,27 @@ func orNoSecret(err error) error {
 
 // finishDestination is destination step 2: disable the old destination,
 // once it is sure the new one delivers in its place.
-func finishDestination(ctx context.Context, env settings, log *slog.Logger, oldID, newID string) (outcome, error) {
-	c, err := env.didit()
+func (r *Rotator) finishDestination(ctx context.Context, oldID, newID string) (Outcome, error) {
+	c, err := r.didit()
 	if err != nil {
-		return outcome{}, err
+		return Outcome{}, err
 	}
 	old, err := c.Destination(ctx, oldID)
 	if err != nil {
-		return outcome{}, diditFailure("nothing disabled: reading the old destination "+oldID, err)
+		return Outcome{}, admin.DiditFailure("nothing disabled: reading the old destination "+oldID, err)
 	}
 	nu, err := c.Destination(ctx, newID)
 	if err != nil {
-		return outcome{}, diditFailure("nothing disabled: reading the new destination "+newID, err)
+		return Outcome{}, admin.DiditFailure("nothing disabled: reading the new destination "+newID, err)
 	}
 	if !nu.Enabled {
-		return outcome{}, fmt.Errorf("nothing disabled: the new destination %s is disabled, so nothing would "+
+		return Outcome{}, fmt.Errorf("nothing disabled: the new destination %s is disabled, so nothing would "+
 			"deliver; enable it in Didit's console first", newID)
 	}
 	oldBase, _, errOld := splitRotation(old.URL)
 	newBase, _, errNew := splitRotation(nu.URL)
 	if errOld != nil || errNew != nil || oldBase != newBase {
-		return outcome{}, fmt.Errorf("nothing disabled: destination %s delivers to %s, not to a variant of %s; "+
+		return Outcome{}, fmt.Errorf("nothing disabled: destination %s delivers to %s, not to a variant of %s; "+
 			"give --finish-destination the UUID that rotate-secret --destination %s printed", newID, nu.URL, old.URL, oldID)
 	}
 
@@ -148,18 +148,18 @@ func finishDestination(ctx context.Context, env settings, log *slog.Logger, oldI
 	if old.Enabled {
 		off := false
 		if _, err := c.UpdateDestination(ctx, oldID, api.DestinationPatch{Enabled: &off}); err != nil {
-			return outcome{}, diditFailure("disabling destination "+oldID, err)
+			return Outcome{}, admin.DiditFailure("disabling destination "+oldID, err)
 		}
-		log.Info("disabled the old webhook destination", "destination", oldID, "new_destination", newID)
+		r.log().Info("disabled the old webhook destination", "destination", oldID, "new_destination", newID)
 	} else {
 		summary = fmt.Sprintf("Destination %s (%q) was already disabled. Destination %s (%q) delivers alone, "+
 			"signed with its own secret.", oldID, old.Label, newID, nu.Label)
 	}
-	return outcome{
+	return Outcome{
 		Summary: summary,
 		Notes: []string{"The old destination is kept, disabled, with its delivery log; delete it in Didit's " +
 			"console once you no longer need that log."},
-		Steps: []step{{
+		Steps: []Step{{
 			Do:      "Deploy to every starter, and restart it, with only the new destination's secret (the one rotate-secret --destination printed):",
 			Command: "DIDIT_WEBHOOK_SECRETS=<new secret>",
 		}, {

@@ -1,4 +1,4 @@
-package main
+package rotation
 
 import (
 	"context"
@@ -99,9 +99,9 @@ func TestDestinationRotationLosesNoDelivery(t *testing.T) {
 		return attempts
 	}
 
-	r := f.run(t, "rotate-secret", "--destination", fakedidit.DefaultDestinationUUID)
-	if r.code != exitOK {
-		t.Fatalf("exit %d", r.code)
+	r := f.run(t, Request{Destination: fakedidit.DefaultDestinationUUID})
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	dests := f.destinations(t)
 	nu := dests[len(dests)-1]
@@ -130,9 +130,9 @@ func TestDestinationRotationLosesNoDelivery(t *testing.T) {
 	}
 
 	// Finished: the old destination is off and its secret dropped.
-	r = f.run(t, "rotate-secret", "--destination", fakedidit.DefaultDestinationUUID, "--finish-destination", nu.UUID)
-	if r.code != exitOK {
-		t.Fatalf("finish: exit %d", r.code)
+	r = f.run(t, Request{Destination: fakedidit.DefaultDestinationUUID, FinishDestination: nu.UUID})
+	if r.err != nil {
+		t.Fatalf("finish: %v", r.err)
 	}
 	st.deploy(nu.Secret)
 	attempts = deliver("after-finish")

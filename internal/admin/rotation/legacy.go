@@ -1,13 +1,13 @@
-package main
+package rotation
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/admin"
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
@@ -29,30 +29,30 @@ const readBackTimeout = 10 * time.Second
 // rotateLegacy is legacy step 1: it checks that the reconcile schedule is
 // there to cover the gap (unless told not to), rotates, and shows the new
 // secret.
-func (a *app) rotateLegacy(ctx context.Context, env settings, log *slog.Logger, reconcile bool) (outcome, error) {
-	c, err := env.didit()
+func (r *Rotator) rotateLegacy(ctx context.Context, reconcile bool) (Outcome, error) {
+	c, err := r.didit()
 	if err != nil {
-		return outcome{}, err
+		return Outcome{}, err
 	}
 	if reconcile {
-		if err := a.checkSchedule(ctx, log); err != nil {
-			return outcome{}, fmt.Errorf("nothing rotated: %w", err)
+		if err := r.checkSchedule(ctx); err != nil {
+			return Outcome{}, fmt.Errorf("nothing rotated: %w", err)
 		}
 	}
 	before, err := c.WebhookConfig(ctx)
 	if err != nil {
-		return outcome{}, diditFailure("nothing rotated: reading the legacy webhook config", err)
+		return Outcome{}, admin.DiditFailure("nothing rotated: reading the legacy webhook config", err)
 	}
 	secret, lost, err := rotateLegacySecret(ctx, c, before.Secret)
 	if err != nil {
-		return outcome{}, err
+		return Outcome{}, err
 	}
 	if lost != nil {
-		log.Warn("the answer to the rotation was lost; the new secret was read back", "error", lost.Error())
+		r.log().Warn("the answer to the rotation was lost; the new secret was read back", "error", lost.Error())
 	}
-	log.Info("rotated the legacy webhook secret")
+	r.log().Info("rotated the legacy webhook secret")
 
-	out := outcome{
+	out := Outcome{
 		Summary: "Rotated the legacy webhook secret. Didit signs every delivery with the new secret from now on; " +
 			"the old one stopped working at once (Didit keeps no overlap).",
 		Secret:      secret,
@@ -67,7 +67,7 @@ func (a *app) rotateLegacy(ctx context.Context, env settings, log *slog.Logger, 
 		out.Notes = append(out.Notes, "The legacy config has no webhook URL, so Didit sends nothing through it. "+
 			"If your deliveries go through webhook destinations, rotate each with --destination <uuid> instead.")
 	}
-	deploy := step{
+	deploy := Step{
 		Do: "Deploy to every starter, and restart it, with the new secret first and the current one kept " +
 			"(<current value> is what DIDIT_WEBHOOK_SECRETS holds now; this command never prints it):",
 		Command: "DIDIT_WEBHOOK_SECRETS=<new secret>,<current value>",
@@ -76,7 +76,7 @@ func (a *app) rotateLegacy(ctx context.Context, env settings, log *slog.Logger, 
 	if !reconcile {
 		out.Notes[0] = "Until a starter has the new secret, it answers Didit's deliveries 401, and Didit never " +
 			"retries a 401. No reconcile run will feed them again (--without-reconcile): step 2 does it by hand."
-		out.Steps = []step{deploy, {
+		out.Steps = []Step{deploy, {
 			Do: "Once every starter runs with both secrets, resend from Didit's console the deliveries that failed " +
 				"since the rotation. A resend is signed with the new secret and keeps its event_id, so a copy that " +
 				"did get through is dropped.",
@@ -86,7 +86,7 @@ func (a *app) rotateLegacy(ctx context.Context, env settings, log *slog.Logger, 
 		}}
 		return out, nil
 	}
-	out.Steps = []step{deploy, {
+	out.Steps = []Step{deploy, {
 		Do:      "Once every starter runs with both secrets, feed again what was refused in between:",
 		Command: cmdAfterDeploy,
 		Why: "It triggers the worker's reconcile schedule (" + contract.ReconcileScheduleID + "); the run looks " +
@@ -112,7 +112,7 @@ func rotateLegacySecret(ctx context.Context, c *api.Client, old string) (secret 
 	case err == nil && after.Secret != "":
 		return after.Secret, nil, nil
 	case err != nil && !ambiguous(err):
-		return "", nil, diditFailure("nothing rotated", err)
+		return "", nil, admin.DiditFailure("nothing rotated", err)
 	case err == nil:
 		err = errors.New("no secret in Didit's answer")
 	}
@@ -127,7 +127,7 @@ func rotateLegacySecret(ctx context.Context, c *api.Client, old string) (secret 
 			"and reading the config back failed (%v). Read the current secret in Didit's console (API & Webhooks) "+
 			"and continue from step 1's instructions with it; running rotate-secret again would rotate again", err, readErr)
 	case now.Secret == old || now.Secret == "":
-		return "", nil, diditFailure("nothing rotated (the secret is unchanged, so running this again is safe)", err)
+		return "", nil, admin.DiditFailure("nothing rotated (the secret is unchanged, so running this again is safe)", err)
 	}
 	return now.Secret, err, nil
 }
@@ -143,14 +143,14 @@ func ambiguous(err error) bool {
 }
 
 // checkSchedule fails unless the worker's reconcile schedule exists.
-func (a *app) checkSchedule(ctx context.Context, log *slog.Logger) error {
-	s, closeSchedule, err := a.openSchedule(ctx, log)
+func (r *Rotator) checkSchedule(ctx context.Context) error {
+	s, closeSchedule, err := r.openSchedule(ctx)
 	if err != nil {
 		return fmt.Errorf("%w. Step 2 needs Temporal to cover the gap; to rotate anyway, pass --without-reconcile", err)
 	}
 	defer closeSchedule()
 	switch err := s.Check(ctx); {
-	case errors.Is(err, errNoSchedule):
+	case errors.Is(err, ErrNoSchedule):
 		return fmt.Errorf("%w. Without it nothing feeds again the deliveries Didit signs with the new secret "+
 			"before every starter has it: they are answered 401, which Didit never retries. The worker creates "+
 			"that schedule when it starts with DIDIT_API_KEY: set it on the worker, restart the worker, and run "+
@@ -164,30 +164,30 @@ func (a *app) checkSchedule(ctx context.Context, log *slog.Logger) error {
 
 // afterDeploy is legacy step 2: trigger a reconcile run now that every
 // starter verifies the new secret.
-func (a *app) afterDeploy(ctx context.Context, _ settings, log *slog.Logger) (outcome, error) {
-	s, closeSchedule, err := a.openSchedule(ctx, log)
+func (r *Rotator) afterDeploy(ctx context.Context) (Outcome, error) {
+	s, closeSchedule, err := r.openSchedule(ctx)
 	if err != nil {
-		return outcome{}, fmt.Errorf("no reconcile run triggered: %w. Run this again once Temporal is reachable", err)
+		return Outcome{}, fmt.Errorf("no reconcile run triggered: %w. Run this again once Temporal is reachable", err)
 	}
 	defer closeSchedule()
 	switch err := s.Trigger(ctx); {
-	case errors.Is(err, errNoSchedule):
-		return outcome{}, fmt.Errorf("no reconcile run triggered: %w. The worker creates that schedule when it "+
+	case errors.Is(err, ErrNoSchedule):
+		return Outcome{}, fmt.Errorf("no reconcile run triggered: %w. The worker creates that schedule when it "+
 			"starts with DIDIT_API_KEY: set it on the worker, restart the worker and run this again (a run looks back "+
 			"RECONCILE_LOOKBACK, default 24h, so it still covers the rotation within that time); or resend the "+
 			"deliveries that failed since the rotation from Didit's console", err)
 	case err != nil:
-		return outcome{}, fmt.Errorf("no reconcile run triggered: %w. Run this again once Temporal answers", err)
+		return Outcome{}, fmt.Errorf("no reconcile run triggered: %w. Run this again once Temporal answers", err)
 	}
-	log.Info("triggered the reconcile schedule", "schedule_id", contract.ReconcileScheduleID)
-	return outcome{
+	r.log().Info("triggered the reconcile schedule", "schedule_id", contract.ReconcileScheduleID)
+	return Outcome{
 		Summary: "Triggered a run of the reconcile schedule " + contract.ReconcileScheduleID + ".",
 		Notes: []string{"The run looks back RECONCILE_LOOKBACK (default 24h) at the deliveries Didit logged as " +
 			"failed and feeds them again, the ones answered 401 during the rotation among them; a copy of a " +
 			"delivery that did get through is dropped by its event_id. Follow the run in the Temporal UI: its " +
 			"workflow ID starts with " + contract.ReconcileWorkflowID + ". A run that ends as off means the " +
 			"worker has no DIDIT_API_KEY: set it there, restart the worker and run this again."},
-		Steps: []step{{
+		Steps: []Step{{
 			Do:      "When that run has completed, and at least 10 minutes after the rotation, drop the old secret:",
 			Command: cmdFinish,
 		}},
@@ -195,10 +195,10 @@ func (a *app) afterDeploy(ctx context.Context, _ settings, log *slog.Logger) (ou
 }
 
 // finishLegacy is legacy step 3. It knows no secret and calls nothing.
-func finishLegacy() outcome {
-	return outcome{
+func finishLegacy() Outcome {
+	return Outcome{
 		Summary: "Last step of the rotation: drop the old secret.",
-		Steps: []step{{
+		Steps: []Step{{
 			Do:      "Deploy to every starter, and restart it, with only the new secret (the one rotate-secret printed):",
 			Command: "DIDIT_WEBHOOK_SECRETS=<new secret>",
 			Why: "Do it once the reconcile run of --after-deploy has completed, and at least 10 minutes after the " +
