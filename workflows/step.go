@@ -87,18 +87,26 @@ func newSteps(ctx workflow.Context, budget time.Duration, parked *[]ParkedStep, 
 	s.operator = []workflow.ReceiveChannel{retry, skip, ack}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var raw json.RawMessage
-			var signal string
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.RetrySignal })
-			sel.AddReceive(skip, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.SkipSignal })
-			sel.AddReceive(ack, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); signal = contract.AcknowledgeSignal })
-			sel.Select(ctx)
-			if signal == contract.AcknowledgeSignal {
-				acknowledge(ctx, raw)
-				continue
+			// Awaited, then taken, rather than received in a Selector: a
+			// Selector takes a signal out of its channel as it arrives,
+			// before this coroutine runs, and a run loop that continued as
+			// new in that task would see no signal waiting (answersPending)
+			// and lose it. Awaiting leaves it in the channel until taken.
+			_ = workflow.Await(ctx, func() bool { return retry.Len()+skip.Len()+ack.Len() > 0 })
+			for _, c := range []struct {
+				ch     workflow.ReceiveChannel
+				signal string
+			}{{retry, contract.RetrySignal}, {skip, contract.SkipSignal}, {ack, contract.AcknowledgeSignal}} {
+				var raw json.RawMessage
+				if !c.ch.ReceiveAsync(&raw) {
+					continue
+				}
+				if c.signal == contract.AcknowledgeSignal {
+					acknowledge(ctx, raw)
+				} else {
+					s.answer(ctx, c.signal, raw)
+				}
 			}
-			s.answer(ctx, signal, raw)
 		}
 	})
 	return s
