@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/diditflow/diditflow/internal/admin/rotation"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/harness/fakedidit"
+	"github.com/diditflow/diditflow/internal/store"
 )
 
 // The procedures are internal/admin/rotation's and internal/admin/erasure's
@@ -176,6 +178,20 @@ func TestJSONAndExitStatus(t *testing.T) {
 	var rep erasure.Report
 	if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rep) != nil || len(rep.Sessions) != 1 || rep.Sessions[0].SessionID != sessionA {
 		t.Fatalf("erase --json: exit %d, stdout %q", r.code, r.stdout)
+	}
+	// Something left (an AML case still within its retention): the report
+	// says so and the exit status is 1, which scripts check.
+	st, err := store.Open(context.Background(), os.Getenv("DATABASE_URL"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.OpenAMLCase(context.Background(), store.AMLCase{CaseID: "aml-case-" + sessionA, SessionID: sessionA}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	r = c.run(t, "erase", "--session", sessionA, "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != exitFailure || err != nil || rep.Complete() {
+		t.Fatalf("erase leaving an AML case: exit %d, stdout %q; want 1 and an incomplete report", r.code, r.stdout)
 	}
 	t.Setenv("DIDIT_API_KEY", "")
 	if r := c.run(t, "erase", "--session", sessionA, "--didit"); r.code != exitFailure || !strings.Contains(r.stderr, "--didit needs DIDIT_API_KEY") {

@@ -336,9 +336,18 @@ func TestApprovedSessionEndToEnd(t *testing.T) {
 func TestAMLSessionWithDuplicatesAndDisorder(t *testing.T) {
 	s := newStack(t)
 	session := "e2e-aml-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	inReview := delivery(t, "status-updated-in-review.json", session)
-	declined := delivery(t, "status-updated-declined-aml-hit.json", session)
-	for _, body := range [][]byte{declined, declined, inReview, declined, inReview} {
+	// Didit's resends keep the event_id and refresh the signing time
+	// (SPEC §4.5), so they are new deliveries to the receiver's replay
+	// cache and reach the workflow, which drops them by event key.
+	now := time.Now().Unix()
+	resent := func(fixture string, ago int64) []byte {
+		return deliveryOf(t, fixture, session, session+"/"+fixture, now-ago, 0)
+	}
+	for _, body := range [][]byte{
+		resent("status-updated-declined-aml-hit.json", 4), resent("status-updated-declined-aml-hit.json", 3),
+		resent("status-updated-in-review.json", 2), resent("status-updated-declined-aml-hit.json", 1),
+		resent("status-updated-in-review.json", 0),
+	} {
 		s.deliver(body)
 	}
 	id := contract.SessionWorkflowID(session)
