@@ -51,7 +51,7 @@ func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResul
 	if in.Email == "" {
 		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision or the records")
 	}
-	msg, err := userMessage(in)
+	msg, err := userMessage(a.notices(), in)
 	if err != nil {
 		return "", classify("compose notification "+kind, err)
 	}

@@ -179,6 +179,10 @@ type Worker struct {
 	SMTPURL   string `envconfig:"SMTP_URL"`
 	OutboxDir string `envconfig:"OUTBOX_DIR" default:".data/outbox"`
 	MailFrom  string `envconfig:"MAIL_FROM" default:"diditflow <no-reply@diditflow.localhost>"`
+	// NoticeTemplates is a directory of user notice templates, each file
+	// replacing the embedded template of the same name (internal/notice);
+	// empty uses the embedded ones. Read once, at start.
+	NoticeTemplates string `envconfig:"NOTICE_TEMPLATES"`
 	// MailBreakerOpenTimeout is how long the circuit breaker in front of the
 	// mail server and the compliance webhook stays open after repeated
 	// failures, before it lets a trial call through.
