@@ -62,6 +62,10 @@ type Activities struct {
 	Compliance Compliance
 	// Notices writes the user notices; nil writes the embedded templates.
 	Notices *notice.Templates
+	// UserNoticesOff leaves the user's mail to the business
+	// (USER_NOTICES=off): NotifyUser sends and records nothing and answers
+	// Disabled. Records, AML cases and compliance mail are unchanged.
+	UserNoticesOff bool
 	// Didit is Didit's API, for what webhooks do not carry; nil or without
 	// a key, the API features are off.
 	Didit DiditAPI

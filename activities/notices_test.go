@@ -6,9 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/notice"
+	"github.com/diditflow/diditflow/internal/notify"
+	"github.com/diditflow/diditflow/internal/store"
 )
 
 // text is the text of a mail the SMTP server received.
@@ -19,6 +25,68 @@ func text(t *testing.T, m smtptest.Mail) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// With USER_NOTICES=off no notice reaches the user, by SMTP or the outbox,
+// and none is recorded, whatever the notice (even one that would wait for
+// an address); compliance is told about AML cases as before.
+func TestUserNoticesOffSendAndRecordNothing(t *testing.T) {
+	notices := []UserNotice{
+		{SessionID: "s-1", Kind: NoticeApproved, Key: "approved:e1", FromRecords: true},
+		{SessionID: "s-1", Kind: NoticeDeclined, Email: "user@example.com"},
+		{SessionID: "s-1", Kind: NoticeResubmitted, Key: "resubmitted:e2", FromRecords: true, WaitForAddress: true, Redo: []string{"OCR"}},
+	}
+	complianceCase := ComplianceNotice{Case: AMLCase{SessionID: "s-1", Status: didit.StatusInReview, Hits: []didit.AMLHit{{ID: "hit-1"}}}}
+	check := func(t *testing.T, a *Activities, st *store.Store, reg *prometheus.Registry) {
+		t.Helper()
+		ctx := context.Background()
+		// An address on record, which a notice would be mailed to.
+		if _, err := st.RecordEvent(ctx, store.EventRecord{SessionID: "s-1", EventKey: "e1", WebhookType: "status.updated",
+			Status: "Approved", EventCreatedAt: 1767225000, ReceivedAt: time.Unix(1767225001, 0), ContactEmail: "user@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range notices {
+			for range 2 {
+				if got, err := a.NotifyUser(ctx, n); err != nil || got != Disabled {
+					t.Fatalf("%s notice: %q, %v; want %q", n.Kind, got, err, Disabled)
+				}
+			}
+		}
+		if ns, err := st.Notifications(ctx, "s-1"); err != nil || len(ns) != 0 {
+			t.Fatalf("notifications recorded: %+v, %v", ns, err)
+		}
+		if got := counter(t, reg, "diditflow_notifications_total", map[string]string{"audience": "user", "result": "disabled"}); got != 6 {
+			t.Errorf("disabled notices counted %v, want 6", got)
+		}
+		if got, err := a.NotifyCompliance(ctx, complianceCase); err != nil || got != Sent {
+			t.Fatalf("compliance notice: %q, %v; want sent", got, err)
+		}
+	}
+
+	t.Run("smtp", func(t *testing.T) {
+		sink := smtptest.NewServer(t)
+		a, st := newActivities(t, smtpMailer(t, sink.URL()))
+		reg := prometheus.NewRegistry()
+		a.Metrics, a.UserNoticesOff = NewMetrics(reg), true
+		check(t, a, st, reg)
+		if mails := sink.Received(); len(mails) != 1 || mails[0].To[0] != "compliance@example.com" {
+			t.Fatalf("the SMTP server received %+v, want the compliance notice alone", mails)
+		}
+	})
+	t.Run("outbox", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "outbox")
+		o, err := notify.NewOutbox(dir, "diditflow <no-reply@example.com>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, st := newActivities(t, o)
+		reg := prometheus.NewRegistry()
+		a.Metrics, a.UserNoticesOff = NewMetrics(reg), true
+		check(t, a, st, reg)
+		if n := countEML(dir); n != 1 {
+			t.Fatalf("the outbox holds %d messages, want the compliance notice alone", n)
+		}
+	})
 }
 
 // An override mails its own text for its notice; the other notices keep

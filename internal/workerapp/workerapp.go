@@ -145,7 +145,7 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	wf := &workflows.Workflows{Settings: Settings(cfg)}
 	wf.Register(w)
 	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit,
-		Notices: notices}
+		Notices: notices, UserNoticesOff: cfg.UserNotices == "off"}
 	var stopGauges func()
 	if metrics != nil {
 		namespace, err := temporalclient.Namespace()
@@ -192,13 +192,16 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 }
 
 // LoadNotices parses and checks the user notices' templates: the embedded
-// ones and NOTICE_TEMPLATES's overrides. It says which are in use.
+// ones and NOTICE_TEMPLATES's overrides. It says which are in use, or that
+// USER_NOTICES=off sends none.
 func LoadNotices(cfg config.Worker, log *slog.Logger) (*notice.Templates, error) {
 	t, err := notice.Load(cfg.NoticeTemplates)
 	if err != nil {
 		return nil, err
 	}
 	switch {
+	case cfg.UserNotices == "off":
+		log.Info("user notices off (USER_NOTICES=off): the business mails its users; records, AML cases and compliance mail go on")
 	case cfg.NoticeTemplates != "" && len(t.Overridden()) == 0:
 		log.Warn("NOTICE_TEMPLATES holds no notice template: every user notice uses its embedded text",
 			"dir", cfg.NoticeTemplates, "notices", strings.Join(notice.Names, ","))

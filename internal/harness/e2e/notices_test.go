@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +44,56 @@ func TestOverriddenNoticeTemplateEndToEnd(t *testing.T) {
 	if mails[0].Subject != "Welcome to Acme, you are verified" || text != want {
 		t.Fatalf("approval mailed as %q:\n%s\nwant the override's %q:\n%s", mails[0].Subject, text,
 			"Welcome to Acme, you are verified", want)
+	}
+}
+
+// With USER_NOTICES=off a session's user is mailed nothing and no user
+// notice is recorded, while its record, its AML case and compliance's mail
+// are what they are with notices on.
+func TestUserNoticesOffEndToEnd(t *testing.T) {
+	s := newStack(t, func(s *stack) { s.workerEnv = append(s.workerEnv, "USER_NOTICES=off") })
+	session := "e2e-notices-off-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s.deliver(delivery(t, "status-updated-in-review.json", session))
+	s.deliver(delivery(t, "status-updated-declined-aml-hit.json", session))
+	s.waitFor("the session to complete", func() bool { return s.completed(contract.SessionWorkflowID(session)) })
+
+	if got := s.status(session); got != "Declined" {
+		t.Fatalf("record status = %q, want Declined", got)
+	}
+	c, err := s.store.AMLCase(context.Background(), contract.AMLCaseWorkflowID(session))
+	if err != nil || len(c.Hits) != 1 {
+		t.Fatalf("AML case = %+v, %v; want it opened as with notices on", c, err)
+	}
+	s.waitFor("compliance's notice", func() bool { return s.sent(session, "compliance:opened:email") })
+	for _, m := range s.sink.Received() {
+		if len(m.To) != 1 || m.To[0] != "compliance@example.com" {
+			t.Errorf("mail %q to %v: with USER_NOTICES=off only compliance is mailed", m.Subject, m.To)
+		}
+	}
+	if n := s.sink.Count("AML case opened"); n != 1 {
+		t.Errorf("%d compliance notices, want 1", n)
+	}
+	ns, err := s.store.Notifications(context.Background(), session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		if strings.HasPrefix(n.Kind, "user:") {
+			t.Errorf("user notice %s recorded as %s", n.Kind, n.State)
+		}
+	}
+	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// The review and the decline each called for a notice.
+	for _, want := range []string{`diditflow_notifications_total{audience="user",result="disabled"} 2`,
+		`diditflow_notifications_total{audience="user",result="sent"} 0`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("worker /metrics lacks %s", want)
+		}
 	}
 }
 
