@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/notice"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/pii"
 	"github.com/diditflow/diditflow/internal/store"
@@ -59,6 +60,12 @@ type Activities struct {
 	Store      Store
 	Mailer     notify.Mailer
 	Compliance Compliance
+	// Notices writes the user notices; nil writes the embedded templates.
+	Notices *notice.Templates
+	// UserNoticesOff leaves the user's mail to the business
+	// (USER_NOTICES=off): NotifyUser sends and records nothing and answers
+	// Disabled. Records, AML cases and compliance mail are unchanged.
+	UserNoticesOff bool
 	// Didit is Didit's API, for what webhooks do not carry; nil or without
 	// a key, the API features are off.
 	Didit DiditAPI
@@ -74,6 +81,13 @@ func (a *Activities) now() time.Time {
 		return a.Now()
 	}
 	return time.Now()
+}
+
+func (a *Activities) notices() *notice.Templates {
+	if a.Notices != nil {
+		return a.Notices
+	}
+	return notice.Embedded()
 }
 
 func (a *Activities) log() *slog.Logger {

@@ -6,37 +6,17 @@ import (
 
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/notice"
 	"github.com/diditflow/diditflow/internal/notify"
 )
 
-// userMessage is the notice a user receives. It names no personal data: the
-// user knows who they are, and the mail may sit in outboxes and logs.
-func userMessage(in UserNotice) (notify.Message, error) {
-	var subject, body string
-	switch in.Kind {
-	case NoticeApproved:
-		subject = "Your identity verification is approved"
-		body = "Good news: your identity verification is complete and approved. There is nothing more to do."
-	case NoticeDeclined:
-		subject = "Your identity verification was not approved"
-		body = "We could not approve your identity verification. If you think this is a mistake, reply to this message and we will look into it."
-	case NoticeInReview:
-		subject = "Your identity verification is under review"
-		body = "Thanks for verifying your identity. Your verification needs a manual review; we will write again when it is done."
-	case NoticeResubmitted:
-		subject = "Please redo part of your identity verification"
-		body = "Part of your identity verification needs to be done again. Please open your verification link and redo:\n"
-		for _, step := range in.Redo {
-			body += "  - " + stepName(step) + "\n"
-		}
-		if len(in.Redo) == 0 {
-			body += "  - the steps shown when you open the link\n"
-		}
-	case NoticeKycExpired:
-		subject = "Please verify your identity again"
-		body = "Your identity verification has expired. Please verify your identity again to keep your account active."
-	default:
-		return notify.Message{}, fmt.Errorf("unknown notice %q: %w", in.Kind, notify.ErrInvalidMessage)
+// userMessage is the notice a user receives, written by its template
+// (internal/notice). It names no personal data: the user knows who they
+// are, and the mail may sit in outboxes and logs.
+func userMessage(t *notice.Templates, in UserNotice) (notify.Message, error) {
+	subject, text, err := t.Render(notice.NewVars(string(in.Kind), in.SessionID, in.Redo))
+	if err != nil {
+		return notify.Message{}, fmt.Errorf("%w: %w", notify.ErrInvalidMessage, err)
 	}
 	return notify.Message{
 		// One ID per notice: the outbox file and the Message-ID derive from
@@ -44,26 +24,8 @@ func userMessage(in UserNotice) (notify.Message, error) {
 		ID:       in.SessionID + "/" + strings.Replace(in.notificationKind(), ":", "/", 1),
 		To:       []string{in.Email},
 		Subject:  subject,
-		TextBody: body + "\n",
+		TextBody: text,
 	}, nil
-}
-
-// stepName turns Didit's node ids and feature names into words a user
-// understands; anything unrecognised is shown as it is.
-func stepName(step string) string {
-	s := strings.ToLower(step)
-	for _, n := range []struct{ key, name string }{
-		{"ocr", "your identity document"}, {"id_verification", "your identity document"},
-		{"liveness", "the selfie (liveness) check"}, {"face", "the face match"},
-		{"poa", "your proof of address"}, {"proof_of_address", "your proof of address"},
-		{"phone", "your phone number"}, {"email", "your email address"},
-		{"nfc", "the NFC chip scan of your document"}, {"questionnaire", "the questionnaire"},
-	} {
-		if strings.Contains(s, n.key) {
-			return n.name
-		}
-	}
-	return step
 }
 
 // caseScope tells a session's cases apart in notification kinds and message

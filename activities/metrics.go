@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_notifications_total",
-			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured, partly_sent, withheld).",
+			Help: "Notifications by audience (user, compliance) and result (sent, already_sent, undeliverable, in_doubt, not_configured, partly_sent, withheld; disabled for the user's when USER_NOTICES=off).",
 		}, []string{"audience", "result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_recipients_refused_total",
@@ -82,6 +82,8 @@ func (m *Metrics) initSeries() {
 			m.notices.WithLabelValues(audience, string(r))
 		}
 	}
+	// Only the user's notices can be turned off.
+	m.notices.WithLabelValues("user", string(Disabled))
 	results := []string{"ok", "no_key"}
 	for k := api.KindServer; k <= api.KindRequest; k++ {
 		results = append(results, k.String())

@@ -15,8 +15,17 @@ import (
 // per Key, or per kind when Key is empty. Without an address the notice is
 // recorded as undeliverable. The user of an erased session is told nothing,
 // and nothing is recorded about it (Withheld): the records ask after every
-// workflow that queued the notice, even one that predates the erasure.
+// workflow that queued the notice, even one that predates the erasure. With
+// user notices off nothing is sent or recorded either (Disabled), before
+// the records are asked for anything, so a notice waiting for an address
+// does not wait for mail that will not be sent.
 func (a *Activities) NotifyUser(ctx context.Context, in UserNotice) (NoticeResult, error) {
+	if a.UserNoticesOff {
+		a.Metrics.notified("user", Disabled)
+		a.log().InfoContext(ctx, "user notice not sent: USER_NOTICES=off leaves the user's mail to the business",
+			"session_id", in.SessionID, "kind", in.Kind, "notification", in.notificationKind())
+		return Disabled, nil
+	}
 	erased, err := a.Store.Erased(ctx, in.SessionID)
 	if err != nil {
 		return "", classify("read whether the session was erased", err)
@@ -51,7 +60,7 @@ func (a *Activities) notifyUser(ctx context.Context, in UserNotice) (NoticeResul
 	if in.Email == "" {
 		return a.undeliverable(ctx, in.SessionID, kind, "no contact email in the decision or the records")
 	}
-	msg, err := userMessage(in)
+	msg, err := userMessage(a.notices(), in)
 	if err != nil {
 		return "", classify("compose notification "+kind, err)
 	}

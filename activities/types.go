@@ -116,6 +116,9 @@ const (
 	// Withheld: the session was erased, so its user is told nothing; no
 	// notification is recorded.
 	Withheld NoticeResult = "withheld"
+	// Disabled: user notices are off (USER_NOTICES=off), the business
+	// mails its users; nothing is sent and no notification is recorded.
+	Disabled NoticeResult = "disabled"
 	// PartlySent: the notice reached some recipients while the mail server
 	// refused others for good (5xx to RCPT), or reached compliance's webhook
 	// but no address; the refusals are recorded on the notification, by

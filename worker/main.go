@@ -13,6 +13,7 @@ import (
 
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/notice"
 	"github.com/diditflow/diditflow/internal/telemetry"
 	"github.com/diditflow/diditflow/internal/temporalclient"
 	"github.com/diditflow/diditflow/internal/workerapp"
@@ -21,11 +22,14 @@ import (
 func main() {
 	printConfig := flag.Bool("config", false, "print the effective settings as NAME=value lines, secrets redacted, and exit")
 	searchAttributes := flag.Bool("search-attributes", false, "print the search attributes the workflows upsert as Name=Type lines (types as the temporal CLI's search-attribute create --type takes them), and exit")
+	previewNotices := flag.Bool("notices", false, "print every user notice as NOTICE_TEMPLATES (or the embedded templates) writes it, with sample variables, and exit; a broken template fails, naming its file")
 	flag.Parse()
 	var err error
 	switch {
 	case *printConfig:
 		err = printSettings()
+	case *previewNotices:
+		err = printNotices(os.Stdout)
 	case *searchAttributes:
 		err = printSearchAttributes(os.Stdout)
 	default:
@@ -43,6 +47,19 @@ func printSettings() error {
 		return err
 	}
 	return config.Print(os.Stdout, c)
+}
+
+// printNotices previews the user notices the worker would send.
+func printNotices(w io.Writer) error {
+	c, err := config.ReadWorker()
+	if err != nil {
+		return err
+	}
+	t, err := notice.Load(c.NoticeTemplates)
+	if err != nil {
+		return err
+	}
+	return t.Preview(w)
 }
 
 // printSearchAttributes lists the contract's search attributes as Name=Type.

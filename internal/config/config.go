@@ -179,6 +179,14 @@ type Worker struct {
 	SMTPURL   string `envconfig:"SMTP_URL"`
 	OutboxDir string `envconfig:"OUTBOX_DIR" default:".data/outbox"`
 	MailFrom  string `envconfig:"MAIL_FROM" default:"diditflow <no-reply@diditflow.localhost>"`
+	// UserNotices is on or off: off leaves the user's mail to the business
+	// (its own workflows, on diditflow's hooks); records, AML cases and
+	// compliance mail are unchanged.
+	UserNotices string `envconfig:"USER_NOTICES" default:"on"`
+	// NoticeTemplates is a directory of user notice templates, each file
+	// replacing the embedded template of the same name (internal/notice);
+	// empty uses the embedded ones. Read once, at start.
+	NoticeTemplates string `envconfig:"NOTICE_TEMPLATES"`
 	// MailBreakerOpenTimeout is how long the circuit breaker in front of the
 	// mail server and the compliance webhook stays open after repeated
 	// failures, before it lets a trial call through.
@@ -285,6 +293,9 @@ func (c Worker) validate() error {
 	}
 	if c.DatabaseMaxConns < 1 {
 		errs = append(errs, fmt.Errorf("DATABASE_MAX_CONNS must be at least 1, got %d", c.DatabaseMaxConns))
+	}
+	if c.UserNotices != "on" && c.UserNotices != "off" {
+		errs = append(errs, fmt.Errorf("USER_NOTICES must be on or off, got %q", c.UserNotices))
 	}
 	if c.SMTPURL == "" && c.OutboxDir == "" {
 		errs = append(errs, errors.New("set SMTP_URL to send mail, or OUTBOX_DIR to write it to files"))

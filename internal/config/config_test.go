@@ -123,6 +123,7 @@ func TestLoadWorkerRejectsBadValues(t *testing.T) {
 		"AML_REMINDER_INTERVAL": "0s",
 		"AML_ESCALATE_AFTER":    "0",
 		"DATABASE_URL":          "",
+		"USER_NOTICES":          "no",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -20,6 +21,7 @@ import (
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/config"
+	"github.com/diditflow/diditflow/internal/notice"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
 	"github.com/diditflow/diditflow/internal/temporalclient"
@@ -98,9 +100,16 @@ func OpenStore(ctx context.Context, cfg config.Worker, log *slog.Logger) (*store
 	return store.Open(ctx, cfg.DatabaseURL, log, store.WithMaxConns(cfg.DatabaseMaxConns))
 }
 
-// New opens the store (applying migrations) and builds the worker. metrics,
-// if not nil, receives the activities' outcomes and the store's gauges.
+// New checks the notice templates, opens the store (applying migrations)
+// and builds the worker. metrics, if not nil, receives the activities'
+// outcomes and the store's gauges.
 func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Logger, metrics *Metrics) (*Worker, error) {
+	// First: a broken notice template stops the worker before it holds
+	// anything open, never at the first notice it would write.
+	notices, err := LoadNotices(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -135,7 +144,8 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
 	wf := &workflows.Workflows{Settings: Settings(cfg)}
 	wf.Register(w)
-	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit}
+	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit,
+		Notices: notices, UserNoticesOff: cfg.UserNotices == "off"}
 	var stopGauges func()
 	if metrics != nil {
 		namespace, err := temporalclient.Namespace()
@@ -179,6 +189,26 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	})
 	reconcile.RegisterActivity(rec)
 	return &Worker{Worker: w, api: apiWorker, writes: writes, reconcile: reconcile, Store: st, stopGauges: stopGauges}, nil
+}
+
+// LoadNotices parses and checks the user notices' templates: the embedded
+// ones and NOTICE_TEMPLATES's overrides. It says which are in use, or that
+// USER_NOTICES=off sends none.
+func LoadNotices(cfg config.Worker, log *slog.Logger) (*notice.Templates, error) {
+	t, err := notice.Load(cfg.NoticeTemplates)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.UserNotices == "off":
+		log.Info("user notices off (USER_NOTICES=off): the business mails its users; records, AML cases and compliance mail go on")
+	case cfg.NoticeTemplates != "" && len(t.Overridden()) == 0:
+		log.Warn("NOTICE_TEMPLATES holds no notice template: every user notice uses its embedded text",
+			"dir", cfg.NoticeTemplates, "notices", strings.Join(notice.Names, ","))
+	case cfg.NoticeTemplates != "":
+		log.Info("user notice templates overridden", "dir", cfg.NoticeTemplates, "overridden", strings.Join(t.Overridden(), ","))
+	}
+	return t, nil
 }
 
 // ReconcileParams are the reconcile runs' settings from the configuration.

@@ -10,10 +10,12 @@
 package smtptest
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"io"
 	"mime"
+	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"slices"
@@ -44,6 +46,24 @@ type Mail struct {
 
 // Accepted reports whether the server answered 250 to the final ".".
 func (m Mail) Accepted() bool { return m.Code == 250 }
+
+// Text is the message's body as its reader sees it: decoded from
+// quoted-printable when so encoded, with the wire's CRLF line ends as LF.
+func (m Mail) Text() (string, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	if err != nil {
+		return "", err
+	}
+	body := msg.Body
+	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+		body = quotedprintable.NewReader(body)
+	}
+	text, err := io.ReadAll(body)
+	if err != nil {
+		return "", err
+	}
+	return strings.ReplaceAll(string(text), "\r\n", "\n"), nil
+}
 
 // Command is a point in the SMTP dialogue that a Rule answers.
 type Command string

@@ -192,3 +192,18 @@ func TestCloseCutsDelayShort(t *testing.T) {
 		t.Fatal("Close left a scripted delay running")
 	}
 }
+
+// Text reads a body as its reader would: quoted-printable decoded (a soft
+// line break, an encoded "="), CRLF as LF; a plain body as it is.
+func TestMailText(t *testing.T) {
+	for _, c := range []struct{ header, body, want string }{
+		{"Content-Transfer-Encoding: quoted-printable\r\n", "a long line that was =\r\nbroken, 1 =3D 1\r\nnext\r\n", "a long line that was broken, 1 = 1\nnext\n"},
+		{"", "plain =3D text\r\n", "plain =3D text\n"},
+	} {
+		m := smtptest.Mail{Data: []byte("Subject: x\r\n" + c.header + "\r\n" + c.body)}
+		got, err := m.Text()
+		if err != nil || got != c.want {
+			t.Errorf("Text() = %q, %v; want %q", got, err, c.want)
+		}
+	}
+}
