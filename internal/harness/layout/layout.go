@@ -6,7 +6,8 @@
 //     (modernc.org/sqlite, github.com/jackc/pgx, github.com/lib/pq,
 //     github.com/go-sql-driver/mysql, github.com/mattn/go-sqlite3, each with
 //     its subpackages) and none of internal/store, internal/notify,
-//     internal/reconcile, activities, workflows: those are the worker's.
+//     internal/notice, internal/reconcile, activities, workflows: those
+//     are the worker's.
 //     database/sql and database/sql/driver are allowed: they are
 //     standard-library interfaces with no driver behind them, and
 //     prometheus/client_golang's collectors package (the receiver's Go and
@@ -75,7 +76,7 @@ var (
 		"github.com/mattn/go-sqlite3/...",
 	}
 	// workerOnly are the module's packages the starter may not link.
-	workerOnly = []string{"internal/store/...", "internal/notify/...", "internal/reconcile/...", "activities/...", "workflows/..."}
+	workerOnly = []string{"internal/store/...", "internal/notify/...", "internal/notice/...", "internal/reconcile/...", "activities/...", "workflows/..."}
 	// contractMay are the non-standard imports internal/contract may have.
 	contractMay = []string{"didit", "go.temporal.io/sdk/..."}
 	// diditMayNot may not be in the closure of didit/....
