@@ -1,7 +1,7 @@
 // Package fakedidit is a fake of Didit's management and decision API
 // (verification.didit.me/v3) for diditflow's test harness. It follows what
 // docs/didit-SPEC.md says Didit does, not what a friendly client would like:
-// API-key auth with 401s, throttling with 429 and Retry-After, Django's HTML
+// API-key auth with 403s without a key and 401s with a wrong one, throttling with 429 and Retry-After, Django's HTML
 // 404 for malformed ids and its 301 for a missing trailing slash, absolute
 // LimitOffset pagination links, a delivery log with resend, AML hit review
 // write-back that comes home as a data.updated webhook, webhook destinations

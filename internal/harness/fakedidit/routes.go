@@ -46,7 +46,8 @@ const harnessSessions = "/_harness/sessions/"
 
 // Handler returns the API. Like Django, it resolves the URL first (unknown
 // or malformed: HTML 404; missing trailing slash: 301), then authenticates
-// (401), then throttles (429), then checks the method (405).
+// (403 without a key, 401 with a wrong one), then throttles (429), then
+// checks the method (405).
 func (s *Server) Handler() http.Handler {
 	routes := s.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +64,13 @@ func (s *Server) Handler() http.Handler {
 		s.calls[r.Method+" "+rt.pattern]++
 		s.mu.Unlock()
 		if !s.authorized(r) {
-			writeJSON(w, http.StatusUnauthorized, detail("Authentication credentials were not provided or are invalid."))
+			// The text SPEC §4.3 quotes; Didit's docs give 403 when no key
+			// was sent and 401 for a wrong one (SPEC §4.4).
+			status := http.StatusUnauthorized
+			if r.Header.Get("X-Api-Key") == "" {
+				status = http.StatusForbidden
+			}
+			writeJSON(w, status, detail("Authentication credentials were not provided or are invalid."))
 			return
 		}
 		if rt.pattern != harnessSessions && s.throttled() {
