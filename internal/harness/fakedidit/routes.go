@@ -37,6 +37,7 @@ func (s *Server) routes() []route {
 		{"/v3/webhook/destinations/{id}/deliveries/", map[string]handlerFunc{http.MethodGet: s.listDestinationDeliveries}},
 		{"/v3/webhook/destinations/{id}/deliveries/{id}/", map[string]handlerFunc{http.MethodGet: s.getDestinationDelivery}},
 		{"/v3/webhook/destinations/{id}/deliveries/{id}/resend/", map[string]handlerFunc{http.MethodPost: s.resendDestinationDelivery}},
+		{"/v3/session/", map[string]handlerFunc{http.MethodPost: s.createSession}},
 		{harnessSessions, map[string]handlerFunc{http.MethodPost: s.registerSession}},
 	}
 }
@@ -211,7 +212,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // readJSON decodes a request body into v, answering 400 on failure.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	return decodeJSON(w, r, v, 1<<20)
+}
+
+// decodeJSON is readJSON for a body of up to limit bytes.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		writeJSON(w, http.StatusBadRequest, detail("JSON parse error - "+err.Error()))
