@@ -1,19 +1,27 @@
 // Package fakedidit is a fake of Didit's management and decision API
-// (verification.didit.me/v3) for diditflow's test harness. It follows what
-// docs/didit-SPEC.md says Didit does, not what a friendly client would like:
-// API-key auth with 403s without a key and 401s with a wrong one,
-// throttling with 429 and Retry-After, Django's HTML 404 for malformed ids
-// and its 301 for a missing trailing slash, absolute LimitOffset pagination
-// links, a delivery log with resend, AML hit review write-back that comes
-// home as a data.updated webhook, webhook destinations and a legacy webhook
-// config whose secret rotation kills the old secret at once.
+// (verification.didit.me/v3) and of its hosted verification pages, for
+// diditflow's test harness. It follows what docs/didit-SPEC.md says Didit
+// does, not what a friendly client would like: API-key auth with 403s
+// without a key and 401s with a wrong one, throttling with 429 and
+// Retry-After, Django's HTML 404 for malformed ids and its 301 for a missing
+// trailing slash, absolute LimitOffset pagination links, a delivery log with
+// resend, AML hit review write-back that comes home as a data.updated
+// webhook, webhook destinations and a legacy webhook config whose secret
+// rotation kills the old secret at once.
 //
 // It creates sessions as Didit does (POST /v3/session/, see Create Session
 // in Didit's docs): on a published workflow (Options.Workflows), at most
 // Options.CreateLimit a minute, returning an unfinished session of the same
 // vendor_data on the workflow's current version again, and sending the new
 // session's Not Started webhook, which may arrive before the creator has
-// the answer.
+// the answer. Each created session's url is a hosted verification page the
+// fake serves itself (/session/<token>, no key, no script): a developer
+// picks what the user does (Approve, Decline, Review with an AML hit,
+// Abandon, Expire) and what happens later in Didit's console (a reviewer's
+// decision, Kyc Expired), and the fake sends Didit's webhooks for that
+// path, a step a second, keeps the session's truth for the decision API
+// and sends the browser to the creator's callback. Choose does the same
+// from Go.
 //
 // The harness drives its state directly: PutSession registers sessions and
 // their decisions, Deliver sends a session webhook to every enabled,

@@ -45,13 +45,18 @@ func (s *Server) routes() []route {
 // harnessSessions is the harness's own endpoint (see the package doc).
 const harnessSessions = "/_harness/sessions/"
 
-// Handler returns the API. Like Django, it resolves the URL first (unknown
-// or malformed: HTML 404; missing trailing slash: 301), then authenticates
-// (403 without a key, 401 with a wrong one), then throttles (429), then
-// checks the method (405).
+// Handler returns the API and the hosted verification pages. Like Django,
+// the API resolves the URL first (unknown or malformed: HTML 404; missing
+// trailing slash: 301), then authenticates (403 without a key, 401 with a
+// wrong one), then throttles (429), then checks the method (405). The
+// pages, at /session/<token>, are a browser's: they take no key.
 func (s *Server) Handler() http.Handler {
 	routes := s.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, hostedPrefix) {
+			s.servePage(w, r)
+			return
+		}
 		rt, ids, ok := resolve(routes, r.URL.Path)
 		if !ok {
 			if _, _, slash := resolve(routes, r.URL.Path+"/"); slash && !strings.HasSuffix(r.URL.Path, "/") {
