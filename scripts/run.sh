@@ -117,22 +117,33 @@ done
 
 # Didit's API: with no key of a real account, a fake of it (cmd/didit-fake)
 # serves decisions and the delivery log, so decision fetch works with no
-# account. A real DIDIT_API_KEY (and DIDIT_API_URL) wins.
+# account, and creates sessions whose url is a page of its own where you
+# pick what the user does. A real DIDIT_API_KEY (and DIDIT_API_URL) wins.
 if [[ -z "${DIDIT_API_KEY:-}" ]]; then
   fake_addr="${DIDIT_FAKE_ADDR:-127.0.0.1:8099}"
   export DIDIT_API_KEY="dev-didit-api-key"
   export DIDIT_API_URL="http://$fake_addr"
+  # The Didit workflow sessions are created on (the worker's
+  # DIDIT_WORKFLOW_ID, for kyc.StartVerification): the fake's own, unless
+  # DIDIT_WORKFLOW_ID names another, which the fake then knows; it reads
+  # the variable, and -config prints what it makes of it.
+  DIDIT_WORKFLOW_ID="$(setting workflows "$("$BIN/didit-fake" -config)")"
+  export DIDIT_WORKFLOW_ID
   # It signs its redeliveries with the first of DIDIT_WEBHOOK_SECRETS,
   # read from the environment.
   start didit-fake "$BIN/didit-fake" -addr "$fake_addr" -key "$DIDIT_API_KEY" \
     -receiver "http://$HTTP_ADDR/webhooks/didit"
   didit_api="$DIDIT_API_URL  (the fake Didit API, key $DIDIT_API_KEY; set DIDIT_API_KEY for the real one)"
+  didit_workflow="$DIDIT_WORKFLOW_ID  (the fake's; a created session's url is its hosted page)"
   # didit-sim registers each session with the fake before its webhook, so
   # the worker's decision fetch finds what Didit would have.
   sim_flags=" -didit-api $DIDIT_API_URL -didit-api-key $DIDIT_API_KEY"
+  create_hint="[run]   or create a session and open its url: curl -H 'x-api-key: $DIDIT_API_KEY' -H 'Content-Type: application/json' -d '{\"workflow_id\":\"$DIDIT_WORKFLOW_ID\",\"vendor_data\":\"user-1\"}' $DIDIT_API_URL/v3/session/"
 else
   didit_api="${DIDIT_API_URL:-https://verification.didit.me}"
+  didit_workflow="${DIDIT_WORKFLOW_ID:-unset (DIDIT_WORKFLOW_ID: your published Didit workflow, to create sessions)}"
   sim_flags=""
+  create_hint=""
 fi
 
 if [[ -n "${PAYLOAD_ENCRYPTION_KEYS:-}" ]]; then
@@ -170,9 +181,11 @@ cat <<MSG
 [run]   records           $(setting DATABASE_URL "$worker_settings")
 [run]   mail              $mail
 [run]   Didit API         $didit_api
+[run]   Didit workflow    $didit_workflow
 [run] next: send a verification, then look at the UI, the records and the mail:
 [run]   go run ./cmd/didit-sim$sim_flags -scenario approved        (or declined-aml, in-review-then-approved, kyc-expired, …)
-[run] Ctrl-C stops everything.
+${create_hint:+$create_hint
+}[run] Ctrl-C stops everything.
 MSG
 wait -n "${pids[@]}" || true
 echo "[run] a component exited; stopping the rest"

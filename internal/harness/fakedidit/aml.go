@@ -1,14 +1,13 @@
 package fakedidit
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 
-	"github.com/diditflow/diditflow/internal/harness/simulator"
+	"github.com/diditflow/diditflow/didit"
 )
 
 var reviewStatuses = []string{"Unreviewed", "Confirmed Match", "False Positive", "Inconclusive"}
@@ -100,21 +99,8 @@ func (s *Server) reviewHits(w http.ResponseWriter, sessionID, nodeID string, upd
 // dataUpdated builds the data.updated webhook a hit review fires; s.mu must
 // be held.
 func (s *Server) dataUpdated(ss *session) event {
-	now := s.now().Unix()
-	ev := event{
-		"event_id":       simulator.NewUUID(),
-		"webhook_type":   "data.updated",
-		"application_id": ApplicationID,
-		"environment":    "sandbox",
-		"session_id":     ss.id,
-		"status":         ss.status,
-		"created_at":     now,
-		"timestamp":      now,
-		"decision":       ss.decisionJSON(),
-	}
-	if ss.vendorData != "" {
-		ev["vendor_data"] = ss.vendorData
-	}
+	ev := s.sessionEvent(ss, "data.updated", didit.Status(ss.status), s.now())
+	ev["decision"] = ss.decisionJSON()
 	return ev
 }
 
@@ -122,10 +108,8 @@ func (s *Server) dataUpdated(ss *session) event {
 // aml_screenings (of node nodeID, if given) and returns the new decision
 // and the updated hits. Any unknown hit fails the whole call.
 func applyHitUpdates(decision json.RawMessage, nodeID string, updates []hitUpdate) (json.RawMessage, []any, error) {
-	dec := json.NewDecoder(bytes.NewReader(decision))
-	dec.UseNumber()
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	if err := decodeNumbers(decision, &m); err != nil {
 		return nil, nil, err
 	}
 	var out []any

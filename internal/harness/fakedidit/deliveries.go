@@ -1,7 +1,6 @@
 package fakedidit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,10 +19,8 @@ import (
 type event map[string]any
 
 func parseEvent(body []byte) (event, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
 	var ev event
-	if err := dec.Decode(&ev); err != nil || ev == nil {
+	if err := decodeNumbers(body, &ev); err != nil || ev == nil {
 		return nil, fmt.Errorf("fakedidit: webhook body is not a JSON object: %v", err)
 	}
 	return ev, nil
@@ -91,6 +88,19 @@ func (s *Server) send(ctx context.Context, ev event) []Attempt {
 	}
 	wg.Wait()
 	return slices.Concat(results...)
+}
+
+// sendAt sends ev once its time at has come: a step of a session the fake
+// plays is sent when it happens, not before.
+func (s *Server) sendAt(ctx context.Context, ev event, at time.Time) {
+	if wait := at.Sub(s.now()); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+	s.send(ctx, ev)
 }
 
 // targets lists the enabled destinations subscribed to webhookType.

@@ -1,12 +1,27 @@
 // Package fakedidit is a fake of Didit's management and decision API
-// (verification.didit.me/v3) for diditflow's test harness. It follows what
-// docs/didit-SPEC.md says Didit does, not what a friendly client would like:
-// API-key auth with 401s, throttling with 429 and Retry-After, Django's HTML
-// 404 for malformed ids and its 301 for a missing trailing slash, absolute
-// LimitOffset pagination links, a delivery log with resend, AML hit review
-// write-back that comes home as a data.updated webhook, webhook destinations
-// and a legacy webhook config whose secret rotation kills the old secret at
-// once.
+// (verification.didit.me/v3) and of its hosted verification pages, for
+// diditflow's test harness. It follows what docs/didit-SPEC.md says Didit
+// does, not what a friendly client would like: API-key auth with 403s
+// without a key and 401s with a wrong one, throttling with 429 and
+// Retry-After, Django's HTML 404 for malformed ids and its 301 for a missing
+// trailing slash, absolute LimitOffset pagination links, a delivery log with
+// resend, AML hit review write-back that comes home as a data.updated
+// webhook, webhook destinations and a legacy webhook config whose secret
+// rotation kills the old secret at once.
+//
+// It creates sessions as Didit does (POST /v3/session/, see Create Session
+// in Didit's docs): on a published workflow (Options.Workflows), at most
+// Options.CreateLimit a minute, returning an unfinished session of the same
+// vendor_data on the workflow's current version again, and sending the new
+// session's Not Started webhook, which may arrive before the creator has
+// the answer. Each created session's url is a hosted verification page the
+// fake serves itself (/session/<token>, no key, no script): a developer
+// picks what the user does (Approve, Decline, Review with an AML hit,
+// Abandon, Expire) and what happens later in Didit's console (a reviewer's
+// decision, Kyc Expired), and the fake sends Didit's webhooks for that
+// path, a step a second, keeps the session's truth for the decision API
+// and sends the browser to the creator's callback. Choose does the same
+// from Go.
 //
 // The harness drives its state directly: PutSession registers sessions and
 // their decisions, Deliver sends a session webhook to every enabled,
@@ -33,6 +48,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,6 +59,15 @@ const DefaultDestinationUUID = "d1d17000-0000-4000-8000-000000000001"
 
 // ApplicationID is the application_id put in webhooks the fake builds itself.
 const ApplicationID = "a9911ca7-0000-4000-8000-000000000001"
+
+// DefaultWorkflowID is the Didit workflow the fake knows when Options name
+// none: the workflow of the fixtures' sessions, a KYC workflow with ID
+// document, liveness, face match, AML screening and IP analysis.
+const DefaultWorkflowID = "c4a81f6e-2b57-4d93-8e0a-71f35bd2c9e4"
+
+// DiditCreateLimit is Didit's rate limit on session creation: 600 a
+// minute per API key (SPEC §4.4).
+const DiditCreateLimit = 600
 
 // DiditRetryDelays is Didit's schedule after a failed attempt (SPEC §3.1).
 var DiditRetryDelays = []time.Duration{time.Minute, 4 * time.Minute}
@@ -68,6 +93,18 @@ type Options struct {
 	// RateLimitEvery makes every Nth authenticated API request answer 429
 	// (0 = never).
 	RateLimitEvery int
+	// Workflows are the published Didit workflows sessions can be created
+	// on, each at version 1 (PublishWorkflow publishes a new one); nil
+	// means DefaultWorkflowID alone.
+	Workflows []string
+	// CreateLimit is how many session creations a sliding minute admits
+	// before answering 429; 0 means Didit's DiditCreateLimit, a negative
+	// value no limit.
+	CreateLimit int
+	// PageURL is the base URL of the hosted verification pages, which the
+	// fake serves itself at /session/<token>; empty means the scheme and
+	// Host the creation request came to.
+	PageURL string
 	// Now is the clock for timestamps and log entries; nil means time.Now.
 	Now func() time.Time
 	// HTTPClient sends deliveries; nil means a client with Didit's 5 s
@@ -129,6 +166,11 @@ type Server struct {
 	calls      map[string]int
 	legacy     legacyConfig
 	nextNumber int
+	// workflows maps each published workflow to its current version.
+	workflows map[string]int
+	// creations are the times of the session creations admitted in the
+	// last minute, oldest first.
+	creations []time.Time
 
 	httpSrv *http.Server
 }
@@ -140,6 +182,11 @@ type session struct {
 	vendorData string
 	decision   json.RawMessage
 	createdAt  time.Time
+	// hosted is set for a session created through POST /v3/session/.
+	hosted *hosted
+	// lastEvent is the created_at of the last webhook the fake built for
+	// the session: each later one is at least a second after it.
+	lastEvent time.Time
 }
 
 // New returns a fake with the default destination in place.
@@ -154,6 +201,14 @@ func New(o Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: o, client: client, ctx: ctx, cancel: cancel, sessions: map[string]*session{}, calls: map[string]int{}}
 	s.legacy = legacyConfig{webhookVersion: "v3", captureMethod: "both"}
+	s.workflows = map[string]int{}
+	workflows := o.Workflows
+	if workflows == nil {
+		workflows = []string{DefaultWorkflowID}
+	}
+	for _, w := range workflows {
+		s.workflows[strings.ToLower(w)] = 1
+	}
 	now := s.now()
 	s.dests = []*destination{{
 		uuid:      DefaultDestinationUUID,

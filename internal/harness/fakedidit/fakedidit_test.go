@@ -120,9 +120,11 @@ func webhookBody(sessionID, eventID string) []byte {
 
 const sessionA = "9b2f4c1e-6d3a-4e8b-a5f0-1c7d2e9b8a64"
 
+// TestAuthRequired: Didit answers 403 when no key was sent and 401 for a
+// wrong one (SPEC §4.4).
 func TestAuthRequired(t *testing.T) {
 	_, api := fixture(t, nil, Options{})
-	for _, key := range []string{"", "wrong"} {
+	for key, want := range map[string]int{"": http.StatusForbidden, "wrong": http.StatusUnauthorized} {
 		req, _ := http.NewRequest(http.MethodGet, api.URL+"/v3/sessions/", nil)
 		if key != "" {
 			req.Header.Set("x-api-key", key)
@@ -133,8 +135,8 @@ func TestAuthRequired(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"detail"`) {
-			t.Fatalf("key %q: %d %s; want 401 JSON", key, resp.StatusCode, b)
+		if resp.StatusCode != want || !strings.Contains(string(b), `"detail"`) {
+			t.Fatalf("key %q: %d %s; want %d JSON", key, resp.StatusCode, b, want)
 		}
 	}
 }
@@ -525,7 +527,7 @@ func TestHarnessRegistersSessions(t *testing.T) {
 		}
 	}
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("without the key: %v %v", resp, err)
 	}
 

@@ -37,6 +37,7 @@ func (s *Server) routes() []route {
 		{"/v3/webhook/destinations/{id}/deliveries/", map[string]handlerFunc{http.MethodGet: s.listDestinationDeliveries}},
 		{"/v3/webhook/destinations/{id}/deliveries/{id}/", map[string]handlerFunc{http.MethodGet: s.getDestinationDelivery}},
 		{"/v3/webhook/destinations/{id}/deliveries/{id}/resend/", map[string]handlerFunc{http.MethodPost: s.resendDestinationDelivery}},
+		{"/v3/session/", map[string]handlerFunc{http.MethodPost: s.createSession}},
 		{harnessSessions, map[string]handlerFunc{http.MethodPost: s.registerSession}},
 	}
 }
@@ -44,12 +45,18 @@ func (s *Server) routes() []route {
 // harnessSessions is the harness's own endpoint (see the package doc).
 const harnessSessions = "/_harness/sessions/"
 
-// Handler returns the API. Like Django, it resolves the URL first (unknown
-// or malformed: HTML 404; missing trailing slash: 301), then authenticates
-// (401), then throttles (429), then checks the method (405).
+// Handler returns the API and the hosted verification pages. Like Django,
+// the API resolves the URL first (unknown or malformed: HTML 404; missing
+// trailing slash: 301), then authenticates (403 without a key, 401 with a
+// wrong one), then throttles (429), then checks the method (405). The
+// pages, at /session/<token>, are a browser's: they take no key.
 func (s *Server) Handler() http.Handler {
 	routes := s.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, hostedPrefix) {
+			s.servePage(w, r)
+			return
+		}
 		rt, ids, ok := resolve(routes, r.URL.Path)
 		if !ok {
 			if _, _, slash := resolve(routes, r.URL.Path+"/"); slash && !strings.HasSuffix(r.URL.Path, "/") {
@@ -63,7 +70,13 @@ func (s *Server) Handler() http.Handler {
 		s.calls[r.Method+" "+rt.pattern]++
 		s.mu.Unlock()
 		if !s.authorized(r) {
-			writeJSON(w, http.StatusUnauthorized, detail("Authentication credentials were not provided or are invalid."))
+			// The text SPEC §4.3 quotes; Didit's docs give 403 when no key
+			// was sent and 401 for a wrong one (SPEC §4.4).
+			status := http.StatusUnauthorized
+			if r.Header.Get("X-Api-Key") == "" {
+				status = http.StatusForbidden
+			}
+			writeJSON(w, status, detail("Authentication credentials were not provided or are invalid."))
 			return
 		}
 		if rt.pattern != harnessSessions && s.throttled() {
@@ -204,7 +217,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // readJSON decodes a request body into v, answering 400 on failure.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	return decodeJSON(w, r, v, 1<<20)
+}
+
+// decodeJSON is readJSON for a body of up to limit bytes.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		writeJSON(w, http.StatusBadRequest, detail("JSON parse error - "+err.Error()))

@@ -3,6 +3,7 @@ package fakedidit
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/harness/simulator"
 )
 
 // sessionUpdate is what Didit learns of a session at a status change: what
@@ -73,10 +75,8 @@ func (s *Server) record(u sessionUpdate) *session {
 
 // withStatus returns decision with its "status" set to status.
 func withStatus(decision json.RawMessage, status string) (json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(decision))
-	dec.UseNumber()
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	if err := decodeNumbers(decision, &m); err != nil {
 		return nil, err
 	}
 	if m["status"] == status {
@@ -84,6 +84,13 @@ func withStatus(decision json.RawMessage, status string) (json.RawMessage, error
 	}
 	m["status"] = status
 	return encodeJSON(m)
+}
+
+// decodeNumbers decodes JSON into v, keeping numbers as written.
+func decodeNumbers(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
 
 // encodeJSON marshals v without HTML escaping, as Didit's Python does.
@@ -170,28 +177,96 @@ func (ss *session) decisionJSON() json.RawMessage {
 		return ss.decision
 	}
 	m := map[string]any{
-		"session_id":     ss.id,
-		"session_number": ss.number,
-		"session_kind":   "user",
-		"session_url":    nil,
-		"status":         ss.status,
-		"environment":    "sandbox",
-		"workflow_id":    nil,
-		"features":       []string{},
-		"vendor_data":    nullable(ss.vendorData),
-		"metadata":       nil,
-		"callback":       nil,
-		"reviews":        []any{},
-		"created_at":     isoTime(ss.createdAt),
-		"expires_at":     nil,
+		"session_url":      nil,
+		"workflow_id":      nil,
+		"features":         []string{},
+		"metadata":         nil,
+		"callback":         nil,
+		"contact_details":  nil,
+		"expected_details": nil,
+		"reviews":          []any{},
+		"expires_at":       nil,
 	}
 	for _, f := range []string{"id_verifications", "nfc_verifications", "liveness_checks", "face_matches",
 		"phone_verifications", "email_verifications", "poa_verifications", "aml_screenings", "ip_analyses",
 		"database_validations", "questionnaire_responses"} {
 		m[f] = nil
 	}
+	maps.Copy(m, ss.fields())
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// fields are the top-level decision fields the session itself decides
+// (SPEC §2.4), whatever its features found: a created session's add what
+// its creator gave.
+func (ss *session) fields() map[string]any {
+	m := map[string]any{
+		"session_id":     ss.id,
+		"session_number": ss.number,
+		"session_kind":   "user",
+		"status":         ss.status,
+		"environment":    "sandbox",
+		"vendor_data":    nullable(ss.vendorData),
+		"created_at":     isoTime(ss.createdAt),
+	}
+	if h := ss.hosted; h != nil {
+		m["session_url"] = h.url
+		m["workflow_id"] = h.workflowID
+		m["metadata"] = h.metadata
+		m["callback"] = nullable(h.callback)
+		m["expected_details"] = h.expected
+		m["contact_details"] = nil
+		if c := h.contact; c != nil {
+			m["contact_details"] = map[string]any{"email": nullable(c.Email), "email_lang": nullable(c.EmailLang),
+				"send_notification_emails": c.SendNotificationEmails, "phone": nullable(c.Phone)}
+		}
+	}
+	return m
+}
+
+// sessionEvent is a webhook of the session as Didit builds one, created at
+// at and reporting status; s.mu must be held.
+func (s *Server) sessionEvent(ss *session, webhookType string, status didit.Status, at time.Time) event {
+	ev := event{
+		"event_id":       simulator.NewUUID(),
+		"webhook_type":   webhookType,
+		"application_id": ApplicationID,
+		"environment":    "sandbox",
+		"session_id":     ss.id,
+		"status":         string(status),
+		"created_at":     at.Unix(),
+		"timestamp":      at.Unix(),
+	}
+	if ss.vendorData != "" {
+		ev["vendor_data"] = ss.vendorData
+	}
+	if h := ss.hosted; h != nil {
+		ev["workflow_id"], ev["workflow_version"] = h.workflowID, h.workflowVersion
+		if h.metadata != nil {
+			ev["metadata"] = h.metadata
+		}
+	}
+	return ev
+}
+
+// statusEvent is the status.updated webhook of a change to status, without
+// a decision; s.mu must be held.
+func (s *Server) statusEvent(ss *session, status didit.Status, at time.Time) event {
+	return s.sessionEvent(ss, "status.updated", status, at)
+}
+
+// nextEventTime is the created_at of the session's next webhook: now, to
+// the second, and at least a second after the one before, so a receiver
+// that orders a session's events by time sees them in the order they
+// happened however fast a developer clicks; s.mu must be held.
+func (ss *session) nextEventTime(now time.Time) time.Time {
+	at := now.Truncate(time.Second)
+	if !at.After(ss.lastEvent) {
+		at = ss.lastEvent.Add(time.Second)
+	}
+	ss.lastEvent = at
+	return at
 }
 
 func nullable(s string) any {
@@ -271,7 +346,10 @@ func (ss *session) row() map[string]any {
 	var d struct {
 		WorkflowID *string `json:"workflow_id"`
 	}
-	if ss.decision != nil && json.Unmarshal(ss.decision, &d) == nil && d.WorkflowID != nil {
+	switch {
+	case ss.hosted != nil:
+		workflow = ss.hosted.workflowID
+	case ss.decision != nil && json.Unmarshal(ss.decision, &d) == nil && d.WorkflowID != nil:
 		workflow = *d.WorkflowID
 	}
 	return map[string]any{

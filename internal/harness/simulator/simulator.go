@@ -42,10 +42,10 @@ type step struct {
 	edit func(decision map[string]any)
 }
 
-// carriesDecision reports whether Didit puts a decision in a webhook of
+// CarriesDecision reports whether Didit puts a decision in a webhook of
 // status (SPEC §2.3). The others (Not Started, In Progress, Awaiting User,
 // Resubmitted, Expired, Kyc Expired) come without one.
-func carriesDecision(status didit.Status) bool {
+func CarriesDecision(status didit.Status) bool {
 	switch status {
 	case didit.StatusApproved, didit.StatusDeclined, didit.StatusInReview, didit.StatusAbandoned:
 		return true
@@ -56,18 +56,41 @@ func carriesDecision(status didit.Status) bool {
 // livenessInReview leaves the liveness check to a reviewer, as a low score
 // does; the reviewer may then ask the user to redo it (Resubmitted).
 func livenessInReview(decision map[string]any) {
-	checks, _ := decision["liveness_checks"].([]any)
-	for _, c := range checks {
-		if c, ok := c.(map[string]any); ok {
-			c["status"] = string(didit.StatusInReview)
-			c["score"] = json.Number("41.5")
-		}
+	scoreLiveness(decision, didit.StatusInReview, "41.5")
+}
+
+// LivenessDeclined edits a decision into that of a session whose liveness
+// check failed, as a spoof attempt's does.
+func LivenessDeclined(decision map[string]any) {
+	for _, c := range scoreLiveness(decision, didit.StatusDeclined, "12.4") {
+		c["warnings"] = []any{map[string]any{
+			"feature": "LIVENESS", "risk": "LOW_LIVENESS_SCORE", "log_type": "error", "additional_data": nil,
+			"node_id":           c["node_id"],
+			"short_description": "Low liveness score",
+			"long_description":  "The liveness check scored below the workflow's threshold: the face may not be a live person.",
+		}}
 	}
 }
 
-// leftAfterDocument is a session abandoned after its ID document: the
-// features after it never ran, and Didit has null for those (SPEC §2.4).
-func leftAfterDocument(decision map[string]any) {
+// scoreLiveness gives the decision's liveness checks a status and a score,
+// and returns them.
+func scoreLiveness(decision map[string]any, status didit.Status, score string) []map[string]any {
+	var out []map[string]any
+	checks, _ := decision["liveness_checks"].([]any)
+	for _, c := range checks {
+		if c, ok := c.(map[string]any); ok {
+			c["status"] = string(status)
+			c["score"] = json.Number(score)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// LeftAfterDocument edits a decision into that of a session abandoned after
+// its ID document: the features after it never ran, and Didit has null for
+// those (SPEC §2.4).
+func LeftAfterDocument(decision map[string]any) {
 	for _, f := range []string{"liveness_checks", "face_matches", "aml_screenings"} {
 		decision[f] = nil
 	}
@@ -97,7 +120,7 @@ var scenarios = map[string][]step{
 	},
 	"abandoned": {
 		{template: "status-updated-in-progress.json", status: didit.StatusInProgress},
-		{template: "status-updated-approved.json", status: didit.StatusAbandoned, after: 30 * time.Minute, edit: leftAfterDocument},
+		{template: "status-updated-approved.json", status: didit.StatusAbandoned, after: 30 * time.Minute, edit: LeftAfterDocument},
 	},
 	"kyc-expired": {
 		{template: "status-updated-approved.json", status: didit.StatusApproved},
@@ -152,18 +175,14 @@ func Build(scenario string, opts Options) ([]Delivery, error) {
 	start := opts.now().Add(-steps[len(steps)-1].after)
 	var out []Delivery
 	for i, st := range steps {
-		raw, err := templates.ReadFile("templates/" + st.template)
-		if err != nil {
-			return nil, err
-		}
-		body, err := decode(raw)
+		body, err := loadTemplate(st.template)
 		if err != nil {
 			return nil, err
 		}
 		body["status"] = string(st.status)
 		body["vendor_data"] = vendor
 		body["created_at"] = json.Number(strconv.FormatInt(start.Add(st.after).Unix(), 10))
-		if !carriesDecision(st.status) {
+		if !CarriesDecision(st.status) {
 			delete(body, "decision")
 		}
 		if d, ok := body["decision"].(map[string]any); ok {
@@ -184,6 +203,22 @@ func Build(scenario string, opts Options) ([]Delivery, error) {
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// Decision returns a fresh copy of the decision in one of the templates
+// (such as "status-updated-approved.json"), its numbers kept as written, for
+// a harness that builds its own webhooks from Didit's shapes (the fake
+// Didit's hosted page).
+func Decision(template string) (map[string]any, error) {
+	body, err := loadTemplate(template)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := body["decision"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("template %s has no decision", template)
+	}
+	return d, nil
 }
 
 // FromFile turns one event body (such as a Didit fixture) into a delivery
@@ -210,6 +245,15 @@ func newDelivery(body map[string]any, session string, opts Options) Delivery {
 	}
 	status, _ := body["status"].(string)
 	return Delivery{SessionID: session, Status: didit.Status(status), body: body}
+}
+
+// loadTemplate decodes one of the templates afresh.
+func loadTemplate(name string) (map[string]any, error) {
+	raw, err := templates.ReadFile("templates/" + name)
+	if err != nil {
+		return nil, err
+	}
+	return decode(raw)
 }
 
 func decode(raw []byte) (map[string]any, error) {
