@@ -339,3 +339,59 @@ func TestStartVerificationEndToEnd(t *testing.T) {
 	}
 	s.saveBusinessHistory(run.GetID(), "onboard.json")
 }
+
+// TestWaitAcrossAWorkerKillEndToEnd: the business's workflow waits; the
+// worker dies, and Didit's webhooks come meanwhile, twice and out of order;
+// the restarted worker tells the waiting workflow the approval, once.
+func TestWaitAcrossAWorkerKillEndToEnd(t *testing.T) {
+	queue := businessQueue()
+	s := newStack(t)
+	c := s.business(queue)
+	session := "e2e-wait-kill-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	inProgress := delivery(t, "status-updated-in-progress.json", session)
+	s.deliver(inProgress)
+	wait := s.start(c, queue, "await-"+session, business.AwaitType, business.AwaitInput{Queue: taskQueue, SessionID: session, Timeout: time.Hour})
+	s.waitFor("the subscription", func() bool { return s.subscribers(session) == 1 })
+
+	s.stopWorker(syscall.SIGKILL)
+	approved := delivery(t, "status-updated-approved.json", session)
+	s.deliver(approved)
+	s.deliver(inProgress)
+	s.deliver(approved)
+	s.startWorker()
+	var got string
+	s.result(wait, &got)
+	if got != "Approved 2" {
+		t.Fatalf("outcome = %q, want Approved, change 2", got)
+	}
+	s.waitFor("the session to complete", func() bool { return s.completed(contract.SessionWorkflowID(session)) })
+}
+
+// TestUnencryptedBusinessIsRefusedEndToEnd: with payload keys, diditflow's
+// worker takes nothing unencrypted, a business's activity input included:
+// a business whose client lacks the keys cannot subscribe.
+func TestUnencryptedBusinessIsRefusedEndToEnd(t *testing.T) {
+	queue := businessQueue()
+	s := newStack(t)
+	c, err := client.Dial(client.Options{HostPort: s.address, Logger: launch.QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := worker.New(c, queue, worker.Options{})
+	business.Register(w)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	session := "e2e-plain-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	run := s.start(c, queue, "await-"+session, business.AwaitType, business.AwaitInput{Queue: taskQueue, SessionID: session, Timeout: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := run.Get(ctx, new(string)); err == nil || !strings.Contains(err.Error(), "subscribe") {
+		t.Fatalf("an unencrypted subscription: %v, want it refused", err)
+	}
+	if st := s.workflowStatus(contract.SessionWorkflowID(session)); st != 0 {
+		t.Fatalf("the session's workflow is %v, want none started", st)
+	}
+}
