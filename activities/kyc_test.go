@@ -272,3 +272,41 @@ func TestStartCaseHooksNumbersTheResolutionOnce(t *testing.T) {
 		t.Fatalf("events = %+v", e)
 	}
 }
+
+// TestHookAndUpdateCountersStartAtZero: every series is exported before the
+// first start or update, so an alert on increase() sees the first failure.
+func TestHookAndUpdateCountersStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	for _, r := range []string{"started", "duplicate", "failed"} {
+		if n := counter(t, reg, "diditflow_hook_starts_total", map[string]string{"result": r}); n != 0 {
+			t.Errorf("hook starts %s = %v", r, n)
+		}
+	}
+	for _, r := range []string{"sent", "gone", "failed"} {
+		if n := counter(t, reg, "diditflow_subscriber_updates_total", map[string]string{"result": r}); n != 0 {
+			t.Errorf("subscriber updates %s = %v", r, n)
+		}
+	}
+}
+
+// TestHooksOfAnErasedSessionCarryNoVendorData: an erased session's events
+// still start the hooks, without the business's ID of the user.
+func TestHooksOfAnErasedSessionCarryNoVendorData(t *testing.T) {
+	k, st, calls, _ := newKYC(t, nil)
+	ctx := context.Background()
+	if _, err := st.RecordEvent(ctx, store.EventRecord{SessionID: "s-1", EventKey: "a", Status: "Approved", StatusRank: 4, VendorData: "user-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EraseSession(ctx, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	in := Announcement{SessionID: "s-1", Hooks: []Hook{{WorkflowType: "OnKYCEvent", TaskQueue: "business"}},
+		Events: []kyc.Event{{Kind: kyc.StatusChanged, Key: "s-1-1", SessionID: "s-1", Status: kyc.Approved, Sequence: 1}}}
+	if _, err := k.Announce(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls.inputs) != 1 || calls.inputs[0].VendorData != "" {
+		t.Fatalf("hook inputs = %+v, want one without vendor_data", calls.inputs)
+	}
+}

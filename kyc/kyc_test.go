@@ -1,12 +1,17 @@
 package kyc
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -132,5 +137,56 @@ func TestHookWorkflowID(t *testing.T) {
 	e := Event{Key: "8c5a41f6-0d0e-4a43-9c1f-4b3c7e3f2a10-7"}
 	if id := HookWorkflowID("OnKYCEvent", e); id != "OnKYCEvent-8c5a41f6-0d0e-4a43-9c1f-4b3c7e3f2a10-7" {
 		t.Fatalf("id = %q", id)
+	}
+}
+
+// TestRefusedSubscription: a session with MaxSubscribers waiting refuses
+// the next; the wait fails with ErrTooManySubscribers at once.
+func TestRefusedSubscription(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterActivityWithOptions(func(_ context.Context, sub Subscription) error {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(UpdateSignal(sub.SessionID), Update{SessionID: sub.SessionID, Refused: "the session has 100 subscribers"})
+		}, 0)
+		return nil
+	}, activity.RegisterOptions{Name: SubscribeActivity})
+	wait := func(ctx workflow.Context) (bool, error) {
+		_, err := AwaitOutcome(ctx, "s-1", time.Hour)
+		return errors.Is(err, ErrTooManySubscribers), nil
+	}
+	env.RegisterWorkflow(wait)
+	env.ExecuteWorkflow(wait)
+	var refused bool
+	if err := env.GetWorkflowResult(&refused); err != nil || !refused {
+		t.Fatalf("refused = %v, %v; want ErrTooManySubscribers", refused, err)
+	}
+}
+
+// TestSubscriptionThatCannotSucceed: a subscription diditflow refuses for
+// good (an invalid one, an unencrypted one) ends the wait with its error,
+// not a timeout an hour later.
+func TestSubscriptionThatCannotSucceed(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterActivityWithOptions(func(context.Context, Subscription) error {
+		return temporal.NewNonRetryableApplicationError("payload not encrypted", "Plaintext", nil)
+	}, activity.RegisterOptions{Name: SubscribeActivity})
+	start := env.Now()
+	wait := func(ctx workflow.Context) (string, error) {
+		_, err := AwaitOutcome(ctx, "s-1", time.Hour)
+		if err == nil || errors.Is(err, ErrTimeout) {
+			return "", errors.New("want the subscription's error")
+		}
+		return err.Error(), nil
+	}
+	env.RegisterWorkflow(wait)
+	env.ExecuteWorkflow(wait)
+	var msg string
+	if err := env.GetWorkflowResult(&msg); err != nil || !strings.Contains(msg, "payload not encrypted") {
+		t.Fatalf("%q, %v", msg, err)
+	}
+	if waited := env.Now().Sub(start); waited >= time.Hour {
+		t.Fatalf("waited %s", waited)
 	}
 }
