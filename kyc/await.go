@@ -58,13 +58,14 @@ type Change struct {
 	At       time.Time `json:"at"`
 }
 
-// AwaitOutcome waits for the session to be decided and returns its first
-// decided status, however long ago it happened: an outcome that came before
-// the wait began (Didit sends a webhook at creation, and the user may finish
-// before the workflow waits), webhooks duplicated or out of order, diditflow's
-// worker crashing in between: none is missed. It returns an error wrapping
-// ErrTimeout when timeout (which must be positive) passes first; a
-// cancelled ctx ends the wait too.
+// AwaitOutcome waits for the session to be decided and returns its decided
+// status: where the session stands when the wait begins, if it is decided
+// (however long ago), else the first decided status after. An outcome that
+// came before the wait began (Didit sends a webhook at creation, and the
+// user may finish before the workflow waits), webhooks duplicated or out of
+// order, diditflow's worker crashing in between: none is missed. It returns
+// an error wrapping ErrTimeout when timeout (which must be positive) passes
+// first; a cancelled ctx ends the wait too.
 //
 // How: the call subscribes the workflow to the session (activity
 // SubscribeActivity, which starts the session's workflow if none is open:
@@ -86,10 +87,10 @@ func AwaitOutcome(ctx workflow.Context, sessionID string, timeout time.Duration)
 		return Outcome{}, fmt.Errorf("kyc: await outcome of %s: the timeout must be positive, got %s", sessionID, timeout)
 	}
 	w := &waiter{sessionID: sessionID, seen: -1, updates: workflow.GetSignalChannel(ctx, contract.UpdateSignal(sessionID))}
-	// Updates that came after an earlier wait of this run ended are as
-	// true now as then.
-	if out, ok := w.drain(); ok {
-		return out, nil
+	// What came after an earlier wait of this run ended is old news: the
+	// subscription is told where the session stands now.
+	var old Update
+	for w.updates.ReceiveAsync(&old) {
 	}
 	info := workflow.GetInfo(ctx)
 	sub := Subscription{SessionID: sessionID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,

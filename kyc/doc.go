@@ -18,9 +18,13 @@
 //		// send v.URL to the user
 //		out, err := kyc.AwaitOutcome(ctx, v.SessionID, 7*24*time.Hour)
 //		if errors.Is(err, kyc.ErrTimeout) {
-//			// ask again
+//			return remind(ctx, userID)
+//		}
+//		if err != nil {
+//			return err
 //		}
 //		// out.Status: kyc.Approved, kyc.Declined, kyc.Abandoned or kyc.Expired
+//		return settle(ctx, userID, out.Status)
 //	}
 //
 // # Waiting without missing anything

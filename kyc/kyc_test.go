@@ -190,3 +190,39 @@ func TestSubscriptionThatCannotSucceed(t *testing.T) {
 		t.Fatalf("waited %s", waited)
 	}
 }
+
+// TestASecondWaitIsToldWhereTheSessionStands: an update that came after a
+// wait of the run ended is old news to the next wait, which is told where
+// the session stands when it subscribes.
+func TestASecondWaitIsToldWhereTheSessionStands(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	current := Change{Sequence: 1, Status: NotStarted}
+	env.RegisterActivityWithOptions(func(_ context.Context, sub Subscription) error {
+		c := current
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(UpdateSignal(sub.SessionID), Update{Changes: []Change{c}}) }, 0)
+		return nil
+	}, activity.RegisterOptions{Name: SubscribeActivity})
+	env.RegisterActivityWithOptions(func(context.Context, Subscription) error { return nil }, activity.RegisterOptions{Name: UnsubscribeActivity})
+	// Late for the first wait: an approval since reviewed and declined.
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(UpdateSignal("s-1"), Update{Changes: []Change{{Sequence: 2, Status: Approved}}})
+		current = Change{Sequence: 3, Status: Declined}
+	}, 90*time.Minute)
+	waits := func(ctx workflow.Context) (Status, error) {
+		if _, err := AwaitOutcome(ctx, "s-1", time.Hour); !errors.Is(err, ErrTimeout) {
+			return "", errors.New("the first wait should time out")
+		}
+		if err := workflow.Sleep(ctx, time.Hour); err != nil {
+			return "", err
+		}
+		out, err := AwaitOutcome(ctx, "s-1", time.Hour)
+		return out.Status, err
+	}
+	env.RegisterWorkflow(waits)
+	env.ExecuteWorkflow(waits)
+	var got Status
+	if err := env.GetWorkflowResult(&got); err != nil || got != Declined {
+		t.Fatalf("second wait = %q, %v; want Declined, where the session stands", got, err)
+	}
+}
