@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,6 +267,8 @@ func TestHooksOncePerEventEndToEnd(t *testing.T) {
 	if !hooks[3].At.Equal(time.Unix(later, 0)) {
 		t.Errorf("the decline's At = %v, want its created_at", hooks[3].At)
 	}
+	// The hooks' input holds vendor_data: encrypted, as every payload.
+	s.noneReadable(kyc.HookWorkflowID(business.HookType, hooks[3]), "user_01HZX3K9QY")
 	s.saveHistory(id, "hook-later-review.json")
 	s.saveHistory(contract.AMLCaseWorkflowID(session), "aml-case-hook.json")
 }
@@ -337,7 +340,28 @@ func TestStartVerificationEndToEnd(t *testing.T) {
 		o.Outcome.Status != kyc.Approved || o.Decision.Status != kyc.Approved || o.Decision.ContactEmail != userEmail {
 		t.Fatalf("onboarding = %+v", o)
 	}
+	s.noneReadable(run.GetID(), "user-e2e", userEmail)
 	s.saveBusinessHistory(run.GetID(), "onboard.json")
+}
+
+// noneReadable fails unless the workflow's history, as the CLI shows it
+// without the codec (base64 payloads decoded), holds none of values.
+func (s *stack) noneReadable(workflowID string, values ...string) {
+	s.t.Helper()
+	cli, err := launch.TemporalCLI()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out, err := exec.Command(cli, "workflow", "show", "--address", s.address, "--workflow-id", workflowID, "--output", "json").CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("temporal workflow show: %v\n%s", err, out)
+	}
+	history := readable(s.t.(*testing.T), out)
+	for _, v := range values {
+		if strings.Contains(history, v) {
+			s.t.Errorf("the history of %s holds %q readable", workflowID, v)
+		}
+	}
 }
 
 // TestWaitAcrossAWorkerKillEndToEnd: the business's workflow waits; the
