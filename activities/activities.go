@@ -124,12 +124,14 @@ func (in RecordInput) record(receivedAt time.Time) store.EventRecord {
 		ReceivedAt:      receivedAt,
 		ForwardOnly:     in.EnvelopeOnly,
 		ContactEmail:    in.ContactEmail,
+		Unannounced:     in.Unannounced,
 	}
 }
 
 func recordResult(r store.RecordResult) RecordResult {
 	return RecordResult{Duplicate: r.Duplicate, Applied: r.Applied,
-		PreviousStatus: didit.Status(r.PreviousStatus), CurrentStatus: didit.Status(r.CurrentStatus), Erased: r.Erased}
+		PreviousStatus: didit.Status(r.PreviousStatus), CurrentStatus: didit.Status(r.CurrentStatus), Erased: r.Erased,
+		Sequence: r.Sequence, StatusSequence: r.StatusSequence, Announced: r.Announced}
 }
 
 // recordTimeout bounds the write that records how a send ended. It runs even

@@ -25,7 +25,17 @@ type Metrics struct {
 	// purgedRecords counts records whose personal fields the retention
 	// purge blanked, by record (session, notification, aml_case).
 	purgedRecords *prometheus.CounterVec
+	// hookStarts counts the starts of the businesses' hooks by result;
+	// subscriberUpdates the updates signalled to waiting workflows.
+	hookStarts        *prometheus.CounterVec
+	subscriberUpdates *prometheus.CounterVec
 }
+
+// Results of a hook's start and of a subscriber's update.
+var (
+	hookStartResults        = []string{"started", "duplicate", "failed"}
+	subscriberUpdateResults = []string{"sent", "gone", "failed"}
+)
 
 // NewMetrics registers the activities' metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -62,9 +72,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "diditflow_records_purged_total",
 			Help: "Records whose personal fields the retention purge blanked, by record: session (closed for RECORD_RETENTION), notification (of such a session), aml_case (resolved for AML_RECORD_RETENTION).",
 		}, []string{"record"}),
+		hookStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_hook_starts_total",
+			Help: "Starts of the businesses' hook workflows (HOOK_WORKFLOWS), by result: started, duplicate (Temporal refused a second start of the same hook for the same event: a retry), failed (retried).",
+		}, []string{"result"}),
+		subscriberUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diditflow_subscriber_updates_total",
+			Help: "Updates signalled to businesses' workflows waiting for a session (kyc.AwaitOutcome), by result: sent, gone (the waiting run is closed: dropped), failed (retried).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.events, m.notices, m.refused, m.apiCalls, m.reconcileRuns, m.reconcileExamined, m.reconcileRepaired,
-		m.purgedRecords)
+		m.purgedRecords, m.hookStarts, m.subscriberUpdates)
 	m.initSeries()
 	return m
 }
@@ -88,7 +106,7 @@ func (m *Metrics) initSeries() {
 	for k := api.KindServer; k <= api.KindRequest; k++ {
 		results = append(results, k.String())
 	}
-	for _, call := range []string{"decision", "aml_hit_reviews", "sessions", "session_deliveries", "destinations",
+	for _, call := range []string{"decision", "create_session", "aml_hit_reviews", "sessions", "session_deliveries", "destinations",
 		"destination_deliveries", "delivery"} {
 		for _, r := range results {
 			m.apiCalls.WithLabelValues(call, r)
@@ -104,6 +122,26 @@ func (m *Metrics) initSeries() {
 	for _, r := range []string{"session", "notification", "aml_case"} {
 		m.purgedRecords.WithLabelValues(r)
 	}
+	for _, r := range hookStartResults {
+		m.hookStarts.WithLabelValues(r)
+	}
+	for _, r := range subscriberUpdateResults {
+		m.subscriberUpdates.WithLabelValues(r)
+	}
+}
+
+func (m *Metrics) hookStart(result string) {
+	if m == nil {
+		return
+	}
+	m.hookStarts.WithLabelValues(result).Inc()
+}
+
+func (m *Metrics) subscriberUpdate(result string) {
+	if m == nil {
+		return
+	}
+	m.subscriberUpdates.WithLabelValues(result).Inc()
 }
 
 func (m *Metrics) recorded(r RecordResult) {

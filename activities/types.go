@@ -25,6 +25,9 @@ type RecordInput struct {
 	// ContactEmail is the address in a trustworthy decision of the event,
 	// kept in the records for the notices of events without one.
 	ContactEmail string `json:"contact_email,omitempty"`
+	// Unannounced: a status change the event makes is to be announced to
+	// the business's hooks (store.EventRecord.Unannounced).
+	Unannounced bool `json:"unannounced,omitempty"`
 }
 
 // RecordResult says what recording an event did to the session's record.
@@ -43,6 +46,14 @@ type RecordResult struct {
 	// recorded without its personal fields; it calls for no user notice and
 	// no decision fetch.
 	Erased bool `json:"erased,omitempty"`
+	// Sequence is the session's number of the status change the event
+	// made (0: none); StatusSequence that of the change that set
+	// CurrentStatus. They order what businesses' workflows are told.
+	Sequence       int64 `json:"sequence,omitempty"`
+	StatusSequence int64 `json:"status_sequence,omitempty"`
+	// Announced: a Duplicate whose status change was announced already
+	// (a redelivery): its hooks are not started again.
+	Announced bool `json:"announced,omitempty"`
 }
 
 // StatusChanged reports whether the event moved the record to a new status

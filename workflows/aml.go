@@ -11,6 +11,7 @@ import (
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/kyc"
 )
 
 // CaseState is what an AMLCase knows; contract.StateQuery returns it.
@@ -113,9 +114,23 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			activities.ResolveInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID, Resolution: res}, nil)
 		state.Resolution = &res
 		logger.Info("AML case resolved", "outcome", res.Outcome)
+		if len(settings.Hooks) > 0 {
+			hooks := activities.CaseHooks{Hooks: settings.Hooks, SessionID: in.Case.SessionID, Case: caseResolution(in.Case, res), At: workflow.Now(ctx)}
+			st.run(ctx, "start hooks", kycActs.StartCaseHooks, hooks, nil)
+		}
 		state.ReviewsWritten = writeReviews(ctx, st, settings, in.Case, res)
 		return res, nil
 	}
+}
+
+// caseResolution is a resolution as the business's hooks are told it: each
+// hit's outcome by its ID, never whom it names.
+func caseResolution(c activities.AMLCase, res contract.Resolution) kyc.CaseResolution {
+	hits := make(map[string]string, len(c.Hits))
+	for _, h := range c.Hits {
+		hits[h.ID] = string(res.HitOutcome(h.ID))
+	}
+	return kyc.CaseResolution{CaseID: c.ID(), Outcome: string(res.Outcome), Hits: hits}
 }
 
 // syncCaseFlags writes a case's flag to its search attribute and, best

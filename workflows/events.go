@@ -95,7 +95,7 @@ func (s *session) record(chunk []contract.SessionEvent) {
 		ins[i] = activities.RecordInput{
 			SessionID: ev.SessionID, EventKey: ev.Key(), WebhookType: ev.WebhookType, Status: ev.Status,
 			EventCreatedAt: orderTime(se), VendorData: ev.VendorData, AMLHits: len(hits), AMLMaxRisk: maxRisk(hits),
-			EnvelopeOnly: se.Proof.EnvelopeOnly,
+			EnvelopeOnly: se.Proof.EnvelopeOnly, Unannounced: len(s.settings.Hooks) > 0,
 		}
 		if !se.Proof.EnvelopeOnly || s.batch.verified[ev.Key()] {
 			ins[i].ContactEmail = ev.Decision.ContactEmail()
@@ -149,6 +149,7 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 	if res.Erased {
 		s.erased()
 	}
+	s.learn(se, res)
 	current := res.Applied && res.CurrentStatus == ev.Status
 	if s.batch.superseded[key] {
 		// The fetched decision, of a later status, carries the effects.

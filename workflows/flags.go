@@ -30,6 +30,10 @@ const (
 	FlagDecisionUnavailable = "decision_unavailable"
 	// FlagCaseNotOpened: Temporal refused to start an AML case.
 	FlagCaseNotOpened = "case_not_opened"
+	// FlagNotAnnounced: the businesses' workflows could not be told of the
+	// session's events (hooks started, subscribers told) within the step
+	// budget; the session keeps trying.
+	FlagNotAnnounced = "not_announced"
 )
 
 // maxFlags bounds the flags a workflow keeps; identical ones are kept once.

@@ -25,7 +25,9 @@ import (
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/internal/harness/business"
 	"github.com/diditflow/diditflow/internal/harness/launch"
+	"github.com/diditflow/diditflow/kyc"
 )
 
 // Where a payload sits in a history event. Together with a name (workflow
@@ -80,6 +82,10 @@ var goldenKinds = []payloadKind{
 	{site: siteSignal, name: contract.SkipSignal, typ: reflect.TypeFor[contract.OperatorAction](),
 		exempt: "no recorded history has an operator skip (parked-retry.json retries); same type as retry, which is covered"},
 	{site: siteSignal, name: contract.ResolveSignal, typ: reflect.TypeFor[contract.Resolution]()},
+	// What businesses' workflows send a session (package kyc).
+	{site: siteSignal, name: contract.SubscribeSignal, typ: reflect.TypeFor[kyc.Subscription]()},
+	{site: siteSignal, name: contract.UnsubscribeSignal, typ: reflect.TypeFor[kyc.Subscription](),
+		exempt: "the recorded waits end told a decided status, which needs no unsubscription; same type as kyc-subscribe, which is covered"},
 
 	// Activities, by the names the worker registers them under. Those
 	// without a result entry return only an error: a result payload for
@@ -97,6 +103,7 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
 	{site: siteActivityInput, name: "FetchDecision", typ: reflect.TypeFor[string]()},
 	{site: siteActivityResult, name: "FetchDecision", typ: reflect.TypeFor[activities.FetchedDecision]()},
+	{site: siteActivityInput, name: "StartCaseHooks", typ: reflect.TypeFor[activities.CaseHooks]()},
 	{site: siteActivityInput, name: "WriteHitReviews", typ: reflect.TypeFor[activities.NodeReviews]()},
 	{site: siteActivityResult, name: "WriteHitReviews", typ: reflect.TypeFor[bool]()},
 	// Reconciliation (the Reconcile workflow, started by its schedule).
@@ -130,6 +137,22 @@ var goldenKinds = []payloadKind{
 	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),
 		exempt: "no recorded history has an acknowledgement; same type as retry, which is covered"},
 
+	// A business's workflows (kyc/testdata/replay, recorded from the
+	// harness's, internal/harness/business): kyc's wire contract, the
+	// activities it runs on diditflow's queues and the updates a session
+	// signals, which are part of kyc's public API.
+	{site: siteActivityInput, name: contract.CreateSessionActivity, typ: reflect.TypeFor[kyc.Request]()},
+	{site: siteActivityResult, name: contract.CreateSessionActivity, typ: reflect.TypeFor[kyc.Verification]()},
+	{site: siteActivityInput, name: contract.SubscribeActivity, typ: reflect.TypeFor[kyc.Subscription]()},
+	{site: siteActivityInput, name: contract.UnsubscribeActivity, typ: reflect.TypeFor[kyc.Subscription]()},
+	{site: siteActivityInput, name: contract.DecisionActivity, typ: reflect.TypeFor[kyc.DecisionRequest]()},
+	{site: siteActivityResult, name: contract.DecisionActivity, typ: reflect.TypeFor[kyc.SessionDecision]()},
+	{site: siteSignal, name: contract.UpdateSignal("<session_id>"), typ: reflect.TypeFor[kyc.Update]()},
+	{site: siteWorkflowInput, name: business.AwaitType, typ: reflect.TypeFor[business.AwaitInput]()},
+	{site: siteWorkflowResult, name: business.AwaitType, typ: reflect.TypeFor[string]()},
+	{site: siteWorkflowInput, name: business.OnboardType, typ: reflect.TypeFor[business.OnboardInput]()},
+	{site: siteWorkflowResult, name: business.OnboardType, typ: reflect.TypeFor[business.Onboarding]()},
+
 	// Workflows.settings records the worker's Settings with
 	// workflow.SideEffect; it is the only side effect either workflow has.
 	{site: siteSideEffect, typ: reflect.TypeFor[Settings]()},
@@ -146,6 +169,8 @@ var goldenKinds = []payloadKind{
 	{site: siteLocalData, name: "NotifyUser", typ: reflect.TypeFor[localActivityMarkerData]()},
 	{site: siteLocalData, name: "RecordVerification", typ: reflect.TypeFor[localActivityMarkerData](),
 		exempt: "no recorded batch was given up and recorded event by event"},
+	{site: siteLocalData, name: "Announce", typ: reflect.TypeFor[localActivityMarkerData]()},
+	{site: siteLocalResult, name: "Announce", typ: reflect.TypeFor[activities.AnnounceResult]()},
 	{site: siteLocalResult, name: "RecordEvents", typ: reflect.TypeFor[[]activities.RecordResult]()},
 	{site: siteLocalResult, name: "NotifyUser", typ: reflect.TypeFor[activities.NoticeResult]()},
 	{site: siteLocalResult, name: "RecordVerification", typ: reflect.TypeFor[activities.RecordResult](),
@@ -248,6 +273,11 @@ func TestGoldenPayloads(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no recorded histories: %v", err)
 	}
+	businesses, err := filepath.Glob(filepath.Join("..", "kyc", "testdata", "replay", "*.json"))
+	if err != nil || len(businesses) == 0 {
+		t.Fatalf("no recorded histories of businesses' workflows: %v", err)
+	}
+	files = append(files, businesses...)
 	found := map[kindKey]int{}
 	for _, f := range files {
 		hist := loadHistory(t, f)
@@ -382,7 +412,12 @@ func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTyp
 	case "childWorkflowExecutionCompletedEventAttributes.result.payloads[0]":
 		return kindKey{siteChildResult, ev.GetChildWorkflowExecutionCompletedEventAttributes().GetWorkflowType().GetName()}
 	case "workflowExecutionSignaledEventAttributes.input.payloads[0]":
-		return kindKey{siteSignal, ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName()}
+		name := ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName()
+		if strings.HasPrefix(name, contract.UpdateSignal("")) {
+			// One name per session.
+			name = contract.UpdateSignal("<session_id>")
+		}
+		return kindKey{siteSignal, name}
 	case "activityTaskScheduledEventAttributes.input.payloads[0]":
 		return kindKey{siteActivityInput, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()}
 	case "activityTaskCompletedEventAttributes.result.payloads[0]":

@@ -9,6 +9,7 @@ import (
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
+	"github.com/diditflow/diditflow/kyc"
 )
 
 // SessionState is what a session workflow knows; contract.StateQuery returns it and
@@ -56,6 +57,27 @@ type SessionState struct {
 	Erased bool `json:"erased,omitempty"`
 	// Runs counts the runs this state has been carried through.
 	Runs int `json:"runs"`
+
+	// What the businesses' workflows are told (package kyc).
+	//
+	// StatusSeq is the number of the status change that set Status in the
+	// session's sequence, StatusAt when it happened (Unix seconds); Known
+	// is set while they are what the records say (a run started by a
+	// subscription, or one that recorded only an older event, learns them
+	// from its next announcement).
+	StatusSeq int64 `json:"status_seq,omitempty"`
+	StatusAt  int64 `json:"status_at,omitempty"`
+	Known     bool  `json:"known,omitempty"`
+	// Changes are the latest status changes (maxChanges), for subscribers
+	// told an earlier one.
+	Changes []kyc.Change `json:"changes,omitempty"`
+	// Subscribers are the workflows waiting for the session
+	// (kyc.MaxSubscribers); Refused, those turned away, until they are
+	// told so (maxRefused).
+	Subscribers []Subscriber `json:"subscribers,omitempty"`
+	Refused     []Subscriber `json:"refused,omitempty"`
+	// Hooked are the events whose hooks are still to start, in order.
+	Hooked []kyc.Event `json:"hooked,omitempty"`
 }
 
 // HandledEvent is one entry of a session's history.
@@ -84,12 +106,14 @@ func (w *Workflows) settings(ctx workflow.Context) Settings {
 	return s
 }
 
-// session is one run of a VerificationSession. Three coroutines share it:
-// the run loop (VerificationSession) records events and queues the effects
-// their status changes call for; runEffects runs those effects one at a
-// time; the steps' coroutine takes in operators' signals. None of them
-// blocks another: a parked notice holds up neither records nor the run's
-// continue-as-new.
+// session is one run of a VerificationSession. Four coroutines share it:
+// the run loop (VerificationSession) records events, takes in
+// subscriptions, and queues the effects and announcements their status
+// changes call for; runEffects runs those effects one at a time;
+// runAnnouncements tells the businesses' workflows (subscribers, hooks);
+// the steps' coroutine takes in operators' signals. None of them blocks
+// another: a parked notice holds up neither records, nor announcements, nor
+// the run's continue-as-new.
 type session struct {
 	ctx      workflow.Context
 	settings Settings
@@ -107,14 +131,20 @@ type session struct {
 	batch batchDecisions
 	// seenKeys indexes state.Seen.
 	seenKeys map[string]bool
+	// subs are the subscription signals; announcing is set while an
+	// announcement runs.
+	subs       subscriptions
+	announcing bool
 }
 
 // VerificationSession runs one Didit verification session, fed by
 // contract.EventSignal: it dedupes events, records them, and follows every
-// status change with its side effects (user notices, AML cases). It
-// completes once the session is final, its effects done, no flag raised,
-// and no event came for the idle window; it continues as new when its
-// history grows long, carrying its state and the events not yet handled.
+// status change with its side effects (user notices, AML cases) and its
+// announcements (the businesses' subscribers and hooks). It completes once
+// the session is final (or never had an event), its effects and
+// announcements done, no flag raised, no subscriber waiting, and no event
+// came for the idle window; it continues as new when its history grows
+// long, carrying its state and the events not yet handled.
 func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) error {
 	s := newSession(ctx, w.settings(ctx), in.SessionID, in.State)
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
@@ -122,6 +152,7 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 	}
 	s.upsertSearchAttributes()
 	workflow.Go(ctx, s.runEffects)
+	workflow.Go(ctx, s.runAnnouncements)
 
 	events := workflow.GetSignalChannel(ctx, contract.EventSignal)
 	pending := in.Pending
@@ -130,6 +161,7 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 		// a steady stream of events then leaves the server no moment in
 		// which to reject the continuation for a signal that came meanwhile.
 		pending = append(pending, drain(events)...)
+		s.takeSubscriptions()
 		switch {
 		case s.mustContinueAsNew() && s.canContinueAsNew() && s.canCarry(pending):
 			next := SessionInput{SessionStart: in.SessionStart, State: s.state, Pending: s.unseen(pending)}
@@ -151,7 +183,7 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 // newSession sets up a run: its state (carried over, or new), the flag
 // wiring and the operators' coroutine.
 func newSession(ctx workflow.Context, settings Settings, sessionID string, carried *SessionState) *session {
-	s := &session{ctx: ctx, settings: settings, state: carried, searched: startingSearchAttributes(ctx)}
+	s := &session{ctx: ctx, settings: settings, state: carried, searched: startingSearchAttributes(ctx), subs: newSubscriptions(ctx)}
 	if s.state == nil {
 		s.state = &SessionState{SessionID: sessionID}
 	}
@@ -180,12 +212,14 @@ func historyIsLong(ctx workflow.Context) bool {
 // canContinueAsNew reports whether continuing as new now would cut nothing
 // short: no effect is running an activity (the queue is empty, or its first
 // effect is parked for an operator, and carries over parked), no flag is
-// being written to the record, and no operator's signal or answer waits.
-// Only the effects' coroutine parks while the run loop waits, so a parked
-// step is the first effect's.
+// being written to the record, and no operator's signal or answer, nor a
+// subscription, waits. Only the effects' coroutine parks while the run loop
+// waits, so a parked step is the first effect's. An announcement under way
+// is cut short, and made again by the next run: a subscriber drops what it
+// was told twice, and Temporal refuses a hook's second start.
 func (s *session) canContinueAsNew() bool {
 	effectsSettled := len(s.state.Effects) == 0 || len(s.state.Parked) > 0
-	return effectsSettled && !s.flags.writing() && !s.steps.answersPending()
+	return effectsSettled && !s.flags.writing() && !s.steps.answersPending() && !s.subs.waiting()
 }
 
 // canCarry reports whether the events not handled yet are few enough to
@@ -197,27 +231,43 @@ func (s *session) canCarry(pending []contract.SessionEvent) bool {
 }
 
 // canComplete reports whether the run may end once the idle window passes
-// without an event: the session is final, no effect waits or runs, and no
-// flag is raised (a closed run could not take the operator's acknowledge,
-// and the flag would stay on the record).
+// without an event: no subscriber waits for it, and it is settled.
 func (s *session) canComplete() bool {
-	return s.state.Status.Final() && len(s.state.Effects) == 0 && len(s.state.Flags) == 0 && !s.flags.writing()
+	return s.settled() && !s.waitedFor()
 }
 
-// awaitEventOrEnd waits until an event arrives, the run can continue as new
-// when it must, or it can complete.
+// settled reports whether nothing but subscribers keeps the run open: the
+// session is final, or this run and those it continues never had an event
+// (a subscription started it: it must not stay open for ever); no effect or
+// announcement waits or runs; and no flag is raised (a closed run could not
+// take the operator's acknowledge, and the flag would stay on the record).
+func (s *session) settled() bool {
+	quiet := len(s.state.Effects) == 0 && len(s.state.Flags) == 0 && !s.flags.writing() && !s.announcing && !s.announcementDue()
+	return quiet && (s.state.Status.Final() || len(s.state.Seen) == 0)
+}
+
+// awaitEventOrEnd waits until an event or a subscription arrives, the run
+// can continue as new when it must, or it can complete. Settled but for its
+// subscribers, it waits no longer than the first of them; once it becomes
+// so, it returns to wait that way.
 func (s *session) awaitEventOrEnd(events workflow.ReceiveChannel) {
-	_ = workflow.Await(s.ctx, func() bool {
-		return events.Len() > 0 || (s.mustContinueAsNew() && s.canContinueAsNew()) || s.canComplete()
-	})
+	ready := func() bool {
+		return events.Len() > 0 || s.subs.waiting() || (s.mustContinueAsNew() && s.canContinueAsNew()) || s.canComplete()
+	}
+	if next, ok := s.nextExpiry(); ok && s.settled() {
+		_, _ = workflow.AwaitWithTimeout(s.ctx, next.Sub(workflow.Now(s.ctx)), ready)
+		return
+	}
+	_ = workflow.Await(s.ctx, func() bool { return ready() || (s.settled() && len(s.state.Subscribers) > 0) })
 }
 
 // quietForIdleWindow waits for the idle window and reports whether it
-// passed without an event. An event that came with the timer counts: it is
-// handled, not completed over.
+// passed without an event or a subscription. One that came with the timer
+// counts: it is taken in, not completed over.
 func (s *session) quietForIdleWindow(events workflow.ReceiveChannel) bool {
-	got, _ := workflow.AwaitWithTimeout(s.ctx, s.settings.IdleWindow, func() bool { return events.Len() > 0 })
-	return !got && events.Len() == 0
+	arrived := func() bool { return events.Len() > 0 || s.subs.waiting() }
+	got, _ := workflow.AwaitWithTimeout(s.ctx, s.settings.IdleWindow, arrived)
+	return !got && !arrived()
 }
 
 func drain(events workflow.ReceiveChannel) []contract.SessionEvent {

@@ -79,6 +79,8 @@ type harness struct {
 	store    *store.Store
 	outbox   string
 	acts     *activities.Activities
+	kyc      *activities.KYC
+	temporal *fakeTemporal
 	mu       sync.Mutex
 	searched []temporal.SearchAttributes
 }
@@ -110,6 +112,9 @@ func newHarness(t *testing.T, mutate func(*Settings)) *harness {
 	h.env.SetTestTimeout(time.Minute)
 	(&Workflows{Settings: settings}).Register(h.env)
 	h.env.RegisterActivity(h.acts)
+	h.temporal = newFakeTemporal()
+	h.kyc = &activities.KYC{Store: st, Temporal: h.temporal, TaskQueue: "diditflow"}
+	h.env.RegisterActivity(h.kyc)
 	h.env.OnUpsertTypedSearchAttributes(mock.MatchedBy(func(sa temporal.SearchAttributes) bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()

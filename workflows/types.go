@@ -48,6 +48,9 @@ type Settings struct {
 	// DiditAPIWriteQueue is the same for the calls that write to Didit,
 	// whose budget is half the reads'.
 	DiditAPIWriteQueue string `json:"didit_api_write_queue,omitempty"`
+	// Hooks are the businesses' workflows started on every status change
+	// and resolved AML case (HOOK_WORKFLOWS); none costs a session nothing.
+	Hooks []activities.Hook `json:"hooks,omitempty"`
 }
 
 // DefaultSettings are the production defaults.

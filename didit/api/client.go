@@ -127,6 +127,9 @@ type request struct {
 	next string
 	// body, when not nil, is sent as JSON.
 	body any
+	// refused, when set, reads the body of a refusal (a 4xx but 429),
+	// which the client otherwise never reads.
+	refused func(body io.Reader)
 }
 
 // response is a successful (2xx) answer.
@@ -181,7 +184,11 @@ func (c *Client) send(ctx context.Context, r request) (response, error) {
 	defer closeBody(resp.Body)
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return response{}, statusError(r.op, resp)
+		e := statusError(r.op, resp)
+		if r.refused != nil && resp.StatusCode >= 400 && !e.Retryable() {
+			r.refused(resp.Body)
+		}
+		return response{}, e
 	}
 	body, err := c.readBody(r.op, resp)
 	if err != nil {

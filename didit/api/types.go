@@ -63,6 +63,10 @@ type Error struct {
 	// Err is the underlying transport or decoding error, if any. Its text
 	// must not quote the body either.
 	Err error
+	// Detail is why Didit refused a session's creation, as its answer
+	// says (CreateSession only; bounded). It is for the caller who made
+	// the request, and never part of Error().
+	Detail string
 }
 
 func (e *Error) Error() string {

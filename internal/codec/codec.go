@@ -191,6 +191,23 @@ func (c *Codec) DataConverter() converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
+// Converters are the data and failure converters of a client whose
+// payloads c encrypts: base (nil for Temporal's default) behind c's codec,
+// or, when encrypt is false (PAYLOAD_ENCRYPTION=off), behind a codec that
+// only decrypts what c's keys encrypted. diditflow's processes and a
+// business's client (kyc.ConfigureClient) set these same converters.
+func Converters(base converter.DataConverter, c *Codec, encrypt bool) (converter.DataConverter, converter.FailureConverter) {
+	if base == nil {
+		base = converter.GetDefaultDataConverter()
+	}
+	var pc converter.PayloadCodec = c
+	if !encrypt {
+		pc = DecryptOnly(c)
+	}
+	dc := converter.NewCodecDataConverter(base, pc)
+	return dc, FailureConverter(dc)
+}
+
 // FailureConverter encodes failures' messages and stack traces with the
 // data converter, so an error that quotes an address is not readable in a
 // history either.

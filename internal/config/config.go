@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -223,6 +224,17 @@ type Worker struct {
 	// DiditAPIWritesPerSecond is the same for writes (AML hit reviews):
 	// Didit allows 300 a minute.
 	DiditAPIWritesPerSecond float64 `envconfig:"DIDIT_API_WRITES_PER_SECOND" default:"4.5"`
+	// DiditAPICreatesPerSecond is the same for the creation of sessions
+	// (kyc.StartVerification): Didit allows 600 a minute, a budget of its
+	// own; 9/s leaves a tenth of it to other uses of the key.
+	DiditAPICreatesPerSecond float64 `envconfig:"DIDIT_API_CREATES_PER_SECOND" default:"9"`
+	// DiditWorkflowID is the Didit workflow of a session a business's
+	// workflow creates without naming one (kyc.Request.WorkflowID).
+	DiditWorkflowID string `envconfig:"DIDIT_WORKFLOW_ID"`
+	// HookWorkflows are the businesses' workflows started on every status
+	// change and resolved AML case, as WorkflowType@task-queue
+	// (comma-separated); see Hooks.
+	HookWorkflows []string `envconfig:"HOOK_WORKFLOWS"`
 	// Reconciliation (a Temporal Schedule) asks Didit every ReconcileInterval
 	// for what the webhooks missed over ReconcileLookback.
 	ReconcileInterval time.Duration `envconfig:"RECONCILE_INTERVAL" default:"15m"`
@@ -280,6 +292,14 @@ func ReadWorker() (Worker, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return Worker{}, fmt.Errorf("config: %w", err)
 	}
+	// Blank entries (a trailing comma, an empty variable) name no hook.
+	var hooks []string
+	for _, h := range c.HookWorkflows {
+		if h = strings.TrimSpace(h); h != "" {
+			hooks = append(hooks, h)
+		}
+	}
+	c.HookWorkflows = hooks
 	return c, nil
 }
 
@@ -320,6 +340,12 @@ func (c Worker) validate() error {
 	if c.DiditAPIWritesPerSecond <= 0 {
 		errs = append(errs, fmt.Errorf("DIDIT_API_WRITES_PER_SECOND must be positive (Didit allows 300 writes a minute: at most 5), got %v", c.DiditAPIWritesPerSecond))
 	}
+	if c.DiditAPICreatesPerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("DIDIT_API_CREATES_PER_SECOND must be positive (Didit allows 600 session creations a minute: at most 10), got %v", c.DiditAPICreatesPerSecond))
+	}
+	if _, err := c.Hooks(); err != nil {
+		errs = append(errs, err)
+	}
 	for name, d := range map[string]time.Duration{
 		"RECONCILE_INTERVAL": c.ReconcileInterval, "RECONCILE_LOOKBACK": c.ReconcileLookback,
 		"RECONCILE_STALE_AFTER": c.ReconcileStaleAfter,
@@ -354,4 +380,33 @@ func (c Worker) validate() error {
 	}
 	errs = append(errs, c.Log.validate(), c.Encryption.validate())
 	return errors.Join(errs...)
+}
+
+// Hook is one of HOOK_WORKFLOWS: a business's workflow type and the task
+// queue its worker polls.
+type Hook struct {
+	WorkflowType, TaskQueue string
+}
+
+// Hooks parses HOOK_WORKFLOWS: comma-separated WorkflowType@task-queue,
+// each named once.
+func (c Worker) Hooks() ([]Hook, error) {
+	var out []Hook
+	for _, item := range c.HookWorkflows {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		typ, queue, ok := strings.Cut(item, "@")
+		typ, queue = strings.TrimSpace(typ), strings.TrimSpace(queue)
+		if !ok || typ == "" || queue == "" || strings.Contains(queue, "@") {
+			return nil, fmt.Errorf("HOOK_WORKFLOWS: %q is not WorkflowType@task-queue", item)
+		}
+		h := Hook{WorkflowType: typ, TaskQueue: queue}
+		if slices.Contains(out, h) {
+			return nil, fmt.Errorf("HOOK_WORKFLOWS: %q is given twice", item)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }

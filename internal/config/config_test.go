@@ -118,12 +118,14 @@ func TestLoadWorkerDefaults(t *testing.T) {
 func TestLoadWorkerRejectsBadValues(t *testing.T) {
 	clearEnv(t)
 	for name, value := range map[string]string{
-		"SESSION_IDLE_WINDOW":   "0s",
-		"STEP_RETRY_BUDGET":     "-1m",
-		"AML_REMINDER_INTERVAL": "0s",
-		"AML_ESCALATE_AFTER":    "0",
-		"DATABASE_URL":          "",
-		"USER_NOTICES":          "no",
+		"SESSION_IDLE_WINDOW":          "0s",
+		"STEP_RETRY_BUDGET":            "-1m",
+		"AML_REMINDER_INTERVAL":        "0s",
+		"AML_ESCALATE_AFTER":           "0",
+		"DATABASE_URL":                 "",
+		"DIDIT_API_CREATES_PER_SECOND": "0",
+		"HOOK_WORKFLOWS":               "OnKYCEvent",
+		"USER_NOTICES":                 "no",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)
@@ -131,5 +133,27 @@ func TestLoadWorkerRejectsBadValues(t *testing.T) {
 				t.Fatalf("error %v should name %s", err, name)
 			}
 		})
+	}
+}
+
+// TestHookWorkflows: HOOK_WORKFLOWS names each hook as WorkflowType@queue,
+// once; anything else stops the worker at start, naming the setting.
+func TestHookWorkflows(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("HOOK_WORKFLOWS", " OnKYCEvent@business , Audit@compliance-queue,")
+	c, err := LoadWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks, err := c.Hooks()
+	want := []Hook{{"OnKYCEvent", "business"}, {"Audit", "compliance-queue"}}
+	if err != nil || len(hooks) != 2 || hooks[0] != want[0] || hooks[1] != want[1] {
+		t.Fatalf("hooks = %+v, %v; want %+v", hooks, err, want)
+	}
+	for _, bad := range []string{"OnKYCEvent", "@business", "OnKYCEvent@", "A@b@c", "A@q,A@q"} {
+		t.Setenv("HOOK_WORKFLOWS", bad)
+		if _, err := LoadWorker(); err == nil || !strings.Contains(err.Error(), "HOOK_WORKFLOWS") {
+			t.Errorf("%q: error %v, want one naming HOOK_WORKFLOWS", bad, err)
+		}
 	}
 }

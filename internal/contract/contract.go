@@ -54,6 +54,53 @@ const (
 	StateQuery = "state"
 )
 
+// What a session and the business's workflows (package kyc) exchange: the
+// signals, and the activities a business's workflow runs on diditflow's
+// task queues. kyc re-exports them as its wire contract.
+const (
+	// SubscribeSignal adds a waiting workflow to a session's subscribers
+	// (kyc.Subscription); the KYCSubscribe activity sends it, starting a
+	// run if none is open.
+	SubscribeSignal = "kyc-subscribe"
+	// UnsubscribeSignal removes one (kyc.Subscription).
+	UnsubscribeSignal = "kyc-unsubscribe"
+	// updateSignalPrefix + the session ID is the signal a session sends
+	// its subscribers (kyc.Update): one name per session, so a workflow
+	// waiting for several sessions reads each on a channel of its own.
+	updateSignalPrefix = "kyc-update-"
+
+	CreateSessionActivity = "KYCCreateSession"
+	SubscribeActivity     = "KYCSubscribe"
+	UnsubscribeActivity   = "KYCUnsubscribe"
+	DecisionActivity      = "KYCDecision"
+)
+
+// UpdateSignal is the signal a session sends its subscribers.
+func UpdateSignal(sessionID string) string { return updateSignalPrefix + sessionID }
+
+// The task queues of what calls Didit's API, which the server rate-limits
+// to Didit's budget across every worker; queue is TEMPORAL_TASK_QUEUE.
+
+// DiditAPIQueue runs the reads of Didit's API (decisions).
+func DiditAPIQueue(queue string) string { return queue + "-didit-api" }
+
+// DiditAPIWriteQueue runs the writes (AML hit reviews).
+func DiditAPIWriteQueue(queue string) string { return queue + "-didit-api-writes" }
+
+// DiditSessionsQueue runs the creation of sessions, whose budget is Didit's
+// own (600 a minute).
+func DiditSessionsQueue(queue string) string { return queue + "-didit-api-sessions" }
+
+// HookEventKey is the idempotency key of a session's event numbered seq
+// (a status change or a resolution) as the business's hooks receive it.
+func HookEventKey(sessionID string, seq int64) string {
+	return sessionID + "-" + strconv.FormatInt(seq, 10)
+}
+
+// HookWorkflowID is the ID a hook of workflowType is started with for the
+// event of key.
+func HookWorkflowID(workflowType, key string) string { return workflowType + "-" + key }
+
 const (
 	sessionIDPrefix = "didit-session-"
 	amlCaseIDPrefix = "aml-case-"

@@ -180,6 +180,38 @@ func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolutio
 	return nil
 }
 
+// ResolutionSequence numbers a resolved case's resolution in its session's
+// sequence, once: asked again, it returns the same number. A session
+// without a record gives 0.
+func (s *Store) ResolutionSequence(ctx context.Context, caseID string) (int64, error) {
+	var seq int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var sessionID string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT session_id, seq FROM aml_cases WHERE case_id = ?`), caseID).Scan(&sessionID, &seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || seq > 0 {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, s.q(`UPDATE verifications SET last_seq = last_seq + 1 WHERE session_id = ? RETURNING last_seq`),
+			sessionID).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			seq = 0
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE aml_cases SET seq = ? WHERE case_id = ?`), seq, caseID)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("number the resolution of aml case %s: %w", caseID, err)
+	}
+	return seq, nil
+}
+
 // SetCaseAttention sets a case's flag and the reasons for it (no personal
 // data: they name steps and kinds of trouble). ErrNotFound when the case was
 // never recorded.

@@ -36,6 +36,11 @@ type EventRecord struct {
 	// the newest applied event that gives one, or from any event while the
 	// record has none, for the notices of events that carry no decision.
 	ContactEmail string
+	// Unannounced: a status change this event makes waits to be announced
+	// (the business's hooks to be started; MarkAnnounced records that they
+	// were). Without it, there being nothing to announce, the change is
+	// recorded announced at once.
+	Unannounced bool
 }
 
 // RecordResult reports what RecordEvent did with an event.
@@ -56,6 +61,16 @@ type RecordResult struct {
 	// was recorded without its personal fields, and calls for no notice
 	// and no fetch of the decision.
 	Erased bool
+	// Sequence is the session's number for the status change the event
+	// made (of the first recording, for a Duplicate); 0 if it made none.
+	Sequence int64
+	// StatusSequence is the number of the change that set CurrentStatus.
+	StatusSequence int64
+	// Announced: the status change numbered Sequence has been announced
+	// (MarkAnnounced), or needed no announcement. Only a Duplicate can
+	// report it: a redelivery, as opposed to a first recording whose
+	// answer was lost, whose announcement is still to be made.
+	Announced bool
 }
 
 // SessionRecord is the business's record of one Didit session, as of the
@@ -160,12 +175,14 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 		// attempt committed but never heard back still learns it.
 		res.Duplicate = true
 		var erasedAt sql.NullInt64
+		var announced int64
 		err = tx.QueryRowContext(ctx, s.q(`
-			SELECT e.applied, e.previous_status, v.status, v.erased_at
+			SELECT e.applied, e.previous_status, e.seq, v.status, v.erased_at, v.status_seq, v.announced_seq
 			FROM verification_events e JOIN verifications v ON v.session_id = e.session_id
 			WHERE e.session_id = ? AND e.event_key = ?`), e.SessionID, e.EventKey,
-		).Scan(&res.Applied, &res.PreviousStatus, &res.CurrentStatus, &erasedAt)
+		).Scan(&res.Applied, &res.PreviousStatus, &res.Sequence, &res.CurrentStatus, &erasedAt, &res.StatusSequence, &announced)
 		res.Erased = erasedAt.Valid
+		res.Announced = res.Sequence > 0 && res.Sequence <= announced
 		return res, err
 	}
 	if err != nil {
@@ -179,8 +196,8 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 		lock = " FOR UPDATE"
 	}
 	var erasedAt sql.NullInt64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT status, erased_at FROM verifications WHERE session_id = ?`+lock), e.SessionID).
-		Scan(&res.PreviousStatus, &erasedAt)
+	err = tx.QueryRowContext(ctx, s.q(`SELECT status, erased_at, status_seq FROM verifications WHERE session_id = ?`+lock), e.SessionID).
+		Scan(&res.PreviousStatus, &erasedAt, &res.StatusSequence)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return RecordResult{}, err
 	}
@@ -238,9 +255,66 @@ func (s *Store) recordEvent(ctx context.Context, tx *sql.Tx, e EventRecord) (Rec
 			return RecordResult{}, err
 		}
 	}
-	_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = ?, previous_status = ? WHERE id = ?`),
-		res.Applied, res.PreviousStatus, id)
+	if res.Applied && e.Status != res.PreviousStatus {
+		// The session's next number; the right-hand sides all read the
+		// row as it was.
+		err = tx.QueryRowContext(ctx, s.q(`
+			UPDATE verifications SET last_seq = last_seq + 1, status_seq = last_seq + 1,
+				announced_seq = CASE WHEN ? THEN announced_seq ELSE last_seq + 1 END
+			WHERE session_id = ? RETURNING status_seq`), e.Unannounced, e.SessionID).Scan(&res.Sequence)
+		if err != nil {
+			return RecordResult{}, err
+		}
+		res.StatusSequence = res.Sequence
+	}
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE verification_events SET applied = ?, previous_status = ?, seq = ? WHERE id = ?`),
+		res.Applied, res.PreviousStatus, res.Sequence, id)
 	return res, err
+}
+
+// SessionStatus is where a session stands, as its records say.
+type SessionStatus struct {
+	Status string
+	// Sequence is the number of the status change that set Status, and At
+	// the time of the event that made it (Unix seconds).
+	Sequence int64
+	At       int64
+}
+
+// StatusOf returns where a session stands; the zero SessionStatus for a
+// session never recorded.
+func (s *Store) StatusOf(ctx context.Context, sessionID string) (SessionStatus, error) {
+	var st SessionStatus
+	var changedAt sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`
+		SELECT v.status, v.status_seq, v.event_created_at,
+		       (SELECT e.event_created_at FROM verification_events e
+		        WHERE e.session_id = v.session_id AND e.seq = v.status_seq AND e.seq > 0)
+		FROM verifications v WHERE v.session_id = ?`), sessionID).Scan(&st.Status, &st.Sequence, &st.At, &changedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionStatus{}, nil
+	}
+	if err != nil {
+		return SessionStatus{}, fmt.Errorf("read status of %s: %w", sessionID, err)
+	}
+	if changedAt.Valid {
+		// The record's time is its latest applied event's, which may be a
+		// later edit of the same status.
+		st.At = changedAt.Int64
+	}
+	return st, nil
+}
+
+// MarkAnnounced records that the session's status changes up to seq have
+// been announced: a redelivery of their events is reported Announced.
+func (s *Store) MarkAnnounced(ctx context.Context, sessionID string, seq int64) error {
+	_, err := s.db.ExecContext(ctx, s.q(`
+		UPDATE verifications SET announced_seq = CASE WHEN ? > announced_seq THEN ? ELSE announced_seq END
+		WHERE session_id = ?`), seq, seq, sessionID)
+	if err != nil {
+		return fmt.Errorf("mark %s announced up to %d: %w", sessionID, seq, err)
+	}
+	return nil
 }
 
 // Session returns the record of a session, or ErrNotFound.

@@ -87,6 +87,8 @@ func TestStore(t *testing.T) {
 		{"InvalidArguments", testInvalidArguments},
 		{"NoPIIInLogs", testNoPIIInLogs},
 		{"ContactAddress", testContactAddress},
+		{"SequenceAndAnnouncements", testSequenceAndAnnouncements},
+		{"RecordsBeforeTheSequenceMigrate", testRecordsBeforeTheSequenceMigrate},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -232,7 +234,7 @@ func testDuplicateEventKey(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatalf("RecordEvent: %v", err)
 	}
-	if want := (RecordResult{Applied: true, CurrentStatus: "In Review"}); res != want {
+	if want := (RecordResult{Applied: true, CurrentStatus: "In Review", Sequence: 1, StatusSequence: 1}); res != want {
 		t.Fatalf("first delivery = %+v, want %+v", res, want)
 	}
 	before, err := s.Session(ctx, "s-1")
@@ -248,8 +250,10 @@ func testDuplicateEventKey(t *testing.T, dsn string) {
 			t.Fatalf("RecordEvent duplicate: %v", err)
 		}
 		// The first recording's outcome, so a caller whose first attempt
-		// committed unseen still acts on it.
-		if want := (RecordResult{Duplicate: true, Applied: true, CurrentStatus: "In Review"}); res != want {
+		// committed unseen still acts on it; its change needed no
+		// announcement (the first recording was not Unannounced).
+		if want := (RecordResult{Duplicate: true, Applied: true, CurrentStatus: "In Review", Sequence: 1, StatusSequence: 1,
+			Announced: true}); res != want {
 			t.Errorf("redelivery = %+v, want %+v", res, want)
 		}
 	}
@@ -534,6 +538,9 @@ func testEventsApplyInEventTimeOrder(t *testing.T, dsn string) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			session := fmt.Sprintf("s-%d", i)
+			// Each status change the record takes is numbered, in the order
+			// the record takes them.
+			var seq int64
 			for _, st := range tc.steps {
 				e := event(session, session+"-"+st.key, st.at, st.status)
 				e.VendorData, e.AMLHits, e.AMLMaxRiskScore = st.vendorData, st.amlHits, st.risk
@@ -541,11 +548,14 @@ func testEventsApplyInEventTimeOrder(t *testing.T, dsn string) {
 				if err != nil {
 					t.Fatalf("RecordEvent %s: %v", st.key, err)
 				}
-				cur := st.wantPrev
+				cur, changed := st.wantPrev, int64(0)
 				if st.wantApply {
 					cur = st.status
+					seq++
+					changed = seq
 				}
-				if want := (RecordResult{Applied: st.wantApply, PreviousStatus: st.wantPrev, CurrentStatus: cur}); res != want {
+				want := RecordResult{Applied: st.wantApply, PreviousStatus: st.wantPrev, CurrentStatus: cur, Sequence: changed, StatusSequence: seq}
+				if res != want {
 					t.Errorf("RecordEvent %s = %+v, want %+v", st.key, res, want)
 				}
 			}
@@ -1135,4 +1145,122 @@ func testContactAddress(t *testing.T, dsn string) {
 	want("new@example.com")
 	record("e5", 500, "Approved", "")
 	want("new@example.com")
+}
+
+// testSequenceAndAnnouncements: a session's status changes and the
+// resolutions of its AML cases are numbered in one increasing sequence; an
+// edit that keeps the status takes no number; a redelivery reports whether
+// its change was announced, which MarkAnnounced records.
+func testSequenceAndAnnouncements(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	record := func(e EventRecord) RecordResult {
+		t.Helper()
+		e.Unannounced = true
+		res, err := s.RecordEvent(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if st, err := s.StatusOf(ctx, "s-1"); err != nil || st != (SessionStatus{}) {
+		t.Fatalf("status of a session never recorded = %+v, %v", st, err)
+	}
+	inReview := event("s-1", "k-review", 100, "In Review")
+	if res := record(inReview); res.Sequence != 1 || res.StatusSequence != 1 {
+		t.Fatalf("first change = %+v, want number 1", res)
+	}
+	edit := event("s-1", "k-edit", 150, "In Review")
+	edit.WebhookType = "data.updated"
+	if res := record(edit); !res.Applied || res.Sequence != 0 || res.StatusSequence != 1 {
+		t.Fatalf("an edit of the same status = %+v, want applied without a number", res)
+	}
+	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: "aml-case-s-1", SessionID: "s-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if seq, err := s.ResolutionSequence(ctx, "aml-case-s-1"); err != nil || seq != 2 {
+			t.Fatalf("resolution's number = %d, %v; want 2, asked once or twice", seq, err)
+		}
+	}
+	declined := event("s-1", "k-declined", 200, "Declined")
+	if res := record(declined); res.Sequence != 3 || res.StatusSequence != 3 {
+		t.Fatalf("change after the resolution = %+v, want number 3", res)
+	}
+	if res := record(event("s-1", "k-late", 120, "In Progress")); res.Applied || res.Sequence != 0 || res.StatusSequence != 3 {
+		t.Fatalf("a stale event = %+v, want no number, the current one 3", res)
+	}
+	st, err := s.StatusOf(ctx, "s-1")
+	if want := (SessionStatus{Status: "Declined", Sequence: 3, At: 200}); err != nil || st != want {
+		t.Fatalf("status = %+v, %v; want %+v", st, err, want)
+	}
+
+	// Redelivered before its announcement: the announcement is still due
+	// (the first recording's answer may have been lost).
+	if res := record(inReview); !res.Duplicate || res.Sequence != 1 || res.Announced {
+		t.Fatalf("redelivery before MarkAnnounced = %+v, want number 1, not announced", res)
+	}
+	if err := s.MarkAnnounced(ctx, "s-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if res := record(inReview); !res.Duplicate || !res.Announced {
+		t.Fatalf("redelivery after MarkAnnounced(1) = %+v, want announced", res)
+	}
+	if res := record(declined); res.Announced {
+		t.Fatalf("change 3 redelivered after MarkAnnounced(1) = %+v, want not announced", res)
+	}
+	if err := s.MarkAnnounced(ctx, "s-1", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkAnnounced(ctx, "s-1", 2); err != nil {
+		t.Fatal(err)
+	}
+	if res := record(declined); !res.Announced {
+		t.Fatalf("change 3 after MarkAnnounced(3), then (2) = %+v, want announced: the mark never goes back", res)
+	}
+	if _, err := s.ResolutionSequence(ctx, "aml-case-unknown"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown case: %v, want ErrNotFound", err)
+	}
+}
+
+// testRecordsBeforeTheSequenceMigrate: a session recorded before 00006 has
+// its status changes so far numbered by count, all announced (they were
+// handled before hooks existed), and the next change takes the next number.
+func testRecordsBeforeTheSequenceMigrate(t *testing.T, dsn string) {
+	ctx := t.Context()
+	db, p := gooseProvider(t, dsn)
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO verifications (session_id, status, event_created_at, status_rank, event_key, webhook_type,
+			needs_attention, attention, first_seen_at, updated_at, applied_at)
+		VALUES ('s-old', 'Approved', 300, 4, 'k-3', 'status.updated', FALSE, '', 1000, 1000, 1000)`,
+		`INSERT INTO verification_events (session_id, event_key, webhook_type, status, event_created_at, received_at, applied, previous_status)
+		VALUES ('s-old', 'k-1', 'status.updated', 'Not Started', 100, 1000, TRUE, ''),
+		       ('s-old', 'k-2', 'status.updated', 'In Progress', 200, 1000, TRUE, 'Not Started'),
+		       ('s-old', 'k-2b', 'data.updated', 'In Progress', 250, 1000, TRUE, 'In Progress'),
+		       ('s-old', 'k-0', 'status.updated', 'Not Started', 50, 1000, FALSE, 'In Progress'),
+		       ('s-old', 'k-3', 'status.updated', 'Approved', 300, 1000, TRUE, 'In Progress')`,
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openUnmanaged(t, dsn)
+	defer s.Close()
+	if st, err := s.StatusOf(ctx, "s-old"); err != nil || st != (SessionStatus{Status: "Approved", Sequence: 3, At: 300}) {
+		t.Fatalf("status after the migration = %+v, %v; want Approved numbered 3", st, err)
+	}
+	if res, err := s.RecordEvent(ctx, EventRecord{SessionID: "s-old", EventKey: "k-2", Unannounced: true}); err != nil || !res.Duplicate || res.Announced {
+		t.Fatalf("an event recorded before the migration, redelivered = %+v, %v; want a duplicate of no numbered change", res, err)
+	}
+	next := event("s-old", "k-4", 400, "Declined")
+	next.Unannounced = true
+	if res, err := s.RecordEvent(ctx, next); err != nil || res.Sequence != 4 {
+		t.Fatalf("the next change = %+v, %v; want number 4", res, err)
+	}
 }

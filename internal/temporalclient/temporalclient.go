@@ -17,7 +17,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -96,22 +95,16 @@ func withEncryption(opts *client.Options, enc config.Encryption, logger *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("PAYLOAD_ENCRYPTION_KEYS: %w", err)
 	}
-	var pc converter.PayloadCodec = c
 	encrypting := c
 	if enc.Off() {
-		pc, encrypting = codec.DecryptOnly(c), nil
+		encrypting = nil
 		logger.Warn("payload encryption is off (PAYLOAD_ENCRYPTION=off): new payloads go in clear; the keys only decrypt",
 			"key_ids", strings.Join(c.KeyIDs(), ","))
 	} else {
 		logger.Info("payload encryption on", "encrypting_key_id", c.EncryptingKeyID(), "key_ids", strings.Join(c.KeyIDs(), ","))
 	}
-	setConverters(opts, converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), pc))
+	opts.DataConverter, opts.FailureConverter = codec.Converters(nil, c, !enc.Off())
 	return encrypting, nil
-}
-
-func setConverters(opts *client.Options, dc converter.DataConverter) {
-	opts.DataConverter = dc
-	opts.FailureConverter = codec.FailureConverter(dc)
 }
 
 // Local reports whether opts dial a Temporal on this machine in the clear:

@@ -72,6 +72,7 @@ const unknownSignal = "unknown"
 var knownSignals = map[string]bool{
 	contract.EventSignal: true, contract.RetrySignal: true, contract.SkipSignal: true,
 	contract.AcknowledgeSignal: true, contract.ResolveSignal: true,
+	contract.SubscribeSignal: true, contract.UnsubscribeSignal: true,
 }
 
 // Guard refuses unencrypted payloads on a worker: its DataConverter and its

@@ -68,7 +68,7 @@ func NewMetrics(log *slog.Logger) (*Metrics, client.MetricsHandler) {
 // which the e2e suite checks (TestShippedQueriesNameExportedMetrics).
 func (m *Metrics) startWorkflowCounters(namespace, taskQueue string) {
 	kinds := []string{workflows.FlagInDoubt, workflows.FlagUndeliverable, workflows.FlagRecipientRefused,
-		workflows.FlagUnusableDecision, workflows.FlagDecisionUnavailable, workflows.FlagCaseNotOpened}
+		workflows.FlagUnusableDecision, workflows.FlagDecisionUnavailable, workflows.FlagCaseNotOpened, workflows.FlagNotAnnounced}
 	for _, wt := range []string{contract.SessionWorkflowType, contract.AMLCaseWorkflowType} {
 		h := m.sdk.WithTags(map[string]string{
 			"namespace": namespace, "client_name": "temporal_go", "worker_type": "none", "activity_type": "none",

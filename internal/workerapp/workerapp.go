@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/didit/api"
 	"github.com/diditflow/diditflow/internal/config"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/notice"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/store"
@@ -36,6 +38,9 @@ type Worker struct {
 	// rate-limits to Didit's budget across every worker.
 	api    worker.Worker
 	writes worker.Worker
+	// sessions polls the creation of Didit sessions for the businesses'
+	// workflows, rate-limited to Didit's creation budget.
+	sessions worker.Worker
 	// reconcile polls the reconcile steps' queue.
 	reconcile worker.Worker
 	Store     *store.Store
@@ -57,7 +62,7 @@ func (w *Worker) Run(interruptCh <-chan any) error {
 // Didit API and reconcile activities.
 func (w *Worker) Start() error {
 	started := []worker.Worker{}
-	for _, x := range []worker.Worker{w.api, w.writes, w.reconcile, w.Worker} {
+	for _, x := range []worker.Worker{w.api, w.writes, w.sessions, w.reconcile, w.Worker} {
 		if err := x.Start(); err != nil {
 			for _, s := range started {
 				s.Stop()
@@ -73,15 +78,19 @@ func (w *Worker) Start() error {
 func (w *Worker) Stop() {
 	w.Worker.Stop()
 	w.reconcile.Stop()
+	w.sessions.Stop()
 	w.writes.Stop()
 	w.api.Stop()
 }
 
 // APIQueue is the task queue of the Didit API activities that read.
-func APIQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api" }
+func APIQueue(cfg config.Worker) string { return contract.DiditAPIQueue(cfg.TaskQueue) }
 
 // APIWriteQueue is the task queue of the Didit API activities that write.
-func APIWriteQueue(cfg config.Worker) string { return cfg.TaskQueue + "-didit-api-writes" }
+func APIWriteQueue(cfg config.Worker) string { return contract.DiditAPIWriteQueue(cfg.TaskQueue) }
+
+// SessionsQueue is the task queue of the creation of Didit sessions.
+func SessionsQueue(cfg config.Worker) string { return contract.DiditSessionsQueue(cfg.TaskQueue) }
 
 // ReconcileQueue is the task queue of the reconcile steps.
 func ReconcileQueue(cfg config.Worker) string { return cfg.TaskQueue + "-reconcile" }
@@ -141,6 +150,13 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		log.Warn("Didit API off (DIDIT_API_KEY unset): events without a usable decision are flagged, not repaired, and nothing is reconciled")
 	}
 
+	hooks, err := cfg.Hooks()
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	if len(hooks) > 0 {
+		log.Info("hooks on: each status change and resolved AML case starts them", "hooks", len(hooks))
+	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
 	wf := &workflows.Workflows{Settings: Settings(cfg)}
 	wf.Register(w)
@@ -166,6 +182,12 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		}))
 	}
 	w.RegisterActivity(acts)
+	kyc := &activities.KYC{API: didit, Store: st, Temporal: tc, TaskQueue: cfg.TaskQueue, WorkflowID: cfg.DiditWorkflowID,
+		Metrics: acts.Metrics, Logger: log}
+	w.RegisterActivityWithOptions(kyc.Subscribe, activity.RegisterOptions{Name: contract.SubscribeActivity})
+	w.RegisterActivityWithOptions(kyc.Unsubscribe, activity.RegisterOptions{Name: contract.UnsubscribeActivity})
+	w.RegisterActivity(kyc.Announce)
+	w.RegisterActivity(kyc.StartCaseHooks)
 	// The server hands out at most TaskQueueActivitiesPerSecond of this
 	// queue's activities, whatever the number of workers polling it; each
 	// makes one Didit call.
@@ -174,6 +196,12 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		DisableWorkflowWorker:        true,
 	})
 	apiWorker.RegisterActivity(acts.FetchDecision)
+	apiWorker.RegisterActivityWithOptions(kyc.SessionDecision, activity.RegisterOptions{Name: contract.DecisionActivity})
+	sessions := worker.New(tc, SessionsQueue(cfg), worker.Options{
+		TaskQueueActivitiesPerSecond: cfg.DiditAPICreatesPerSecond,
+		DisableWorkflowWorker:        true,
+	})
+	sessions.RegisterActivityWithOptions(kyc.CreateSession, activity.RegisterOptions{Name: contract.CreateSessionActivity})
 	writes := worker.New(tc, APIWriteQueue(cfg), worker.Options{
 		TaskQueueActivitiesPerSecond: cfg.DiditAPIWritesPerSecond,
 		DisableWorkflowWorker:        true,
@@ -188,7 +216,7 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		MaxConcurrentActivityExecutionSize: 1,
 	})
 	reconcile.RegisterActivity(rec)
-	return &Worker{Worker: w, api: apiWorker, writes: writes, reconcile: reconcile, Store: st, stopGauges: stopGauges}, nil
+	return &Worker{Worker: w, api: apiWorker, writes: writes, sessions: sessions, reconcile: reconcile, Store: st, stopGauges: stopGauges}, nil
 }
 
 // LoadNotices parses and checks the user notices' templates: the embedded
@@ -238,6 +266,10 @@ func Settings(cfg config.Worker) workflows.Settings {
 	s.AMLEscalateAfter = cfg.AMLEscalateAfter
 	s.DiditAPIQueue = APIQueue(cfg)
 	s.DiditAPIWriteQueue = APIWriteQueue(cfg)
+	hooks, _ := cfg.Hooks() // checked by config.LoadWorker
+	for _, h := range hooks {
+		s.Hooks = append(s.Hooks, activities.Hook{WorkflowType: h.WorkflowType, TaskQueue: h.TaskQueue})
+	}
 	return s
 }
 

@@ -23,6 +23,12 @@
 //     internal/harness/ and the harness mains (cmd/bench, cmd/chaos,
 //     cmd/cluster, cmd/didit-sim, cmd/didit-fake, cmd/mailsink) imports
 //     internal/harness/... directly.
+//  6. kyc-closure: the public packages kyc and kyctest, which a business's
+//     worker links, import of the module only didit, internal/contract,
+//     internal/codec and internal/config (kyctest also kyc), and their
+//     closure holds no SQL driver and none of the worker's packages
+//     (internal/store, internal/notify, internal/reconcile, activities,
+//     workflows): a business links neither diditflow's records nor its mail.
 //  5. main-size: a main package (the module's package main, a product's or
 //     the harness's) has at most MaxLines lines in its non-test files: a
 //     main wires, and what it would do beyond that belongs in a package
@@ -39,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -58,6 +65,7 @@ const (
 	RuleMissing  = "missing-package"
 	RuleMainSize = "main-size"
 	RuleActSize  = "activities-size"
+	RuleKYC      = "kyc-closure"
 )
 
 // MaxLines is the most lines a main package, or a file of activities/, has
@@ -81,6 +89,13 @@ var (
 	contractMay = []string{"didit", "go.temporal.io/sdk/..."}
 	// diditMayNot may not be in the closure of didit/....
 	diditMayNot = []string{"go.temporal.io/...", "github.com/gin-gonic/..."}
+
+	// publicPkgs are what businesses link, and what of the module each may
+	// import.
+	publicPkgs = map[string][]string{
+		"kyc":     {"didit/...", "internal/contract", "internal/codec", "internal/config"},
+		"kyctest": {"kyc", "didit/...", "internal/contract"},
+	}
 
 	harness       = "internal/harness/..."
 	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/cluster/...", "cmd/didit-sim/...", "cmd/didit-fake/...", "cmd/mailsink/..."}
@@ -418,6 +433,35 @@ func Check(g *Graph) []Violation {
 				})
 			}
 		}
+	}
+
+	// 6. What a business links: kyc and kyctest.
+	for _, rel := range slices.Sorted(maps.Keys(publicPkgs)) {
+		ip := g.local(rel)
+		if missing(ip, rel+" is gone; rule "+RuleKYC+" cannot check it") {
+			continue
+		}
+		var may []string
+		for _, p := range publicPkgs[rel] {
+			may = append(may, g.local(p))
+		}
+		for _, imp := range g.Pkgs[ip].Imports {
+			if !strings.HasPrefix(imp, g.Module+"/") || matchesAny(imp, may) {
+				continue
+			}
+			vs = append(vs, Violation{Rule: RuleKYC, Pkg: g.name(imp), Chain: []string{rel, g.name(imp)},
+				Why: rel + " imports " + g.name(imp) + "; of diditflow it may import only " + strings.Join(publicPkgs[rel], ", ")})
+		}
+		vs = append(vs, g.closureHolds(RuleKYC, ip, sqlDrivers, func(pkg string) string {
+			return rel + " links SQL driver " + pkg + ": a business's worker must not"
+		})...)
+		var wo []string
+		for _, p := range workerOnly {
+			wo = append(wo, g.local(p))
+		}
+		vs = append(vs, g.closureHolds(RuleKYC, ip, wo, func(pkg string) string {
+			return rel + " links " + pkg + ", which only diditflow's worker may link"
+		})...)
 	}
 
 	// 5. Mains wire; the activities adapt.

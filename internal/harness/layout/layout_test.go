@@ -26,6 +26,9 @@ import (
 //     imports it.
 //  5. main-size: no main package has over MaxLines (400) lines of non-test
 //     Go; activities-size: no non-test file of activities/ has.
+//  6. kyc-closure: kyc imports of the module only didit/..., internal/contract,
+//     internal/codec, internal/config (kyctest: kyc, didit/..., internal/contract),
+//     and neither links a SQL driver or the worker's packages.
 //
 // Only non-test imports, and non-test files, count.
 
@@ -212,6 +215,31 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			name:  "an activities file grows past one concern",
 			files: map[string]string{"activities/zz_engine.go": long("activities", MaxLines+1)},
 			want:  []string{"activities-size: activities/zz_engine.go"},
+		},
+		{
+			name:  "kyc links the records",
+			files: map[string]string{"kyc/zz_violation.go": imports("kyc", mod+"internal/store")},
+			want: []string{
+				"kyc-closure: kyc → internal/store",
+				"kyc-closure: kyctest → kyc → internal/store",
+			},
+		},
+		{
+			name:  "kyc links the mail, and through it a package it may not import",
+			files: map[string]string{"kyc/zz_violation.go": imports("kyc", mod+"internal/notify", mod+"internal/pii")},
+			want: []string{
+				"kyc-closure: kyc → internal/notify",
+				"kyc-closure: kyc → internal/pii",
+				"kyc-closure: kyctest → kyc → internal/notify",
+			},
+		},
+		{
+			name:  "kyctest imports the workflows to stand in for diditflow",
+			files: map[string]string{"kyctest/zz_violation.go": imports("kyctest", mod+"workflows")},
+			want: []string{
+				"kyc-closure: kyctest → workflows",
+				"kyc-closure: kyctest → workflows → activities → internal/notify",
+			},
 		},
 		{
 			name:  "a package no product links still may not import the harness",
