@@ -215,7 +215,8 @@ func (o Outcome) Valid() bool {
 	return o == ConfirmedMatch || o == FalsePositive || o == Inconclusive
 }
 
-// Resolution is the payload of ResolveSignal and the result of an AML case.
+// Resolution is the payload of ResolveSignal (and of the resolve Update)
+// and the result of an AML case.
 type Resolution struct {
 	Outcome  Outcome `json:"outcome"`
 	Reviewer string  `json:"reviewer"`
@@ -224,6 +225,47 @@ type Resolution struct {
 	// match among namesakes); hits not listed take Outcome. Each hit's
 	// outcome is written back to Didit as its review status.
 	Hits map[string]Outcome `json:"hits,omitempty"`
+	// Source is where the case was decided; the case sets it, whatever
+	// the caller sent.
+	Source Source `json:"source,omitempty"`
+	// Identity is the Temporal identity of the client that sent the
+	// resolve Update (empty for a signal or a review in Didit's console);
+	// the case sets it, whatever the caller sent.
+	Identity string `json:"identity,omitempty"`
+}
+
+// Source is where an AML case was decided.
+type Source string
+
+const (
+	// FromDiditflow: a resolve signal or Update; the outcomes are written
+	// back to Didit.
+	FromDiditflow Source = "diditflow"
+	// FromDiditConsole: every hit reviewed in Didit's console; nothing is
+	// written back.
+	FromDiditConsole Source = "didit_console"
+)
+
+// ResolveResult is what the resolve Update returns: what the case recorded.
+type ResolveResult struct {
+	CaseID string `json:"case_id"`
+	// Hits is every hit's outcome, by hit ID.
+	Hits     map[string]Outcome `json:"hits"`
+	Outcome  Outcome            `json:"outcome"`
+	Reviewer string             `json:"reviewer"`
+	Identity string             `json:"identity,omitempty"`
+}
+
+// ActionResult is what the retry, skip and acknowledge Updates return.
+type ActionResult struct {
+	// Action is the Update's name.
+	Action string `json:"action"`
+	// Steps are the parked steps released (retry, skip), by name.
+	Steps []string `json:"steps,omitempty"`
+	// Flags are the flags cleared (acknowledge), by kind.
+	Flags    []string `json:"flags,omitempty"`
+	Operator string   `json:"operator,omitempty"`
+	Identity string   `json:"identity,omitempty"`
 }
 
 // HitOutcome is the outcome of one hit: its own, else the case's.
