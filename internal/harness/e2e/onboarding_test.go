@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/diditflow/diditflow/examples/onboarding/app"
+	"github.com/diditflow/diditflow/internal/harness/launch"
 )
 
 // TestOnboardingExampleInTheBrowser runs examples/onboarding (its pages and
@@ -103,8 +105,38 @@ func TestOnboardingExampleInTheBrowser(t *testing.T) {
 	step(t, ctx, shots, "onboarding-5-closed",
 		chromedp.Navigate(site+"/accounts/"+id),
 		pageShows("Status: closed"))
+	var closing string
+	s.waitFor("the hook that closed it", func() bool { closing = s.hookThat(c, acct.SessionID, app.Active, app.Closed); return closing != "" })
 	// The business's history holds the user's address encrypted.
 	s.noneReadable(app.OnboardingWorkflowID(id, 1), email)
+	if *updateReplay {
+		replay := launch.Path(t, "examples", "onboarding", "app", "testdata", "replay")
+		for name, workflowID := range map[string]string{"onboarding-approved.json": app.OnboardingWorkflowID(id, 1), "hook-closes.json": closing} {
+			if err := launch.WriteHistory(s.temporal, workflowID, filepath.Join(replay, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// hookThat is the ID of the example's hook of the session that moved its
+// account from one status to another, or "".
+func (s *stack) hookThat(c client.Client, session string, from, to app.Status) string {
+	s.t.Helper()
+	resp, err := c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: `WorkflowId STARTS_WITH "` + app.HookWorkflowType + "-" + session + `-" AND ExecutionStatus = "Completed"`,
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, e := range resp.Executions {
+		var done app.Applied
+		s.result(c.GetWorkflow(context.Background(), e.Execution.WorkflowId, e.Execution.RunId), &done)
+		if done.From == from && done.To == to && done.Ignored == "" {
+			return e.Execution.WorkflowId
+		}
+	}
+	return ""
 }
 
 // follow clicks the link sel, in one go within the page, so that the
