@@ -246,8 +246,8 @@ func settle(ctx context.Context, tx *sql.Tx, acct Account, sessionID string, seq
 	return done, err
 }
 
-// Expire marks a pending account expired: its verification, session,
-// was not decided in time. An account that moved on stays.
+// Expire marks the account expired if it is still pending on session,
+// whose outcome did not come in time; an account that moved on stays.
 func (a *Accounts) Expire(ctx context.Context, id, sessionID string) (Applied, error) {
 	return a.inTx(ctx, func(tx *sql.Tx) (Applied, error) {
 		acct, err := get(ctx, tx, id)

@@ -38,7 +38,8 @@ const startTimeout = 5 * time.Second
 
 // Handler serves the app's pages: the signup form (GET /, POST /signup),
 // the account page (GET /accounts/{id}), and its "verify again" button
-// (POST /accounts/{id}/verify).
+// (POST /accounts/{id}/verify). A form posted from another site is
+// refused.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
@@ -47,7 +48,7 @@ func (a *App) Handler() http.Handler {
 	mux.HandleFunc("POST /signup", a.signup)
 	mux.HandleFunc("GET /accounts/{id}", a.account)
 	mux.HandleFunc("POST /accounts/{id}/verify", a.verifyAgain)
-	return mux
+	return http.NewCrossOriginProtection().Handler(mux)
 }
 
 // signupView is what the signup page shows.

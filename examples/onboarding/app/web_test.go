@@ -56,8 +56,21 @@ func TestAccountPage(t *testing.T) {
 	}
 }
 
+// post answers a form's POST to path by the handler, sent from site
+// (Sec-Fetch-Site, as browsers send it).
+func post(h http.Handler, path, site string, form url.Values) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", site)
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
 // TestSignupRefusesWhatItCannotUse: a signup without a name or a usable
-// address is shown the form again, and starts nothing.
+// address is shown the form again, and one posted from another site is
+// refused; neither starts anything (there is no Temporal client here: a
+// start would panic).
 func TestSignupRefusesWhatItCannotUse(t *testing.T) {
 	e := newTestEnv(t)
 	h := (&App{accounts: e.accounts, logger: slog.New(slog.DiscardHandler)}).Handler()
@@ -66,13 +79,11 @@ func TestSignupRefusesWhatItCannotUse(t *testing.T) {
 		{"name": {"Ada"}, "email": {"Ada <ada@example.com>"}},
 		{"name": {" "}, "email": {"ada@example.com"}},
 	} {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, "/signup", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		// No Temporal client: a start would panic.
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `role="alert"`) {
+		if rec := post(h, "/signup", "same-origin", form); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `role="alert"`) {
 			t.Errorf("signup %v: %d, want the form again with the problem", form, rec.Code)
 		}
+	}
+	if rec := post(h, "/signup", "cross-site", url.Values{"name": {"Ada"}, "email": {"ada@example.com"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("a signup from another site: %d, want 403", rec.Code)
 	}
 }
