@@ -17,7 +17,7 @@ export TEMPORAL_CLI := $(TEMPORAL)
 
 .PHONY: test vet build run chaos bench bench-reconcile clean-bin cluster-bin cluster test-cluster
 
-## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/ and kyc/), then every test (unit, fuzz seed corpora, integration against the dev server)
+## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/, kyc/ and examples/), then every test (unit, fuzz seed corpora, integration against the dev server)
 test: $(TEMPORAL_STAMP) vet
 	go test -race -count=1 ./...
 
@@ -26,7 +26,7 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go run $(STATICCHECK) ./...
-	go run $(WORKFLOWCHECK) ./workflows/... ./kyc/...
+	go run $(WORKFLOWCHECK) ./workflows/... ./kyc/... ./examples/...
 
 build:
 	go build -o $(BIN)/ ./starter ./worker

@@ -59,11 +59,18 @@ type Event struct {
 type CaseResolution struct {
 	// CaseID is the case's workflow ID (AMLCaseWorkflowID, or a follow-up).
 	CaseID string `json:"case_id"`
-	// Outcome is confirmed_match, false_positive or inconclusive.
+	// Outcome is ConfirmedMatch, FalsePositive or Inconclusive.
 	Outcome string `json:"outcome"`
 	// Hits is each hit's outcome, by hit ID; never whom a hit names.
 	Hits map[string]string `json:"hits"`
 }
+
+// The outcomes of an AML case and of each of its hits (CaseResolution).
+const (
+	ConfirmedMatch = string(contract.ConfirmedMatch)
+	FalsePositive  = string(contract.FalsePositive)
+	Inconclusive   = string(contract.Inconclusive)
+)
 
 // HookWorkflowID is the workflow ID diditflow starts a hook with: derived
 // from the event's Key and the hook's workflow type, started with the

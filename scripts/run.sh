@@ -162,6 +162,7 @@ done
 starter_settings="$("$BIN/starter" -config)"
 worker_settings="$("$BIN/worker" -config)"
 addr="$(setting HTTP_ADDR "$starter_settings")"
+hooks="$(setting HOOK_WORKFLOWS "$worker_settings")"
 case "$addr" in
   :*) addr="localhost$addr" ;;
   0.0.0.0:* | "[::]:"*) addr="localhost:${addr##*:}" ;;
@@ -182,6 +183,7 @@ cat <<MSG
 [run]   mail              $mail
 [run]   Didit API         $didit_api
 [run]   Didit workflow    $didit_workflow
+[run]   hooks             ${hooks:-none  (HOOK_WORKFLOWS=OnKYCEvent@onboarding make run, for examples/onboarding)}
 [run] next: send a verification, then look at the UI, the records and the mail:
 [run]   go run ./cmd/didit-sim$sim_flags -scenario approved        (or declined-aml, in-review-then-approved, kyc-expired, …)
 ${create_hint:+$create_hint

@@ -39,17 +39,24 @@ func lineCount(b []byte) int {
 	return n
 }
 
-// docFiles are the Markdown files a reader moves between: README.md and
-// docs/*.md, as slash paths from the repository root.
+// docFiles are the Markdown files a reader moves between: README.md,
+// docs/*.md and the examples' READMEs, as slash paths from the repository
+// root.
 func docFiles(t *testing.T, root string) []string {
 	t.Helper()
-	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	files := []string{"README.md"}
-	for _, d := range docs {
-		files = append(files, "docs/"+filepath.Base(d))
+	for _, pattern := range []string{"docs/*.md", "examples/*/README.md"} {
+		found, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(pattern)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range found {
+			rel, err := filepath.Rel(root, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
 	}
 	return files
 }

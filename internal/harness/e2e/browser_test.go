@@ -96,14 +96,7 @@ func uiStack(t *testing.T, opts ...func(*stack)) (*stack, *launch.DevServer) {
 func TestOperatorPathInTheBrowser(t *testing.T) {
 	ctx := browser(t)
 	s, dev := uiStack(t, func(s *stack) { s.stepBudget = "3s" })
-	// Each step's page, kept past the test when BROWSER_DUMP_DIR names a
-	// directory (to look at a failure).
-	shots := os.Getenv("BROWSER_DUMP_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	ui := "http://" + dev.UIAddress()
 
 	addr := s.sink.Addr
@@ -177,6 +170,20 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 			}
 		}
 	}
+}
+
+// shotsDir is where step keeps each step's page: BROWSER_DUMP_DIR, to look
+// at a failure past the test, else the test's temporary directory.
+func shotsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("BROWSER_DUMP_DIR")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // step runs actions, bounded by a minute, and saves the page as name

@@ -19,7 +19,8 @@ import (
 
 const apiKey = "e2e-didit-api-key"
 
-// withFakeDidit points the worker at a fake of Didit's API.
+// withFakeDidit points the worker at a fake of Didit's API, which creates
+// the sessions of its workflow, DIDIT_WORKFLOW_ID.
 func withFakeDidit(t *testing.T) (*fakedidit.Server, func(*stack)) {
 	fake, _, opt := fakeDidit(t)
 	return fake, opt
@@ -35,7 +36,7 @@ func fakeDidit(t *testing.T) (*fakedidit.Server, *api.Client, func(*stack)) {
 		t.Fatal(err)
 	}
 	return fake, client, func(s *stack) {
-		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+srv.URL, "DIDIT_API_KEY="+apiKey)
+		s.workerEnv = append(s.workerEnv, "DIDIT_API_URL="+srv.URL, "DIDIT_API_KEY="+apiKey, "DIDIT_WORKFLOW_ID="+fakedidit.DefaultWorkflowID)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -29,12 +28,7 @@ import (
 // status. The page, loaded again, lists the webhooks as delivered.
 func TestFakeDiditHostedPageInTheBrowser(t *testing.T) {
 	ctx := browser(t)
-	shots := os.Getenv("BROWSER_DUMP_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := shotsDir(t)
 	fake := fakedidit.New(fakedidit.Options{Key: apiKey, Secret: secret, RetryDelays: []time.Duration{}})
 	t.Cleanup(func() { _ = fake.Close() })
 	didit := httptest.NewServer(fake.Handler())
@@ -46,10 +40,7 @@ func TestFakeDiditHostedPageInTheBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	receiverURL := s.receiver.URL + "/webhooks/didit"
-	if _, err := client.PatchWebhookConfig(context.Background(), api.WebhookPatch{URL: &receiverURL}); err != nil {
-		t.Fatal(err)
-	}
+	s.receiveWebhooksOf(client)
 
 	// The business's page Didit sends the browser back to.
 	var mu sync.Mutex
@@ -130,19 +121,34 @@ func TestFakeDiditHostedPageInTheBrowser(t *testing.T) {
 	s.waitFor("the session to complete", func() bool { return s.completed(id) })
 }
 
+// receiveWebhooksOf makes the stack's receiver the destination of the
+// fake Didit's webhooks, as a business sets its webhook URL in Didit's
+// console.
+func (s *stack) receiveWebhooksOf(client *api.Client) {
+	s.t.Helper()
+	receiverURL := s.receiver.URL + "/webhooks/didit"
+	if _, err := client.PatchWebhookConfig(context.Background(), api.WebhookPatch{URL: &receiverURL}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // landsOn waits until the page's text holds text, through the navigations
-// a click starts (a form's post, a redirect), which end a poll of the page
-// they leave.
+// a click starts (a form's post, a redirect) and the page's own reloads (a
+// meta refresh), each of which ends a poll of the page it leaves.
 func landsOn(text string) chromedp.Action[chromedp.Void] {
-	shows := pageShows(text)
+	shows := fmt.Sprintf("document.body !== null && document.body.innerText.includes(%q)", text)
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		var err error
-		for range 10 {
-			if _, err = shows(ctx, t); err == nil || ctx.Err() != nil {
-				break
+		ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+		defer cancel()
+		for {
+			if ok, err := chromedp.Evaluate[bool](shows)(ctx, t); err == nil && ok {
+				return chromedp.Void{}, nil
 			}
-			time.Sleep(200 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, fmt.Errorf("the page never showed %q: %w", text, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
-		return chromedp.Void{}, err
 	}
 }

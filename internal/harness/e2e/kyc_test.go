@@ -39,6 +39,13 @@ func withHooks(queue string) func(*stack) {
 // payload keys, as a business's would be.
 func (s *stack) business(queue string) client.Client {
 	s.t.Helper()
+	return s.businessOf(queue, func(_ client.Client, w worker.Worker) { business.Register(w) })
+}
+
+// businessOf runs a business's worker on queue as business does, with
+// what register registers on it, given the business's client.
+func (s *stack) businessOf(queue string, register func(client.Client, worker.Worker)) client.Client {
+	s.t.Helper()
 	s.t.Setenv("PAYLOAD_ENCRYPTION", "on")
 	s.t.Setenv("PAYLOAD_ENCRYPTION_KEYS", launch.PayloadKeys)
 	opts := client.Options{HostPort: s.address, Logger: launch.QuietLogger()}
@@ -50,7 +57,7 @@ func (s *stack) business(queue string) client.Client {
 		s.t.Fatal(err)
 	}
 	w := worker.New(c, queue, worker.Options{})
-	business.Register(w)
+	register(c, w)
 	if err := w.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,7 @@ func processesWith(entry string) []string {
 // TestMakeRun runs `make run` as a newcomer would: it starts, a scenario is
 // processed into a record and a mail, Ctrl-C stops it, nothing is left behind.
 func TestMakeRun(t *testing.T) {
+	const hooks = "HOOK_WORKFLOWS=OnKYCEvent@onboarding"
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}
@@ -59,7 +61,7 @@ func TestMakeRun(t *testing.T) {
 	env = append(env, marker,
 		"TEMPORAL_ADDRESS=127.0.0.1:"+temporalPort, "TEMPORAL_UI_PORT="+uiPort,
 		"HTTP_ADDR=127.0.0.1:"+httpPort, "DIDIT_WEBHOOK_SECRETS="+secret, "DIDIT_FAKE_ADDR=127.0.0.1:"+fakePort, "CODEC_ADDR=127.0.0.1:"+codecPort,
-		"TEMPORAL_CLI="+os.Getenv("TEMPORAL_CLI"))
+		"TEMPORAL_CLI="+os.Getenv("TEMPORAL_CLI"), hooks)
 
 	logPath := filepath.Join(t.TempDir(), "make-run.log")
 	logFile, err := os.Create(logPath)
@@ -103,6 +105,12 @@ func TestMakeRun(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+
+	// HOOK_WORKFLOWS reaches the worker as the developer set it, as
+	// examples/onboarding's README has it run.
+	if !slices.ContainsFunc(processesWith(hooks), func(p string) bool { return strings.Contains(p, "/bin/worker") }) {
+		t.Errorf("no worker runs with %s", hooks)
+	}
 
 	// The developer exported a webhook secret, maybe a real one: no process
 	// make run started carries it on its command line, which every user of
@@ -164,7 +172,7 @@ func TestMakeRun(t *testing.T) {
 		t.Fatal("make run did not stop within a minute of Ctrl-C")
 	}
 	out, _ := os.ReadFile(logPath)
-	for _, want := range []string{"[run] diditflow is up", "[starter]", "[worker]", "[temporal]", "[didit-fake]", "[codec-server]", "created a development payload key", "Didit API on", "[run] stopped"} {
+	for _, want := range []string{"[run] diditflow is up", "hooks             OnKYCEvent@onboarding", "[starter]", "[worker]", "[temporal]", "[didit-fake]", "[codec-server]", "created a development payload key", "Didit API on", "[run] stopped"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -34,6 +34,10 @@
 //     main wires, and what it would do beyond that belongs in a package
 //     tests import. activities-size: no non-test file of activities/ has
 //     more than MaxLines lines: the activities adapt, one concern a file.
+//  7. examples-imports: a package under examples/ imports of the module
+//     only kyc, kyctest and examples/..., in its tests too: an example is
+//     a business's code, which has nothing else of diditflow to import, and
+//     its tests are what the business copies next.
 //
 // Each violation names the offending package and the shortest import chain
 // from the rule's root to it.
@@ -66,6 +70,7 @@ const (
 	RuleMainSize = "main-size"
 	RuleActSize  = "activities-size"
 	RuleKYC      = "kyc-closure"
+	RuleExamples = "examples-imports"
 )
 
 // MaxLines is the most lines a main package, or a file of activities/, has
@@ -97,6 +102,10 @@ var (
 		"kyctest": {"kyc", "didit/...", "internal/contract"},
 	}
 
+	// examplesMay is what of the module an example may import.
+	examples    = "examples/..."
+	examplesMay = []string{"kyc", "kyctest", examples}
+
 	harness       = "internal/harness/..."
 	harnessMains  = []string{"cmd/bench/...", "cmd/chaos/...", "cmd/cluster/...", "cmd/didit-sim/...", "cmd/didit-fake/...", "cmd/mailsink/..."}
 	productFixed  = []string{"starter", "worker"}
@@ -111,8 +120,12 @@ type Package struct {
 	GoFiles    []string // non-test Go files, by name in Dir
 	Standard   bool
 	Imports    []string // non-test imports, resolved
-	Deps       []string // non-test transitive closure
-	Error      *struct{ Err string }
+	// TestImports and XTestImports are the imports of the package's tests
+	// and of its external test package.
+	TestImports  []string
+	XTestImports []string
+	Deps         []string // non-test transitive closure
+	Error        *struct{ Err string }
 }
 
 // Graph is the module's package graph, its dependencies included.
@@ -177,7 +190,7 @@ func modulePath(gomod []byte) (string, error) {
 // overlay file when it is not empty. It never reaches the network
 // (GOPROXY=off): every module must already be in the module cache.
 func Load(root, module, overlay string) (*Graph, error) {
-	args := []string{"list", "-e", "-deps", "-json=ImportPath,Name,Dir,GoFiles,Standard,Imports,Deps,Error"}
+	args := []string{"list", "-e", "-deps", "-json=ImportPath,Name,Dir,GoFiles,Standard,Imports,TestImports,XTestImports,Deps,Error"}
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
@@ -462,6 +475,31 @@ func Check(g *Graph) []Violation {
 		vs = append(vs, g.closureHolds(RuleKYC, ip, wo, func(pkg string) string {
 			return rel + " links " + pkg + ", which only diditflow's worker may link"
 		})...)
+	}
+
+	// 7. An example imports of diditflow what a business can: kyc.
+	var may []string
+	for _, p := range examplesMay {
+		may = append(may, g.local(p))
+	}
+	found := false
+	for _, ip := range paths {
+		if !matches(rels[ip], examples) {
+			continue
+		}
+		found = true
+		p := g.Pkgs[ip]
+		for _, imp := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(p.Imports, p.TestImports, p.XTestImports)))) {
+			if !strings.HasPrefix(imp, g.Module+"/") || matchesAny(imp, may) {
+				continue
+			}
+			vs = append(vs, Violation{Rule: RuleExamples, Pkg: g.name(imp), Chain: []string{g.name(ip), g.name(imp)},
+				Why: g.name(ip) + " imports " + g.name(imp) + "; an example imports of diditflow only kyc and kyctest, as a business does"})
+		}
+	}
+	if !found {
+		vs = append(vs, Violation{Rule: RuleMissing, Pkg: examples, Chain: []string{examples},
+			Why: "no package under examples/; rule " + RuleExamples + " has nothing to check"})
 	}
 
 	// 5. Mains wire; the activities adapt.

@@ -29,8 +29,10 @@ import (
 //  6. kyc-closure: kyc imports of the module only didit/..., internal/contract,
 //     internal/codec, internal/config (kyctest: kyc, didit/..., internal/contract),
 //     and neither links a SQL driver or the worker's packages.
+//  7. examples-imports: examples/... import of the module only kyc, kyctest
+//     and examples/..., in their tests too.
 //
-// Only non-test imports, and non-test files, count.
+// Only non-test imports, and non-test files, count, but for rule 7.
 
 func moduleRoot(t *testing.T) (root, module string) {
 	t.Helper()
@@ -242,6 +244,25 @@ func TestCheckerCatchesViolations(t *testing.T) {
 			},
 		},
 		{
+			name:  "an example reaches into diditflow's internals",
+			files: map[string]string{"examples/onboarding/app/zz_violation.go": imports("app", mod+"internal/contract", mod+"workflows")},
+			want: []string{
+				"examples-imports: examples/onboarding/app → internal/contract",
+				"examples-imports: examples/onboarding/app → workflows",
+			},
+		},
+		{
+			name: "an example's tests use the harness and the didit package",
+			files: map[string]string{
+				"examples/onboarding/app/zz_violation_test.go":   imports("app", mod+"internal/harness/launch"),
+				"examples/onboarding/app/zz_x_violation_test.go": imports("app_test", mod+"didit"),
+			},
+			want: []string{
+				"examples-imports: examples/onboarding/app → internal/harness/launch",
+				"examples-imports: examples/onboarding/app → didit",
+			},
+		},
+		{
 			name:  "a package no product links still may not import the harness",
 			files: map[string]string{"internal/tools/gen/gen.go": imports("gen", mod+"internal/harness/simulator")},
 			want:  []string{"harness-imports: internal/tools/gen → internal/harness/simulator"},
@@ -306,6 +327,10 @@ func TestCheckerAllows(t *testing.T) {
 		}},
 		{"an activities file may have exactly MaxLines lines", map[string]string{
 			"activities/zz_full.go": long("activities", MaxLines),
+		}},
+		{"an example and its tests may import kyc and kyctest", map[string]string{
+			"examples/onboarding/app/zz_kyc.go":      imports("app", mod+"kyc", mod+"kyctest"),
+			"examples/onboarding/app/zz_kyc_test.go": imports("app_test", mod+"kyc", mod+"kyctest", mod+"examples/onboarding/app"),
 		}},
 		{"the harness may import product code", map[string]string{
 			"internal/harness/simulator/zz_more.go": imports("simulator", mod+"internal/store", mod+"workflows"),
