@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -199,6 +200,9 @@ func refused(e kyc.RequestError) error {
 	return temporal.NewNonRetryableApplicationError(e.Message, kyc.RequestErrorType, nil, e)
 }
 
+// sessionNumbers numbers the sessions the stand-ins create.
+var sessionNumbers atomic.Int64
+
 func (d *Diditflow) createSession(_ context.Context, req kyc.Request) (kyc.Verification, error) {
 	d.mu.Lock()
 	if r := d.refusal; r != nil {
@@ -218,7 +222,9 @@ func (d *Diditflow) createSession(_ context.Context, req kyc.Request) (kyc.Verif
 			return kyc.Verification{SessionID: s.ID, URL: s.URL, Status: st}, nil
 		}
 	}
-	s := d.session(fmt.Sprintf("kyctest-session-%d", len(d.created)+1), req.VendorData)
+	// Numbered across the process, as Didit's IDs are unique across
+	// accounts: two environments of one test never share a session.
+	s := d.session(fmt.Sprintf("kyctest-session-%d", sessionNumbers.Add(1)), req.VendorData)
 	d.created = append(d.created, s)
 	f := d.onCreate
 	d.mu.Unlock()
