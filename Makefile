@@ -17,7 +17,8 @@ export TEMPORAL_CLI := $(TEMPORAL)
 
 .PHONY: test vet build run chaos bench bench-reconcile clean-bin cluster-bin cluster test-cluster
 
-## test (the e2e package takes 6-8 minutes alone on 2 cores: past go test's 10-minute default when the machine is busy, hence -timeout): gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/, kyc/ and examples/), then every test (unit, fuzz seed corpora, integration against the dev server)
+## test: gofmt, go vet, staticcheck, workflowcheck (Temporal's determinism analyzer on workflows/, kyc/ and examples/), then every test (unit, fuzz seed corpora, integration against the dev server)
+# -timeout: the e2e package alone takes 6-8 minutes on 2 cores, near go test's 10-minute default.
 test: $(TEMPORAL_STAMP) vet
 	go test -race -count=1 -timeout 30m ./...
 
