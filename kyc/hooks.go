@@ -15,9 +15,19 @@ const (
 	// Event.PreviousStatus.
 	StatusChanged EventKind = "status_changed"
 	// AMLCaseResolved: compliance resolved one of the session's AML cases
-	// (Event.Case); Event.Status is the session's status then.
+	// (Event.Case), in diditflow or in Didit's console; Event.Status is the
+	// session's status then.
 	AMLCaseResolved EventKind = "aml_case_resolved"
+	// AMLReviewChanged: the review of some hits of a resolved AML case
+	// changed in Didit afterwards (Event.Case: the case's resolution as
+	// recorded, and in Hits only the hits whose review changed, with their
+	// new outcomes); diditflow flagged the session for a person.
+	AMLReviewChanged EventKind = "aml_review_changed"
 )
+
+// Unreviewed is a hit's outcome in an AMLReviewChanged event when Didit's
+// review of it was cleared.
+const Unreviewed = "unreviewed"
 
 // Event is the one input of a hook: the business's workflow diditflow
 // starts for each of a session's events (HOOK_WORKFLOWS=Type@queue). A
