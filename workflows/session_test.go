@@ -367,6 +367,13 @@ func TestDuplicatesAndDisorderChangeNothingTwice(t *testing.T) {
 	if err != nil || len(events) != 2 {
 		t.Fatalf("event rows = %d, %v; want 2", len(events), err)
 	}
+	// The Declined event, first, shows the hit confirmed in Didit's
+	// console: the case it opens is resolved from there at once, as it is
+	// when the In Review comes first (TestDeclinedAfterAMLReview).
+	c, err := h.store.AMLCase(context.Background(), contract.AMLCaseWorkflowID(s2))
+	if err != nil || c.Resolution == nil || c.Resolution.Source != contract.FromDiditConsole || c.Resolution.Outcome != contract.ConfirmedMatch {
+		t.Fatalf("case = %+v, %v; want it resolved from Didit's console", c, err)
+	}
 }
 
 func TestOutOfOrderInOneBatchAppliesInEventTime(t *testing.T) {
