@@ -3,12 +3,8 @@ package activities
 import (
 	"context"
 
-	"go.temporal.io/sdk/temporal"
-
-	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/store"
-	"github.com/diditflow/diditflow/internal/temporalclient"
 )
 
 // RecordHitReviews records on an open case's record the review statuses
@@ -52,15 +48,5 @@ func (a *Activities) RecordReviewChange(ctx context.Context, in contract.HitRevi
 // to the case's session, whose run records them and flags the change for a
 // person (contract.HitReviewsSignal), starting a run if none is open.
 func (k *KYC) ReportReviews(ctx context.Context, in contract.HitReviews) error {
-	st, err := k.Store.StatusOf(ctx, in.SessionID)
-	if err != nil {
-		return classify("read the session's status", err)
-	}
-	_, err = k.Temporal.SignalWithStartWorkflow(ctx, contract.SessionWorkflowID(in.SessionID), contract.HitReviewsSignal, in,
-		temporalclient.SessionStartOptions(in.SessionID, didit.Status(st.Status), k.TaskQueue),
-		contract.SessionWorkflowType, contract.SessionStart{SessionID: in.SessionID})
-	if err != nil {
-		return temporal.NewApplicationError("report hit reviews to the session: "+err.Error(), "Temporal")
-	}
-	return nil
+	return k.signalSession(ctx, "report hit reviews to the session", in.SessionID, contract.HitReviewsSignal, in)
 }
