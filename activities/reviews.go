@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/store"
@@ -38,6 +39,12 @@ type ReviewChange struct {
 // diditflow's own write-back changes nothing.
 func (a *Activities) RecordReviewChange(ctx context.Context, in contract.HitReviews) (ReviewChange, error) {
 	c, err := a.Store.RecordReviewChange(ctx, in.SessionID, in.CaseID, in.EventKey, in.Hits, a.now())
+	if errors.Is(err, store.ErrNotFound) {
+		// A case never recorded (its workflow never ran its first step):
+		// there is nothing its reviews could have changed.
+		a.log().WarnContext(ctx, "hit reviews of an AML case never recorded", "case", in.CaseID)
+		return ReviewChange{}, nil
+	}
 	if err != nil {
 		return ReviewChange{}, classify("record a review change", err)
 	}

@@ -46,6 +46,11 @@ func TestHitReviewsOfACase(t *testing.T) {
 	if err != nil || len(got.Hits) != 1 || got.Hits[0].ReviewStatus != "Confirmed Match" {
 		t.Fatalf("a later change = %+v, %v", got, err)
 	}
+	unknown := changed
+	unknown.CaseID = "aml-case-never-recorded"
+	if got, err := a.RecordReviewChange(ctx, unknown); err != nil || len(got.Hits) != 0 {
+		t.Fatalf("reviews of a case never recorded = %+v, %v; want nothing, not a step to park", got, err)
+	}
 }
 
 // TestRemindersNameTheUnreviewedHits: a reminder of a case reviewed in part

@@ -218,6 +218,7 @@ func (s *session) openCase(ctx workflow.Context, c activities.AMLCase) {
 		s.state.CasedHits = slices.DeleteFunc(s.state.CasedHits, func(id string) bool {
 			return slices.ContainsFunc(c.Hits, func(h didit.AMLHit) bool { return h.ID == id })
 		})
+		s.state.Reviews = slices.DeleteFunc(s.state.Reviews, func(k KnownReview) bool { return k.CaseID == c.CaseID })
 		return
 	}
 	s.state.AMLCase = true
