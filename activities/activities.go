@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/notice"
 	"github.com/diditflow/diditflow/internal/notify"
 	"github.com/diditflow/diditflow/internal/pii"
@@ -34,7 +35,9 @@ type Store interface {
 	OpenAMLCase(ctx context.Context, c store.AMLCase) (bool, error)
 	AMLCases(ctx context.Context, sessionID string) ([]store.AMLCase, error)
 	RecordAMLReminder(ctx context.Context, caseID string, reminder int, escalated bool) error
-	ResolveAMLCase(ctx context.Context, caseID string, res store.Resolution) error
+	ResolveAMLCase(ctx context.Context, caseID string, res store.Resolution, reviews ...contract.HitReview) error
+	RecordHitReviews(ctx context.Context, caseID string, reviews []contract.HitReview) ([]contract.HitReview, error)
+	RecordReviewChange(ctx context.Context, sessionID, caseID, eventKey string, reviews []contract.HitReview, at time.Time) (store.ReviewChange, error)
 	PurgeClosedSessions(ctx context.Context, closedBefore time.Time, limit int) (store.PurgeResult, error)
 	PurgeClosedAMLCases(ctx context.Context, resolvedBefore time.Time, limit int) (store.PurgeResult, error)
 }

@@ -14,7 +14,7 @@ func (a *Activities) OpenAMLCase(ctx context.Context, c AMLCase) (bool, error) {
 	hits := make([]store.AMLHit, 0, len(c.Hits))
 	for _, h := range c.Hits {
 		hits = append(hits, store.AMLHit{ID: h.ID, Datasets: h.Datasets, MatchScore: value(h.MatchScore),
-			RiskScore: value(h.RiskScore), ReviewStatus: h.ReviewStatus})
+			RiskScore: value(h.RiskScore), ReviewStatus: h.ReviewStatus, ReviewedAt: c.ReviewedAt})
 	}
 	created, err := a.Store.OpenAMLCase(ctx, store.AMLCase{CaseID: c.ID(), SessionID: c.SessionID,
 		FollowUpOf: c.FollowUpOf, OpenedAt: a.now(), Hits: hits})
@@ -33,13 +33,14 @@ func (a *Activities) RecordAMLReminder(ctx context.Context, in ReminderInput) er
 	return nil
 }
 
-// ResolveAMLCase records compliance's verdict.
+// ResolveAMLCase records compliance's verdict, where it was decided, and
+// the review statuses it gives the hits (in.Reviews).
 func (a *Activities) ResolveAMLCase(ctx context.Context, in ResolveInput) error {
 	id := AMLCase{CaseID: in.CaseID, SessionID: in.SessionID}.ID()
 	err := a.Store.ResolveAMLCase(ctx, id, store.Resolution{
 		Outcome: in.Resolution.Outcome, Reviewer: in.Resolution.Reviewer,
-		Note: in.Resolution.Note, ResolvedAt: a.now(),
-	})
+		Note: in.Resolution.Note, ResolvedAt: a.now(), Source: in.Resolution.Source,
+	}, in.Reviews...)
 	if err != nil {
 		return classify("resolve AML case", err)
 	}
@@ -50,6 +51,8 @@ func (a *Activities) ResolveAMLCase(ctx context.Context, in ResolveInput) error 
 type CaseHits struct {
 	CaseID string   `json:"case_id"`
 	Hits   []string `json:"hits,omitempty"`
+	// Reviews are the hits' review statuses as the records hold them.
+	Reviews []contract.HitReview `json:"reviews,omitempty"`
 }
 
 // SessionCases lists the AML cases recorded for a session, first case
@@ -65,6 +68,7 @@ func (a *Activities) SessionCases(ctx context.Context, sessionID string) ([]Case
 		ch := CaseHits{CaseID: c.CaseID}
 		for _, h := range c.Hits {
 			ch.Hits = append(ch.Hits, h.ID)
+			ch.Reviews = append(ch.Reviews, contract.HitReview{HitID: h.ID, ReviewStatus: h.ReviewStatus, At: h.ReviewedAt})
 		}
 		out = append(out, ch)
 	}

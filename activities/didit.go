@@ -119,15 +119,7 @@ type NodeReviews struct {
 }
 
 // ReviewStatus is Didit's review status for a compliance outcome.
-func ReviewStatus(o contract.Outcome) string {
-	switch o {
-	case contract.ConfirmedMatch:
-		return api.ReviewConfirmedMatch
-	case contract.FalsePositive:
-		return api.ReviewFalsePositive
-	}
-	return api.ReviewInconclusive
-}
+func ReviewStatus(o contract.Outcome) string { return o.ReviewStatus() }
 
 // WriteHitReviews writes compliance's outcome for each hit of one AML node
 // back to Didit (PATCH .../bulk-update-aml-hit-status/), so Didit's console

@@ -122,17 +122,22 @@ func (k *KYC) Subscribe(ctx context.Context, sub kyc.Subscription) error {
 	if err := checkSubscription(sub); err != nil {
 		return err
 	}
-	// The run it may start begins with the search attributes of where the
-	// records say the session stands, as a delivery's would.
-	st, err := k.Store.StatusOf(ctx, sub.SessionID)
+	return k.signalSession(ctx, "subscribe to session", sub.SessionID, contract.SubscribeSignal, sub)
+}
+
+// signalSession sends a session's workflow a signal, starting a run if none
+// is open. The run it may start begins with the search attributes of where
+// the records say the session stands, as a delivery's would.
+func (k *KYC) signalSession(ctx context.Context, what, sessionID, signal string, arg any) error {
+	st, err := k.Store.StatusOf(ctx, sessionID)
 	if err != nil {
 		return classify("read the session's status", err)
 	}
-	_, err = k.Temporal.SignalWithStartWorkflow(ctx, contract.SessionWorkflowID(sub.SessionID), contract.SubscribeSignal, sub,
-		temporalclient.SessionStartOptions(sub.SessionID, didit.Status(st.Status), k.TaskQueue),
-		contract.SessionWorkflowType, contract.SessionStart{SessionID: sub.SessionID})
+	_, err = k.Temporal.SignalWithStartWorkflow(ctx, contract.SessionWorkflowID(sessionID), signal, arg,
+		temporalclient.SessionStartOptions(sessionID, didit.Status(st.Status), k.TaskQueue),
+		contract.SessionWorkflowType, contract.SessionStart{SessionID: sessionID})
 	if err != nil {
-		return temporal.NewApplicationError("subscribe to session: "+err.Error(), "Temporal")
+		return temporal.NewApplicationError(what+": "+err.Error(), "Temporal")
 	}
 	return nil
 }

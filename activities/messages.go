@@ -60,7 +60,11 @@ func complianceMessage(in ComplianceNotice, name string, to []string) notify.Mes
 		fmt.Fprintf(&b, "  - hit %s: datasets %s, match score %s, risk score %s, review status %s\n",
 			h.ID, strings.Join(h.Datasets, ", "), score(h.MatchScore), score(h.RiskScore), h.ReviewStatus)
 	}
-	fmt.Fprintf(&b, "\nReview the hits in Didit's console, then resolve the case:\n\n"+
+	if n := len(in.Unreviewed); n > 0 {
+		fmt.Fprintf(&b, "\nDidit's console has reviewed %d of the %d hit(s); still unreviewed: hit %s.\n",
+			len(c.Hits)-n, len(c.Hits), strings.Join(in.Unreviewed, ", hit "))
+	}
+	fmt.Fprintf(&b, "\nReview every hit in Didit's console, which resolves the case here too, or resolve it here:\n\n"+
 		"  temporal workflow signal --workflow-id %s --name resolve \\\n"+
 		"    --input '{\"outcome\":\"false_positive\",\"reviewer\":\"you@example.com\",\"note\":\"why\"}'\n\n"+
 		"outcome is one of confirmed_match, false_positive, inconclusive.\n", c.ID())
@@ -85,9 +89,12 @@ func complianceDocument(in ComplianceNotice, name string) map[string]any {
 	if in.Reminder > 0 {
 		kind = "aml_case.reminder"
 	}
-	hits := in.Case.Hits
+	hits, unreviewed := in.Case.Hits, in.Unreviewed
 	if hits == nil {
 		hits = []didit.AMLHit{}
+	}
+	if unreviewed == nil {
+		unreviewed = []string{}
 	}
 	return map[string]any{
 		"type":        kind,
@@ -99,5 +106,6 @@ func complianceDocument(in ComplianceNotice, name string) map[string]any {
 		"reminder":    in.Reminder,
 		"escalated":   in.Escalate,
 		"hits":        hits,
+		"unreviewed":  unreviewed,
 	}
 }

@@ -149,6 +149,12 @@ type AMLCase struct {
 	Status     didit.Status   `json:"status"`
 	VendorData string         `json:"vendor_data,omitempty"`
 	Hits       []didit.AMLHit `json:"hits"`
+	// ReviewedAt is when the event that showed the hits' review statuses
+	// happened (Unix seconds); Reviewer who Didit's reviews of the session
+	// named then. A case whose hits all have a final status when it opens
+	// was decided in Didit's console.
+	ReviewedAt int64  `json:"reviewed_at,omitempty"`
+	Reviewer   string `json:"reviewer,omitempty"`
 }
 
 // ID is the case's workflow ID, which also keys its record.
@@ -166,6 +172,9 @@ type ComplianceNotice struct {
 	Reminder int `json:"reminder"`
 	// Escalate also notifies the escalation contact.
 	Escalate bool `json:"escalate"`
+	// Unreviewed names the hits Didit's console has not reviewed yet, by
+	// ID, when it has reviewed the others (a partial review).
+	Unreviewed []string `json:"unreviewed,omitempty"`
 }
 
 // ResolveInput records a case's resolution.
@@ -174,6 +183,9 @@ type ResolveInput struct {
 	// CaseID names the case; empty means the session's first.
 	CaseID     string              `json:"case_id,omitempty"`
 	Resolution contract.Resolution `json:"resolution"`
+	// Reviews become the hits' review statuses (a resolution from
+	// diditflow: each hit's outcome, as it writes it to Didit).
+	Reviews []contract.HitReview `json:"reviews,omitempty"`
 }
 
 // ReminderInput records a sent reminder.

@@ -124,9 +124,10 @@ type Event struct {
 
 // Decision is the part of Didit's decision object (SPEC §2.4) that diditflow
 // acts on. It deliberately leaves out names, document numbers, dates of birth,
-// addresses, media URLs, reviewers and their comments, so they never reach
-// workflow histories or logs. The one piece of personal data it keeps is the
-// address the user asked to be notified at.
+// addresses, media URLs and reviewers' comments, so they never reach workflow
+// histories or logs. The personal data it keeps is the address the user asked
+// to be notified at and, in Reviews, who reviewed the session (a member of
+// the business's staff, as a resolve signal's reviewer is).
 type Decision struct {
 	SessionID     string         `json:"session_id,omitempty"`
 	SessionKind   string         `json:"session_kind,omitempty"`
@@ -164,9 +165,12 @@ type AMLHit struct {
 	ReviewStatus string   `json:"review_status,omitempty"`
 }
 
-// Review is one manual review of the session: the status it set and when.
-// Who reviewed and their comment stay in Didit.
+// Review is one manual review of the session: who made it, the status it
+// set and when. The reviewer's comment stays in Didit.
 type Review struct {
+	// User is who reviewed: an address, "API Client" or "Unknown" (SPEC
+	// §2.4).
+	User      string `json:"user,omitempty"`
 	NewStatus Status `json:"new_status,omitempty"`
 	CreatedAt string `json:"created_at,omitempty"`
 }
@@ -192,6 +196,36 @@ func (d *Decision) AMLHits() []AMLHit {
 		}
 	}
 	return hits
+}
+
+// ScreenedHits returns every hit of every screening, false positives
+// included, each with its review status: what a review in Didit's console
+// changes.
+func (d *Decision) ScreenedHits() []AMLHit {
+	if d == nil {
+		return nil
+	}
+	var hits []AMLHit
+	for _, s := range d.AMLScreenings {
+		hits = append(hits, s.Hits...)
+	}
+	return hits
+}
+
+// Reviewer is the user of the session's latest review (by created_at, the
+// later entry on a tie), or "" when there is none. Didit names reviewers
+// per session only, never per hit (SPEC §2.4).
+func (d *Decision) Reviewer() string {
+	if d == nil {
+		return ""
+	}
+	user, at := "", ""
+	for _, r := range d.Reviews {
+		if r.User != "" && r.CreatedAt >= at {
+			user, at = r.User, r.CreatedAt
+		}
+	}
+	return user
 }
 
 // ContactEmail is the address to notify the user at, if Didit has one.

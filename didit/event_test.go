@@ -111,7 +111,9 @@ func TestContactEmail(t *testing.T) {
 }
 
 // TestDecisionCarriesNoPersonalData: what travels into workflow histories
-// holds none of the personal data in the fixtures.
+// holds none of the personal data in the fixtures about the user, nor the
+// reviewer's comment. Who reviewed is kept (Decision.Reviewer): a member of
+// the business's staff, named as a resolve signal names its reviewer.
 func TestDecisionCarriesNoPersonalData(t *testing.T) {
 	for _, f := range []string{"status-updated-declined-aml-hit.json", "status-updated-approved-unicode.json", "data-updated.json"} {
 		ev, err := ParseEvent(readFixture(t, f))
@@ -124,7 +126,7 @@ func TestDecisionCarriesNoPersonalData(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, pii := range []string{"Daniel", "Navarro", "CBX482917", "1968-02-23", "José", "Müller", "Königstraße",
-			"compliance.officer@example.com", "AML hit confirmed", "media.example.com", "Leeds", "passport", "Passport"} {
+			"AML hit confirmed", "Outside risk appetite", "media.example.com", "Leeds", "passport", "Passport"} {
 			if strings.Contains(string(js), pii) {
 				t.Errorf("%s: parsed event carries %q", f, pii)
 			}
@@ -490,5 +492,36 @@ func TestRawSignedBodyWithoutCanonicalForm(t *testing.T) {
 				t.Fatalf("V2: %v, want ErrSignatureMismatch", err)
 			}
 		})
+	}
+}
+
+// TestScreenedHitsAndReviewer: every hit, false positives included, with its
+// review status; the reviewer is the latest review's user.
+func TestScreenedHitsAndReviewer(t *testing.T) {
+	ev, err := ParseEvent(readFixture(t, "status-updated-declined-aml-hit.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := ev.Decision.ScreenedHits()
+	if len(hits) != 1 || hits[0].ReviewStatus != ReviewConfirmedMatch || hits[0].NodeID != "feature_aml_1" {
+		t.Fatalf("hits = %+v", hits)
+	}
+	if got := ev.Decision.Reviewer(); got != "compliance.officer@example.com" {
+		t.Fatalf("reviewer = %q", got)
+	}
+	d := &Decision{
+		AMLScreenings: []AMLScreening{{Hits: []AMLHit{{ID: "a", ReviewStatus: ReviewFalsePositive}, {ID: "b"}}}},
+		Reviews: []Review{{User: "later@example.com", CreatedAt: "2026-01-02T00:00:00Z"},
+			{User: "earlier@example.com", CreatedAt: "2026-01-01T00:00:00Z"}},
+	}
+	if hits := d.ScreenedHits(); len(hits) != 2 || len(d.AMLHits()) != 1 {
+		t.Fatalf("screened %+v, AML hits %+v: want the false positive among the screened only", hits, d.AMLHits())
+	}
+	if got := d.Reviewer(); got != "later@example.com" {
+		t.Fatalf("reviewer = %q, want the latest review's", got)
+	}
+	var none *Decision
+	if none.ScreenedHits() != nil || none.Reviewer() != "" || (&Decision{}).Reviewer() != "" {
+		t.Fatal("no decision, no reviews: no hits, no reviewer")
 	}
 }

@@ -45,8 +45,11 @@
 // For what no workflow waits for (a manual review months later, Kyc
 // Expired, a resolved AML case) diditflow's worker starts the business's
 // workflow named in HOOK_WORKFLOWS (WorkflowType@task-queue) with one
-// Event: once per status change and per resolved AML case, never for a
-// redelivery or a stale event. Hooks run independently and may run out of
+// Event: once per status change (StatusChanged), per AML case resolved in
+// diditflow or in Didit's console (AMLCaseResolved), and per review of a
+// hit that changed in Didit after its case was resolved (AMLReviewChanged),
+// never for a redelivery or a stale event. An AML event names hits by ID,
+// with their outcomes, never whom they match. Hooks run independently and may run out of
 // order: order them by Event.Sequence, and pass Event.Key downstream as the
 // idempotency key of what they do.
 //

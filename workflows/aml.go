@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -42,9 +43,12 @@ const maxRejected = 50
 // AMLCase is a compliance case for a session's AML hits: it records the
 // case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
 // every reminder interval and adding the escalation contact after
-// AMLEscalateAfter reminders. It returns the resolution. A case that waits
-// long enough to grow its history (a reminder a day for months) continues
-// as new between two reminders, carrying its state (in.State).
+// AMLEscalateAfter reminders. Reviews in Didit's console reach it from its
+// session (contract.HitReviewsSignal): once every hit has a final review
+// status there, it is resolved from Didit's console instead. It returns the
+// resolution. A case that waits long enough to grow its history (a reminder
+// a day for months) continues as new between two reminders, carrying its
+// state (in.State).
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
@@ -81,19 +85,33 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	}
 
 	resolve := workflow.GetSignalChannel(ctx, contract.ResolveSignal)
+	reviews := workflow.GetSignalChannel(ctx, contract.HitReviewsSignal)
+	nextReminder := workflow.Now(ctx).Add(settings.AMLReminderInterval)
 	for {
+		takeReviews(ctx, st, state, reviews)
+		if reviewedInDidit(state.Case) {
+			res := consoleResolution(state.Case)
+			resolveCase(ctx, st, settings, state, res)
+			reportLateReviews(ctx, st, state, reviews)
+			return res, nil
+		}
 		// Between two waits no step runs; with no signal waiting to be
 		// taken in and no flag being written, nothing is cut short or lost.
-		if historyIsLong(ctx) && resolve.Len() == 0 && !st.answersPending() && !fl.writing() {
+		if historyIsLong(ctx) && resolve.Len() == 0 && reviews.Len() == 0 && !st.answersPending() && !fl.writing() {
 			logger.Info("AML case continues as new", "reminders", state.Reminders, "runs", state.Runs+1)
 			return contract.Resolution{}, workflow.NewContinueAsNewError(ctx, contract.AMLCaseWorkflowType,
 				AMLCaseInput{Case: in.Case, State: state})
 		}
-		res, ok := awaitResolution(ctx, resolve, settings)
+		res, ok := awaitResolution(ctx, resolve, reviews, nextReminder.Sub(workflow.Now(ctx)))
+		if !ok && reviews.Len() > 0 {
+			continue
+		}
 		if !ok {
+			nextReminder = workflow.Now(ctx).Add(settings.AMLReminderInterval)
 			state.Reminders++
 			state.Escalated = state.Escalated || state.Reminders >= settings.AMLEscalateAfter
-			notice := activities.ComplianceNotice{Case: in.Case, Reminder: state.Reminders, Escalate: state.Escalated}
+			notice := activities.ComplianceNotice{Case: state.Case, Reminder: state.Reminders, Escalate: state.Escalated,
+				Unreviewed: unreviewedHits(state.Case)}
 			if st.run(ctx, "remind compliance", acts.NotifyCompliance, notice, &result) {
 				notified(ctx, "reminder "+strconv.Itoa(state.Reminders), result)
 			}
@@ -110,16 +128,34 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			logger.Warn("resolve signal ignored", "reason", reason)
 			continue
 		}
-		st.run(ctx, "record resolution", acts.ResolveAMLCase,
-			activities.ResolveInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID, Resolution: res}, nil)
-		state.Resolution = &res
-		logger.Info("AML case resolved", "outcome", res.Outcome)
-		if len(settings.Hooks) > 0 {
-			hooks := activities.CaseHooks{Hooks: settings.Hooks, SessionID: in.Case.SessionID, Case: caseResolution(in.Case, res), At: workflow.Now(ctx)}
-			st.run(ctx, "start hooks", kycActs.StartCaseHooks, hooks, nil)
-		}
-		state.ReviewsWritten = writeReviews(ctx, st, settings, in.Case, res)
+		res.Source = contract.FromDiditflow
+		resolveCase(ctx, st, settings, state, res)
+		reportLateReviews(ctx, st, state, reviews)
 		return res, nil
+	}
+}
+
+// resolveCase records a case's resolution, from diditflow or from Didit's
+// console (res.Source), and starts the hooks on it. A resolution from
+// diditflow gives each hit its outcome's review status, in the records and,
+// written back, in Didit; one from Didit's console writes nothing back.
+func resolveCase(ctx workflow.Context, st *steps, settings Settings, state *CaseState, res contract.Resolution) {
+	c := state.Case
+	in := activities.ResolveInput{SessionID: c.SessionID, CaseID: c.CaseID, Resolution: res}
+	if res.Source != contract.FromDiditConsole {
+		for _, h := range c.Hits {
+			in.Reviews = append(in.Reviews, contract.HitReview{HitID: h.ID, ReviewStatus: res.HitOutcome(h.ID).ReviewStatus(), At: workflow.Now(ctx).Unix()})
+		}
+	}
+	st.run(ctx, "record resolution", acts.ResolveAMLCase, in, nil)
+	state.Resolution = &res
+	workflow.GetLogger(ctx).Info("AML case resolved", "outcome", res.Outcome, "source", res.Source)
+	if len(settings.Hooks) > 0 {
+		hooks := activities.CaseHooks{Hooks: settings.Hooks, SessionID: c.SessionID, Case: caseResolution(c, res), At: workflow.Now(ctx)}
+		st.run(ctx, "start hooks", kycActs.StartCaseHooks, hooks, nil)
+	}
+	if res.Source != contract.FromDiditConsole {
+		state.ReviewsWritten = writeReviews(ctx, st, settings, c, res)
 	}
 }
 
@@ -141,16 +177,18 @@ func syncCaseFlags(ctx workflow.Context, c activities.AMLCase, needs bool, reaso
 	_ = workflow.ExecuteActivity(flagActivityOptions(ctx), acts.FlagAMLCase, in).Get(ctx, nil)
 }
 
-// awaitResolution waits for a resolve signal for one reminder interval; ok
-// is false when the interval passed first.
-func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, settings Settings) (contract.Resolution, bool) {
+// awaitResolution waits for a resolve signal until the next reminder is due;
+// ok is false when it is due first, or hit reviews arrived (left in their
+// channel for takeReviews).
+func awaitResolution(ctx workflow.Context, resolve, reviews workflow.ReceiveChannel, untilReminder time.Duration) (contract.Resolution, bool) {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	var raw json.RawMessage
 	got := false
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(resolve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); got = true })
-	sel.AddFuture(workflow.NewTimer(timerCtx, settings.AMLReminderInterval), func(workflow.Future) {})
+	sel.AddReceive(reviews, func(workflow.ReceiveChannel, bool) {})
+	sel.AddFuture(workflow.NewTimer(timerCtx, max(untilReminder, 0)), func(workflow.Future) {})
 	sel.Select(ctx)
 	if !got {
 		return contract.Resolution{}, false

@@ -13,52 +13,70 @@ import (
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
-// PendingEffect is a side effect still to run: a notice to the user or an
-// AML case to open. It holds what the effect needs, so it can run in a later
-// run than the one that queued it.
+// PendingEffect is a side effect still to run: a notice to the user, an
+// AML case to open, or hit reviews to tell a case. It holds what the effect
+// needs, so it can run in a later run than the one that queued it.
 type PendingEffect struct {
-	// EventKey is the event whose status change or hits called for it.
+	// EventKey is the event whose status change, hits or reviews called
+	// for it.
 	EventKey string                 `json:"event_key"`
 	Notice   *activities.UserNotice `json:"notice,omitempty"`
 	Case     *activities.AMLCase    `json:"case,omitempty"`
+	// Reviews are hit reviews Didit showed, for their case; Late, those a
+	// case handed back, which came after its resolution (reviewCase).
+	Reviews *contract.HitReviews `json:"reviews,omitempty"`
+	Late    bool                 `json:"late,omitempty"`
 }
 
 // step names the effect's step, as the state query shows it and operators'
 // signals name it.
 func (e PendingEffect) step() string {
-	if e.Notice != nil {
+	switch {
+	case e.Notice != nil:
 		return "notify user: " + string(e.Notice.Kind) + " (event " + e.EventKey + ")"
+	case e.Reviews != nil:
+		return "record hit reviews of AML case " + e.Reviews.CaseID + " after its resolution (event " + e.EventKey + ")"
 	}
 	return "open AML case " + e.Case.ID()
 }
 
+// knowCases has a new run (the session's earlier runs completed) learn
+// the cases and hits of the earlier ones from the records, and the review
+// statuses the records hold of the hits, once: a hit found days later then
+// opens a follow-up rather than colliding with the first case's ID, and a
+// review in Didit's console reaches its case.
+func (s *session) knowCases(sessionID string) {
+	if s.state.CasesKnown {
+		return
+	}
+	var known []activities.CaseHits
+	if s.steps.runLocal(s.ctx, "load AML cases", acts.SessionCases, sessionID, &known) {
+		for _, c := range known {
+			if !slices.Contains(s.state.Cases, c.CaseID) {
+				s.state.Cases = append(s.state.Cases, c.CaseID)
+			}
+			for _, id := range c.Hits {
+				if !slices.Contains(s.state.CasedHits, id) {
+					s.state.CasedHits = append(s.state.CasedHits, id)
+				}
+			}
+			for _, r := range c.Reviews {
+				r.ReviewStatus = cmp.Or(r.ReviewStatus, didit.ReviewUnreviewed)
+				s.knowReviews(c.CaseID, r)
+			}
+		}
+	}
+	s.state.CasesKnown = true
+}
+
 // queueCases queues an AML case for the hits no case covers yet, whatever
-// the status or order of the event that shows them: the session's first
-// case, then follow-ups (ongoing monitoring) linked to it.
-func (s *session) queueCases(ev didit.Event, hits []didit.AMLHit) {
+// the status or order of the event that shows them (at, as orderTime): the
+// session's first case, then follow-ups (ongoing monitoring) linked to it.
+func (s *session) queueCases(ev didit.Event, hits []didit.AMLHit, at int64) {
 	if len(hits) == 0 {
 		return
 	}
-	if !s.state.CasesKnown {
-		// A new run (the session's earlier runs completed) learns the cases
-		// and hits of the earlier ones from the records, so a hit found
-		// days later opens a follow-up rather than colliding with the
-		// first case's ID.
-		var known []activities.CaseHits
-		if s.steps.run(s.ctx, "load AML cases", acts.SessionCases, ev.SessionID, &known) {
-			for _, c := range known {
-				if !slices.Contains(s.state.Cases, c.CaseID) {
-					s.state.Cases = append(s.state.Cases, c.CaseID)
-				}
-				for _, id := range c.Hits {
-					if !slices.Contains(s.state.CasedHits, id) {
-						s.state.CasedHits = append(s.state.CasedHits, id)
-					}
-				}
-			}
-		}
-		s.state.CasesKnown = true
-	}
+	s.knowCases(ev.SessionID)
 	var fresh []didit.AMLHit
 	for _, h := range hits {
 		if slices.Contains(s.state.CasedHits, h.ID) {
@@ -79,11 +97,14 @@ func (s *session) queueCases(ev didit.Event, hits []didit.AMLHit) {
 		vendorData = ""
 	}
 	c := activities.AMLCase{CaseID: contract.AMLCaseWorkflowID(ev.SessionID), SessionID: ev.SessionID,
-		Status: ev.Status, VendorData: vendorData, Hits: fresh}
+		Status: ev.Status, VendorData: vendorData, Hits: fresh, ReviewedAt: at, Reviewer: ev.Decision.Reviewer()}
 	if n := len(s.state.Cases) + 1; n > 1 {
 		c.CaseID, c.FollowUpOf = contract.FollowUpCaseID(ev.SessionID, n), s.state.Cases[0]
 	}
 	s.state.Cases = append(s.state.Cases, c.CaseID)
+	for _, h := range fresh {
+		s.knowReviews(c.CaseID, contract.HitReview{HitID: h.ID, ReviewStatus: reviewStatus(h), At: at})
+	}
 	s.state.Effects = append(s.state.Effects, PendingEffect{EventKey: ev.Key(), Case: &c})
 }
 
@@ -147,8 +168,12 @@ func (s *session) runEffects(ctx workflow.Context) {
 }
 
 func (s *session) runEffect(ctx workflow.Context, e PendingEffect) {
-	if e.Case != nil {
+	switch {
+	case e.Case != nil:
 		s.openCase(ctx, *e.Case)
+		return
+	case e.Reviews != nil:
+		s.reviewCase(ctx, e)
 		return
 	}
 	n := *e.Notice
@@ -193,6 +218,7 @@ func (s *session) openCase(ctx workflow.Context, c activities.AMLCase) {
 		s.state.CasedHits = slices.DeleteFunc(s.state.CasedHits, func(id string) bool {
 			return slices.ContainsFunc(c.Hits, func(h didit.AMLHit) bool { return h.ID == id })
 		})
+		s.state.Reviews = slices.DeleteFunc(s.state.Reviews, func(k KnownReview) bool { return k.CaseID == c.CaseID })
 		return
 	}
 	s.state.AMLCase = true

@@ -40,7 +40,6 @@ func TestErasedSessionStaysErased(t *testing.T) {
 	h.deliverAt(time.Minute, declined)
 	var st SessionState
 	h.env.RegisterDelayedCallback(func() { st = h.state() }, 5*time.Minute)
-	h.resolveCaseAt(10*time.Minute, s2)
 	h.run(s2)
 
 	if stub.calls != 0 {

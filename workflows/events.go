@@ -179,7 +179,8 @@ func (s *session) apply(se contract.SessionEvent, res activities.RecordResult) {
 	if len(hits) > 0 {
 		s.state.AMLHit = true
 	}
-	s.queueCases(ev, hits)
+	s.queueCases(ev, hits, orderTime(se))
+	s.noteReviews(se)
 	confirmed := s.state.Unconfirmed && res.CurrentStatus == ev.Status
 	if current {
 		s.state.Unconfirmed = false

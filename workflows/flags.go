@@ -30,6 +30,10 @@ const (
 	FlagDecisionUnavailable = "decision_unavailable"
 	// FlagCaseNotOpened: Temporal refused to start an AML case.
 	FlagCaseNotOpened = "case_not_opened"
+	// FlagReviewChanged: a hit's review in Didit changed after its AML case
+	// was resolved (workflows/reviews.go); the case's record and the
+	// session's state hold the new status.
+	FlagReviewChanged = "review_changed"
 	// FlagNotAnnounced: the businesses' workflows could not be told of the
 	// session's events (hooks started, subscribers told) within the step
 	// budget; the session keeps trying.

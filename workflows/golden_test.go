@@ -40,6 +40,7 @@ const (
 	siteWorkflowResult  = "workflow result"       // workflowExecutionCompleted result
 	siteChildResult     = "child workflow result" // childWorkflowExecutionCompleted result
 	siteSignal          = "signal"                // workflowExecutionSignaled input
+	siteSignalExternal  = "signal sent"           // signalExternalWorkflowExecutionInitiated input
 	siteActivityInput   = "activity input"        // activityTaskScheduled input
 	siteActivityResult  = "activity result"       // activityTaskCompleted result
 	siteSideEffect      = "side effect"           // SideEffect marker: the recorded value
@@ -73,8 +74,7 @@ var goldenKinds = []payloadKind{
 		exempt: "no recorded AML case waited long enough to continue as new; workflows/aml_test.go covers its state"},
 	{site: siteChildInput, name: contract.AMLCaseWorkflowType, typ: reflect.TypeFor[AMLCaseInput]()},
 	{site: siteWorkflowResult, name: contract.AMLCaseWorkflowType, typ: reflect.TypeFor[contract.Resolution]()},
-	{site: siteChildResult, name: contract.AMLCaseWorkflowType, typ: reflect.TypeFor[contract.Resolution](),
-		exempt: "the session waits only for its case to start; in aml-disorder.json it completed before the case was resolved"},
+	{site: siteChildResult, name: contract.AMLCaseWorkflowType, typ: reflect.TypeFor[contract.Resolution]()},
 
 	// Signals.
 	{site: siteSignal, name: contract.EventSignal, typ: reflect.TypeFor[contract.SessionEvent]()},
@@ -82,6 +82,10 @@ var goldenKinds = []payloadKind{
 	{site: siteSignal, name: contract.SkipSignal, typ: reflect.TypeFor[contract.OperatorAction](),
 		exempt: "no recorded history has an operator skip (parked-retry.json retries); same type as retry, which is covered"},
 	{site: siteSignal, name: contract.ResolveSignal, typ: reflect.TypeFor[contract.Resolution]()},
+	// Reviews in Didit's console: a session tells its case, a case hands
+	// back what came after its resolution (workflows/reviews.go).
+	{site: siteSignal, name: contract.HitReviewsSignal, typ: reflect.TypeFor[contract.HitReviews]()},
+	{site: siteSignalExternal, name: contract.HitReviewsSignal, typ: reflect.TypeFor[contract.HitReviews]()},
 	// What businesses' workflows send a session (package kyc).
 	{site: siteSignal, name: contract.SubscribeSignal, typ: reflect.TypeFor[kyc.Subscription]()},
 	{site: siteSignal, name: contract.UnsubscribeSignal, typ: reflect.TypeFor[kyc.Subscription](),
@@ -95,12 +99,16 @@ var goldenKinds = []payloadKind{
 	{site: siteActivityResult, name: "NotifyCompliance", typ: reflect.TypeFor[activities.NoticeResult]()},
 	{site: siteActivityInput, name: "OpenAMLCase", typ: reflect.TypeFor[activities.AMLCase]()},
 	{site: siteActivityResult, name: "OpenAMLCase", typ: reflect.TypeFor[bool]()},
-	{site: siteActivityInput, name: "RecordAMLReminder", typ: reflect.TypeFor[activities.ReminderInput](),
-		exempt: "no recorded AML case stayed open for a reminder interval (24h)"},
+	{site: siteActivityInput, name: "RecordAMLReminder", typ: reflect.TypeFor[activities.ReminderInput]()},
+	{site: siteActivityInput, name: "RecordHitReviews", typ: reflect.TypeFor[contract.HitReviews]()},
+	{site: siteActivityInput, name: "ReportReviews", typ: reflect.TypeFor[contract.HitReviews](),
+		exempt: "no recorded case took a review in the moment it was resolved; workflows/reviews_test.go covers it"},
 	{site: siteActivityInput, name: "ResolveAMLCase", typ: reflect.TypeFor[activities.ResolveInput]()},
 	{site: siteActivityInput, name: "FlagSession", typ: reflect.TypeFor[activities.FlagInput]()},
-	{site: siteActivityInput, name: "SessionCases", typ: reflect.TypeFor[string]()},
-	{site: siteActivityResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
+	{site: siteLocalData, name: "SessionCases", typ: reflect.TypeFor[localActivityMarkerData]()},
+	{site: siteLocalResult, name: "SessionCases", typ: reflect.TypeFor[[]activities.CaseHits]()},
+	{site: siteLocalData, name: "RecordReviewChange", typ: reflect.TypeFor[localActivityMarkerData]()},
+	{site: siteLocalResult, name: "RecordReviewChange", typ: reflect.TypeFor[activities.ReviewChange]()},
 	{site: siteActivityInput, name: "FetchDecision", typ: reflect.TypeFor[string]()},
 	{site: siteActivityResult, name: "FetchDecision", typ: reflect.TypeFor[activities.FetchedDecision]()},
 	{site: siteActivityInput, name: "StartCaseHooks", typ: reflect.TypeFor[activities.CaseHooks]()},
@@ -134,8 +142,7 @@ var goldenKinds = []payloadKind{
 	{site: siteSearchAttribute, name: "TemporalScheduledStartTime", typ: reflect.TypeFor[string]()},
 	{site: siteActivityInput, name: "FlagAMLCase", typ: reflect.TypeFor[activities.FlagInput](),
 		exempt: "no recorded AML case was flagged"},
-	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),
-		exempt: "no recorded history has an acknowledgement; same type as retry, which is covered"},
+	{site: siteSignal, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction]()},
 
 	// A business's workflows (kyc/testdata/replay, recorded from the
 	// harness's, internal/harness/business): kyc's wire contract, the
@@ -418,6 +425,8 @@ func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTyp
 			name = contract.UpdateSignal("<session_id>")
 		}
 		return kindKey{siteSignal, name}
+	case "signalExternalWorkflowExecutionInitiatedEventAttributes.input.payloads[0]":
+		return kindKey{siteSignalExternal, ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes().GetSignalName()}
 	case "activityTaskScheduledEventAttributes.input.payloads[0]":
 		return kindKey{siteActivityInput, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()}
 	case "activityTaskCompletedEventAttributes.result.payloads[0]":

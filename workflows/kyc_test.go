@@ -32,14 +32,23 @@ type fakeTemporal struct {
 	failStarts int
 	// signalled, if set, is called (outside the lock) on each update.
 	signalled func(workflowID string, u kyc.Update)
+	// reported are the hit reviews cases handed back to their sessions.
+	reported []contract.HitReviews
 }
 
 func newFakeTemporal() *fakeTemporal {
 	return &fakeTemporal{updates: map[string][]kyc.Update{}, closed: map[string]bool{}, startedIDs: map[string]string{}}
 }
 
-func (f *fakeTemporal) SignalWithStartWorkflow(context.Context, string, string, any, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
-	return nil, errors.New("not used by the workflows")
+func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, workflowID, signal string, arg any, _ client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+	r, ok := arg.(contract.HitReviews)
+	if !ok || signal != contract.HitReviewsSignal || workflowID != contract.SessionWorkflowID(r.SessionID) {
+		return nil, errors.New("only cases handing hit reviews back to their session signal-with-start")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reported = append(f.reported, r)
+	return nil, nil
 }
 
 func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, runID, name string, arg any) error {
@@ -384,10 +393,27 @@ func TestHookStartsRetryWithoutParking(t *testing.T) {
 func TestResolvedCaseStartsHooks(t *testing.T) {
 	h := newHarness(t, hookSettings)
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-review.json"))
-	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-declined-aml-hit.json"))
+	h.deliverAt(2*time.Second, withHits(t, statusEvent(t, "status-updated-in-review.json", didit.StatusDeclined, 1767225391)))
 	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
-	hooks := h.temporal.hooks()
+	assertResolutionHook(t, h.temporal.hooks())
+}
+
+// TestConsoleResolutionStartsHooks: a case resolved in Didit's console
+// (the officer confirmed the match there, then declined the user) starts
+// the hooks as one resolved in diditflow does.
+func TestConsoleResolutionStartsHooks(t *testing.T) {
+	h := newHarness(t, hookSettings)
+	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-review.json"))
+	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-declined-aml-hit.json"))
+	h.run(s2)
+	assertResolutionHook(t, h.temporal.hooks())
+}
+
+// assertResolutionHook checks the hooks of In Review, Declined, and the
+// case's resolution as a confirmed match.
+func assertResolutionHook(t *testing.T, hooks []kyc.Event) {
+	t.Helper()
 	if len(hooks) != 3 {
 		t.Fatalf("hooks = %+v, want In Review, Declined and the resolution", hooks)
 	}

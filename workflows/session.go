@@ -78,6 +78,9 @@ type SessionState struct {
 	Refused     []Subscriber `json:"refused,omitempty"`
 	// Hooked are the events whose hooks are still to start, in order.
 	Hooked []kyc.Event `json:"hooked,omitempty"`
+	// Reviews are the latest review statuses Didit showed of the hits the
+	// session's cases cover, one per hit, as CasedHits (workflows/reviews.go).
+	Reviews []KnownReview `json:"reviews,omitempty"`
 }
 
 // HandledEvent is one entry of a session's history.
@@ -135,6 +138,8 @@ type session struct {
 	// announcement runs.
 	subs       subscriptions
 	announcing bool
+	// lateReviews are the reviews cases hand back (takeLateReviews).
+	lateReviews workflow.ReceiveChannel
 }
 
 // VerificationSession runs one Didit verification session, fed by
@@ -162,6 +167,7 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 		// which to reject the continuation for a signal that came meanwhile.
 		pending = append(pending, drain(events)...)
 		s.takeSubscriptions()
+		s.takeLateReviews()
 		switch {
 		case s.mustContinueAsNew() && s.canContinueAsNew() && s.canCarry(pending):
 			next := SessionInput{SessionStart: in.SessionStart, State: s.state, Pending: s.unseen(pending)}
@@ -183,7 +189,8 @@ func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) e
 // newSession sets up a run: its state (carried over, or new), the flag
 // wiring and the operators' coroutine.
 func newSession(ctx workflow.Context, settings Settings, sessionID string, carried *SessionState) *session {
-	s := &session{ctx: ctx, settings: settings, state: carried, searched: startingSearchAttributes(ctx), subs: newSubscriptions(ctx)}
+	s := &session{ctx: ctx, settings: settings, state: carried, searched: startingSearchAttributes(ctx), subs: newSubscriptions(ctx),
+		lateReviews: workflow.GetSignalChannel(ctx, contract.HitReviewsSignal)}
 	if s.state == nil {
 		s.state = &SessionState{SessionID: sessionID}
 	}
@@ -219,7 +226,7 @@ func historyIsLong(ctx workflow.Context) bool {
 // was told twice, and Temporal refuses a hook's second start.
 func (s *session) canContinueAsNew() bool {
 	effectsSettled := len(s.state.Effects) == 0 || len(s.state.Parked) > 0
-	return effectsSettled && !s.flags.writing() && !s.steps.answersPending() && !s.subs.waiting()
+	return effectsSettled && !s.flags.writing() && !s.steps.answersPending() && !s.signalsWaiting()
 }
 
 // canCarry reports whether the events not handled yet are few enough to
@@ -252,7 +259,7 @@ func (s *session) settled() bool {
 // so, it returns to wait that way.
 func (s *session) awaitEventOrEnd(events workflow.ReceiveChannel) {
 	ready := func() bool {
-		return events.Len() > 0 || s.subs.waiting() || (s.mustContinueAsNew() && s.canContinueAsNew()) || s.canComplete()
+		return events.Len() > 0 || s.signalsWaiting() || (s.mustContinueAsNew() && s.canContinueAsNew()) || s.canComplete()
 	}
 	if next, ok := s.nextExpiry(); ok && s.settled() {
 		_, _ = workflow.AwaitWithTimeout(s.ctx, next.Sub(workflow.Now(s.ctx)), ready)
@@ -265,7 +272,7 @@ func (s *session) awaitEventOrEnd(events workflow.ReceiveChannel) {
 // passed without an event or a subscription. One that came with the timer
 // counts: it is taken in, not completed over.
 func (s *session) quietForIdleWindow(events workflow.ReceiveChannel) bool {
-	arrived := func() bool { return events.Len() > 0 || s.subs.waiting() }
+	arrived := func() bool { return events.Len() > 0 || s.signalsWaiting() }
 	got, _ := workflow.AwaitWithTimeout(s.ctx, s.settings.IdleWindow, arrived)
 	return !got && !arrived()
 }

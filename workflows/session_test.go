@@ -287,11 +287,16 @@ func TestApprovedSession(t *testing.T) {
 	}
 }
 
+// TestDeclinedAfterAMLReview: the session goes In Review with an unreviewed
+// hit, which opens a case; a compliance officer confirms the match in
+// Didit's console and declines the user. The case is resolved from Didit's
+// console, by the officer Didit's reviews name, and writes nothing back.
 func TestDeclinedAfterAMLReview(t *testing.T) {
 	h := newHarness(t, nil)
+	api := &stubDidit{key: true}
+	h.acts.Didit = api
 	h.deliverAt(time.Second, fixtureEvent(t, "status-updated-in-review.json"))
 	h.deliverAt(2*time.Second, fixtureEvent(t, "status-updated-declined-aml-hit.json"))
-	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
 
 	want := []string{
@@ -306,8 +311,14 @@ func TestDeclinedAfterAMLReview(t *testing.T) {
 		t.Fatalf("record = %+v", rec)
 	}
 	c, err := h.store.AMLCase(context.Background(), contract.AMLCaseWorkflowID(s2))
-	if err != nil || c.State != store.AMLCaseResolved || len(c.Hits) != 1 {
+	if err != nil || c.State != store.AMLCaseResolved || len(c.Hits) != 1 || c.Hits[0].ReviewStatus != didit.ReviewConfirmedMatch {
 		t.Fatalf("AML case = %+v, %v", c, err)
+	}
+	if r := c.Resolution; r.Source != contract.FromDiditConsole || r.Outcome != contract.ConfirmedMatch || r.Reviewer != "compliance.officer@example.com" {
+		t.Fatalf("resolution = %+v, want Didit's console's confirmed match, by the officer its review names", r)
+	}
+	if len(api.bulk) != 0 {
+		t.Fatalf("review write-backs to Didit for a case Didit's console decided: %+v", api.bulk)
 	}
 	st := h.state()
 	if !st.AMLCase || !st.AMLHit || st.Status != didit.StatusDeclined {
@@ -337,7 +348,6 @@ func TestDuplicatesAndDisorderChangeNothingTwice(t *testing.T) {
 	h.deliverAt(time.Second, declined, declined)
 	h.deliverAt(2*time.Second, inReview, declined)
 	h.deliverAt(3*time.Second, inReview)
-	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
 
 	st := h.state()
@@ -357,13 +367,19 @@ func TestDuplicatesAndDisorderChangeNothingTwice(t *testing.T) {
 	if err != nil || len(events) != 2 {
 		t.Fatalf("event rows = %d, %v; want 2", len(events), err)
 	}
+	// The Declined event, first, shows the hit confirmed in Didit's
+	// console: the case it opens is resolved from there at once, as it is
+	// when the In Review comes first (TestDeclinedAfterAMLReview).
+	c, err := h.store.AMLCase(context.Background(), contract.AMLCaseWorkflowID(s2))
+	if err != nil || c.Resolution == nil || c.Resolution.Source != contract.FromDiditConsole || c.Resolution.Outcome != contract.ConfirmedMatch {
+		t.Fatalf("case = %+v, %v; want it resolved from Didit's console", c, err)
+	}
 }
 
 func TestOutOfOrderInOneBatchAppliesInEventTime(t *testing.T) {
 	h := newHarness(t, nil)
 	// Both arrive before the workflow runs: they are applied oldest first.
 	h.deliverAt(0, fixtureEvent(t, "status-updated-declined-aml-hit.json"), fixtureEvent(t, "status-updated-in-review.json"))
-	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
 	if got := outcomes(h.state()); !slices.Equal(got, []string{"In Review:applied", "Declined:applied"}) {
 		t.Fatalf("history = %v", got)
@@ -508,7 +524,6 @@ func TestParkedNoticeDoesNotHoldUpRecords(t *testing.T) {
 	}, 2*time.Minute)
 	inReviewKey := fixtureEvent(t, "status-updated-in-review.json").Event.Key()
 	h.signalAt(3*time.Minute, contract.RetrySignal, contract.OperatorAction{Step: "notify user: in_review (event " + inReviewKey + ")"})
-	h.resolveCaseAt(5*time.Minute, s2)
 	h.run(s2)
 	if len(parked) != 1 || whileParked != "Declined" {
 		t.Fatalf("while the review notice was parked: record %q, parked %+v", whileParked, parked)

@@ -39,6 +39,7 @@ type Store interface {
 	SettleDeliveries(ctx context.Context, ds []store.SettledDelivery) error
 	PruneSettledDeliveries(ctx context.Context, before time.Time) (int64, error)
 	StaleSessions(ctx context.Context, unchangedSince, now time.Time, limit int) ([]store.StaleSession, error)
+	OpenCaseReviews(ctx context.Context, sessionID string) (map[string]string, error)
 	MarkStaleChecked(ctx context.Context, sessionID string, checks int, next, appliedAt time.Time) error
 }
 

@@ -484,3 +484,45 @@ func TestReconcileReadsNothingOfAnErasedSession(t *testing.T) {
 		t.Fatalf("again: %+v in %d requests; want the settled attempts skipped", res, rig.requests.Load()-before)
 	}
 }
+
+// TestReconcileStaleFindsAMissedReview: an approved session's AML case is
+// still open in our records while Didit's console has reviewed its hit (the
+// webhook was lost): the stale check reads the decision and feeds it. One
+// whose hits Didit shows as we hold them is read and not fed; one whose
+// case is resolved is not checked at all.
+func TestReconcileStaleFindsAMissedReview(t *testing.T) {
+	rig := newReconcileRig(t, fakedidit.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	missed, unchanged, resolved := simulator.NewUUID(), simulator.NewUUID(), simulator.NewUUID()
+	decision := func(session, review string) json.RawMessage {
+		return json.RawMessage(`{"session_id":"` + session + `","status":"Approved","aml_screenings":[{"node_id":"feature_aml_1",` +
+			`"total_hits":1,"hits":[{"id":"NK-` + session + `","review_status":"` + review + `"}]}]}`)
+	}
+	for session, review := range map[string]string{missed: "False Positive", unchanged: "Unreviewed", resolved: "Confirmed Match"} {
+		rig.fake.PutSession(session, "Approved", decision(session, review), "", now.Add(-72*time.Hour))
+		record(t, rig.store, session, "ev-"+session, didit.StatusApproved, now)
+		c := store.AMLCase{CaseID: contract.AMLCaseWorkflowID(session), SessionID: session,
+			Hits: []store.AMLHit{{ID: "NK-" + session, ReviewStatus: "Unreviewed"}}}
+		if _, err := rig.store.OpenAMLCase(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rig.store.ResolveAMLCase(ctx, contract.AMLCaseWorkflowID(resolved), store.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "o"}); err != nil {
+		t.Fatal(err)
+	}
+
+	rig.rec.Now = func() time.Time { return now.Add(25 * time.Hour) }
+	res, err := rig.rec.Stale(ctx, StaleStep{StaleAfter: 24 * time.Hour, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rig.signals.got()
+	if res.Examined != 2 || res.Repaired != 1 || len(got) != 1 || got[0].Event.SessionID != missed || got[0].Event.Status != didit.StatusApproved {
+		t.Fatalf("examined %d, repaired %d, fed %+v; want the missed review's decision fed", res.Examined, res.Repaired, got)
+	}
+	hits := got[0].Event.Decision.ScreenedHits()
+	if len(hits) != 1 || hits[0].ReviewStatus != didit.ReviewFalsePositive || got[0].Proof.Source != didit.SourceAPI {
+		t.Fatalf("fed decision's hits = %+v, proof %+v", hits, got[0].Proof)
+	}
+}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -72,7 +73,7 @@ func (e *Engine) Sessions(ctx context.Context, in SessionsStep) (StepResult, err
 				continue
 			}
 		}
-		if err := s.repairByDecision(ctx, row.SessionID, have); err != nil {
+		if err := s.repairByDecision(ctx, row.SessionID, have, false); err != nil {
 			return s.res, err
 		}
 	}
@@ -133,8 +134,10 @@ func (r *listedReader) read(_ context.Context, row api.DeliveryRow) (api.Deliver
 }
 
 // repairByDecision reads a session's decision and, if its status is not
-// the one we hold, feeds the event it stands for, ordered at Didit's answer.
-func (s *step) repairByDecision(ctx context.Context, sessionID, have string) error {
+// the one we hold (or, with reviews, a hit of an open AML case has another
+// review status than the records hold), feeds the event it stands for,
+// ordered at Didit's answer.
+func (s *step) repairByDecision(ctx context.Context, sessionID, have string, reviews bool) error {
 	e := s.e
 	if err := s.call(ctx); err != nil {
 		return err
@@ -160,7 +163,13 @@ func (s *step) repairByDecision(ctx context.Context, sessionID, have string) err
 		return nil
 	}
 	if string(d.Status) == have {
-		return nil
+		if !reviews {
+			return nil
+		}
+		missed, err := s.missedReview(ctx, sessionID, &d)
+		if err != nil || !missed {
+			return err
+		}
 	}
 	if d.SessionID == "" {
 		d.SessionID = sessionID
@@ -177,8 +186,31 @@ func (s *step) repairByDecision(ctx context.Context, sessionID, have string) err
 	return nil
 }
 
+// missedReview reports whether a decision shows a hit of one of the
+// session's open AML cases with another review status than the records
+// hold: a review in Didit's console whose webhook was lost.
+func (s *step) missedReview(ctx context.Context, sessionID string, d *didit.Decision) (bool, error) {
+	hits := d.ScreenedHits()
+	if len(hits) == 0 {
+		return false, nil
+	}
+	held, err := s.e.Store.OpenCaseReviews(ctx, sessionID)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hits {
+		if have, ok := held[h.ID]; ok && have != cmp.Or(h.ReviewStatus, didit.ReviewUnreviewed) {
+			s.e.log().InfoContext(ctx, "reconcile: a hit review of an open AML case was missed", "session_id", sessionID)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Stale checks up to Limit sessions our records show in a status that is
-// not final and that has not moved for StaleAfter, against their decision.
+// not final, or with an open AML case, and that have not moved for
+// StaleAfter, against their decision: a review in Didit's console whose
+// webhook was lost is found so.
 // Each check doubles the session's wait before the next, up to
 // MaxStaleWait; an event that moves the session resets it.
 func (e *Engine) Stale(ctx context.Context, in StaleStep) (StepResult, error) {
@@ -190,7 +222,7 @@ func (e *Engine) Stale(ctx context.Context, in StaleStep) (StepResult, error) {
 	}
 	for _, ss := range stale {
 		s.res.Examined++
-		if err := s.repairByDecision(ctx, ss.SessionID, ss.Status); err != nil {
+		if err := s.repairByDecision(ctx, ss.SessionID, ss.Status, true); err != nil {
 			return s.res, err
 		}
 		checks := ss.Checks + 1

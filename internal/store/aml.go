@@ -28,6 +28,10 @@ type AMLHit struct {
 	MatchScore   float64  `json:"match_score"`
 	RiskScore    float64  `json:"risk_score"`
 	ReviewStatus string   `json:"review_status"`
+	// ReviewedAt is when the event that showed ReviewStatus happened, or
+	// the case was resolved from diditflow (Unix seconds; 0 before
+	// either): an older event never undoes it.
+	ReviewedAt int64 `json:"reviewed_at,omitempty"`
 }
 
 // Resolution is how compliance closed an AML case.
@@ -38,6 +42,9 @@ type Resolution struct {
 	Note     string
 	// ResolvedAt is when the case was resolved; zero means now.
 	ResolvedAt time.Time
+	// Source is where the case was decided; empty for cases resolved
+	// before it was recorded, all from diditflow.
+	Source contract.Source
 }
 
 // AMLCase is a compliance case for AML hits of a session. A session's first
@@ -94,7 +101,7 @@ func (s *Store) OpenAMLCase(ctx context.Context, c AMLCase) (created bool, err e
 }
 
 const amlCaseColumns = `case_id, session_id, follow_up_of, state, opened_at, hits, reminders_sent, escalated,
-		       resolution, reviewer, note, resolved_at, needs_attention, attention`
+		       resolution, reviewer, note, resolved_at, needs_attention, attention, source`
 
 func scanAMLCase(row scanner) (AMLCase, error) {
 	var (
@@ -105,9 +112,10 @@ func scanAMLCase(row scanner) (AMLCase, error) {
 		reviewer   string
 		note       string
 		resolvedAt sql.NullInt64
+		source     string
 	)
 	if err := row.Scan(&c.CaseID, &c.SessionID, &c.FollowUpOf, &c.State, &openedAt, &hits, &c.RemindersSent, &c.Escalated,
-		&outcome, &reviewer, &note, &resolvedAt, &c.NeedsAttention, &c.Attention); err != nil {
+		&outcome, &reviewer, &note, &resolvedAt, &c.NeedsAttention, &c.Attention, &source); err != nil {
 		return AMLCase{}, err
 	}
 	if err := json.Unmarshal([]byte(hits), &c.Hits); err != nil {
@@ -120,6 +128,7 @@ func scanAMLCase(row scanner) (AMLCase, error) {
 			Reviewer:   reviewer,
 			Note:       note,
 			ResolvedAt: fromNullUnix(resolvedAt),
+			Source:     contract.Source(source),
 		}
 	}
 	return c, nil
@@ -162,16 +171,33 @@ func (s *Store) RecordAMLReminder(ctx context.Context, caseID string, reminder i
 // ResolveAMLCase closes an open case with res. Resolving a resolved case with
 // the same outcome is a no-op that keeps the first reviewer, note and time;
 // another outcome returns ErrConflict, because a verdict is only changed by
-// a person, not by a retry.
-func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolution) error {
+// a person, not by a retry. reviews, if any, become the hits' review
+// statuses, whatever they were: a resolution from diditflow gives each hit
+// its outcome's, as it writes them to Didit.
+func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolution, reviews ...contract.HitReview) error {
 	if !res.Outcome.Valid() {
 		return fmt.Errorf("resolve aml case %s: unknown outcome %q: %w", caseID, res.Outcome, ErrInvalid)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, hits, err := s.lockCaseHits(ctx, tx, caseID)
+		if err != nil {
+			return err
+		}
+		for _, r := range reviews {
+			for i := range hits {
+				if hits[i].ID == r.HitID {
+					hits[i].ReviewStatus, hits[i].ReviewedAt = r.ReviewStatus, r.At
+				}
+			}
+		}
+		hitsJSON, err := json.Marshal(hits)
+		if err != nil {
+			return err
+		}
 		return s.transition(ctx, tx, string(res.Outcome),
-			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?
+			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?, source = ?, hits = ?
 			WHERE case_id = ? AND state = 'open'`,
-			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), caseID},
+			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), string(res.Source), string(hitsJSON), caseID},
 			`SELECT resolution FROM aml_cases WHERE case_id = ?`, caseID)
 	})
 	if err != nil {

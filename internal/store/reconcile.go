@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -160,8 +161,8 @@ func (s *Store) PruneSettledDeliveries(ctx context.Context, before time.Time) (i
 	return n, nil
 }
 
-// StaleSession is an undecided session whose record has not moved for a
-// while, for reconciliation to ask Didit about.
+// StaleSession is an undecided session, or one with an open AML case, whose
+// record has not moved for a while, for reconciliation to ask Didit about.
 type StaleSession struct {
 	SessionID string
 	Status    string
@@ -170,6 +171,8 @@ type StaleSession struct {
 	// UpdatedAt is when the event behind Status was applied. Unlike
 	// SessionRecord.UpdatedAt, an operator flag does not move it.
 	UpdatedAt time.Time
+	// due is when the check fell due, which orders the list.
+	due int64
 }
 
 // staleSessionsQuery selects the undecided sessions whose last applied event
@@ -179,7 +182,7 @@ type StaleSession struct {
 // verifications_stale stops at the first session not yet due. An erased
 // session is never checked: its decision is not to be read again.
 var staleSessionsQuery = `
-	SELECT session_id, status, stale_checks, applied_at FROM verifications
+	SELECT session_id, status, stale_checks, applied_at, COALESCE(next_check_at, applied_at) FROM verifications
 	WHERE status NOT IN (` + finalStatuses() + `)
 	  AND erased_at IS NULL
 	  AND applied_at < ?
@@ -188,34 +191,55 @@ var staleSessionsQuery = `
 	ORDER BY COALESCE(next_check_at, applied_at), session_id
 	LIMIT ?`
 
-// StaleSessions returns at most limit sessions that are not final by
-// didit.Status.Final nor erased, have had no event applied since unchangedSince, and
-// are due for a check at now (never checked, or their next check is not
-// after now). The longest due come first, then by session ID.
+// staleCaseSessionsQuery selects, with the same conditions, the sessions in
+// a final status that have an open AML case: a review in Didit's console
+// whose webhook was lost leaves no other trace. Open cases are few, so the
+// list starts from them (aml_cases_open).
+var staleCaseSessionsQuery = `
+	SELECT session_id, status, stale_checks, applied_at, COALESCE(next_check_at, applied_at) FROM verifications
+	WHERE session_id IN (SELECT session_id FROM aml_cases WHERE state = 'open')
+	  AND status IN (` + finalStatuses() + `)
+	  AND erased_at IS NULL
+	  AND applied_at < ?
+	  AND (next_check_at IS NULL OR next_check_at <= ?)
+	ORDER BY COALESCE(next_check_at, applied_at), session_id
+	LIMIT ?`
+
+// StaleSessions returns at most limit sessions that are not erased, have had
+// no event applied since unchangedSince, are due for a check at now (never
+// checked, or their next check is not after now), and are not final by
+// didit.Status.Final or have an open AML case. The longest due come first,
+// then by session ID.
 func (s *Store) StaleSessions(ctx context.Context, unchangedSince, now time.Time, limit int) ([]StaleSession, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("list stale sessions: limit %d: %w", limit, ErrInvalid)
 	}
 	horizon := max(unchangedSince.Unix(), now.Unix())
 	var out []StaleSession
-	err := s.each(ctx, s.db, staleSessionsQuery,
-		[]any{unchangedSince.Unix(), now.Unix(), horizon, limit},
-		func(rows *sql.Rows) error {
-			var (
-				st      StaleSession
-				applied int64
-			)
-			if err := rows.Scan(&st.SessionID, &st.Status, &st.Checks, &applied); err != nil {
-				return err
-			}
-			st.UpdatedAt = fromUnix(applied)
-			out = append(out, st)
-			return nil
-		})
+	scan := func(rows *sql.Rows) error {
+		var (
+			st      StaleSession
+			applied int64
+		)
+		if err := rows.Scan(&st.SessionID, &st.Status, &st.Checks, &applied, &st.due); err != nil {
+			return err
+		}
+		st.UpdatedAt = fromUnix(applied)
+		out = append(out, st)
+		return nil
+	}
+	err := s.each(ctx, s.db, staleSessionsQuery, []any{unchangedSince.Unix(), now.Unix(), horizon, limit}, scan)
 	if err != nil {
 		return nil, fmt.Errorf("list stale sessions: %w", err)
 	}
-	return out, nil
+	err = s.each(ctx, s.db, staleCaseSessionsQuery, []any{unchangedSince.Unix(), now.Unix(), limit}, scan)
+	if err != nil {
+		return nil, fmt.Errorf("list stale sessions with an open aml case: %w", err)
+	}
+	slices.SortFunc(out, func(a, b StaleSession) int {
+		return cmp.Or(cmp.Compare(a.due, b.due), strings.Compare(a.SessionID, b.SessionID))
+	})
+	return out[:min(len(out), limit)], nil
 }
 
 // MarkStaleChecked records that reconciliation found a session unchanged

@@ -188,6 +188,7 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 	w.RegisterActivityWithOptions(kyc.Unsubscribe, activity.RegisterOptions{Name: contract.UnsubscribeActivity})
 	w.RegisterActivity(kyc.Announce)
 	w.RegisterActivity(kyc.StartCaseHooks)
+	w.RegisterActivity(kyc.ReportReviews)
 	// The server hands out at most TaskQueueActivitiesPerSecond of this
 	// queue's activities, whatever the number of workers polling it; each
 	// makes one Didit call.

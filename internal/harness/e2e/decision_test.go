@@ -40,6 +40,18 @@ func fakeDidit(t *testing.T) (*fakedidit.Server, *api.Client, func(*stack)) {
 	}
 }
 
+// fakeDiditStack is a stack whose Didit is the fake, with the fake's
+// webhooks pointed at the stack's receiver.
+func fakeDiditStack(t *testing.T, opts ...func(*stack)) (*stack, *fakedidit.Server, *api.Client) {
+	fake, client, opt := fakeDidit(t)
+	s := newStack(t, append([]func(*stack){opt}, opts...)...)
+	receiverURL := s.receiver.URL + "/webhooks/didit"
+	if _, err := client.PatchWebhookConfig(context.Background(), api.WebhookPatch{URL: &receiverURL}); err != nil {
+		t.Fatal(err)
+	}
+	return s, fake, client
+}
+
 // TestKycExpiredFetchesTheDecisionEndToEnd: Didit sends Kyc Expired without
 // a decision, and this run never saw the user's address; the worker fetches
 // the decision from (the fake) Didit and asks the user to verify again.
@@ -115,16 +127,12 @@ func TestKycExpiredWithoutAKeyMailsTheRecordedAddress(t *testing.T) {
 
 // TestResolvedCaseReviewsReachDiditEndToEnd: compliance resolves a case with
 // one hit confirmed and its namesake a false positive; each hit's review
-// reaches (the fake) Didit, whose data.updated webhook back opens no new
-// case and mails nobody again.
+// reaches (the fake) Didit, whose data.updated webhook back (the echo, with
+// exactly those statuses) opens no new case, mails nobody again, resolves
+// nothing twice and raises no flag: the session completes.
 func TestResolvedCaseReviewsReachDiditEndToEnd(t *testing.T) {
-	fake, client, opt := fakeDidit(t)
-	s := newStack(t, opt)
+	s, fake, _ := fakeDiditStack(t)
 	ctx := context.Background()
-	receiverURL := s.receiver.URL + "/webhooks/didit"
-	if _, err := client.PatchWebhookConfig(ctx, api.WebhookPatch{URL: &receiverURL}); err != nil {
-		t.Fatal(err)
-	}
 	session := simulator.NewUUID()
 	var body map[string]any
 	if err := json.Unmarshal(delivery(t, "status-updated-declined-aml-hit.json", session), &body); err != nil {
@@ -166,6 +174,15 @@ func TestResolvedCaseReviewsReachDiditEndToEnd(t *testing.T) {
 		return false
 	})
 	s.waitFor("the session to complete", func() bool { return s.completed(contract.SessionWorkflowID(session)) })
+	c, err := s.store.AMLCase(ctx, caseID)
+	if err != nil || c.Resolution == nil || c.Resolution.Source != contract.FromDiditflow || c.Resolution.Reviewer != "officer@example.com" {
+		t.Fatalf("case = %+v, %v; want diditflow's resolution, once", c, err)
+	}
+	for _, h := range c.Hits {
+		if h.ReviewStatus != want[h.ID] {
+			t.Errorf("hit %s recorded %q after the echo, want %q", h.ID, h.ReviewStatus, want[h.ID])
+		}
+	}
 	if st := s.workflowStatus(contract.FollowUpCaseID(session, 2)); st != enums.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED {
 		t.Fatalf("a second case after Didit's data.updated: %v", st)
 	}

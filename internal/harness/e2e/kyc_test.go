@@ -219,8 +219,8 @@ func (s *stack) hooks(c client.Client, session string) map[int64]kyc.Event {
 // TestHooksOncePerEventEndToEnd: each status change starts the hook once,
 // across a worker killed while events kept coming, duplicated and out of
 // order; a manual review's Declined months later, in a new run, reaches it,
-// a redelivered approval in that run does not, and so does compliance's
-// resolution of the AML case the decline opened.
+// a redelivered approval in that run does not, and so does the resolution
+// of the AML case the decline opened (its hit confirmed in Didit's console).
 func TestHooksOncePerEventEndToEnd(t *testing.T) {
 	queue := businessQueue()
 	s := newStack(t, withHooks(queue))
@@ -248,7 +248,8 @@ func TestHooksOncePerEventEndToEnd(t *testing.T) {
 	s.deliver(declined)
 	s.waitFor("the decline's hook", func() bool { return len(s.hooks(c, session)) == 3 })
 	s.waitFor("the session to complete again", func() bool { return s.completed(id) })
-	s.resolve(session)
+	// The decline's review confirmed the hit in Didit's console: the case
+	// it opens is resolved from there.
 	s.waitFor("the resolution's hook", func() bool { return len(s.hooks(c, session)) == 4 })
 
 	hooks := s.hooks(c, session)

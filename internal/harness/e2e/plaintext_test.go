@@ -128,7 +128,12 @@ func TestUnencryptedResolveIsDroppedEndToEnd(t *testing.T) {
 	fake, opt := withFakeDidit(t)
 	s := newStack(t, opt)
 	session := simulator.NewUUID()
-	body := delivery(t, "status-updated-declined-aml-hit.json", session)
+	// Declined with the hit still unreviewed in Didit (a risk score over
+	// the review threshold), so the case waits for compliance.
+	body := rewire(t, delivery(t, "status-updated-declined-aml-hit.json", session), func(body map[string]any) {
+		d := body["decision"].(map[string]any)
+		d["aml_screenings"].([]any)[0].(map[string]any)["hits"].([]any)[0].(map[string]any)["review_status"] = "Unreviewed"
+	})
 	var parsed map[string]any
 	if err := json.Unmarshal(body, &parsed); err != nil {
 		t.Fatal(err)

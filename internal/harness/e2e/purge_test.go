@@ -28,7 +28,9 @@ func TestPurgeEndToEnd(t *testing.T) {
 	s.waitFor("both sessions to complete", func() bool {
 		return s.completed(contract.SessionWorkflowID(approved)) && s.completed(contract.SessionWorkflowID(declined))
 	})
-	s.resolve(declined)
+	// Didit's console confirmed the declined session's hit: its case is
+	// resolved from there.
+	s.waitFor("the case to be resolved", func() bool { return s.completed(contract.AMLCaseWorkflowID(declined)) })
 
 	// The purge schedule's action, with retentions a test can wait out and
 	// pages of one record, started by hand as `temporal schedule trigger`
