@@ -107,7 +107,7 @@ func New(c *codec.Codec, log *slog.Logger, reg prometheus.Registerer) *Guard {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_untrusted_payloads_total",
 			Help: "Payloads that reached the worker unencrypted although keys are configured, refused: " +
-				"by kind (start, signal, update, other) and name (the workflow type of a start, the signal's name, "+
+				"by kind (start, signal, update, other) and name (the workflow type of a start, the signal's name, " +
 				"the name of an Update without input; empty for an Update's unencrypted input).",
 		}, []string{"kind", "name"}),
 		unknownKey: prometheus.NewCounterVec(prometheus.CounterOpts{
