@@ -130,11 +130,8 @@ func operatorAction(raw json.RawMessage) (contract.OperatorAction, error) {
 	return a, nil
 }
 
-// RefusedErrorType is the type of the application error an operator's
-// Update is refused with, before it enters the history.
-const RefusedErrorType = "Refused"
-
-// refusal is a validator's answer to an Update it refuses.
+// refusal is a validator's answer to an Update it refuses. Its message
+// stays readable (codec.FailureConverter): it quotes no personal data.
 func refusal(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), RefusedErrorType)
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType)
 }

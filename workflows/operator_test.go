@@ -61,8 +61,8 @@ func (a *answer) refusedWith(t *testing.T, what, want string) {
 		t.Errorf("%s: accepted %v, refusal %v; want refused", what, a.accepted, a.rejected)
 	case !strings.Contains(a.rejected.Error(), want):
 		t.Errorf("%s: refused with %q, want it to say %q", what, a.rejected, want)
-	case !errors.As(a.rejected, &app) || app.Type() != RefusedErrorType:
-		t.Errorf("%s: refusal %v is not of type %s", what, a.rejected, RefusedErrorType)
+	case !errors.As(a.rejected, &app) || app.Type() != contract.RefusedErrorType:
+		t.Errorf("%s: refusal %v is not of type %s", what, a.rejected, contract.RefusedErrorType)
 	}
 }
 
@@ -249,7 +249,8 @@ func TestResolveUpdateResolvesTheCaseAndAnswers(t *testing.T) {
 		t.Fatalf("the case's result = %+v", out)
 	}
 	c, err := h.store.AMLCase(context.Background(), in.Case.ID())
-	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Reviewer != "officer@example.com" {
+	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Reviewer != "officer@example.com" ||
+		c.Resolution.Identity != "temporal-cli:u-resolve" {
 		t.Fatalf("case = %+v, %v", c, err)
 	}
 }
