@@ -133,5 +133,5 @@ func operatorAction(raw json.RawMessage) (contract.OperatorAction, error) {
 // refusal is a validator's answer to an Update it refuses. Its message
 // stays readable (codec.FailureConverter): it quotes no personal data.
 func refusal(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType, nil)
 }
