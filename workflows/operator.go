@@ -107,6 +107,9 @@ func (w *Workflows) setOperatorUpdates(ctx workflow.Context, st *steps, fl *flag
 		case action.Flag != "":
 			return refusal("nothing to acknowledge: no flag is of kind or id %q (the state query lists the flags)", action.Flag)
 		}
+		if len(*fl.parked) > 0 {
+			return refusal("nothing to acknowledge: no flag is raised (a parked step takes retry or skip)")
+		}
 		return refusal("nothing to acknowledge: no flag is raised")
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, contract.AcknowledgeSignal, acknowledge,

@@ -222,4 +222,5 @@ func TestResolveUpdateEndToEnd(t *testing.T) {
 	if err != nil || c.State != store.AMLCaseResolved || c.Resolution.Reviewer != "officer@example.com" || c.Resolution.Identity != answer.Identity {
 		t.Fatalf("the case after the resolve: %+v, %v", c, err)
 	}
+	s.saveHistory(caseID, "aml-case-resolve-update.json")
 }
