@@ -110,10 +110,7 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 	}
 	ui := "http://" + dev.UIAddress()
 
-	addr := s.sink.Addr
-	if err := s.sink.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := s.mailDown()
 	session := simulator.NewUUID()
 	s.deliver(delivery(t, "status-updated-approved.json", session))
 	id := contract.SessionWorkflowID(session)
@@ -262,16 +259,12 @@ func step(t *testing.T, ctx context.Context, dir, name string, actions ...chrome
 	}
 }
 
-// clickVisible clicks, with the mouse, the first element matching css that
-// is displayed and, unless text is empty, whose text is text: the UI
-// renders some controls twice, one for each layout, and hides one.
-func clickVisible(css, text string) chromedp.Action[chromedp.Void] {
-	return clickUntil(css, text, "true")
-}
-
-// clickUntil clicks as clickVisible does until the JavaScript condition
-// holds, clicking again if it does not within a few seconds: a page still
-// loading its scripts, or a menu still opening, can swallow a click.
+// clickUntil clicks, with the mouse, the first element matching css that
+// is displayed and, unless text is empty, whose text is text (the UI
+// renders some controls twice, one for each layout, and hides one), until
+// the JavaScript condition holds, clicking again if it does not within a
+// few seconds: a page still loading its scripts, or a menu still opening,
+// can swallow a click.
 func clickUntil(css, text, condition string) chromedp.Action[chromedp.Void] {
 	mark := fmt.Sprintf(`(() => {
 		const shown = e => e.checkVisibility({opacityProperty: true, visibilityProperty: true});
@@ -295,12 +288,6 @@ func clickUntil(css, text, condition string) chromedp.Action[chromedp.Void] {
 		}
 		return chromedp.Void{}, fmt.Errorf("clicked %s %q, and still not %s: %w", css, text, condition, err)
 	}
-}
-
-// pageGone waits until no element matching css is displayed.
-func pageGone(css string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`![...document.querySelectorAll(%q)].some(e => e.getClientRects().length > 0)`, css),
-		chromedp.WithPollingTimeout(30*time.Second))
 }
 
 // pageShows waits until the page's text holds text.

@@ -30,10 +30,11 @@ func (s *stack) historyLength(workflowID string) int64 {
 	s.t.Helper()
 	var n int64
 	s.waitFor("the workflow to be quiet", func() bool {
-		d, err := s.temporal.DescribeWorkflowExecution(context.Background(), workflowID, "")
+		desc, err := s.temporal.DescribeWorkflow(context.Background(), workflowID, "")
 		if err != nil {
 			s.t.Fatal(err)
 		}
+		d := desc.RawResponse
 		n = d.GetWorkflowExecutionInfo().GetHistoryLength()
 		return len(d.GetPendingActivities()) == 0 && d.GetPendingWorkflowTask() == nil
 	})
@@ -63,6 +64,50 @@ func (s *stack) updateAnswers(workflowID string) []contract.ActionResult {
 		out = append(out, r)
 	}
 	return out
+}
+
+// mailDown stops the stack's mail server and returns its address, to start
+// it again on (smtptest.Start).
+func (s *stack) mailDown() string {
+	s.t.Helper()
+	addr := s.sink.Addr
+	if err := s.sink.Close(); err != nil {
+		s.t.Fatal(err)
+	}
+	return addr
+}
+
+// parked waits until one step of the session workflow is parked and
+// returns its state.
+func (s *stack) parked(workflowID string) workflows.SessionState {
+	s.t.Helper()
+	var state workflows.SessionState
+	s.waitFor("the step to park", func() bool {
+		v, err := s.temporal.QueryWorkflow(context.Background(), workflowID, "", contract.StateQuery)
+		return err == nil && v.Get(&state) == nil && len(state.Parked) == 1
+	})
+	return state
+}
+
+// codecCLI returns the temporal CLI and the URL of a codec server with the
+// stack's keys, for the CLI's --codec-endpoint as operators use it.
+func codecCLI(t *testing.T) (cli, codecURL string) {
+	t.Helper()
+	cfg, err := config.ReadCodecServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := codecserver.New(cfg, launch.Codec(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec := httptest.NewServer(h)
+	t.Cleanup(codec.Close)
+	cli, err = launch.TemporalCLI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli, codec.URL
 }
 
 // operatorClient is a client with the payload keys whose Temporal identity
@@ -106,18 +151,11 @@ func refusedWith(t *testing.T, what string, err error, want string) {
 // once, and the decision keeps the client's identity beside the operator.
 func TestOperatorUpdatesEndToEnd(t *testing.T) {
 	s := newStack(t, func(s *stack) { s.stepBudget = "3s" })
-	addr := s.sink.Addr
-	if err := s.sink.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := s.mailDown()
 	session := simulator.NewUUID()
 	s.deliver(delivery(t, "status-updated-approved.json", session))
 	id := contract.SessionWorkflowID(session)
-	var state workflows.SessionState
-	s.waitFor("the notice to park", func() bool {
-		v, err := s.temporal.QueryWorkflow(context.Background(), id, "", contract.StateQuery)
-		return err == nil && v.Get(&state) == nil && len(state.Parked) == 1
-	})
+	state := s.parked(id)
 	ops := s.operatorClient("ops-console@e2e")
 
 	before := s.historyLength(id)
@@ -149,8 +187,12 @@ func TestOperatorUpdatesEndToEnd(t *testing.T) {
 		t.Fatalf("%d mails after the retry, want the approval once", n)
 	}
 	v, err := s.temporal.QueryWorkflow(context.Background(), id, "", contract.StateQuery)
+	state = workflows.SessionState{}
 	if err != nil || v.Get(&state) != nil {
 		t.Fatalf("query the completed session: %v", err)
+	}
+	if len(state.Parked) != 0 {
+		t.Fatalf("still parked: %+v", state.Parked)
 	}
 	if len(state.Decisions) != 1 || state.Decisions[0].Identity != "ops-console@e2e" || state.Decisions[0].Operator != "ops@example.com" {
 		t.Fatalf("decisions = %+v, want the retry with the client's identity", state.Decisions)
@@ -171,23 +213,10 @@ func TestResolveUpdateEndToEnd(t *testing.T) {
 	caseID := contract.AMLCaseWorkflowID(session)
 	s.waitFor("the AML case to be open", func() bool { return s.sent(session, "compliance:opened:email") })
 
-	cfg, err := config.ReadCodecServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := codecserver.New(cfg, launch.Codec(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec := httptest.NewServer(h)
-	t.Cleanup(codec.Close)
-	cli, err := launch.TemporalCLI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, codec := codecCLI(t)
 	resolve := func(input string) (string, error) {
 		out, err := exec.Command(cli, "workflow", "update", "execute", "--address", s.address, "--workflow-id", caseID,
-			"--name", contract.ResolveSignal, "--codec-endpoint", codec.URL, "--output", "json",
+			"--name", contract.ResolveSignal, "--codec-endpoint", codec, "--output", "json",
 			"--input", input).CombinedOutput()
 		return string(out), err
 	}
