@@ -191,7 +191,8 @@ type runningKey struct{}
 // ValidateUpdate refuses an Update that came without payload, as
 // HandleSignal drops such a signal, but for retry. Its arguments are decoded
 // by then: an argument absent from the request decodes to its zero value,
-// which no encrypted payload of diditflow's Updates (JSON objects) does.
+// which no encrypted payload of diditflow's Updates (JSON objects) does. An
+// Update that takes no argument at all is refused too (diditflow has none).
 func (i *inbound) ValidateUpdate(ctx workflow.Context, in *interceptor.UpdateInput) error {
 	if in.Name != contract.RetrySignal && bare(in.Args) {
 		name := in.Name
