@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 
@@ -42,10 +41,11 @@ const maxRejected = 50
 
 // AMLCase is a compliance case for a session's AML hits: it records the
 // case, notifies compliance, then waits for a contract.ResolveSignal or the
-// resolve Update, re-notifying every reminder interval and adding the
-// escalation contact after AMLEscalateAfter reminders. It returns the resolution. A case that waits
-// long enough to grow its history (a reminder a day for months) continues
-// as new between two reminders, carrying its state (in.State).
+// resolve Update (operator.go), re-notifying every reminder interval and
+// adding the escalation contact after AMLEscalateAfter reminders. It returns
+// the resolution. A case that waits long enough to grow its history (a
+// reminder a day for months) continues as new between two reminders,
+// carrying its state (in.State).
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
@@ -133,63 +133,6 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 		return res, nil
 	}
-}
-
-// resolveUpdate is an AML case's resolve Update. Its validator refuses what
-// a resolve signal would have listed under rejected, and any resolution
-// once the case has one; an accepted resolution goes to the case's loop
-// (accepted) as a signal's does, and the Update answers once the loop took
-// it.
-type resolveUpdate struct {
-	accepted workflow.Channel
-	// taken is set once the loop took a valid resolution, from a signal or
-	// the Update; byUpdate once it took the Update's.
-	taken, byUpdate bool
-}
-
-func (w *Workflows) setResolveUpdate(ctx workflow.Context, c activities.AMLCase) (*resolveUpdate, error) {
-	u := &resolveUpdate{accepted: workflow.NewBufferedChannel(ctx, 1)}
-	handle := func(ctx workflow.Context, raw json.RawMessage) (contract.ResolveResult, error) {
-		res, _ := updateResolution(raw)
-		res.Source, res.Identity = contract.FromDiditflow, w.callerIdentity(ctx)
-		u.accepted.SendAsync(res)
-		_ = workflow.Await(ctx, func() bool { return u.taken })
-		if !u.byUpdate {
-			return contract.ResolveResult{}, errors.New("a resolve signal resolved the case first")
-		}
-		hits := make(map[string]contract.Outcome, len(c.Hits))
-		for _, h := range c.Hits {
-			hits[h.ID] = res.HitOutcome(h.ID)
-		}
-		return contract.ResolveResult{CaseID: c.ID(), Hits: hits, Outcome: res.Outcome, Reviewer: res.Reviewer, Identity: res.Identity}, nil
-	}
-	validate := func(raw json.RawMessage) error {
-		res, err := updateResolution(raw)
-		if err != nil {
-			return err
-		}
-		if reason := invalidResolution(res, c); reason != "" {
-			return refusal("%s", reason)
-		}
-		if u.taken || u.accepted.Len() > 0 {
-			return refusal("the case is already resolved")
-		}
-		return nil
-	}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.ResolveSignal, handle, workflow.UpdateHandlerOptions{Validator: validate})
-	return u, err
-}
-
-// updateResolution reads the input of a resolve Update.
-func updateResolution(raw json.RawMessage) (contract.Resolution, error) {
-	var res contract.Resolution
-	if len(raw) == 0 || string(raw) == "null" {
-		return res, refusal(`input required: {"outcome":"false_positive","reviewer":"you@example.com","note":"why"}, with "hits" for outcomes of single hits`)
-	}
-	if err := decodeStrictJSON(raw, &res); err != nil {
-		return res, refusal(`input is not {"outcome","reviewer","note","hits"}: %v`, err)
-	}
-	return res, nil
 }
 
 // caseResolution is a resolution as the business's hooks are told it: each

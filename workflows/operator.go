@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
@@ -137,4 +139,61 @@ func operatorAction(raw json.RawMessage) (contract.OperatorAction, error) {
 // stays readable (codec.FailureConverter): it quotes no personal data.
 func refusal(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType, nil)
+}
+
+// resolveUpdate is an AML case's resolve Update. Its validator refuses what
+// a resolve signal would have listed under rejected, and any resolution
+// once the case has one; an accepted resolution goes to the case's loop
+// (accepted) as a signal's does, and the Update answers once the loop took
+// it.
+type resolveUpdate struct {
+	accepted workflow.Channel
+	// taken is set once the loop took a valid resolution, from a signal or
+	// the Update; byUpdate once it took the Update's.
+	taken, byUpdate bool
+}
+
+func (w *Workflows) setResolveUpdate(ctx workflow.Context, c activities.AMLCase) (*resolveUpdate, error) {
+	u := &resolveUpdate{accepted: workflow.NewBufferedChannel(ctx, 1)}
+	handle := func(ctx workflow.Context, raw json.RawMessage) (contract.ResolveResult, error) {
+		res, _ := updateResolution(raw)
+		res.Source, res.Identity = contract.FromDiditflow, w.callerIdentity(ctx)
+		u.accepted.SendAsync(res)
+		_ = workflow.Await(ctx, func() bool { return u.taken })
+		if !u.byUpdate {
+			return contract.ResolveResult{}, errors.New("a resolve signal resolved the case first")
+		}
+		hits := make(map[string]contract.Outcome, len(c.Hits))
+		for _, h := range c.Hits {
+			hits[h.ID] = res.HitOutcome(h.ID)
+		}
+		return contract.ResolveResult{CaseID: c.ID(), Hits: hits, Outcome: res.Outcome, Reviewer: res.Reviewer, Identity: res.Identity}, nil
+	}
+	validate := func(raw json.RawMessage) error {
+		res, err := updateResolution(raw)
+		if err != nil {
+			return err
+		}
+		if reason := invalidResolution(res, c); reason != "" {
+			return refusal("%s", reason)
+		}
+		if u.taken || u.accepted.Len() > 0 {
+			return refusal("the case is already resolved")
+		}
+		return nil
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.ResolveSignal, handle, workflow.UpdateHandlerOptions{Validator: validate})
+	return u, err
+}
+
+// updateResolution reads the input of a resolve Update.
+func updateResolution(raw json.RawMessage) (contract.Resolution, error) {
+	var res contract.Resolution
+	if len(raw) == 0 || string(raw) == "null" {
+		return res, refusal(`input required: {"outcome":"false_positive","reviewer":"you@example.com","note":"why"}, with "hits" for outcomes of single hits`)
+	}
+	if err := decodeStrictJSON(raw, &res); err != nil {
+		return res, refusal(`input is not {"outcome","reviewer","note","hits"}: %v`, err)
+	}
+	return res, nil
 }
