@@ -41,14 +41,14 @@ type CaseState struct {
 const maxRejected = 50
 
 // AMLCase is a compliance case for a session's AML hits: it records the
-// case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
-// every reminder interval and adding the escalation contact after
-// AMLEscalateAfter reminders. Reviews in Didit's console reach it from its
-// session (contract.HitReviewsSignal): once every hit has a final review
-// status there, it is resolved from Didit's console instead. It returns the
-// resolution. A case that waits long enough to grow its history (a reminder
-// a day for months) continues as new between two reminders, carrying its
-// state (in.State).
+// case, notifies compliance, then waits for a contract.ResolveSignal or the
+// resolve Update (operator.go), re-notifying every reminder interval and
+// adding the escalation contact after AMLEscalateAfter reminders. Reviews
+// in Didit's console reach it from its session (contract.HitReviewsSignal):
+// once every hit has a final review status there, it is resolved from
+// Didit's console instead. It returns the resolution. A case that waits
+// long enough to grow its history (a reminder a day for months) continues
+// as new between two reminders, carrying its state (in.State).
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
 	settings := w.settings(ctx)
 	state := &CaseState{Case: in.Case}
@@ -74,6 +74,13 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
 		return contract.Resolution{}, err
 	}
+	update, err := w.setResolveUpdate(ctx, in.Case)
+	if err != nil {
+		return contract.Resolution{}, err
+	}
+	if err := w.setOperatorUpdates(ctx, st, fl); err != nil {
+		return contract.Resolution{}, err
+	}
 	logger := workflow.GetLogger(ctx)
 
 	var result activities.NoticeResult
@@ -91,18 +98,22 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		takeReviews(ctx, st, state, reviews)
 		if reviewedInDidit(state.Case) {
 			res := consoleResolution(state.Case)
+			update.taken = true
 			resolveCase(ctx, st, settings, state, res)
 			reportLateReviews(ctx, st, state, reviews)
+			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 			return res, nil
 		}
 		// Between two waits no step runs; with no signal waiting to be
-		// taken in and no flag being written, nothing is cut short or lost.
-		if historyIsLong(ctx) && resolve.Len() == 0 && reviews.Len() == 0 && !st.answersPending() && !fl.writing() {
+		// taken in, no flag being written and no Update's handler running,
+		// nothing is cut short or lost.
+		if historyIsLong(ctx) && resolve.Len() == 0 && reviews.Len() == 0 && !st.answersPending() && !fl.writing() &&
+			workflow.AllHandlersFinished(ctx) {
 			logger.Info("AML case continues as new", "reminders", state.Reminders, "runs", state.Runs+1)
 			return contract.Resolution{}, workflow.NewContinueAsNewError(ctx, contract.AMLCaseWorkflowType,
 				AMLCaseInput{Case: in.Case, State: state})
 		}
-		res, ok := awaitResolution(ctx, resolve, reviews, nextReminder.Sub(workflow.Now(ctx)))
+		res, ok := awaitResolution(ctx, resolve, reviews, update, nextReminder.Sub(workflow.Now(ctx)))
 		if !ok && reviews.Len() > 0 {
 			continue
 		}
@@ -128,9 +139,11 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			logger.Warn("resolve signal ignored", "reason", reason)
 			continue
 		}
-		res.Source = contract.FromDiditflow
+		update.taken = true
 		resolveCase(ctx, st, settings, state, res)
 		reportLateReviews(ctx, st, state, reviews)
+		// An acknowledge still writing its flag answers before the case ends.
+		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 		return res, nil
 	}
 }
@@ -177,28 +190,32 @@ func syncCaseFlags(ctx workflow.Context, c activities.AMLCase, needs bool, reaso
 	_ = workflow.ExecuteActivity(flagActivityOptions(ctx), acts.FlagAMLCase, in).Get(ctx, nil)
 }
 
-// awaitResolution waits for a resolve signal until the next reminder is due;
-// ok is false when it is due first, or hit reviews arrived (left in their
-// channel for takeReviews).
-func awaitResolution(ctx workflow.Context, resolve, reviews workflow.ReceiveChannel, untilReminder time.Duration) (contract.Resolution, bool) {
+// awaitResolution waits for a resolve signal, or a resolve Update's
+// resolution, until the next reminder is due; ok is false when it is due
+// first, or hit reviews arrived (left in their channel for takeReviews).
+func awaitResolution(ctx workflow.Context, resolve, reviews workflow.ReceiveChannel, update *resolveUpdate,
+	untilReminder time.Duration) (contract.Resolution, bool) {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	var raw json.RawMessage
+	var res contract.Resolution
 	got := false
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(resolve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); got = true })
+	sel.AddReceive(update.accepted, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &res); got, update.byUpdate = true, true })
 	sel.AddReceive(reviews, func(workflow.ReceiveChannel, bool) {})
 	sel.AddFuture(workflow.NewTimer(timerCtx, max(untilReminder, 0)), func(workflow.Future) {})
 	sel.Select(ctx)
-	if !got {
-		return contract.Resolution{}, false
+	if !got || update.byUpdate {
+		return res, got
 	}
 	// Decoded here rather than by the SDK, which would drop a malformed
 	// signal with only a log line; this way it lands in Rejected.
-	var res contract.Resolution
 	if err := decodeJSON(raw, &res); err != nil {
 		res = contract.Resolution{Outcome: contract.Outcome("malformed input: " + err.Error())}
 	}
+	// Where it was decided is the case's to say, never the sender's.
+	res.Source, res.Identity = contract.FromDiditflow, ""
 	return res, true
 }
 

@@ -39,6 +39,9 @@ type Resolution struct {
 	Outcome contract.Outcome
 	// Reviewer identifies the compliance officer, not the user.
 	Reviewer string
+	// Identity is the Temporal identity of the client that sent the resolve
+	// Update (empty for a signal).
+	Identity string
 	Note     string
 	// ResolvedAt is when the case was resolved; zero means now.
 	ResolvedAt time.Time
@@ -101,7 +104,7 @@ func (s *Store) OpenAMLCase(ctx context.Context, c AMLCase) (created bool, err e
 }
 
 const amlCaseColumns = `case_id, session_id, follow_up_of, state, opened_at, hits, reminders_sent, escalated,
-		       resolution, reviewer, note, resolved_at, needs_attention, attention, source`
+		       resolution, reviewer, reviewer_identity, note, resolved_at, needs_attention, attention, source`
 
 func scanAMLCase(row scanner) (AMLCase, error) {
 	var (
@@ -110,12 +113,13 @@ func scanAMLCase(row scanner) (AMLCase, error) {
 		hits       string
 		outcome    sql.NullString
 		reviewer   string
+		identity   string
 		note       string
 		resolvedAt sql.NullInt64
 		source     string
 	)
 	if err := row.Scan(&c.CaseID, &c.SessionID, &c.FollowUpOf, &c.State, &openedAt, &hits, &c.RemindersSent, &c.Escalated,
-		&outcome, &reviewer, &note, &resolvedAt, &c.NeedsAttention, &c.Attention, &source); err != nil {
+		&outcome, &reviewer, &identity, &note, &resolvedAt, &c.NeedsAttention, &c.Attention, &source); err != nil {
 		return AMLCase{}, err
 	}
 	if err := json.Unmarshal([]byte(hits), &c.Hits); err != nil {
@@ -126,6 +130,7 @@ func scanAMLCase(row scanner) (AMLCase, error) {
 		c.Resolution = &Resolution{
 			Outcome:    contract.Outcome(outcome.String),
 			Reviewer:   reviewer,
+			Identity:   identity,
 			Note:       note,
 			ResolvedAt: fromNullUnix(resolvedAt),
 			Source:     contract.Source(source),
@@ -169,7 +174,7 @@ func (s *Store) RecordAMLReminder(ctx context.Context, caseID string, reminder i
 }
 
 // ResolveAMLCase closes an open case with res. Resolving a resolved case with
-// the same outcome is a no-op that keeps the first reviewer, note and time;
+// the same outcome is a no-op that keeps the first reviewer, identity, note and time;
 // another outcome returns ErrConflict, because a verdict is only changed by
 // a person, not by a retry. reviews, if any, become the hits' review
 // statuses, whatever they were: a resolution from diditflow gives each hit
@@ -195,9 +200,9 @@ func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolutio
 			return err
 		}
 		return s.transition(ctx, tx, string(res.Outcome),
-			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?, source = ?, hits = ?
+			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, reviewer_identity = ?, note = ?, resolved_at = ?, source = ?, hits = ?
 			WHERE case_id = ? AND state = 'open'`,
-			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), string(res.Source), string(hitsJSON), caseID},
+			[]any{string(res.Outcome), res.Reviewer, res.Identity, res.Note, s.unixOrNow(res.ResolvedAt), string(res.Source), string(hitsJSON), caseID},
 			`SELECT resolution FROM aml_cases WHERE case_id = ?`, caseID)
 	})
 	if err != nil {
