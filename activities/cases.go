@@ -37,7 +37,7 @@ func (a *Activities) RecordAMLReminder(ctx context.Context, in ReminderInput) er
 func (a *Activities) ResolveAMLCase(ctx context.Context, in ResolveInput) error {
 	id := AMLCase{CaseID: in.CaseID, SessionID: in.SessionID}.ID()
 	err := a.Store.ResolveAMLCase(ctx, id, store.Resolution{
-		Outcome: in.Resolution.Outcome, Reviewer: in.Resolution.Reviewer,
+		Outcome: in.Resolution.Outcome, Reviewer: in.Resolution.Reviewer, Identity: in.Resolution.Identity,
 		Note: in.Resolution.Note, ResolvedAt: a.now(),
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
+	"github.com/diditflow/diditflow/internal/caller"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/notice"
@@ -87,15 +88,16 @@ func run() error {
 	defer tracing.Close(log)
 	metrics, metricsHandler := workerapp.NewMetrics(log)
 	defer metrics.Close()
+	callers := caller.New(caller.DefaultSize)
 	tc, err := temporalclient.Dial(ctx, log, cfg.Encryption, temporalclient.Worker{
-		Metrics: metricsHandler, Registry: metrics.Registry, AcceptPlaintext: cfg.AcceptPlaintext,
+		Metrics: metricsHandler, Registry: metrics.Registry, AcceptPlaintext: cfg.AcceptPlaintext, Callers: callers,
 	}, tracing.Interceptors...)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	w, err := workerapp.New(ctx, tc, cfg, log, metrics)
+	w, err := workerapp.New(ctx, tc, cfg, log, metrics, callers)
 	if err != nil {
 		return err
 	}

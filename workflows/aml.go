@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -40,9 +41,9 @@ type CaseState struct {
 const maxRejected = 50
 
 // AMLCase is a compliance case for a session's AML hits: it records the
-// case, notifies compliance, then waits for a contract.ResolveSignal, re-notifying
-// every reminder interval and adding the escalation contact after
-// AMLEscalateAfter reminders. It returns the resolution. A case that waits
+// case, notifies compliance, then waits for a contract.ResolveSignal or the
+// resolve Update, re-notifying every reminder interval and adding the
+// escalation contact after AMLEscalateAfter reminders. It returns the resolution. A case that waits
 // long enough to grow its history (a reminder a day for months) continues
 // as new between two reminders, carrying its state (in.State).
 func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Resolution, error) {
@@ -70,6 +71,13 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
 		return contract.Resolution{}, err
 	}
+	update, err := w.setResolveUpdate(ctx, in.Case)
+	if err != nil {
+		return contract.Resolution{}, err
+	}
+	if err := w.setOperatorUpdates(ctx, st, fl); err != nil {
+		return contract.Resolution{}, err
+	}
 	logger := workflow.GetLogger(ctx)
 
 	var result activities.NoticeResult
@@ -83,13 +91,14 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	resolve := workflow.GetSignalChannel(ctx, contract.ResolveSignal)
 	for {
 		// Between two waits no step runs; with no signal waiting to be
-		// taken in and no flag being written, nothing is cut short or lost.
-		if historyIsLong(ctx) && resolve.Len() == 0 && !st.answersPending() && !fl.writing() {
+		// taken in, no flag being written and no Update's handler running,
+		// nothing is cut short or lost.
+		if historyIsLong(ctx) && resolve.Len() == 0 && !st.answersPending() && !fl.writing() && workflow.AllHandlersFinished(ctx) {
 			logger.Info("AML case continues as new", "reminders", state.Reminders, "runs", state.Runs+1)
 			return contract.Resolution{}, workflow.NewContinueAsNewError(ctx, contract.AMLCaseWorkflowType,
 				AMLCaseInput{Case: in.Case, State: state})
 		}
-		res, ok := awaitResolution(ctx, resolve, settings)
+		res, ok := awaitResolution(ctx, resolve, update, settings)
 		if !ok {
 			state.Reminders++
 			state.Escalated = state.Escalated || state.Reminders >= settings.AMLEscalateAfter
@@ -110,6 +119,7 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			logger.Warn("resolve signal ignored", "reason", reason)
 			continue
 		}
+		update.taken = true
 		st.run(ctx, "record resolution", acts.ResolveAMLCase,
 			activities.ResolveInput{SessionID: in.Case.SessionID, CaseID: in.Case.CaseID, Resolution: res}, nil)
 		state.Resolution = &res
@@ -119,8 +129,67 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			st.run(ctx, "start hooks", kycActs.StartCaseHooks, hooks, nil)
 		}
 		state.ReviewsWritten = writeReviews(ctx, st, settings, in.Case, res)
+		// An acknowledge still writing its flag answers before the case ends.
+		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 		return res, nil
 	}
+}
+
+// resolveUpdate is an AML case's resolve Update. Its validator refuses what
+// a resolve signal would have listed under rejected, and any resolution
+// once the case has one; an accepted resolution goes to the case's loop
+// (accepted) as a signal's does, and the Update answers once the loop took
+// it.
+type resolveUpdate struct {
+	accepted workflow.Channel
+	// taken is set once the loop took a valid resolution, from a signal or
+	// the Update; byUpdate once it took the Update's.
+	taken, byUpdate bool
+}
+
+func (w *Workflows) setResolveUpdate(ctx workflow.Context, c activities.AMLCase) (*resolveUpdate, error) {
+	u := &resolveUpdate{accepted: workflow.NewBufferedChannel(ctx, 1)}
+	handle := func(ctx workflow.Context, raw json.RawMessage) (contract.ResolveResult, error) {
+		res, _ := updateResolution(raw)
+		res.Source, res.Identity = contract.FromDiditflow, w.callerIdentity(ctx)
+		u.accepted.SendAsync(res)
+		_ = workflow.Await(ctx, func() bool { return u.taken })
+		if !u.byUpdate {
+			return contract.ResolveResult{}, errors.New("a resolve signal resolved the case first")
+		}
+		hits := make(map[string]contract.Outcome, len(c.Hits))
+		for _, h := range c.Hits {
+			hits[h.ID] = res.HitOutcome(h.ID)
+		}
+		return contract.ResolveResult{CaseID: c.ID(), Hits: hits, Outcome: res.Outcome, Reviewer: res.Reviewer, Identity: res.Identity}, nil
+	}
+	validate := func(raw json.RawMessage) error {
+		res, err := updateResolution(raw)
+		if err != nil {
+			return err
+		}
+		if reason := invalidResolution(res, c); reason != "" {
+			return refusal("%s", reason)
+		}
+		if u.taken || u.accepted.Len() > 0 {
+			return refusal("the case is already resolved")
+		}
+		return nil
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.ResolveSignal, handle, workflow.UpdateHandlerOptions{Validator: validate})
+	return u, err
+}
+
+// updateResolution reads the input of a resolve Update.
+func updateResolution(raw json.RawMessage) (contract.Resolution, error) {
+	var res contract.Resolution
+	if len(raw) == 0 || string(raw) == "null" {
+		return res, refusal(`input required: {"outcome":"false_positive","reviewer":"you@example.com","note":"why"}, with "hits" for outcomes of single hits`)
+	}
+	if err := decodeStrictJSON(raw, &res); err != nil {
+		return res, refusal(`input is not {"outcome","reviewer","note","hits"}: %v`, err)
+	}
+	return res, nil
 }
 
 // caseResolution is a resolution as the business's hooks are told it: each
@@ -141,26 +210,30 @@ func syncCaseFlags(ctx workflow.Context, c activities.AMLCase, needs bool, reaso
 	_ = workflow.ExecuteActivity(flagActivityOptions(ctx), acts.FlagAMLCase, in).Get(ctx, nil)
 }
 
-// awaitResolution waits for a resolve signal for one reminder interval; ok
-// is false when the interval passed first.
-func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, settings Settings) (contract.Resolution, bool) {
+// awaitResolution waits for a resolve signal, or a resolve Update's
+// resolution, for one reminder interval; ok is false when the interval
+// passed first.
+func awaitResolution(ctx workflow.Context, resolve workflow.ReceiveChannel, update *resolveUpdate, settings Settings) (contract.Resolution, bool) {
 	timerCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	var raw json.RawMessage
+	var res contract.Resolution
 	got := false
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(resolve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); got = true })
+	sel.AddReceive(update.accepted, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &res); got, update.byUpdate = true, true })
 	sel.AddFuture(workflow.NewTimer(timerCtx, settings.AMLReminderInterval), func(workflow.Future) {})
 	sel.Select(ctx)
-	if !got {
-		return contract.Resolution{}, false
+	if !got || update.byUpdate {
+		return res, got
 	}
 	// Decoded here rather than by the SDK, which would drop a malformed
 	// signal with only a log line; this way it lands in Rejected.
-	var res contract.Resolution
 	if err := decodeJSON(raw, &res); err != nil {
 		res = contract.Resolution{Outcome: contract.Outcome("malformed input: " + err.Error())}
 	}
+	// Where it was decided is the case's to say, never the sender's.
+	res.Source, res.Identity = contract.FromDiditflow, ""
 	return res, true
 }
 

@@ -13,7 +13,9 @@
 package workflows
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 )
 
 // decodeJSON decodes raw into v, as the SDK's data converter would, for the
@@ -22,4 +24,23 @@ func decodeJSON(raw json.RawMessage, v any) error {
 	// See "Determinism" in the package comment.
 	//workflowcheck:ignore
 	return json.Unmarshal(raw, v)
+}
+
+// decodeStrictJSON decodes raw, one JSON value, into v and refuses a field v
+// does not have: an Update's input, which can be refused, is read as the
+// caller meant it or not at all (a misspelt "step" would otherwise release
+// every parked step).
+func decodeStrictJSON(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	// See "Determinism" in the package comment.
+	//workflowcheck:ignore
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	//workflowcheck:ignore
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
 }

@@ -119,28 +119,43 @@ func (f *flags) acknowledge(ctx workflow.Context, raw json.RawMessage) {
 			return
 		}
 	}
+	if len(f.clear(ctx, action, "")) == 0 {
+		logger.Warn("acknowledge ignored: no matching flag", "flag", action.Flag)
+	}
+}
+
+// matches reports whether an acknowledgement naming flag (a kind, an ID,
+// or empty for every flag) clears fl.
+func (fl Flag) matches(flag string) bool {
+	return flag == "" || flag == fl.Kind || flag == strconv.Itoa(fl.ID)
+}
+
+// clear clears the flags action names, records the operator's answer with
+// the caller's Temporal identity (empty for a signal), writes the change
+// and returns the kinds of the flags cleared, one per flag.
+func (f *flags) clear(ctx workflow.Context, action contract.OperatorAction, identity string) []string {
 	var kept []Flag
-	cleared := 0
+	var cleared []string
 	for _, fl := range *f.list {
-		if action.Flag != "" && action.Flag != fl.Kind && action.Flag != strconv.Itoa(fl.ID) {
+		if !fl.matches(action.Flag) {
 			kept = append(kept, fl)
 			continue
 		}
-		cleared++
+		cleared = append(cleared, fl.Kind)
 		*f.decisions = append(*f.decisions, OperatorDecision{
 			Step: fl.Kind + ": " + fl.Reason, Action: contract.AcknowledgeSignal,
-			Operator: action.Operator, Note: action.Note, At: workflow.Now(ctx),
+			Operator: action.Operator, Identity: identity, Note: action.Note, At: workflow.Now(ctx),
 		})
 		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": fl.Kind}).Counter("diditflow_flags_cleared").Inc(1)
 	}
-	if cleared == 0 {
-		logger.Warn("acknowledge ignored: no matching flag", "flag", action.Flag)
-		return
+	if len(cleared) == 0 {
+		return nil
 	}
 	*f.list = kept
 	if len(*f.decisions) > maxDecisions {
 		*f.decisions = (*f.decisions)[len(*f.decisions)-maxDecisions:]
 	}
-	logger.Info("flags acknowledged", "cleared", cleared, "flag", action.Flag)
+	workflow.GetLogger(ctx).Info("flags acknowledged", "cleared", len(cleared), "flag", action.Flag)
 	f.changed(ctx)
+	return cleared
 }

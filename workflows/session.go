@@ -96,6 +96,9 @@ type HandledEvent struct {
 // settings.
 type Workflows struct {
 	Settings Settings
+	// Callers, if not nil, tells who sent an operator's Update (see
+	// Callers); without it the identity recorded is empty.
+	Callers Callers
 }
 
 // settings returns the worker's settings as recorded in this run's history,
@@ -148,6 +151,9 @@ type session struct {
 func (w *Workflows) VerificationSession(ctx workflow.Context, in SessionInput) error {
 	s := newSession(ctx, w.settings(ctx), in.SessionID, in.State)
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (SessionState, error) { return *s.state, nil }); err != nil {
+		return err
+	}
+	if err := w.setOperatorUpdates(ctx, s.steps, s.flags); err != nil {
 		return err
 	}
 	s.upsertSearchAttributes()
@@ -212,14 +218,16 @@ func historyIsLong(ctx workflow.Context) bool {
 // canContinueAsNew reports whether continuing as new now would cut nothing
 // short: no effect is running an activity (the queue is empty, or its first
 // effect is parked for an operator, and carries over parked), no flag is
-// being written to the record, and no operator's signal or answer, nor a
-// subscription, waits. Only the effects' coroutine parks while the run loop
+// being written to the record, no operator's signal or answer, nor a
+// subscription, waits, and no Update's handler runs (its caller would get
+// no answer). Only the effects' coroutine parks while the run loop
 // waits, so a parked step is the first effect's. An announcement under way
 // is cut short, and made again by the next run: a subscriber drops what it
 // was told twice, and Temporal refuses a hook's second start.
 func (s *session) canContinueAsNew() bool {
 	effectsSettled := len(s.state.Effects) == 0 || len(s.state.Parked) > 0
-	return effectsSettled && !s.flags.writing() && !s.steps.answersPending() && !s.subs.waiting()
+	return effectsSettled && !s.flags.writing() && !s.steps.answersPending() && !s.subs.waiting() &&
+		workflow.AllHandlersFinished(s.ctx)
 }
 
 // canCarry reports whether the events not handled yet are few enough to
@@ -231,9 +239,10 @@ func (s *session) canCarry(pending []contract.SessionEvent) bool {
 }
 
 // canComplete reports whether the run may end once the idle window passes
-// without an event: no subscriber waits for it, and it is settled.
+// without an event: no subscriber waits for it, it is settled, and no
+// Update's handler runs.
 func (s *session) canComplete() bool {
-	return s.settled() && !s.waitedFor()
+	return s.settled() && !s.waitedFor() && workflow.AllHandlersFinished(s.ctx)
 }
 
 // settled reports whether nothing but subscribers keeps the run open: the

@@ -110,7 +110,7 @@ func newHarness(t *testing.T, mutate func(*Settings)) *harness {
 	var suite testsuite.WorkflowTestSuite
 	h.env = suite.NewTestWorkflowEnvironment()
 	h.env.SetTestTimeout(time.Minute)
-	(&Workflows{Settings: settings}).Register(h.env)
+	(&Workflows{Settings: settings, Callers: testCallers{}}).Register(h.env)
 	h.env.RegisterActivity(h.acts)
 	h.temporal = newFakeTemporal()
 	h.kyc = &activities.KYC{Store: st, Temporal: h.temporal, TaskQueue: "diditflow"}

@@ -28,9 +28,13 @@ type ParkedStep struct {
 
 // OperatorDecision is an operator's answer to a parked step, kept in state.
 type OperatorDecision struct {
-	Step     string    `json:"step"`
-	Action   string    `json:"action"`
-	Operator string    `json:"operator,omitempty"`
+	Step     string `json:"step"`
+	Action   string `json:"action"`
+	Operator string `json:"operator,omitempty"`
+	// Identity is the Temporal identity of the client that sent the
+	// Update (empty for a signal): the tool or login the operator used,
+	// beside the name the operator gave.
+	Identity string    `json:"identity,omitempty"`
 	Note     string    `json:"note,omitempty"`
 	At       time.Time `json:"at"`
 }
@@ -121,26 +125,40 @@ func (s *steps) answer(ctx workflow.Context, signal string, raw json.RawMessage)
 			return
 		}
 	}
-	released := 0
-	for _, p := range *s.parked {
-		if action.Step != "" && action.Step != p.Step {
-			continue
-		}
-		if _, answered := s.answers[p.ID]; answered {
-			continue
-		}
-		s.answers[p.ID] = signal
-		*s.decisions = append(*s.decisions, OperatorDecision{
-			Step: p.Step, Action: signal, Operator: action.Operator, Note: action.Note, At: workflow.Now(ctx),
-		})
-		released++
-	}
-	if released == 0 {
+	if len(s.release(ctx, signal, action, "")) == 0 {
 		logger.Warn("operator signal ignored: no matching step is parked", "signal", signal, "step", action.Step)
+	}
+}
+
+// releasable lists the parked steps an operator's retry or skip naming
+// step releases: the one of that name, or every one when step is empty,
+// that has no answer yet.
+func (s *steps) releasable(step string) []ParkedStep {
+	var out []ParkedStep
+	for _, p := range *s.parked {
+		if _, answered := s.answers[p.ID]; !answered && (step == "" || step == p.Step) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// release answers the parked steps action names with retry or skip (the
+// signal's or Update's name), records the decision with the caller's
+// Temporal identity (empty for a signal), and returns the steps' names.
+func (s *steps) release(ctx workflow.Context, answer string, action contract.OperatorAction, identity string) []string {
+	var names []string
+	for _, p := range s.releasable(action.Step) {
+		s.answers[p.ID] = answer
+		*s.decisions = append(*s.decisions, OperatorDecision{
+			Step: p.Step, Action: answer, Operator: action.Operator, Identity: identity, Note: action.Note, At: workflow.Now(ctx),
+		})
+		names = append(names, p.Step)
 	}
 	if len(*s.decisions) > maxDecisions {
 		*s.decisions = (*s.decisions)[len(*s.decisions)-maxDecisions:]
 	}
+	return names
 }
 
 // activityOptions: exponential backoff from 1 s, doubling, capped at 5 min,

@@ -21,9 +21,12 @@ import (
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 const (
@@ -210,12 +213,31 @@ func Converters(base converter.DataConverter, c *Codec, encrypt bool) (converter
 
 // FailureConverter encodes failures' messages and stack traces with the
 // data converter, so an error that quotes an address is not readable in a
-// history either.
+// history either. A validator's refusal of an Update (an application error
+// of type contract.RefusedErrorType) stays readable: it answers its caller,
+// the Temporal UI and CLI show it as it is, it is never recorded in a
+// history, and it is worded to hold no personal data.
 func FailureConverter(dc converter.DataConverter) converter.FailureConverter {
-	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
-		DataConverter:          dc,
-		EncodeCommonAttributes: true,
-	})
+	return failureConverter{
+		FailureConverter: temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+			DataConverter:          dc,
+			EncodeCommonAttributes: true,
+		}),
+		clear: temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc}),
+	}
+}
+
+type failureConverter struct {
+	converter.FailureConverter
+	clear converter.FailureConverter
+}
+
+func (f failureConverter) ErrorToFailure(err error) *failurepb.Failure {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == contract.RefusedErrorType {
+		return f.clear.ErrorToFailure(err)
+	}
+	return f.FailureConverter.ErrorToFailure(err)
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

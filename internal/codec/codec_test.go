@@ -12,6 +12,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/diditflow/diditflow/internal/contract"
 )
 
 const sentinel = "sentinel-user@example.com"
@@ -245,3 +247,17 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func sizeName(n int) string { return strconv.Itoa(n) + "B" }
+
+// TestRefusalsStayReadable: an Update's refusal, which answers its caller
+// and is never recorded, keeps its message readable to the UI and the CLI.
+func TestRefusalsStayReadable(t *testing.T) {
+	c := mustParse(t, key(t, "k1"))
+	fc := FailureConverter(c.DataConverter())
+	f := fc.ErrorToFailure(temporal.NewApplicationError("nothing to retry: no step is parked", contract.RefusedErrorType))
+	if f.GetMessage() != "nothing to retry: no step is parked" || f.GetEncodedAttributes() != nil {
+		t.Fatalf("the refusal's failure = %v, want its message in clear", f)
+	}
+	if back := fc.FailureToError(f); !strings.Contains(back.Error(), "no step is parked") {
+		t.Fatalf("decoded refusal = %v", back)
+	}
+}

@@ -256,6 +256,11 @@ type ResolveResult struct {
 	Identity string             `json:"identity,omitempty"`
 }
 
+// RefusedErrorType is the type of the application error with which an
+// Update's validator refuses it (an invalid input, nothing to act on); the
+// refusal reaches the caller, never the history.
+const RefusedErrorType = "Refused"
+
 // ActionResult is what the retry, skip and acknowledge Updates return.
 type ActionResult struct {
 	// Action is the Update's name.

@@ -35,6 +35,9 @@ type Resolution struct {
 	Outcome contract.Outcome
 	// Reviewer identifies the compliance officer, not the user.
 	Reviewer string
+	// Identity is the Temporal identity of the client that sent the resolve
+	// Update (empty for a signal).
+	Identity string
 	Note     string
 	// ResolvedAt is when the case was resolved; zero means now.
 	ResolvedAt time.Time
@@ -94,7 +97,7 @@ func (s *Store) OpenAMLCase(ctx context.Context, c AMLCase) (created bool, err e
 }
 
 const amlCaseColumns = `case_id, session_id, follow_up_of, state, opened_at, hits, reminders_sent, escalated,
-		       resolution, reviewer, note, resolved_at, needs_attention, attention`
+		       resolution, reviewer, reviewer_identity, note, resolved_at, needs_attention, attention`
 
 func scanAMLCase(row scanner) (AMLCase, error) {
 	var (
@@ -103,11 +106,12 @@ func scanAMLCase(row scanner) (AMLCase, error) {
 		hits       string
 		outcome    sql.NullString
 		reviewer   string
+		identity   string
 		note       string
 		resolvedAt sql.NullInt64
 	)
 	if err := row.Scan(&c.CaseID, &c.SessionID, &c.FollowUpOf, &c.State, &openedAt, &hits, &c.RemindersSent, &c.Escalated,
-		&outcome, &reviewer, &note, &resolvedAt, &c.NeedsAttention, &c.Attention); err != nil {
+		&outcome, &reviewer, &identity, &note, &resolvedAt, &c.NeedsAttention, &c.Attention); err != nil {
 		return AMLCase{}, err
 	}
 	if err := json.Unmarshal([]byte(hits), &c.Hits); err != nil {
@@ -118,6 +122,7 @@ func scanAMLCase(row scanner) (AMLCase, error) {
 		c.Resolution = &Resolution{
 			Outcome:    contract.Outcome(outcome.String),
 			Reviewer:   reviewer,
+			Identity:   identity,
 			Note:       note,
 			ResolvedAt: fromNullUnix(resolvedAt),
 		}
@@ -160,7 +165,7 @@ func (s *Store) RecordAMLReminder(ctx context.Context, caseID string, reminder i
 }
 
 // ResolveAMLCase closes an open case with res. Resolving a resolved case with
-// the same outcome is a no-op that keeps the first reviewer, note and time;
+// the same outcome is a no-op that keeps the first reviewer, identity, note and time;
 // another outcome returns ErrConflict, because a verdict is only changed by
 // a person, not by a retry.
 func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolution) error {
@@ -169,9 +174,9 @@ func (s *Store) ResolveAMLCase(ctx context.Context, caseID string, res Resolutio
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.transition(ctx, tx, string(res.Outcome),
-			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, note = ?, resolved_at = ?
+			`UPDATE aml_cases SET state = 'resolved', resolution = ?, reviewer = ?, reviewer_identity = ?, note = ?, resolved_at = ?
 			WHERE case_id = ? AND state = 'open'`,
-			[]any{string(res.Outcome), res.Reviewer, res.Note, s.unixOrNow(res.ResolvedAt), caseID},
+			[]any{string(res.Outcome), res.Reviewer, res.Identity, res.Note, s.unixOrNow(res.ResolvedAt), caseID},
 			`SELECT resolution FROM aml_cases WHERE case_id = ?`, caseID)
 	})
 	if err != nil {

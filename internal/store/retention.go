@@ -21,8 +21,9 @@ import (
 //     which anyone holding the address can match) and, in detail, the
 //     refused recipients' hashes and the servers' texts about them (their
 //     reply codes stay);
-//   - aml_cases: reviewer (the compliance officer), note (free text about
-//     the user) and attention.
+//   - aml_cases: reviewer (the compliance officer), reviewer_identity (the
+//     Temporal identity that resolved the case, which may name a login),
+//     note (free text about the user) and attention.
 //
 // AML cases keep theirs for their own, longer retention, and so does the
 // vendor_data of their session: it says which customer a case was about.
@@ -55,8 +56,8 @@ type EraseResult struct {
 	Fields int `json:"fields"`
 	// Notifications counts the notifications whose recipient data was removed.
 	Notifications int `json:"notifications"`
-	// AMLCases counts the AML case records whose reviewer, note or attention
-	// was removed.
+	// AMLCases counts the AML case records whose reviewer, its identity,
+	// note or attention was removed.
 	AMLCases int `json:"aml_cases"`
 }
 
@@ -129,7 +130,7 @@ func (s *Store) PurgeClosedSessions(ctx context.Context, closedBefore time.Time,
 	return res, nil
 }
 
-// PurgeClosedAMLCases blanks the reviewer, note and attention of at most
+// PurgeClosedAMLCases blanks the reviewer, its identity, note and attention of at most
 // limit AML cases resolved before resolvedBefore and not purged yet, oldest
 // first; an open case is never purged. A purged session whose last
 // unpurged case this was loses the vendor_data held for it. Purging again
@@ -164,7 +165,7 @@ func (s *Store) PurgeClosedAMLCases(ctx context.Context, resolvedBefore time.Tim
 		now := s.clock().Unix()
 		for chunk := range slices.Chunk(cases, lookupChunk) {
 			_, err := tx.ExecContext(ctx, s.q(`
-				UPDATE aml_cases SET reviewer = '', note = '', attention = '', purged_at = ?
+				UPDATE aml_cases SET reviewer = '', reviewer_identity = '', note = '', attention = '', purged_at = ?
 				WHERE case_id IN (`+placeholders(len(chunk), 1)+`)`), append([]any{now}, stringArgs(chunk)...)...)
 			if err != nil {
 				return err
@@ -253,8 +254,8 @@ func (s *Store) EraseSession(ctx context.Context, sessionID string) (EraseResult
 			return err
 		}
 		r, err := tx.ExecContext(ctx, s.q(`
-			UPDATE aml_cases SET reviewer = '', note = '', attention = ''
-			WHERE session_id = ? AND (reviewer <> '' OR note <> '' OR attention <> '')`), sessionID)
+			UPDATE aml_cases SET reviewer = '', reviewer_identity = '', note = '', attention = ''
+			WHERE session_id = ? AND (reviewer <> '' OR reviewer_identity <> '' OR note <> '' OR attention <> '')`), sessionID)
 		if err != nil {
 			return err
 		}

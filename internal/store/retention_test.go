@@ -257,7 +257,7 @@ func testAMLCasesKeepTheirOwnRetention(t *testing.T, dsn string) {
 	resolvedAt := t0.Add(day)
 	for _, id := range []string{contract.AMLCaseWorkflowID("s-resolved"), contract.FollowUpCaseID("s-resolved", 2)} {
 		if err := s.ResolveAMLCase(ctx, id, Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "officer@example.com",
-			Note: "Jane Doe is the minister", ResolvedAt: resolvedAt}); err != nil {
+			Identity: "temporal-cli:officer@desk", Note: "Jane Doe is the minister", ResolvedAt: resolvedAt}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,8 +292,8 @@ func testAMLCasesKeepTheirOwnRetention(t *testing.T, dsn string) {
 	}
 	for _, c := range cases {
 		r := c.Resolution
-		if r == nil || r.Reviewer != "" || r.Note != "" || c.Attention != "" {
-			t.Errorf("purged case %s = %+v / %+v; want no reviewer, note or attention", c.CaseID, c, r)
+		if r == nil || r.Reviewer != "" || r.Identity != "" || r.Note != "" || c.Attention != "" {
+			t.Errorf("purged case %s = %+v / %+v; want no reviewer, identity, note or attention", c.CaseID, c, r)
 			continue
 		}
 		if c.State != AMLCaseResolved || r.Outcome != contract.ConfirmedMatch || !r.ResolvedAt.Equal(resolvedAt) ||
@@ -319,7 +319,7 @@ func testEraseSession(t *testing.T, dsn string) {
 	if _, err := s.OpenAMLCase(ctx, AMLCase{CaseID: contract.AMLCaseWorkflowID("s-1"), SessionID: "s-1", Hits: []AMLHit{{ID: "h"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ResolveAMLCase(ctx, contract.AMLCaseWorkflowID("s-1"), Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com", Note: "namesake"}); err != nil {
+	if err := s.ResolveAMLCase(ctx, contract.AMLCaseWorkflowID("s-1"), Resolution{Outcome: contract.FalsePositive, Reviewer: "officer@example.com", Identity: "webui", Note: "namesake"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -328,8 +328,8 @@ func testEraseSession(t *testing.T, dsn string) {
 		t.Fatalf("EraseSession = %+v, %v", res, err)
 	}
 	assertBlank(t, s, "s-1", "")
-	if c, err := s.AMLCase(ctx, contract.AMLCaseWorkflowID("s-1")); err != nil || c.Resolution.Reviewer != "" || c.Resolution.Note != "" ||
-		c.Resolution.Outcome != contract.FalsePositive {
+	if c, err := s.AMLCase(ctx, contract.AMLCaseWorkflowID("s-1")); err != nil || c.Resolution.Reviewer != "" || c.Resolution.Identity != "" ||
+		c.Resolution.Note != "" || c.Resolution.Outcome != contract.FalsePositive {
 		t.Fatalf("erased case = %+v, %v", c, err)
 	}
 	if retained, err := s.RetainedAMLCases(ctx, "s-1"); err != nil || len(retained) != 0 {

@@ -802,11 +802,11 @@ func testAMLCase(t *testing.T, dsn string) {
 		t.Fatalf("after reminders: %+v, %v; want 3 reminders, escalated", c, err)
 	}
 
-	res := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Note: "different birth year"}
+	res := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Identity: "temporal-cli:officer7@desk", Note: "different birth year"}
 	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", res); err != nil {
 		t.Fatalf("ResolveAMLCase: %v", err)
 	}
-	retry := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-9", Note: "retry"}
+	retry := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-9", Identity: "webui", Note: "retry"}
 	if err := s.ResolveAMLCase(ctx, "aml-case-s-1", retry); err != nil {
 		t.Fatalf("ResolveAMLCase with the same outcome: %v", err)
 	}
@@ -819,7 +819,7 @@ func testAMLCase(t *testing.T, dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Note: "different birth year", ResolvedAt: testNow}
+	want := Resolution{Outcome: contract.FalsePositive, Reviewer: "officer-7", Identity: "temporal-cli:officer7@desk", Note: "different birth year", ResolvedAt: testNow}
 	if c.State != AMLCaseResolved || c.Resolution == nil || *c.Resolution != want {
 		t.Errorf("resolved case = %+v resolution %+v, want %+v", c, c.Resolution, want)
 	}

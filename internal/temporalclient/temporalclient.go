@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/caller"
 	"github.com/diditflow/diditflow/internal/codec"
 	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
@@ -136,6 +137,9 @@ type Worker struct {
 	// unencrypted payloads although keys are configured, for the migration
 	// of a deployment to encryption.
 	AcceptPlaintext bool
+	// Callers, if not nil, notes who sent each Update the worker receives,
+	// for the workflows to record (workflows.Workflows.Callers).
+	Callers *caller.Identities
 }
 
 // Dial connects now and fails if Temporal is unreachable; workers use it.
@@ -155,7 +159,8 @@ func Dial(ctx context.Context, logger *slog.Logger, enc config.Encryption, w Wor
 	return tc, nil
 }
 
-// WorkerOptions are Options with what w adds: the SDK's metrics and, with
+// WorkerOptions are Options with what w adds: the SDK's metrics, the note
+// of Updates' callers and, with
 // keys configured and encryption on, the guard against unencrypted payloads
 // (its converters and its interceptor) unless w.AcceptPlaintext.
 func WorkerOptions(logger *slog.Logger, enc config.Encryption, w Worker) (client.Options, error) {
@@ -165,6 +170,9 @@ func WorkerOptions(logger *slog.Logger, enc config.Encryption, w Worker) (client
 	}
 	if w.Metrics != nil {
 		opts.MetricsHandler = w.Metrics
+	}
+	if w.Callers != nil {
+		opts.ConnectionOptions.DialOptions = append(opts.ConnectionOptions.DialOptions, w.Callers.DialOption())
 	}
 	if c == nil {
 		return opts, nil

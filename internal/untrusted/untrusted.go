@@ -24,7 +24,9 @@
 //     next signal and panics ReceiveWithTimeout. A signal without payload
 //     is taken only for retry (running a parked step again is safe whoever
 //     asks): a bare skip or acknowledge would give up every parked step or
-//     clear every flag.
+//     clear every flag. An Update without payload is refused the same way,
+//     before its validator: with nothing to decode, the codec never sees
+//     it, and its handler would see zero values.
 //
 // Memos and search attributes are not decoded by the workflows; histories
 // replayed by a worker.WorkflowReplayer (the replay tests) use whatever
@@ -36,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus"
 	commonpb "go.temporal.io/api/common/v1"
@@ -64,11 +67,13 @@ const (
 	KindOther = "other"
 )
 
-// unknownSignal is the name label of a signal diditflow does not define: a
-// signal's name is the sender's to choose, and a label of each would let
-// anyone grow the registry without bound.
+// unknownSignal is the name label of a signal (or Update) diditflow does
+// not define: a name is the sender's to choose, and a label of each would
+// let anyone grow the registry without bound.
 const unknownSignal = "unknown"
 
+// knownSignals are diditflow's signals; the operators' among them are
+// Updates too.
 var knownSignals = map[string]bool{
 	contract.EventSignal: true, contract.RetrySignal: true, contract.SkipSignal: true,
 	contract.AcknowledgeSignal: true, contract.ResolveSignal: true,
@@ -102,7 +107,8 @@ func New(c *codec.Codec, log *slog.Logger, reg prometheus.Registerer) *Guard {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_untrusted_payloads_total",
 			Help: "Payloads that reached the worker unencrypted although keys are configured, refused: " +
-				"by kind (start, signal, update, other) and name (the workflow type of a start, the signal's name).",
+				"by kind (start, signal, update, other) and name (the workflow type of a start, the signal's name, " +
+				"the name of an Update without input; empty for an Update's unencrypted input).",
 		}, []string{"kind", "name"}),
 		unknownKey: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "diditflow_payloads_unknown_key_total",
@@ -114,6 +120,7 @@ func New(c *codec.Codec, log *slog.Logger, reg prometheus.Registerer) *Guard {
 	for name := range knownSignals {
 		g.refused.WithLabelValues(KindSignal, name)
 	}
+	g.refused.WithLabelValues(KindUpdate, "")
 	for _, name := range []string{contract.SessionWorkflowType, contract.AMLCaseWorkflowType} {
 		g.refused.WithLabelValues(KindStart, name)
 	}
@@ -180,6 +187,36 @@ type inbound struct {
 // the converter tells a refused input (decoded before) from anything the
 // workflow decodes later.
 type runningKey struct{}
+
+// ValidateUpdate refuses an Update that came without payload, as
+// HandleSignal drops such a signal, but for retry. Its arguments are decoded
+// by then: an argument absent from the request decodes to its zero value,
+// which no encrypted payload of diditflow's Updates (JSON objects) does.
+func (i *inbound) ValidateUpdate(ctx workflow.Context, in *interceptor.UpdateInput) error {
+	if in.Name != contract.RetrySignal && bare(in.Args) {
+		name := in.Name
+		if !knownSignals[name] {
+			name = unknownSignal
+		}
+		info := workflow.GetInfo(ctx)
+		err := fmt.Errorf("update %s without input: %w", in.Name, codec.ErrPlaintext)
+		i.guard.refuse(KindUpdate, name, err, "workflow_type", info.WorkflowType.Name,
+			"workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID)
+		return err
+	}
+	return i.Next.ValidateUpdate(ctx, in)
+}
+
+// bare reports whether every argument is its type's zero value: what the
+// SDK decodes for an argument the request did not carry.
+func bare(args []any) bool {
+	for _, a := range args {
+		if a != nil && !reflect.ValueOf(a).IsZero() {
+			return false
+		}
+	}
+	return true
+}
 
 func (i *inbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (any, error) {
 	return i.Next.ExecuteWorkflow(workflow.WithValue(ctx, runningKey{}, true), in)

@@ -57,6 +57,18 @@ func guardedNotes(ctx workflow.Context, first string) ([]string, error) {
 	}}); err != nil {
 		return nil, err
 	}
+	// The operators' Updates, which may come without input.
+	for _, name := range []string{contract.RetrySignal, contract.SkipSignal} {
+		if err := workflow.SetUpdateHandler(ctx, name, func(ctx workflow.Context, note string) error {
+			if note == "" {
+				note = "(bare)"
+			}
+			seen = append(seen, "update-"+name+":"+note)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
 	notes := workflow.GetSignalChannel(ctx, noteName)
 	retries := workflow.GetSignalChannel(ctx, contract.RetrySignal)
 	for !slices.Contains(seen, "signal:"+stop) {
@@ -191,8 +203,10 @@ func TestUnencryptedStartFailsTheRun(t *testing.T) {
 
 // Into a running workflow, an unencrypted signal is dropped before its
 // channel and the run goes on; a signal without payload (an operator's bare
-// signal from the CLI) still arrives; an unencrypted Update is rejected
-// before its validator. Each refusal is counted.
+// signal from the CLI) still arrives if it is a retry; an unencrypted Update
+// is rejected before its validator, and so is one without payload unless it
+// is a retry, as for signals, even from a client with the keys. Each
+// refusal is counted.
 func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	keyed, plain, reg, queue := setUp(t)
 	ctx := t.Context()
@@ -226,6 +240,16 @@ func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	if err != nil || h.Get(ctx, nil) != nil {
 		t.Fatalf("the genuine Update: %v", err)
 	}
+	for _, name := range []string{contract.SkipSignal, contract.RetrySignal} {
+		h, err := keyed.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
+			WaitForStage: client.WorkflowUpdateStageCompleted})
+		if err == nil {
+			err = h.Get(ctx, nil)
+		}
+		if bare := name == contract.RetrySignal; bare != (err == nil) {
+			t.Errorf("a bare %s Update: %v", name, err)
+		}
+	}
 	for _, note := range []string{"genuine", stop} {
 		if err := keyed.SignalWorkflow(ctx, id, "", noteName, note); err != nil {
 			t.Fatal(err)
@@ -235,7 +259,7 @@ func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	if err := run.Get(ctx, &seen); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"input:genuine", "retry:(bare)", "update:genuine", "signal:genuine", "signal:" + stop}
+	want := []string{"input:genuine", "retry:(bare)", "update:genuine", "update-retry:(bare)", "signal:genuine", "signal:" + stop}
 	if !slices.Equal(seen, want) {
 		t.Fatalf("the workflow saw %q, want %q", seen, want)
 	}
@@ -247,6 +271,9 @@ func TestUnencryptedSignalAndUpdateAreRefused(t *testing.T) {
 	}
 	if n := refused(t, reg, untrusted.KindUpdate, ""); n != 1 {
 		t.Errorf("refused Updates = %v, want 1", n)
+	}
+	if n := refused(t, reg, untrusted.KindUpdate, contract.SkipSignal); n != 1 {
+		t.Errorf("refused bare skip Updates = %v, want 1", n)
 	}
 }
 

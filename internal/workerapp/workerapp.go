@@ -111,8 +111,10 @@ func OpenStore(ctx context.Context, cfg config.Worker, log *slog.Logger) (*store
 
 // New checks the notice templates, opens the store (applying migrations)
 // and builds the worker. metrics, if not nil, receives the activities'
-// outcomes and the store's gauges.
-func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Logger, metrics *Metrics) (*Worker, error) {
+// outcomes and the store's gauges; callers, if not nil, tells the workflows
+// who sent each Update (the note tc's connection keeps:
+// temporalclient.Worker.Callers).
+func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Logger, metrics *Metrics, callers workflows.Callers) (*Worker, error) {
 	// First: a broken notice template stops the worker before it holds
 	// anything open, never at the first notice it would write.
 	notices, err := LoadNotices(cfg, log)
@@ -158,7 +160,7 @@ func New(ctx context.Context, tc client.Client, cfg config.Worker, log *slog.Log
 		log.Info("hooks on: each status change and resolved AML case starts them", "hooks", len(hooks))
 	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	wf := &workflows.Workflows{Settings: Settings(cfg)}
+	wf := &workflows.Workflows{Settings: Settings(cfg), Callers: callers}
 	wf.Register(w)
 	acts := &activities.Activities{Store: st, Mailer: mailer, Compliance: compliance, Logger: log, Didit: didit,
 		Notices: notices, UserNoticesOff: cfg.UserNotices == "off"}

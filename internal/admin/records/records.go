@@ -79,6 +79,9 @@ func WriteSession(ctx context.Context, out io.Writer, st Store, sessionID string
 		resolution := "unresolved"
 		if c.Resolution != nil {
 			resolution = fmt.Sprintf("%s by %s", c.Resolution.Outcome, c.Resolution.Reviewer)
+			if c.Resolution.Identity != "" {
+				resolution += " (via " + c.Resolution.Identity + ")"
+			}
 		}
 		fmt.Fprintf(w, "AML case\t%s\t%s\t%d hit(s)\treminders %d, escalated %t\t%s\tneeds attention %t\n",
 			c.CaseID, c.State, len(c.Hits), c.RemindersSent, c.Escalated, resolution, c.NeedsAttention)

@@ -106,6 +106,7 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 	session := simulator.NewUUID()
 	s.deliver(delivery(t, "status-updated-approved.json", session))
 	id := contract.SessionWorkflowID(session)
+	t.Cleanup(func() { s.dumpFailure(shots, id) })
 	s.waitFor("the session to need attention", func() bool { return s.needsAttention(id) })
 
 	// Find it by its flag, as an operator would.
@@ -273,4 +274,18 @@ func (s *stack) needsAttention(workflowID string) bool {
 	}
 	v, ok := d.TypedSearchAttributes.GetBool(contract.NeedsAttentionKey)
 	return ok && v
+}
+
+// dumpFailure keeps, when the test failed, the workflow's history and the
+// worker's log in dir beside the pages.
+func (s *stack) dumpFailure(dir, workflowID string) {
+	if !s.t.Failed() {
+		return
+	}
+	if err := launch.WriteHistory(s.temporal, workflowID, filepath.Join(dir, "history.json")); err != nil {
+		s.t.Logf("history of %s: %v", workflowID, err)
+	}
+	if log, err := os.ReadFile(s.workerLog); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "worker.log"), log, 0o644)
+	}
 }

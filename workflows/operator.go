@@ -1,0 +1,137 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/diditflow/diditflow/internal/contract"
+)
+
+// Operators act on a workflow by signal or by Temporal Update of the same
+// name and input: retry, skip and acknowledge here, resolve in aml.go. A
+// signal is taken whatever it says, and one that cannot act is only logged
+// (or listed, for resolve); an Update answers. Its validator refuses what
+// is malformed, incomplete or has nothing to act on, and the refusal
+// reaches the caller without entering the history; an accepted Update
+// returns what it did, and the caller's Temporal identity is recorded
+// beside the operator or reviewer it names.
+
+// Callers tells the Temporal identity of the client that sent an Update, by
+// the Update's ID, as the worker received the request. The SDK does not
+// tell workflow code (workflow.UpdateInfo has the ID and name only); the
+// worker's Callers reads the requests it polls (internal/caller).
+type Callers interface {
+	Identity(updateID string) string
+}
+
+// updateCaller is the side effect that records an Update's caller, so a
+// replay reads it from the history rather than from the worker.
+type updateCaller struct {
+	UpdateID string `json:"update_id"`
+	Identity string `json:"identity"`
+}
+
+// callerIdentity is the Temporal identity of the client that sent the
+// Update being handled: best effort, "" when the worker has no note of it
+// (a worker without Callers, or one that took over the run after the
+// Update was accepted).
+func (w *Workflows) callerIdentity(ctx workflow.Context) string {
+	info := workflow.GetCurrentUpdateInfo(ctx)
+	if info == nil {
+		return ""
+	}
+	var c updateCaller
+	err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		c := updateCaller{UpdateID: info.ID}
+		if w.Callers != nil {
+			c.Identity = w.Callers.Identity(info.ID)
+		}
+		return c
+	}).Get(&c)
+	if err != nil {
+		return ""
+	}
+	return c.Identity
+}
+
+// setOperatorUpdates registers the retry, skip and acknowledge Updates of a
+// workflow whose parked steps are st and whose flags are fl.
+func (w *Workflows) setOperatorUpdates(ctx workflow.Context, st *steps, fl *flags) error {
+	for _, name := range []string{contract.RetrySignal, contract.SkipSignal} {
+		release := func(ctx workflow.Context, raw json.RawMessage) (contract.ActionResult, error) {
+			action, _ := operatorAction(raw)
+			identity := w.callerIdentity(ctx)
+			released := st.release(ctx, name, action, identity)
+			workflow.GetLogger(ctx).Info("operator update", "update", name, "released", len(released))
+			return contract.ActionResult{Action: name, Steps: released, Operator: action.Operator, Identity: identity}, nil
+		}
+		validate := func(raw json.RawMessage) error {
+			action, err := operatorAction(raw)
+			switch {
+			case err != nil:
+				return err
+			case action.Flag != "":
+				return refusal(`"flag" names what an acknowledge clears; %s takes "step"`, name)
+			case len(st.releasable(action.Step)) > 0:
+				return nil
+			case action.Step != "":
+				return refusal("nothing to %s: no step named %q is parked (the state query lists the parked steps)", name, action.Step)
+			}
+			return refusal("nothing to %s: no step is parked", name)
+		}
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, name, release,
+			workflow.UpdateHandlerOptions{Validator: validate}); err != nil {
+			return err
+		}
+	}
+	acknowledge := func(ctx workflow.Context, raw json.RawMessage) (contract.ActionResult, error) {
+		action, _ := operatorAction(raw)
+		identity := w.callerIdentity(ctx)
+		cleared := fl.clear(ctx, action, identity)
+		return contract.ActionResult{Action: contract.AcknowledgeSignal, Flags: cleared, Operator: action.Operator, Identity: identity}, nil
+	}
+	validate := func(raw json.RawMessage) error {
+		action, err := operatorAction(raw)
+		switch {
+		case err != nil:
+			return err
+		case action.Step != "":
+			return refusal(`"step" names what a retry or skip releases; acknowledge takes "flag"`)
+		case slices.ContainsFunc(*fl.list, func(f Flag) bool { return f.matches(action.Flag) }):
+			return nil
+		case action.Flag != "":
+			return refusal("nothing to acknowledge: no flag is of kind or id %q (the state query lists the flags)", action.Flag)
+		}
+		return refusal("nothing to acknowledge: no flag is raised")
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, contract.AcknowledgeSignal, acknowledge,
+		workflow.UpdateHandlerOptions{Validator: validate})
+}
+
+// operatorAction reads the input of a retry, skip or acknowledge Update,
+// which, unlike the signal's, must name the operator: the caller's Temporal
+// identity says which tool or login sent it, not who decided.
+func operatorAction(raw json.RawMessage) (contract.OperatorAction, error) {
+	var a contract.OperatorAction
+	if len(raw) == 0 || string(raw) == "null" {
+		return a, refusal(`input required: {"operator":"you@example.com","note":"why"}, with "step" (retry, skip) or "flag" (acknowledge) to act on one only`)
+	}
+	if err := decodeStrictJSON(raw, &a); err != nil {
+		return a, refusal(`input is not {"operator","note","step","flag"}: %v`, err)
+	}
+	if strings.TrimSpace(a.Operator) == "" {
+		return a, refusal(`"operator" is required: who decided`)
+	}
+	return a, nil
+}
+
+// refusal is a validator's answer to an Update it refuses. Its message
+// stays readable (codec.FailureConverter): it quotes no personal data.
+func refusal(format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType)
+}
