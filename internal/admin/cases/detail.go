@@ -116,12 +116,18 @@ func (d Detail) WriteText(out io.Writer) error {
 	if d.FollowUpOf != "" {
 		fmt.Fprintf(out, "  follow-up of %s\n", d.FollowUpOf)
 	}
-	fmt.Fprintf(out, "  opened %s, %s, escalated %s, needs attention %s\n", d.OpenedAt.Format(time.RFC3339),
-		admin.Plural(d.Reminders, "reminder"), yes(d.Escalated), yes(d.NeedsAttention))
+	opened := d.OpenedAt.Format(time.RFC3339)
 	if r := d.Resolution; r != nil {
-		fmt.Fprintf(out, "  resolved %s: %s\n", r.ResolvedAt.Format(time.RFC3339), r.Outcome)
+		fmt.Fprintf(out, "  opened %s, resolved %s: %s\n", opened, r.ResolvedAt.Format(time.RFC3339), r.Outcome)
 	} else {
-		fmt.Fprintf(out, "  open\n")
+		escalated := ""
+		if d.Escalated {
+			escalated = ", escalated"
+		}
+		fmt.Fprintf(out, "  open since %s, %s%s\n", opened, admin.Plural(d.Reminders, "reminder"), escalated)
+	}
+	if d.NeedsAttention {
+		fmt.Fprintln(out, "  needs attention: its state query says why")
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nHIT\tNAME\tDATASETS\tMATCH\tRISK\tREVIEW STATUS")
