@@ -40,6 +40,8 @@ const (
 	siteWorkflowResult  = "workflow result"       // workflowExecutionCompleted result
 	siteChildResult     = "child workflow result" // childWorkflowExecutionCompleted result
 	siteSignal          = "signal"                // workflowExecutionSignaled input
+	siteUpdateInput     = "update input"          // workflowExecutionUpdateAccepted: the request's input
+	siteUpdateResult    = "update result"         // workflowExecutionUpdateCompleted: the outcome's success
 	siteActivityInput   = "activity input"        // activityTaskScheduled input
 	siteActivityResult  = "activity result"       // activityTaskCompleted result
 	siteSideEffect      = "side effect"           // SideEffect marker: the recorded value
@@ -153,9 +155,25 @@ var goldenKinds = []payloadKind{
 	{site: siteWorkflowInput, name: business.OnboardType, typ: reflect.TypeFor[business.OnboardInput]()},
 	{site: siteWorkflowResult, name: business.OnboardType, typ: reflect.TypeFor[business.Onboarding]()},
 
+	// Operators' Updates: the signals' input, and what they answer.
+	{site: siteUpdateInput, name: contract.RetrySignal, typ: reflect.TypeFor[contract.OperatorAction]()},
+	{site: siteUpdateInput, name: contract.SkipSignal, typ: reflect.TypeFor[contract.OperatorAction](),
+		exempt: "no recorded history has a skip Update; same type as retry, which is covered"},
+	{site: siteUpdateInput, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.OperatorAction](),
+		exempt: "no recorded history has an acknowledge Update; same type as retry, which is covered"},
+	{site: siteUpdateInput, name: contract.ResolveSignal, typ: reflect.TypeFor[contract.Resolution]()},
+	{site: siteUpdateResult, name: contract.RetrySignal, typ: reflect.TypeFor[contract.ActionResult]()},
+	{site: siteUpdateResult, name: contract.SkipSignal, typ: reflect.TypeFor[contract.ActionResult](),
+		exempt: "no recorded history has a skip Update; same type as retry, which is covered"},
+	{site: siteUpdateResult, name: contract.AcknowledgeSignal, typ: reflect.TypeFor[contract.ActionResult](),
+		exempt: "no recorded history has an acknowledge Update; same type as retry, which is covered"},
+	{site: siteUpdateResult, name: contract.ResolveSignal, typ: reflect.TypeFor[contract.ResolveResult]()},
+
 	// Workflows.settings records the worker's Settings with
-	// workflow.SideEffect; it is the only side effect either workflow has.
+	// workflow.SideEffect, once a run; an Update's handler records its
+	// caller (Workflows.callerIdentity), named here by its shape.
 	{site: siteSideEffect, typ: reflect.TypeFor[Settings]()},
+	{site: siteSideEffect, name: updateCallerSideEffect, typ: reflect.TypeFor[updateCaller]()},
 
 	// The SDK's own payloads, and the search attributes diditflow upserts:
 	// mapped rather than ignored, so that nothing in a history goes
@@ -218,23 +236,41 @@ type failureAttributes struct {
 
 // localActivityType is the activity type a LocalActivity marker names.
 func localActivityType(ev *historypb.HistoryEvent) string {
+	var d localActivityMarkerData
+	if json.Unmarshal(markerData(ev), &d) != nil {
+		return ""
+	}
+	return d.ActivityType
+}
+
+// updateCallerSideEffect names the side effect that records an Update's
+// caller: the one whose value holds an update_id.
+const updateCallerSideEffect = "update caller"
+
+// sideEffectName tells the side effects apart by their value's shape.
+func sideEffectName(ev *historypb.HistoryEvent) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(markerData(ev), &fields) == nil && fields["update_id"] != nil {
+		return updateCallerSideEffect
+	}
+	return ""
+}
+
+// markerData is a marker's data payload, decrypted.
+func markerData(ev *historypb.HistoryEvent) []byte {
 	p := ev.GetMarkerRecordedEventAttributes().GetDetails()["data"].GetPayloads()
 	if len(p) == 0 {
-		return ""
+		return nil
 	}
 	plain := p[0]
 	if string(plain.GetMetadata()[converter.MetadataEncoding]) == codec.Encoding {
 		out, err := launch.Codec().Decode(p[:1])
 		if err != nil || len(out) == 0 {
-			return ""
+			return nil
 		}
 		plain = out[0]
 	}
-	var d localActivityMarkerData
-	if json.Unmarshal(plain.GetData(), &d) != nil {
-		return ""
-	}
-	return d.ActivityType
+	return plain.GetData()
 }
 
 // payloadKind is one entry of goldenKinds.
@@ -322,17 +358,21 @@ func loadHistory(t *testing.T, file string) *historypb.History {
 func checkHistory(file string, hist *historypb.History, kinds map[kindKey]payloadKind, found map[kindKey]int) []error {
 	workflowType := hist.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()
 	activityTypes := map[int64]string{} // scheduled event ID → activity type
+	updateNames := map[string]string{}  // update ID → name
 	var errs []error
 	for _, ev := range hist.GetEvents() {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			activityTypes[ev.GetEventId()] = a.GetActivityType().GetName()
+		}
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil {
+			updateNames[a.GetAcceptedRequest().GetMeta().GetUpdateId()] = a.GetAcceptedRequest().GetInput().GetName()
 		}
 		if _, skip := skippedMarkers[ev.GetMarkerRecordedEventAttributes().GetMarkerName()]; skip {
 			continue
 		}
 		where := fmt.Sprintf("%s event %d", file, ev.GetEventId())
 		walkPayloads(ev.ProtoReflect(), "", func(path string, p *commonpb.Payload) {
-			key := classify(ev, path, workflowType, activityTypes)
+			key := classify(ev, path, workflowType, activityTypes, updateNames)
 			kind, ok := kinds[key]
 			if !ok {
 				errs = append(errs, fmt.Errorf("%s: unmapped payload: %v at %s: %s", where, key, path, abbreviate(p.GetData())))
@@ -391,7 +431,7 @@ func walkPayloads(m protoreflect.Message, path string, found func(path string, p
 
 // classify names the kind of the payload at path in ev. A payload it does
 // not recognise gets a key no goldenKinds entry has.
-func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTypes map[int64]string) kindKey {
+func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTypes map[int64]string, updateNames map[string]string) kindKey {
 	if _, rest, ok := strings.Cut(path, ".searchAttributes.indexedFields["); ok && strings.HasSuffix(rest, "]") {
 		return kindKey{siteSearchAttribute, strings.TrimSuffix(rest, "]")}
 	}
@@ -418,6 +458,10 @@ func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTyp
 			name = contract.UpdateSignal("<session_id>")
 		}
 		return kindKey{siteSignal, name}
+	case "workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest.input.args.payloads[0]":
+		return kindKey{siteUpdateInput, ev.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput().GetName()}
+	case "workflowExecutionUpdateCompletedEventAttributes.outcome.success.payloads[0]":
+		return kindKey{siteUpdateResult, updateNames[ev.GetWorkflowExecutionUpdateCompletedEventAttributes().GetMeta().GetUpdateId()]}
 	case "activityTaskScheduledEventAttributes.input.payloads[0]":
 		return kindKey{siteActivityInput, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()}
 	case "activityTaskCompletedEventAttributes.result.payloads[0]":
@@ -434,7 +478,7 @@ func classify(ev *historypb.HistoryEvent, path, workflowType string, activityTyp
 		case marker != sideEffectMarker:
 			return kindKey{siteMarker, marker}
 		case path == "markerRecordedEventAttributes.details[data].payloads[0]":
-			return kindKey{siteSideEffect, ""}
+			return kindKey{siteSideEffect, sideEffectName(ev)}
 		case path == "markerRecordedEventAttributes.details[side-effect-id].payloads[0]":
 			return kindKey{siteSideEffectID, ""}
 		}

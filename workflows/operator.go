@@ -107,6 +107,9 @@ func (w *Workflows) setOperatorUpdates(ctx workflow.Context, st *steps, fl *flag
 		case action.Flag != "":
 			return refusal("nothing to acknowledge: no flag is of kind or id %q (the state query lists the flags)", action.Flag)
 		}
+		if len(*fl.parked) > 0 {
+			return refusal("nothing to acknowledge: no flag is raised (a parked step takes retry or skip)")
+		}
 		return refusal("nothing to acknowledge: no flag is raised")
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, contract.AcknowledgeSignal, acknowledge,
@@ -133,5 +136,5 @@ func operatorAction(raw json.RawMessage) (contract.OperatorAction, error) {
 // refusal is a validator's answer to an Update it refuses. Its message
 // stays readable (codec.FailureConverter): it quotes no personal data.
 func refusal(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), contract.RefusedErrorType, nil)
 }

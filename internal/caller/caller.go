@@ -1,6 +1,7 @@
 // Package caller tells a worker's workflows who sent each Update: the
-// Temporal identity of the client (the CLI's "temporal-cli:user@host", the
-// UI's, an SDK client's), which the client puts in the Update's request
+// Temporal identity of the client (an SDK client's, "<pid>@<host>@" by
+// default, which the CLI v1.5.1 sends too; the UI 2.42.1 sends none), which
+// the client puts in the Update's request
 // (meta.identity) and the server hands to the worker and records in the
 // history's WorkflowExecutionUpdateAccepted event, but which the Go SDK
 // (v1.51) does not show workflow code: its UpdateInfo holds the ID and name

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,18 +92,18 @@ func uiStack(t *testing.T, opts ...func(*stack)) (*stack, *launch.DevServer) {
 // TestOperatorPathInTheBrowser: a session's notice parks because the mail
 // server is down; an operator finds it in the Temporal UI by
 // DiditNeedsAttention, reads its decoded state, and after the mail server
-// is back sends retry through the UI's own Send Signal form; the flag clears
-// and the user gets the mail once.
+// is back sends Updates through the UI's own Send an Update form: an
+// acknowledge, refused in the form with the validator's reason (no flag is
+// raised), then a retry, which answers with the step it released. The flag
+// clears, the user gets the mail once, and the decision keeps the UI's
+// identity.
 func TestOperatorPathInTheBrowser(t *testing.T) {
 	ctx := browser(t)
 	s, dev := uiStack(t, func(s *stack) { s.stepBudget = "3s" })
 	shots := shotsDir(t)
 	ui := "http://" + dev.UIAddress()
 
-	addr := s.sink.Addr
-	if err := s.sink.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := s.mailDown()
 	session := simulator.NewUUID()
 	s.deliver(delivery(t, "status-updated-approved.json", session))
 	id := contract.SessionWorkflowID(session)
@@ -123,31 +124,36 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 		chromedp.Click(chromedp.Search(`//button[contains(., "Run Query")]`)),
 		pageShows(`"parked"`), pageShows(`notify user: approved`), pageShows(`"vendor_data"`))
 
-	// The mail server is back; retry through the UI's Send a Signal form.
+	// The mail server is back. In the UI's Send an Update form, an
+	// acknowledge first: there is no flag to clear, and the form says so.
 	sink, err := smtptest.Start(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	const modal = `#signal-confirmation-modal `
 	const input = `{"operator":"ops@example.com","note":"SMTP is back"}`
-	// The UI renders its dialogs twice too: conditions look at every copy.
-	const open = `[...document.querySelectorAll('dialog#signal-confirmation-modal')].some(d => d.open)`
-	step(t, ctx, shots, "3-send-signal",
+	before := s.historyLength(id)
+	step(t, ctx, shots, "3-update-refused", append(append([]chromedp.Action[chromedp.Void]{
 		clickUntil(`button[aria-controls="workflow-actions"]`, "",
-			`[...document.querySelectorAll('[data-testid="signal-button"]')].some(e => e.checkVisibility({opacityProperty: true, visibilityProperty: true}))`),
-		clickUntil(`[data-testid="signal-button"]`, "", open),
-		clickUntil(modal+`[data-testid="signal-select-button"]`, "",
-			`[...document.querySelectorAll('#signal-select-select li[role="option"]')].some(e => e.checkVisibility())`),
-		clickUntil(`#signal-select-select li[role="option"]`, contract.RetrySignal,
-			fmt.Sprintf(`[...document.querySelectorAll('%s[data-testid="signal-select"]')].some(e => e.value === %q)`, modal, contract.RetrySignal)),
-		clickVisible(modal+`[contenteditable="true"]`, ""),
-		chromedp.SendKeys(chromedp.CSS(`[data-e2e-target]`), input),
-		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('[data-e2e-target]').innerText.trim() === %q`, input),
-			chromedp.WithPollingTimeout(10*time.Second)))
-	step(t, ctx, shots, "4-signal-sent",
-		clickVisible(modal+`[data-testid="confirm-modal-button"]`, ""),
-		pageGone(modal+`[data-testid="confirm-modal-button"]`))
+			`[...document.querySelectorAll('[data-testid="update-button"]')].some(e => e.checkVisibility({opacityProperty: true, visibilityProperty: true}))`),
+		clickUntil(`[data-testid="update-button"]`, "", `document.querySelector('dialog#update-confirmation-modal[open]') !== null`)},
+		chooseUpdate(contract.AcknowledgeSignal)...),
+		typeInto(updateModal+`[contenteditable="true"]`, input),
+		// A click that only takes the focus from the input is clicked again.
+		clickUntil(updateModal+`[data-testid="confirm-modal-button"]`, "",
+			`document.body.innerText.includes("nothing to acknowledge: no flag is raised")`))...)
+	if after := s.historyLength(id); after != before {
+		t.Fatalf("the refused Update grew the history from %d to %d events", before, after)
+	}
+
+	// Then the retry, which the workflow takes and answers.
+	step(t, ctx, shots, "4-update-answered", append(chooseUpdate(contract.RetrySignal),
+		clickUntil(updateModal+`[data-testid="confirm-modal-button"]`, "",
+			`document.querySelector('dialog#update-confirmation-modal[open]') === null`),
+		pageShows("Update successful"),
+		// The state now holds the operator's decision, and the step is gone.
+		chromedp.Click(chromedp.Search(`//button[contains(., "Refresh Query")]`)),
+		pageShows(`"decisions"`), pageShows(`"action": "retry"`))...)
 
 	s.waitFor("the session to complete", func() bool { return s.completed(id) })
 	if s.needsAttention(id) {
@@ -156,12 +162,18 @@ func TestOperatorPathInTheBrowser(t *testing.T) {
 	if n := len(sink.Mails()); n != 1 || sink.Count("is approved") != 1 {
 		t.Fatalf("%d mails after the retry, want the approval once", n)
 	}
+	answers := s.updateAnswers(id)
+	if len(answers) != 1 || answers[0].Action != contract.RetrySignal || len(answers[0].Steps) != 1 ||
+		!strings.HasPrefix(answers[0].Steps[0], "notify user: approved") || answers[0].Operator != "ops@example.com" {
+		t.Fatalf("the Updates answered %+v, want the retry of the parked notice", answers)
+	}
+	t.Logf("the UI's Update came from identity %q", answers[0].Identity)
 	// The UI's filter no longer finds it.
 	step(t, ctx, shots, "5-flag-cleared",
 		chromedp.Navigate(list),
 		pageShows("No Results"))
 	if *updateScreenshots {
-		for _, name := range []string{"1-needs-attention", "2-decoded-state", "3-send-signal"} {
+		for _, name := range []string{"1-needs-attention", "2-decoded-state", "3-update-refused", "4-update-answered"} {
 			raw, err := os.ReadFile(filepath.Join(shots, name+".png"))
 			if err != nil {
 				t.Fatal(err)
@@ -187,6 +199,54 @@ func shotsDir(t *testing.T) string {
 	return dir
 }
 
+// updateModal is the UI's Send an Update dialog (rendered twice, like its
+// other dialogs: the open one is the one shown).
+const updateModal = `dialog#update-confirmation-modal[open] `
+
+// chooseUpdate picks name in the open Send an Update form and waits until
+// the form holds it. The option is clicked by script, not by the mouse: the
+// list opens and closes with a transition, and a mouse click while it moves
+// lands on another option (or, on the closing list, which covers the input
+// below it: what sent the browser test's retry as a kyc-subscribe signal).
+func chooseUpdate(name string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		clickUntil(updateModal+`[data-testid="update-select-button"]`, "",
+			`[...document.querySelectorAll('#update-select-select li[role="option"]')].some(e => e.checkVisibility())`),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => {
+			const e = [...document.querySelectorAll('#update-select-select li[role="option"]')].find(e => e.checkVisibility() && e.innerText.trim() === %q);
+			if (!e) return false;
+			e.click();
+			return true; })()`, name), chromedp.WithPollingTimeout(30*time.Second)),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.value === %q)`,
+			updateModal+`[data-testid="update-select"]`, name), chromedp.WithPollingTimeout(10*time.Second)),
+	}
+}
+
+// typeInto types text into the first displayed element matching css,
+// focused by script rather than clicked (see chooseUpdate), and waits until
+// it holds the text.
+func typeInto(css, text string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		mark := fmt.Sprintf(`(() => {
+			const e = [...document.querySelectorAll(%q)].find(e => e.checkVisibility());
+			if (!e) return false;
+			document.querySelectorAll('[data-e2e-target]').forEach(o => o.removeAttribute('data-e2e-target'));
+			e.setAttribute('data-e2e-target', '');
+			return true; })()`, css)
+		for _, a := range []chromedp.Action[chromedp.Void]{
+			chromedp.Poll[chromedp.Void](mark, chromedp.WithPollingTimeout(30*time.Second)),
+			chromedp.SendKeys(chromedp.CSS(`[data-e2e-target]`), text),
+			chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('[data-e2e-target]').innerText.trim() === %q`, text),
+				chromedp.WithPollingTimeout(10*time.Second)),
+		} {
+			if _, err := a(ctx, t); err != nil {
+				return chromedp.Void{}, err
+			}
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
 // step runs actions, bounded by a minute, and saves the page as name
 // (screenshot and HTML) whether they passed or not.
 func step(t *testing.T, ctx context.Context, dir, name string, actions ...chromedp.Action[chromedp.Void]) {
@@ -206,16 +266,12 @@ func step(t *testing.T, ctx context.Context, dir, name string, actions ...chrome
 	}
 }
 
-// clickVisible clicks, with the mouse, the first element matching css that
-// is displayed and, unless text is empty, whose text is text: the UI
-// renders some controls twice, one for each layout, and hides one.
-func clickVisible(css, text string) chromedp.Action[chromedp.Void] {
-	return clickUntil(css, text, "true")
-}
-
-// clickUntil clicks as clickVisible does until the JavaScript condition
-// holds, clicking again if it does not within a few seconds: a page still
-// loading its scripts, or a menu still opening, can swallow a click.
+// clickUntil clicks, with the mouse, the first element matching css that
+// is displayed and, unless text is empty, whose text is text (the UI
+// renders some controls twice, one for each layout, and hides one), until
+// the JavaScript condition holds, clicking again if it does not within a
+// few seconds: a page still loading its scripts, or a menu still opening,
+// can swallow a click.
 func clickUntil(css, text, condition string) chromedp.Action[chromedp.Void] {
 	mark := fmt.Sprintf(`(() => {
 		const shown = e => e.checkVisibility({opacityProperty: true, visibilityProperty: true});
@@ -239,12 +295,6 @@ func clickUntil(css, text, condition string) chromedp.Action[chromedp.Void] {
 		}
 		return chromedp.Void{}, fmt.Errorf("clicked %s %q, and still not %s: %w", css, text, condition, err)
 	}
-}
-
-// pageGone waits until no element matching css is displayed.
-func pageGone(css string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`![...document.querySelectorAll(%q)].some(e => e.getClientRects().length > 0)`, css),
-		chromedp.WithPollingTimeout(30*time.Second))
 }
 
 // pageShows waits until the page's text holds text.

@@ -30,7 +30,6 @@ import (
 	"github.com/diditflow/diditflow/internal/harness/smtptest"
 	"github.com/diditflow/diditflow/internal/receiver"
 	"github.com/diditflow/diditflow/internal/store"
-	"github.com/diditflow/diditflow/workflows"
 )
 
 var updateReplay = flag.Bool("update-replay", false, "write the runs' histories to workflows/testdata/replay")
@@ -428,18 +427,11 @@ func (s *stack) resolve(session string) {
 // after recovery delivers it once.
 func TestParkedNoticeReleasedByRetry(t *testing.T) {
 	s := newStack(t, func(s *stack) { s.stepBudget = "3s" })
-	addr := s.sink.Addr
-	if err := s.sink.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := s.mailDown()
 	session := "e2e-parked-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	s.deliver(delivery(t, "status-updated-approved.json", session))
 	id := contract.SessionWorkflowID(session)
-	var state workflows.SessionState
-	s.waitFor("the notice to park", func() bool {
-		v, err := s.temporal.QueryWorkflow(context.Background(), id, "", contract.StateQuery)
-		return err == nil && v.Get(&state) == nil && len(state.Parked) == 1
-	})
+	state := s.parked(id)
 	if !strings.HasPrefix(state.Parked[0].Step, "notify user: approved (event ") {
 		t.Fatalf("parked = %+v", state.Parked)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/diditflow/diditflow/didit"
-	"github.com/diditflow/diditflow/internal/codecserver"
-	"github.com/diditflow/diditflow/internal/config"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/harness/launch"
 	"github.com/diditflow/diditflow/internal/harness/simulator"
@@ -161,22 +158,9 @@ func TestUnencryptedResolveIsDroppedEndToEnd(t *testing.T) {
 			state.Resolution, state.Rejected, s.workflowStatus(caseID))
 	}
 
-	cfg, err := config.ReadCodecServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := codecserver.New(cfg, launch.Codec(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec := httptest.NewServer(h)
-	t.Cleanup(codec.Close)
-	cli, err := launch.TemporalCLI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, codec := codecCLI(t)
 	out, err := exec.Command(cli, "workflow", "signal", "--address", s.address, "--workflow-id", caseID,
-		"--name", contract.ResolveSignal, "--codec-endpoint", codec.URL,
+		"--name", contract.ResolveSignal, "--codec-endpoint", codec,
 		"--input", `{"outcome":"confirmed_match","reviewer":"officer@example.com","note":"PEP confirmed"}`).CombinedOutput()
 	if err != nil {
 		t.Fatalf("temporal workflow signal: %v\n%s", err, out)

@@ -1,5 +1,5 @@
 -- The Temporal identity of the client that resolved a case through the
--- resolve Update (the CLI's "temporal-cli:user@host", the UI's), beside the
+-- resolve Update (what the client says: an SDK client's identity), beside the
 -- reviewer the resolution names; empty for a resolve signal. Personal data
 -- when it names a login: the purge blanks it with the reviewer.
 
