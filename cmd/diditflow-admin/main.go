@@ -1,13 +1,18 @@
 // Command diditflow-admin runs operator procedures against Didit and
 // diditflow. rotate-secret rotates Didit's webhook secret without losing a
 // delivery (internal/admin/rotation); erase removes a user's personal data
-// (internal/admin/erasure). Each prints what it did and what comes next.
+// (internal/admin/erasure); cases, case and resolve are compliance's view
+// of the AML cases and its resolutions (internal/admin/cases). Each prints
+// what it did and what comes next.
 //
 //	diditflow-admin rotate-secret                      # legacy webhook: rotate now
 //	diditflow-admin rotate-secret --after-deploy       # then trigger a reconcile run
 //	diditflow-admin rotate-secret --finish             # then drop the old secret
 //	diditflow-admin rotate-secret --destination <uuid> # webhook destination: gap-free
 //	diditflow-admin erase --session <id>               # a user's personal data
+//	diditflow-admin cases                              # the open AML cases
+//	diditflow-admin case <case-id>                     # one case's hits
+//	diditflow-admin resolve <case-id> --outcome false_positive --reviewer <who>
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/diditflow/diditflow/internal/admin/cases"
 	"github.com/diditflow/diditflow/internal/admin/erasure"
 	"github.com/diditflow/diditflow/internal/admin/rotation"
 	"github.com/diditflow/diditflow/internal/config"
@@ -38,6 +44,8 @@ const (
 
 const usageText = `Usage: diditflow-admin rotate-secret [flags]
        diditflow-admin erase [flags]   (a user's personal data; erase -h)
+       diditflow-admin cases | case <case-id> | resolve <case-id> [flags]
+                                       (the AML cases; cases -h)
 
 Rotates Didit's webhook secret without losing a delivery. Run the steps in
 order; each prints the next one.
@@ -83,6 +91,7 @@ type app struct {
 	// the worker does.
 	openSchedule   func(ctx context.Context, log *slog.Logger) (s rotation.Schedule, close func(), err error)
 	openExecutions erasure.OpenExecutions
+	openUpdater    cases.OpenUpdater
 }
 
 // run runs the command line args and returns the exit code.
@@ -96,6 +105,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "erase":
 		return a.erase(ctx, args[1:])
+	case "cases", "case", "resolve":
+		return a.compliance(ctx, args[0], args[1:])
 	case "rotate-secret":
 	case "help", "-h", "-help", "--help":
 		usage(a.stdout)
@@ -153,8 +164,8 @@ func (a *app) parse(fs *flag.FlagSet, args []string, usage func(io.Writer), cmd 
 
 func (a *app) usageError(cmd, msg string) int {
 	prefix := "diditflow-admin"
-	if cmd == "erase" {
-		prefix += " erase"
+	if cmd != "rotate-secret" {
+		prefix += " " + cmd
 	}
 	fmt.Fprintf(a.stderr, "%s: %s\nRun 'diditflow-admin %s -h' for usage.\n", prefix, msg, cmd)
 	return exitUsage

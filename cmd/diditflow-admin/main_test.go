@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/diditflow/diditflow/didit/api"
+	"github.com/diditflow/diditflow/internal/admin/cases"
 	"github.com/diditflow/diditflow/internal/admin/erasure"
 	"github.com/diditflow/diditflow/internal/admin/rotation"
 	"github.com/diditflow/diditflow/internal/config"
@@ -35,6 +36,8 @@ const (
 type command struct {
 	didit *api.Client
 	opens int
+	// updater answers resolve's Update.
+	updater cases.Updater
 }
 
 func newCommand(t *testing.T) *command {
@@ -76,6 +79,10 @@ func (c *command) run(t *testing.T, args ...string) result {
 		openExecutions: func(context.Context, *slog.Logger, config.Worker) (erasure.Executions, func(), error) {
 			c.opens++
 			return noExecutions{}, func() {}, nil
+		},
+		openUpdater: func(context.Context, *slog.Logger, config.Worker) (cases.Updater, func(), error) {
+			c.opens++
+			return c.updater, func() {}, nil
 		}}
 	code := a.run(context.Background(), args)
 	t.Logf("diditflow-admin %s → %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())

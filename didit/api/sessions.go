@@ -19,15 +19,8 @@ const dateLayout = "2006-01-02"
 // SPEC §4.3), reduced with didit.ParseDecision, and the answer's Date.
 func (c *Client) Decision(ctx context.Context, sessionID string) (DecisionResult, error) {
 	const op = "decision"
-	if err := c.checkIDs(op, sessionID); err != nil {
-		return DecisionResult{}, err
-	}
-	r, err := c.do(ctx, request{op: op, method: http.MethodGet,
-		path: "/v3/session/" + url.PathEscape(sessionID) + "/decision/"})
+	r, err := c.decision(ctx, op, sessionID)
 	if err != nil {
-		return DecisionResult{}, err
-	}
-	if err := decodeObject(op, r, &struct{}{}); err != nil {
 		return DecisionResult{}, err
 	}
 	d, err := didit.ParseDecision(r.body)
@@ -39,6 +32,19 @@ func (c *Client) Decision(ctx context.Context, sessionID string) (DecisionResult
 		result.Date = date
 	}
 	return result, nil
+}
+
+// decision reads GET /v3/session/{id}/decision/ as op: a JSON object.
+func (c *Client) decision(ctx context.Context, op, sessionID string) (response, error) {
+	if err := c.checkIDs(op, sessionID); err != nil {
+		return response{}, err
+	}
+	r, err := c.do(ctx, request{op: op, method: http.MethodGet,
+		path: "/v3/session/" + url.PathEscape(sessionID) + "/decision/"})
+	if err != nil {
+		return response{}, err
+	}
+	return r, decodeObject(op, r, &struct{}{})
 }
 
 // Sessions lists sessions (GET /v3/sessions/). With cursor "" it reads the

@@ -1,7 +1,8 @@
 // Package admin holds what diditflow-admin's procedures share: Didit's
 // failures explained to the operator running them, prose wrapped for a
 // terminal, and the Temporal connection the worker uses. The procedures
-// are its subpackages: rotation (rotate-secret) and erasure (erase).
+// are its subpackages: rotation (rotate-secret), erasure (erase) and cases
+// (cases, case, resolve).
 package admin
 
 import (
@@ -11,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -99,12 +102,14 @@ type Temporal struct {
 }
 
 // DialTemporal connects to Temporal as the worker does (internal/temporalclient:
-// the TEMPORAL_* variables, the payload codec enc configures).
+// the TEMPORAL_* variables, the payload codec enc configures), as Identity:
+// what Temporal records of each call names the person who ran it.
 func DialTemporal(ctx context.Context, log *slog.Logger, enc config.Encryption) (Temporal, error) {
 	opts, err := temporalclient.Options(log, enc)
 	if err != nil {
 		return Temporal{}, err
 	}
+	opts.Identity = Identity()
 	namespace := opts.Namespace
 	if namespace == "" {
 		namespace = client.DefaultNamespace
@@ -116,6 +121,25 @@ func DialTemporal(ctx context.Context, log *slog.Logger, enc config.Encryption) 
 		return Temporal{}, fmt.Errorf("dial temporal at %s: %w (set TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE as for the worker)", opts.HostPort, err)
 	}
 	return Temporal{Client: c, Namespace: namespace, Where: fmt.Sprintf("Temporal namespace %q at %s", namespace, opts.HostPort)}, nil
+}
+
+// Identity is the Temporal client identity of diditflow-admin:
+// "diditflow-admin:<user>@<host>", as the Temporal CLI's is
+// "temporal-cli:<user>@<host>". The resolve Update records it beside the
+// reviewer the operator names.
+func Identity() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if name == "" {
+		name = "unknown"
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return "diditflow-admin:" + name + "@" + host
 }
 
 // TextWidth is where WriteWrapped wraps prose; commands and secrets are

@@ -29,3 +29,13 @@ func TestDiditFailuresSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// The admin command's Temporal identity names the person and the machine.
+func TestIdentityNamesThePerson(t *testing.T) {
+	t.Setenv("USER", "ada")
+	id := Identity()
+	user, host, ok := strings.Cut(strings.TrimPrefix(id, "diditflow-admin:"), "@")
+	if !strings.HasPrefix(id, "diditflow-admin:") || !ok || user == "" || host == "" {
+		t.Errorf("Identity() = %q, want diditflow-admin:<user>@<host>", id)
+	}
+}
