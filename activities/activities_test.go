@@ -737,7 +737,7 @@ func TestFollowUpCaseNoticesAreTheirOwn(t *testing.T) {
 	}
 	mails := sink.Mails()
 	if len(mails) != 2 || mails[0].Header.Get("Message-Id") == mails[1].Header.Get("Message-Id") ||
-		!strings.Contains(string(mails[1].Data), "--workflow-id "+followUp.CaseID+" ") {
+		!strings.Contains(string(mails[1].Data), "diditflow-admin resolve "+followUp.CaseID+" ") {
 		t.Fatalf("mails = %+v, want one per case, the follow-up's naming its own workflow", mails)
 	}
 	// The first case keeps the kind recorded before follow-up cases.

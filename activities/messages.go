@@ -39,7 +39,7 @@ func caseScope(c AMLCase) string {
 }
 
 // complianceMessage tells compliance about a case: identifiers and scores
-// only, and the exact signal that resolves it.
+// only, and the exact command that resolves it.
 func complianceMessage(in ComplianceNotice, name string, to []string) notify.Message {
 	c := in.Case
 	session := c.SessionID
@@ -65,9 +65,8 @@ func complianceMessage(in ComplianceNotice, name string, to []string) notify.Mes
 			len(c.Hits)-n, len(c.Hits), strings.Join(in.Unreviewed, ", hit "))
 	}
 	fmt.Fprintf(&b, "\nReview every hit in Didit's console, which resolves the case here too, or resolve it here:\n\n"+
-		"  temporal workflow signal --workflow-id %s --name resolve \\\n"+
-		"    --input '{\"outcome\":\"false_positive\",\"reviewer\":\"you@example.com\",\"note\":\"why\"}'\n\n"+
-		"outcome is one of confirmed_match, false_positive, inconclusive.\n", c.ID())
+		"  diditflow-admin resolve %s --outcome false_positive --note \"why\" --reviewer you@example.com\n\n"+
+		"outcome is one of confirmed_match, false_positive, inconclusive; --hit <id>=<outcome> gives a hit its own.\n", c.ID())
 	return notify.Message{
 		ID:       c.SessionID + "/compliance/" + strings.ReplaceAll(caseScope(c), ":", "/") + name,
 		To:       to,

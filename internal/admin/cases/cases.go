@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/diditflow/diditflow/didit"
+	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/store"
 )
 
@@ -66,23 +66,13 @@ func List(ctx context.Context, st Store, limit int, now time.Time) (Listing, err
 			AgeSeconds: int64(max(now.Sub(c.OpenedAt), 0) / time.Second), Reminders: c.RemindersSent, Escalated: c.Escalated,
 			Hits: len(c.Hits), NeedsAttention: c.NeedsAttention}
 		for _, h := range c.Hits {
-			if Reviewed(h.ReviewStatus) {
+			if contract.Final(h.ReviewStatus) {
 				s.HitsReviewed++
 			}
 		}
 		l.Cases = append(l.Cases, s)
 	}
 	return l, nil
-}
-
-// Reviewed reports whether a hit's review status in Didit is a verdict:
-// Confirmed Match, False Positive or Inconclusive.
-func Reviewed(reviewStatus string) bool {
-	switch reviewStatus {
-	case didit.ReviewConfirmedMatch, didit.ReviewFalsePositive, didit.ReviewInconclusive:
-		return true
-	}
-	return false
 }
 
 // WriteText writes the listing as a table, then what the limit left out.
