@@ -328,7 +328,7 @@ func TestDeclinedAfterAMLReview(t *testing.T) {
 		t.Fatal("DiditAMLHit should be true")
 	}
 	compliance := h.mails()[0]
-	if !strings.Contains(compliance.Body, "temporal workflow signal --workflow-id aml-case-"+s2+" --name resolve") {
+	if !strings.Contains(compliance.Body, "diditflow-admin resolve aml-case-"+s2+" --outcome") {
 		t.Fatalf("compliance mail does not show how to resolve:\n%s", compliance.Body)
 	}
 	for _, pii := range []string{"Daniel", "Navarro", "CBX482917", "1968-02-23"} {
