@@ -74,7 +74,7 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (CaseState, error) { return *state, nil }); err != nil {
 		return contract.Resolution{}, err
 	}
-	update, err := w.setResolveUpdate(ctx, in.Case)
+	update, err := w.setResolveUpdate(ctx, state)
 	if err != nil {
 		return contract.Resolution{}, err
 	}
@@ -98,10 +98,9 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		takeReviews(ctx, st, state, reviews)
 		if reviewedInDidit(state.Case) {
 			res := consoleResolution(state.Case)
-			update.taken = true
+			update.taken, update.byUpdate = true, false
 			resolveCase(ctx, st, settings, state, res)
-			reportLateReviews(ctx, st, state, reviews)
-			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+			finishCase(ctx, st, state, reviews)
 			return res, nil
 		}
 		// Between two waits no step runs; with no signal waiting to be
@@ -131,7 +130,7 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 			st.run(ctx, "record reminder", acts.RecordAMLReminder, reminder, nil)
 			continue
 		}
-		if reason := invalidResolution(res, in.Case); reason != "" {
+		if reason := invalidResolution(res, state.Case); reason != "" {
 			state.Rejected = append(state.Rejected, reason)
 			if over := len(state.Rejected) - maxRejected; over > 0 {
 				state.Rejected = slices.Delete(state.Rejected, 0, over)
@@ -141,9 +140,7 @@ func (w *Workflows) AMLCase(ctx workflow.Context, in AMLCaseInput) (contract.Res
 		}
 		update.taken = true
 		resolveCase(ctx, st, settings, state, res)
-		reportLateReviews(ctx, st, state, reviews)
-		// An acknowledge still writing its flag answers before the case ends.
-		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+		finishCase(ctx, st, state, reviews)
 		return res, nil
 	}
 }
@@ -200,6 +197,8 @@ func awaitResolution(ctx workflow.Context, resolve, reviews workflow.ReceiveChan
 	var raw json.RawMessage
 	var res contract.Resolution
 	got := false
+	// byUpdate says where the resolution returned now came from.
+	update.byUpdate = false
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(resolve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &raw); got = true })
 	sel.AddReceive(update.accepted, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &res); got, update.byUpdate = true, true })
@@ -219,6 +218,24 @@ func awaitResolution(ctx workflow.Context, resolve, reviews workflow.ReceiveChan
 	return res, true
 }
 
+// finishCase hands back to the session what reviews came after the
+// resolution, until no Update's handler runs (an acknowledge still writing
+// its flag answers before the case ends) and no review waits, in the same
+// workflow task: nothing that reached the case is lost when it completes.
+func finishCase(ctx workflow.Context, st *steps, state *CaseState, reviews workflow.ReceiveChannel) {
+	for {
+		reportLateReviews(ctx, st, state, reviews)
+		_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+		if reviews.Len() == 0 {
+			return
+		}
+	}
+}
+
+// invalidResolution says why a resolution from diditflow cannot close c, or
+// "". One that would silently contradict a verdict Didit's console already
+// gave a hit is refused: the hit must be named in hits to overrule it, since
+// its outcome is written back to Didit over the console's.
 func invalidResolution(r contract.Resolution, c activities.AMLCase) string {
 	switch {
 	case !r.Outcome.Valid():
@@ -239,6 +256,14 @@ func invalidResolution(r contract.Resolution, c activities.AMLCase) string {
 		}
 		if !slices.ContainsFunc(c.Hits, func(h didit.AMLHit) bool { return h.ID == id }) {
 			return "hit " + id + " is not a hit of this case"
+		}
+	}
+	for _, h := range c.Hits {
+		if _, named := r.Hits[h.ID]; named {
+			continue
+		}
+		if o, final := contract.OutcomeOf(h.ReviewStatus); final && o != r.Outcome {
+			return "hit " + h.ID + " is " + h.ReviewStatus + " in Didit's console: give it an outcome in hits to overrule that review"
 		}
 	}
 	return ""

@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/diditflow/diditflow/activities"
 	"github.com/diditflow/diditflow/internal/contract"
 )
 
@@ -148,12 +147,12 @@ func refusal(format string, args ...any) error {
 // it.
 type resolveUpdate struct {
 	accepted workflow.Channel
-	// taken is set once the case took a resolution: a signal's, Didit's console's or
-	// the Update; byUpdate once it took the Update's.
+	// taken is set once the case took a resolution: a signal's, the
+	// Update's or Didit's console's; byUpdate when it was the Update's.
 	taken, byUpdate bool
 }
 
-func (w *Workflows) setResolveUpdate(ctx workflow.Context, c activities.AMLCase) (*resolveUpdate, error) {
+func (w *Workflows) setResolveUpdate(ctx workflow.Context, state *CaseState) (*resolveUpdate, error) {
 	u := &resolveUpdate{accepted: workflow.NewBufferedChannel(ctx, 1)}
 	handle := func(ctx workflow.Context, raw json.RawMessage) (contract.ResolveResult, error) {
 		res, _ := updateResolution(raw)
@@ -163,6 +162,7 @@ func (w *Workflows) setResolveUpdate(ctx workflow.Context, c activities.AMLCase)
 		if !u.byUpdate {
 			return contract.ResolveResult{}, errors.New("the case was resolved first, by a resolve signal or by reviews in Didit's console")
 		}
+		c := state.Case
 		hits := make(map[string]contract.Outcome, len(c.Hits))
 		for _, h := range c.Hits {
 			hits[h.ID] = res.HitOutcome(h.ID)
@@ -174,7 +174,8 @@ func (w *Workflows) setResolveUpdate(ctx workflow.Context, c activities.AMLCase)
 		if err != nil {
 			return err
 		}
-		if reason := invalidResolution(res, c); reason != "" {
+		// The case as it stands: the hits' reviews in Didit's console too.
+		if reason := invalidResolution(res, state.Case); reason != "" {
 			return refusal("%s", reason)
 		}
 		if u.taken || u.accepted.Len() > 0 {

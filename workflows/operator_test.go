@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/diditflow/diditflow/activities"
+	"github.com/diditflow/diditflow/didit"
 	"github.com/diditflow/diditflow/internal/contract"
 	"github.com/diditflow/diditflow/internal/store"
 )
@@ -347,5 +348,35 @@ func TestContinueAsNewAnswersAnAcknowledgeUpdateFirst(t *testing.T) {
 	}
 	if len(next.State.Flags) != 0 || len(next.State.Decisions) != 1 || next.State.Decisions[0].Identity != "temporal-cli:u-ack" {
 		t.Fatalf("carried flags %+v, decisions %+v", next.State.Flags, next.State.Decisions)
+	}
+}
+
+// TestResolutionMayNotSilentlyOverruleTheConsole: a resolution from
+// diditflow whose outcome contradicts a verdict Didit's console already gave
+// a hit is refused (by the Update's validator, and listed under rejected for
+// a signal), since writing it back would overwrite the console's review; one
+// that names the hit in hits overrules it knowingly.
+func TestResolutionMayNotSilentlyOverruleTheConsole(t *testing.T) {
+	c := activities.AMLCase{CaseID: "aml-case-s", SessionID: "s", Hits: []didit.AMLHit{
+		{ID: "h-confirmed", ReviewStatus: didit.ReviewConfirmedMatch}, {ID: "h-open", ReviewStatus: didit.ReviewUnreviewed}}}
+	for _, tc := range []struct {
+		res    contract.Resolution
+		refuse bool
+	}{
+		{contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "o"}, true},
+		{contract.Resolution{Outcome: contract.Inconclusive, Reviewer: "o"}, true},
+		{contract.Resolution{Outcome: contract.ConfirmedMatch, Reviewer: "o"}, false},
+		{contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "o",
+			Hits: map[string]contract.Outcome{"h-confirmed": contract.ConfirmedMatch}}, false},
+		{contract.Resolution{Outcome: contract.FalsePositive, Reviewer: "o",
+			Hits: map[string]contract.Outcome{"h-confirmed": contract.FalsePositive}}, false},
+	} {
+		reason := invalidResolution(tc.res, c)
+		if (reason != "") != tc.refuse {
+			t.Errorf("%+v: reason %q, want refused %v", tc.res, reason, tc.refuse)
+		}
+		if tc.refuse && !strings.Contains(reason, "hit h-confirmed is Confirmed Match in Didit's console") {
+			t.Errorf("%+v: reason %q does not name the hit and its review", tc.res, reason)
+		}
 	}
 }
